@@ -1,0 +1,91 @@
+"""The per-dtype configuration schemas: `schemas/<dtype>.json` is the one source of truth.
+
+`SchemaRegistry` loads them once, compiles one validator per dtype and answers which fields are
+secret (`writeOnly: true`). The same files are served by the sandbox and printed by `schema`.
+Pure: reads files only when asked to load a folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+# Our additions to the server's own config_schema: stripped again where we must answer exactly like
+# the real server (the sandbox's model-types routes).
+OUR_KEYWORDS = ("$schema", "$id", "title", "description", "additionalProperties")
+
+
+def bundled_schema_dir() -> Path:
+    """Where the bundled schemas live: the checkout's `schemas/`, or the wheel's copy."""
+    source = Path(__file__).resolve().parent.parent / "schemas"
+    if source.is_dir():
+        return source
+    return Path(__file__).resolve().parent / "_schemas"
+
+
+def server_config_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema as a Syft Space server publishes it: without our keywords and secret markers."""
+    out = {k: v for k, v in schema.items() if k not in OUR_KEYWORDS}
+    props = out.get("properties")
+    if isinstance(props, dict):
+        out["properties"] = {
+            name: {k: v for k, v in prop.items() if k != "writeOnly"}
+            for name, prop in props.items()
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class DtypeSchema:
+    """One dtype's JSON Schema and its compiled validator."""
+
+    dtype: str
+    schema: Mapping[str, Any]
+    validator: Draft202012Validator = field(repr=False, compare=False)
+
+    @cached_property
+    def secret_fields(self) -> frozenset[str]:
+        props = self.schema.get("properties", {})
+        return frozenset(k for k, v in props.items() if v.get("writeOnly"))
+
+    def errors(self, configuration: Any) -> Iterator[ValidationError]:
+        return self.validator.iter_errors(configuration)
+
+
+class SchemaRegistry:
+    """dtype → DtypeSchema, loaded once."""
+
+    def __init__(self, schemas: Mapping[str, Mapping[str, Any]]) -> None:
+        self._by_dtype: dict[str, DtypeSchema] = {}
+        for dtype, schema in schemas.items():
+            Draft202012Validator.check_schema(schema)
+            self._by_dtype[dtype] = DtypeSchema(
+                dtype, schema, Draft202012Validator(schema)
+            )
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> SchemaRegistry:
+        directory = directory or bundled_schema_dir()
+        schemas = {
+            p.stem: json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted(directory.glob("*.json"))
+        }
+        return cls(schemas)
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        return tuple(sorted(self._by_dtype))
+
+    def get(self, dtype: str) -> DtypeSchema | None:
+        return self._by_dtype.get(dtype)
+
+    def secret_fields(self, dtype: str) -> frozenset[str]:
+        found = self._by_dtype.get(dtype)
+        return found.secret_fields if found else frozenset()
