@@ -1,0 +1,223 @@
+"""Executor: Plan + client → ApplyReport, in plan order.
+
+Creates are not idempotent on the wire: after a 409, a 500, a timeout or a lost response the model
+may exist (../shared/syft-space-api.md, "Create races"), so we look the name up and compare before
+trying again — equal means success, different means conflict. That is what makes "kill it half way
+and run it again" safe. An auth error stops every further write at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.client import SpaceClient, UncertainWrite
+from reconciler.errors import AuthError, ReconcilerError, ServerError, ServerUnreachable
+from reconciler.model import OWNER_TAG, ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
+from reconciler.plan import diff_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    parallelism: int = 8
+    """How many requests are in flight at once."""
+    fail_fast: bool = False
+    """Stop submitting after the first failure."""
+    replace: frozenset[str] = frozenset()
+    """Models whose dtype/configuration change may be carried out as delete + create."""
+    replace_all: bool = False
+    max_create_attempts: int = 6
+    """POST attempts per model (each after a look-up that found nothing)."""
+    secret_fields: dict[str, frozenset[str]] = field(default_factory=dict)
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def may_replace(self, name: str) -> bool:
+        return self.replace_all or name in self.replace
+
+
+class _Stop(Exception):
+    """Raised inside a worker when the run was stopped before this change started."""
+
+
+class Executor:
+    """Carries out a plan's writes against one server."""
+
+    def __init__(
+        self,
+        client: SpaceClient,
+        options: ApplyOptions,
+        *,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.on_outcome = on_outcome or (lambda outcome: None)
+        self.stop = threading.Event()
+        self.auth_error: AuthError | None = None
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self, plan: Plan) -> ApplyReport:
+        work = [c for c in plan.changes if c.op in (Op.CREATE, Op.UPDATE, Op.REPLACE)]
+        in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP)
+        results: dict[str, Outcome] = {}
+        interrupted = False
+        try:
+            for outcome in self._execute(work):
+                results[outcome.name] = outcome
+                self.on_outcome(outcome)
+        except KeyboardInterrupt:
+            interrupted = True
+        for change in work:  # what never ran is reported, not dropped
+            if change.name not in results:
+                results[change.name] = Outcome(change.name, change.op, Result.SKIPPED, "not attempted (run stopped)")
+        outcomes = tuple(results[c.name] for c in work)
+        report = ApplyReport(outcomes, in_sync=in_sync, interrupted=interrupted)
+        if self.auth_error is not None:
+            raise self.auth_error
+        return report
+
+    def _execute(self, work: list[Change]) -> Iterable[Outcome]:
+        if self.options.parallelism <= 1:
+            for change in work:
+                if self.stop.is_set():
+                    return
+                outcome = self._one(change)
+                yield outcome
+            return
+        pool = ThreadPoolExecutor(max_workers=self.options.parallelism, thread_name_prefix="apply")
+        pending: set[Future[Outcome]] = set()
+        queue = iter(work)
+        try:
+            while True:
+                while not self.stop.is_set() and len(pending) < self.options.parallelism * 2:
+                    change = next(queue, None)
+                    if change is None:
+                        break
+                    pending.add(pool.submit(self._one, change))
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        except KeyboardInterrupt:
+            # Ctrl-C: submit nothing more, let in-flight calls finish and report them.
+            self.stop.set()
+            for future in pending:
+                outcome = future.result()
+                yield outcome
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _one(self, change: Change) -> Outcome:
+        if self.stop.is_set():
+            return Outcome(change.name, change.op, Result.SKIPPED, "not attempted (run stopped)")
+        try:
+            if change.op is Op.CREATE:
+                assert change.desired is not None
+                outcome = self._create(change.desired, change.op)
+            elif change.op is Op.UPDATE:
+                outcome = self._update(change)
+            else:
+                outcome = self._replace(change)
+        except AuthError as exc:
+            self.auth_error = exc
+            self.stop.set()
+            return Outcome(change.name, change.op, Result.FAILED, str(exc), error_kind=exc.kind)
+        except ReconcilerError as exc:
+            outcome = Outcome(change.name, change.op, Result.FAILED, str(exc), error_kind=exc.kind)
+        if not outcome.ok and self.options.fail_fast:
+            self.stop.set()
+        return outcome
+
+    # -- one change -------------------------------------------------------------------------
+
+    def _same(self, manifest: Manifest, remote: RemoteModel) -> bool:
+        replace, update, _ = diff_model(
+            manifest,
+            remote,
+            secret_fields=self.options.secret_fields.get(manifest.dtype, frozenset()),
+            defaults=self.options.defaults.get(manifest.dtype, {}),
+        )
+        return not replace and not update
+
+    def _create(self, manifest: Manifest, op: Op, *, done: Result = Result.CREATED) -> Outcome:
+        body = manifest.create_body()
+        attempts = 0
+        last: ReconcilerError | None = None
+        while attempts < self.options.max_create_attempts:
+            attempts += 1
+            try:
+                self.client.create_model(body)
+                return Outcome(manifest.name, op, done, attempts=attempts)
+            except AuthError:
+                raise
+            except ServerError as exc:
+                if exc.status is not None and exc.status != 409 and exc.status < 500:
+                    raise  # 400/422 and friends: retrying the same body cannot help
+                last = exc
+            except UncertainWrite as exc:
+                last = exc
+            except ServerUnreachable as exc:  # not connected: nothing was sent
+                last = exc
+                self._backoff(attempts)
+                continue
+            # 409, 5xx, timeout, lost response: it may exist now. Look before trying again.
+            remote = self.client.get_model(manifest.name)
+            if remote is not None:
+                if self._same(manifest, remote):
+                    note = "" if attempts == 1 and done is Result.CREATED else "confirmed present after a failed response"
+                    result = Result.PRESENT if isinstance(last, ServerError) and last.status == 409 else done
+                    return Outcome(manifest.name, op, result, note, attempts=attempts)
+                return Outcome(
+                    manifest.name, op, Result.CONFLICT,
+                    "created concurrently by someone else with different content",
+                    attempts=attempts, error_kind="conflict",
+                )
+            self._backoff(attempts, getattr(last, "retry_after", None))
+        assert last is not None
+        return Outcome(manifest.name, op, Result.FAILED, f"gave up after {attempts} attempts: {last}",
+                       attempts=attempts, error_kind=last.kind)
+
+    def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
+        if attempt < self.options.max_create_attempts:
+            delay = self.client.retry.delay(attempt - 1, retry_after)
+            if not self.stop.is_set():
+                self.client.sleep(delay)
+
+    def _update(self, change: Change) -> Outcome:
+        assert change.desired is not None
+        manifest = change.desired
+        body = {"summary": manifest.summary, "tags": ",".join((*manifest.tags, OWNER_TAG))}
+        try:
+            self.client.patch_model(manifest.name, body)
+        except ServerError as exc:
+            if exc.status == 404:  # deleted since we listed: create it instead
+                return self._create(manifest, Op.UPDATE, done=Result.UPDATED)
+            if exc.status == 405:
+                raise ServerError(
+                    f"{exc.message} — this server has no PATCH (older Syft Space); "
+                    f"use --replace {manifest.name} to recreate the model",
+                    status=405,
+                ) from exc
+            raise
+        return Outcome(manifest.name, change.op, Result.UPDATED, "adopted" if change.adopt else "")
+
+    def _replace(self, change: Change) -> Outcome:
+        assert change.desired is not None
+        if not self.options.may_replace(change.name):
+            fields = ", ".join(d.dotted for d in change.diffs if d.path[0] in ("dtype", "configuration"))
+            return Outcome(
+                change.name, change.op, Result.SKIPPED,
+                f"{fields} changed; the API cannot change them in place: "
+                f"pass --replace {change.name} (delete + create)",
+            )
+        self.client.delete_model(change.name)
+        return self._create(change.desired, change.op, done=Result.REPLACED)

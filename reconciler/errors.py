@@ -1,0 +1,114 @@
+"""The exception tree. Every error a user can meet is one of these, with a one-line message.
+
+    ReconcilerError                 exit_code, kind (the JSON error kind), one-line message
+    ├── InvalidManifests            problems: every problem found, file:line:col: field: message
+    ├── ServerUnreachable           connect errors and timeouts that outlived the retries
+    ├── AuthError                   401 / 403: stop writing at once
+    ├── TenantNotFound              --tenant names a tenant the server does not have
+    ├── ConflictError               a model exists on the server and differs from the manifest
+    ├── LockHeld                    another apply/watch holds the folder's lock
+    └── ServerError                 any other refusal: status, method, path, trimmed detail
+        └── RetryableServerError    429 / 502 / 503 / 504, with the server's Retry-After if any
+
+`client.py` is the only place that turns httpx errors and statuses into these (`raise … from`), and
+`cli.py` the only place that turns these into text and exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.model import Problem
+
+# Exit codes: documented in README.md ("Exit codes"); scripts branch on them.
+EXIT_OK = 0
+EXIT_FAILED = 1  # invalid manifests, or some changes failed
+EXIT_USAGE = 2  # click's own usage error; also "changes pending" with --detailed-exitcode
+EXIT_UNEXPECTED = 3
+EXIT_UNREACHABLE = 4
+EXIT_AUTH = 5
+EXIT_SERVER = 6
+EXIT_CONFLICT = 7
+EXIT_TENANT = 8
+EXIT_LOCKED = 9
+
+MAX_DETAIL = 256  # the server's words are trimmed, like kopf's cap on API messages
+
+
+class ReconcilerError(Exception):
+    """Base of everything the CLI reports as a handled error."""
+
+    exit_code = EXIT_FAILED
+    kind = "error"
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidManifests(ReconcilerError):
+    kind = "invalid_manifests"
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        errors = sum(1 for p in self.problems if p.severity == "error")
+        super().__init__(f"{errors} problem(s) in the manifests; nothing was written")
+
+
+class ServerUnreachable(ReconcilerError):
+    exit_code = EXIT_UNREACHABLE
+    kind = "unreachable"
+    retryable = True
+
+
+class AuthError(ReconcilerError):
+    exit_code = EXIT_AUTH
+    kind = "auth"
+
+
+class TenantNotFound(ReconcilerError):
+    exit_code = EXIT_TENANT
+    kind = "tenant_not_found"
+
+
+class ConflictError(ReconcilerError):
+    exit_code = EXIT_CONFLICT
+    kind = "conflict"
+
+
+class LockHeld(ReconcilerError):
+    exit_code = EXIT_LOCKED
+    kind = "locked"
+
+
+class ServerError(ReconcilerError):
+    exit_code = EXIT_SERVER
+    kind = "server_error"
+
+    def __init__(
+        self, message: str, *, status: int | None = None, detail: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail[:MAX_DETAIL]
+
+
+class RetryableServerError(ServerError):
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, detail=detail)
+        self.retry_after = retry_after

@@ -1,0 +1,251 @@
+"""Domain values: what the user wrote (Manifest), what the server has (RemoteModel), and the Plan
+between them. Immutable, boring types; behaviour lives in the modules that take and return them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+# Tag that marks a model as created (owned) by the reconciler; hidden from the user-visible diff.
+OWNER_TAG = "managed-by:syft-reconciler"
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    path: str
+    line: int = 1
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, compiler-style: `path:line:col: field: message`."""
+
+    path: str
+    line: int
+    column: int
+    field: str
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}:{self.column}"
+        prefix = "warning: " if self.severity == "warning" else ""
+        subject = f"{self.field}: " if self.field else ""
+        return f"{where}: {prefix}{subject}{self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.path,
+            "line": self.line,
+            "column": self.column,
+            "field": self.field,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+def normalise_tags(tags: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The API keeps tags as one comma-separated string; we keep a tuple, trimmed, no empties."""
+    items = tags.split(",") if isinstance(tags, str) else list(tags)
+    out: list[str] = []
+    for item in items:
+        tag = item.strip()
+        if tag and tag not in out:
+            out.append(tag)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One validated desired model.
+
+    `configuration` may still hold secret references (see references.py) until `resolve()` has
+    replaced them; `sensitive` names the configuration keys whose values are never printed
+    (fields the dtype schema marks writeOnly, and every value that came from a reference).
+    """
+
+    name: str
+    dtype: str
+    configuration: Mapping[str, Any]
+    summary: str = ""
+    tags: tuple[str, ...] = ()
+    source: SourceLocation = field(default_factory=lambda: SourceLocation("<memory>"))
+    sensitive: frozenset[str] = frozenset()
+    resolved: bool = True
+    # "configuration.api_key" → (line, column), so later problems can point at the field
+    positions: Mapping[str, tuple[int, int]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def create_body(self, *, owned: bool = True) -> dict[str, Any]:
+        """The POST /api/v1/models/ body. Only call on a resolved manifest."""
+        assert self.resolved, "secret references must be resolved before a request is built"
+        tags = (*self.tags, OWNER_TAG) if owned else self.tags
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "configuration": dict(self.configuration),
+            "summary": self.summary,
+            "tags": ",".join(tags),
+        }
+
+
+class RemoteModel(BaseModel):
+    """A model as the server reports it (list item, GET, POST or PATCH response).
+
+    Server-added fields (id, timestamps, connected_endpoints) are kept only as far as needed;
+    anything else the server adds is ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str
+    dtype: str
+    configuration: dict[str, Any] = {}
+    summary: str = ""
+    tags: tuple[str, ...] = ()
+    id: str | None = None
+    created_at: str | None = None
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _split_tags(cls, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, (str, list, tuple)):
+            return normalise_tags(value)
+        raise ValueError("tags must be a string")
+
+    @property
+    def owned(self) -> bool:
+        return OWNER_TAG in self.tags
+
+    @property
+    def user_tags(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tags if t != OWNER_TAG)
+
+
+class Op(str, Enum):
+    """What the plan does with one model."""
+
+    CREATE = "create"
+    NOOP = "noop"  # in sync
+    UPDATE = "update"  # summary/tags: PATCH in place
+    REPLACE = "replace"  # dtype/configuration changed: delete + create, only when asked
+    CONFLICT = "conflict"  # same name on the server, not ours: needs --adopt
+    UNMANAGED = "unmanaged"  # on the server, not in the manifests: reported only
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    """One field-level difference; `old`/`new` are never printed when `sensitive`."""
+
+    path: tuple[str, ...]
+    old: Any
+    new: Any
+    sensitive: bool = False
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+
+@dataclass(frozen=True)
+class Change:
+    op: Op
+    name: str
+    desired: Manifest | None = None
+    observed: RemoteModel | None = None
+    diffs: tuple[FieldDiff, ...] = ()
+    # secret fields whose server value is missing or masked: "not comparable", never "changed"
+    not_comparable: tuple[str, ...] = ()
+    adopt: bool = False  # the model is not ours yet; the update adds the ownership tag
+    reason: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.op in (Op.CREATE, Op.UPDATE, Op.REPLACE)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered, immutable set of changes, sorted by name so output is stable in review."""
+
+    changes: tuple[Change, ...]
+
+    def counts(self) -> dict[str, int]:
+        out = {op.value: 0 for op in Op}
+        for change in self.changes:
+            out[change.op.value] += 1
+        return out
+
+    @property
+    def pending(self) -> tuple[Change, ...]:
+        """Changes that need a write (or a decision) for the server to match the manifests."""
+        return tuple(
+            c for c in self.changes if c.op in (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.CONFLICT)
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.pending
+
+
+class Result(str, Enum):
+    """What applying one change did."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    REPLACED = "replaced"
+    PRESENT = "present"  # already there and equal (e.g. a 409 or a retried create that had landed)
+    SKIPPED = "skipped"  # not attempted: a replace without --replace, or stopped early
+    CONFLICT = "conflict"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    op: Op
+    result: Result
+    message: str = ""
+    attempts: int = 1
+    error_kind: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result in (Result.CREATED, Result.UPDATED, Result.REPLACED, Result.PRESENT)
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """One outcome per change that needed a write, in plan order."""
+
+    outcomes: tuple[Outcome, ...]
+    in_sync: int = 0
+    interrupted: bool = False
+
+    def counts(self) -> dict[str, int]:
+        out = {r.value: 0 for r in Result}
+        for outcome in self.outcomes:
+            out[outcome.result.value] += 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(o.ok for o in self.outcomes)
+
+    @property
+    def retried(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if o.attempts > 1)

@@ -1,0 +1,148 @@
+"""One reconcile round, as plan, apply and watch share it: load → validate → resolve → observe → plan.
+
+Everything that can be refused is refused before the first write: invalid manifests, missing
+secrets, an unknown tenant, a dtype the target server does not offer. Then the executor runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler import manifests as manifest_files
+from reconciler.client import SpaceClient
+from reconciler.errors import InvalidManifests
+from reconciler.model import Manifest, Plan, Problem, RemoteModel
+from reconciler.plan import plan as make_plan
+from reconciler.schemas import SchemaRegistry
+from reconciler.validate import resolve, validate
+
+
+@dataclass(frozen=True)
+class Loaded:
+    manifests: tuple[Manifest, ...]
+    warnings: tuple[Problem, ...]
+    files: int
+
+
+def load(paths: Sequence[Path], registry: SchemaRegistry) -> Loaded:
+    """Read and validate every manifest below `paths`; raise with every problem if any is wrong."""
+    files, problems = manifest_files.find_files(paths)
+    documents = []
+    for path in files:
+        docs, file_problems = manifest_files.read_file(path)
+        documents.extend(docs)
+        problems.extend(file_problems)
+    manifests, more = validate(documents, registry)
+    problems.extend(more)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = tuple(p for p in problems if p.severity == "warning")
+    if errors:
+        raise InvalidManifests(sorted(problems, key=lambda p: (p.path, p.line, p.column)))
+    return Loaded(tuple(manifests), warnings, len(files))
+
+
+PLACEHOLDER = "sandbox-placeholder"
+
+
+class _Placeholders(dict[str, str]):
+    """An environment where every missing variable is a placeholder, and is remembered."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__(env)
+        self.missing: set[str] = set()
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        self.missing.add(f"environment variable {key}")
+        return PLACEHOLDER
+
+
+def resolve_secrets(
+    loaded: Loaded, env: Mapping[str, str] | None = None, *, placeholders: bool = False
+) -> tuple[tuple[Manifest, ...], tuple[str, ...]]:
+    """Replace ${…} and file references; a missing variable or file stops everything.
+
+    With `placeholders` (only for the embedded sandbox, which never calls a provider) a missing
+    variable or file becomes a placeholder instead, and is named in the returned notes.
+    """
+    base = dict(os.environ if env is None else env)
+    if not placeholders:
+        resolved, problems = resolve(loaded.manifests, env=base)
+        if problems:
+            raise InvalidManifests(problems)
+        return tuple(resolved), ()
+    fake = _Placeholders(base)
+
+    def read(path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            fake.missing.add(f"secret file {path}")
+            return PLACEHOLDER
+
+    resolved, problems = resolve(loaded.manifests, env=fake, read=read)
+    if problems:  # pragma: no cover - placeholders leave nothing unresolved
+        raise InvalidManifests(problems)
+    notes = tuple(
+        f"warning: {what} is not available: the local sandbox gets a placeholder "
+        "(a real server would refuse to plan)"
+        for what in sorted(fake.missing)
+    )
+    return tuple(resolved), notes
+
+
+def check_types(manifests: Sequence[Manifest], offered: Sequence[str], server: str) -> None:
+    """The server's own list of types is the authority for that server (API facts, model types)."""
+    available = set(offered)
+    problems = [
+        Problem(
+            m.source.path, *m.positions.get("dtype", (m.source.line, m.source.column)), "dtype",
+            f"the server {server} does not offer dtype `{m.dtype}` (it offers: "
+            f"{', '.join(sorted(available)) or 'none'})",
+        )
+        for m in manifests
+        if m.dtype not in available
+    ]
+    if problems:
+        raise InvalidManifests(problems)
+
+
+def registry_facts(registry: SchemaRegistry) -> tuple[dict[str, frozenset[str]], dict[str, dict[str, Any]]]:
+    """Per dtype: secret fields, and schema defaults (a default on one side only is no change)."""
+    secrets = {d: registry.secret_fields(d) for d in registry.dtypes}
+    defaults: dict[str, dict[str, Any]] = {}
+    for dtype in registry.dtypes:
+        schema = registry.get(dtype)
+        props = schema.schema.get("properties", {}) if schema else {}
+        defaults[dtype] = {k: v["default"] for k, v in props.items() if "default" in v}
+    return secrets, defaults
+
+
+@dataclass(frozen=True)
+class Observed:
+    plan: Plan
+    models: Mapping[str, RemoteModel]
+
+
+def observe_and_plan(
+    client: SpaceClient,
+    manifests: Sequence[Manifest],
+    registry: SchemaRegistry,
+    *,
+    adopt: bool = False,
+    check_server_types: bool = True,
+) -> Observed:
+    """Verify the tenant and dtypes, read the server's state in one list call, and plan."""
+    client.check_tenant()
+    if check_server_types and manifests:
+        offered = [t.name for t in client.list_types()]
+        check_types(manifests, offered, client.base_url)
+    observed = {m.name: m for m in client.list_models()}
+    secrets, defaults = registry_facts(registry)
+    return Observed(make_plan(manifests, observed, secret_fields=secrets, defaults=defaults, adopt=adopt), observed)

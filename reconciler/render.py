@@ -1,0 +1,237 @@
+"""Plans, problems and apply reports as text, JSON or markdown (pure: returns strings).
+
+Secrets are redacted here and nowhere else: a value is printed only when its field is neither
+marked writeOnly by the dtype schema nor filled from a ${…}/file reference.
+The JSON shapes are a contract: top-level `"version": 1`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.errors import InvalidManifests, ReconcilerError
+from reconciler.model import ApplyReport, Change, FieldDiff, Manifest, Op, Plan, Problem, Result
+
+SENSITIVE = "(sensitive)"
+JSON_VERSION = 1
+
+_SYMBOL = {
+    Op.CREATE: "+",
+    Op.UPDATE: "~",
+    Op.REPLACE: "-/+",
+    Op.CONFLICT: "!",
+    Op.UNMANAGED: "?",
+    Op.NOOP: "=",
+}
+_WORD = {
+    Op.CREATE: "create",
+    Op.UPDATE: "update",
+    Op.REPLACE: "replace",
+    Op.CONFLICT: "conflict",
+    Op.UNMANAGED: "unmanaged",
+    Op.NOOP: "in sync",
+}
+
+
+def _value(value: Any, *, sensitive: bool) -> Any:
+    return SENSITIVE if sensitive else value
+
+
+def _show(value: Any) -> str:
+    return SENSITIVE if value == SENSITIVE else json.dumps(value, ensure_ascii=False)
+
+
+def create_diffs(manifest: Manifest) -> tuple[FieldDiff, ...]:
+    """A create shown as a diff from nothing, field by field."""
+    diffs = [FieldDiff(("dtype",), None, manifest.dtype)]
+    for key, value in manifest.configuration.items():
+        diffs.append(FieldDiff(("configuration", key), None, value, sensitive=key in manifest.sensitive))
+    if manifest.summary:
+        diffs.append(FieldDiff(("summary",), None, manifest.summary))
+    if manifest.tags:
+        diffs.append(FieldDiff(("tags",), None, list(manifest.tags)))
+    return tuple(diffs)
+
+
+def _diffs(change: Change) -> tuple[FieldDiff, ...]:
+    if change.op is Op.CREATE and change.desired is not None:
+        return create_diffs(change.desired)
+    return change.diffs
+
+
+def change_dict(change: Change, *, replace_allowed: bool | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"op": change.op.value, "name": change.name}
+    if change.desired is not None:
+        out["source"] = str(change.desired.source)
+    out["diffs"] = [
+        {
+            "field": d.dotted,
+            "old": _value(d.old, sensitive=d.sensitive),
+            "new": _value(d.new, sensitive=d.sensitive),
+            **({"sensitive": True} if d.sensitive else {}),
+        }
+        for d in _diffs(change)
+    ]
+    if change.not_comparable:
+        out["not_comparable"] = [f"configuration.{k}" for k in change.not_comparable]
+    if change.adopt:
+        out["adopt"] = True
+    if change.observed is not None and change.op is Op.UNMANAGED:
+        out["owned"] = change.observed.owned
+    if change.reason:
+        out["reason"] = change.reason
+    if replace_allowed is not None and change.op is Op.REPLACE:
+        out["replace_allowed"] = replace_allowed
+    return out
+
+
+def summary_line(plan: Plan) -> str:
+    c = plan.counts()
+    parts = [
+        f"{c['create']} to create",
+        f"{c['update']} to update",
+        f"{c['replace']} to replace",
+        f"{c['noop']} in sync",
+    ]
+    if c["conflict"]:
+        parts.append(f"{c['conflict']} in conflict")
+    if c["unmanaged"]:
+        parts.append(f"{c['unmanaged']} unmanaged")
+    return ", ".join(parts)
+
+
+def _not_comparable_note(change: Change) -> str:
+    fields = ", ".join(f"configuration.{k}" for k in change.not_comparable)
+    return f"      {fields}: not comparable (the server does not echo it)"
+
+
+def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool = False) -> str:
+    lines = [f"Plan for {target}: {summary_line(plan)}."]
+    for change in plan.changes:
+        if change.op is Op.NOOP and not change.not_comparable:
+            continue
+        where = f"  ({change.desired.source})" if change.desired is not None else ""
+        head = f"  {_SYMBOL[change.op]} {_WORD[change.op]} {change.name}{where}"
+        if change.op is Op.REPLACE and not _allowed(change.name, replace_allowed):
+            head += f"  [needs --replace {change.name}]"
+        if change.adopt:
+            head += "  [adopt]"
+        lines.append(head)
+        for diff in _diffs(change):
+            old = _show(_value(diff.old, sensitive=diff.sensitive))
+            new = _show(_value(diff.new, sensitive=diff.sensitive))
+            arrow = new if change.op is Op.CREATE else f"{old} -> {new}"
+            lines.append(f"      {diff.dotted}: {arrow}")
+        if change.not_comparable:
+            lines.append(_not_comparable_note(change))
+        if change.op is Op.UNMANAGED:
+            owner = "created by the reconciler" if change.observed and change.observed.owned else "not created by the reconciler"
+            lines.append(f"      on the server, not in the manifests ({owner}); left alone")
+        if change.reason:
+            lines.append(f"      {change.reason}")
+    if plan.is_empty:
+        lines.append("No changes: the server matches the manifests.")
+    return "\n".join(lines)
+
+
+def _allowed(name: str, replace_allowed: frozenset[str] | bool) -> bool:
+    return replace_allowed if isinstance(replace_allowed, bool) else name in replace_allowed
+
+
+def plan_json(
+    plan: Plan,
+    *,
+    target: str,
+    tenant: str | None,
+    replace_allowed: frozenset[str] | bool = False,
+    warnings: Sequence[Problem] = (),
+) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "server": target,
+        "tenant": tenant,
+        "summary": plan.counts(),
+        "in_sync": plan.is_empty,
+        "changes": [
+            change_dict(c, replace_allowed=_allowed(c.name, replace_allowed))
+            for c in plan.changes
+        ],
+        "warnings": [p.as_dict() for p in warnings],
+        "error": None,
+    }
+
+
+def plan_markdown(plan: Plan, *, target: str) -> str:
+    lines = [f"### Syft Space plan for `{target}`", "", f"**{summary_line(plan)}**", ""]
+    if plan.is_empty:
+        lines.append("No changes: the server matches the manifests.")
+        return "\n".join(lines)
+    lines += ["| | model | source | changes |", "| --- | --- | --- | --- |"]
+    for change in plan.changes:
+        if change.op is Op.NOOP:
+            continue
+        fields = ", ".join(f"`{d.dotted}`" for d in _diffs(change)) or change.reason
+        source = f"`{change.desired.source}`" if change.desired else ""
+        lines.append(f"| {_SYMBOL[change.op]} {_WORD[change.op]} | `{change.name}` | {source} | {fields} |")
+    return "\n".join(lines)
+
+
+def problems_text(problems: Sequence[Problem]) -> str:
+    return "\n".join(str(p) for p in problems)
+
+
+def error_json(error: ReconcilerError) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": error.kind, "message": error.message}
+    if isinstance(error, InvalidManifests):
+        body["problems"] = [p.as_dict() for p in error.problems]
+    return {"version": JSON_VERSION, "error": body}
+
+
+_RESULT_WORD = {
+    Result.CREATED: "created",
+    Result.UPDATED: "updated",
+    Result.REPLACED: "replaced",
+    Result.PRESENT: "present",
+    Result.SKIPPED: "skipped",
+    Result.CONFLICT: "conflict",
+    Result.FAILED: "failed",
+}
+
+
+def outcome_line(outcome: Any) -> str:
+    retried = f" (after {outcome.attempts} attempts)" if outcome.attempts > 1 else ""
+    message = f": {outcome.message}" if outcome.message else ""
+    return f"{_RESULT_WORD[outcome.result]:<9}{outcome.name}{retried}{message}"
+
+
+def report_summary(report: ApplyReport) -> str:
+    c = report.counts()
+    parts = [f"{c[r.value]} {r.value}" for r in Result if c[r.value]]
+    parts.append(f"{report.in_sync} in sync")
+    head = "Apply interrupted" if report.interrupted else "Apply complete" if report.ok else "Apply finished with failures"
+    return f"{head}: {', '.join(parts)}."
+
+
+def report_json(report: ApplyReport, *, target: str, tenant: str | None) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "server": target,
+        "tenant": tenant,
+        "summary": {**report.counts(), "in_sync": report.in_sync},
+        "ok": report.ok,
+        "interrupted": report.interrupted,
+        "results": [
+            {
+                "name": o.name,
+                "op": o.op.value,
+                "result": o.result.value,
+                "attempts": o.attempts,
+                **({"message": o.message} if o.message else {}),
+                **({"error_kind": o.error_kind} if o.error_kind else {}),
+            }
+            for o in report.outcomes
+        ],
+        "error": None,
+    }

@@ -1,0 +1,285 @@
+"""Documents + schema registry → manifests, or every problem at once (pure).
+
+The envelope is checked by pydantic, `configuration` by the dtype's JSON Schema, names for what the
+server can address again (../shared/syft-space-api.md, "No validation of names"), and names for
+uniqueness across the whole set. Messages never quote a value of a sensitive field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from reconciler import references
+from reconciler.manifests import Document
+from reconciler.model import Manifest, Problem, SourceLocation, normalise_tags
+from reconciler.schemas import SchemaRegistry
+
+ENVELOPE_FIELDS = ("kind", "name", "dtype", "configuration", "summary", "tags")
+
+
+class Envelope(BaseModel):
+    """The manifest's top level: the API's create body plus `kind`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    kind: Literal["Model"]
+    name: str
+    dtype: str
+    configuration: dict[str, Any]
+    summary: str = ""
+    tags: list[str] | str = []
+
+
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "a list",
+    dict: "a mapping",
+    type(None): "null",
+}
+
+
+_SCHEMA_TYPES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...], str, bool]:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    field = str(loc[0]) if loc else ""
+    if kind == "extra_forbidden":
+        return loc, (
+            f"unknown field{_suggest(field, ENVELOPE_FIELDS)} "
+            f"(a manifest has: {', '.join(ENVELOPE_FIELDS)})"
+        ), True
+    if kind == "missing":
+        hint = " — add `kind: Model`" if field == "kind" else ""
+        return loc, f"required field is missing{hint}", False
+    if kind == "literal_error":
+        return loc, f"must be `Model`, got {doc.value.get('kind')!r}", False
+    value = doc.value
+    for part in loc:
+        value = value.get(part) if isinstance(value, dict) else (
+            value[part] if isinstance(value, list) and isinstance(part, int) and part < len(value) else None
+        )
+    if field == "tags":
+        return loc[:2] if len(loc) > 1 and isinstance(loc[1], int) else loc[:1], (
+            f"must be a list of strings or one comma-separated string, got {_type_name(value)}"
+        ), False
+    expected = {
+        "string_type": "a string",
+        "dict_type": "a mapping of settings",
+        "list_type": "a list",
+    }.get(kind, error["msg"].lower())
+    return loc, f"must be {expected}, got {_type_name(value)}", False
+
+
+def _schema_message(error: Any, *, sensitive: bool) -> tuple[tuple[str | int, ...], str, bool]:
+    path = tuple(error.absolute_path)
+    rule = error.validator
+    instance = error.instance
+    shown = "(sensitive)" if sensitive else repr(instance)
+    if rule == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        extras = [k for k in instance if k not in known] if isinstance(instance, dict) else []
+        extra = extras[0] if extras else "?"
+        return (*path, extra), (
+            f"unknown setting{_suggest(extra, known)} (known: {', '.join(known)})"
+        ), True
+    if rule == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        return (*path, missing), "required setting is missing", False
+    if rule == "type":
+        expected = error.validator_value
+        names = [_SCHEMA_TYPES.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)]
+        return path, f"must be {' or '.join(names)}, got {_type_name(instance)}", False
+    if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        words = {
+            "minimum": "at least",
+            "maximum": "at most",
+            "exclusiveMinimum": "more than",
+            "exclusiveMaximum": "less than",
+        }[rule]
+        return path, f"must be {words} {error.validator_value}, got {shown}", False
+    if rule == "enum":
+        options = ", ".join(repr(v) for v in error.validator_value)
+        return path, f"must be one of {options}, got {shown}", False
+    if sensitive:
+        return path, f"invalid value ({rule})", False
+    return path, error.message, False
+
+
+def check_name(name: str) -> tuple[str, Literal["error", "warning"]] | None:
+    """Names the server accepts but can never address again are refused (API facts, names)."""
+    if name == "":
+        return "must not be empty (the server could never read, patch or delete it)", "error"
+    if "/" in name:
+        return "must not contain `/` (the server could never read, patch or delete it)", "error"
+    if name in (".", ".."):
+        return "must not be `.` or `..` (URL paths cannot address it)", "error"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "must not contain control characters", "error"
+    if name != name.strip():
+        return "has leading or trailing spaces; the server keeps them, so `a` and ` a` are two models", "warning"
+    return None
+
+
+def validate(
+    documents: Sequence[Document], registry: SchemaRegistry
+) -> tuple[list[Manifest], list[Problem]]:
+    """Every document as a Manifest (references unresolved), and every problem found."""
+    manifests: list[Manifest] = []
+    problems: list[Problem] = []
+    first_seen: dict[str, tuple[Document, Manifest]] = {}
+    for doc in documents:
+        manifest, doc_problems = _validate_one(doc, registry)
+        problems.extend(doc_problems)
+        if manifest is None:
+            continue
+        if manifest.name in first_seen:
+            other_doc, other = first_seen[manifest.name]
+            line, column = doc.where(("name",))
+            problems.append(
+                Problem(doc.path, line, column, "name",
+                        f"`{manifest.name}` is also defined at {other.source}; names must be unique")
+            )
+            continue
+        first_seen[manifest.name] = (doc, manifest)
+        manifests.append(manifest)
+    return manifests, problems
+
+
+def _problem(doc: Document, path: tuple[str | int, ...], message: str, *, key: bool = False,
+             severity: Literal["error", "warning"] = "error") -> Problem:
+    line, column = doc.where(path, key=key)
+    return Problem(doc.path, line, column, ".".join(str(p) for p in path), message, severity)
+
+
+def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | None, list[Problem]]:
+    if not isinstance(doc.value, dict):
+        what = "a list" if isinstance(doc.value, list) else f"the scalar {doc.value!r}"[:60]
+        return None, [_problem(doc, (), f"a manifest must be a mapping (kind, name, dtype, configuration…), got {what}")]
+    problems: list[Problem] = []
+    try:
+        envelope = Envelope.model_validate(doc.value)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # A typo such as `configuraton` is one problem, not also "configuration is missing".
+        suggested = {
+            s for e in errors if e["type"] == "extra_forbidden"
+            for s in difflib.get_close_matches(str(e["loc"][0]), ENVELOPE_FIELDS, n=1)
+        }
+        for error in errors:
+            if error["type"] == "missing" and error["loc"] and error["loc"][0] in suggested:
+                continue
+            path, message, key = _envelope_message(error, doc)
+            problems.append(_problem(doc, path, message, key=key))
+        return None, problems
+
+    name_check = check_name(envelope.name)
+    if name_check:
+        message, severity = name_check
+        problems.append(_problem(doc, ("name",), message, severity=severity))
+
+    tags = envelope.tags
+    if isinstance(tags, list):
+        for index, tag in enumerate(tags):
+            if "," in tag:
+                problems.append(_problem(doc, ("tags", index), "a tag must not contain `,` (the API joins tags with commas)"))
+
+    schema = registry.get(envelope.dtype)
+    if schema is None:
+        problems.append(_problem(doc, ("dtype",), f"unknown dtype `{envelope.dtype}`{_suggest(envelope.dtype, registry.dtypes)} (known: {', '.join(registry.dtypes)})"))
+        return None, problems
+
+    configuration, ref_problems = references.scan(envelope.configuration, ("configuration",))
+    for path, message in ref_problems:
+        problems.append(_problem(doc, path, message))
+    secret_fields = schema.secret_fields
+    sensitive = frozenset(
+        k for k, v in configuration.items() if k in secret_fields or references.has_ref(v)
+    )
+    for error in schema.errors(references.placeholder(configuration)):
+        top = error.absolute_path[0] if error.absolute_path else None
+        path, message, key = _schema_message(error, sensitive=top in sensitive)
+        if error.validator == "type" and top is not None and references.has_ref(configuration.get(top)):
+            message += " (a ${…} or file reference always gives a string)"
+        problems.append(_problem(doc, ("configuration", *path), message, key=key))
+    for key in sorted(secret_fields):
+        value = configuration.get(key)
+        if isinstance(value, str) and value:
+            problems.append(_problem(
+                doc, ("configuration", key),
+                "a literal secret is committed to git; use ${ENV_VAR} or {file: /run/secrets/NAME}",
+                severity="warning",
+            ))
+
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    line, column = doc.where(())
+    manifest = Manifest(
+        name=envelope.name,
+        dtype=envelope.dtype,
+        configuration=configuration,
+        summary=envelope.summary,
+        tags=normalise_tags(tags),
+        source=SourceLocation(doc.path, line, column),
+        sensitive=sensitive,
+        resolved=not any(references.has_ref(v) for v in configuration.values()),
+        positions={
+            ".".join(map(str, p)): doc.where(p)
+            for p in [("name",), ("dtype",), *[("configuration", k) for k in configuration]]
+        },
+    )
+    return manifest, problems
+
+
+def resolve(
+    manifests: Sequence[Manifest],
+    *,
+    env: Mapping[str, str],
+    read: references.ReadFile = references.read_secret_file,
+) -> tuple[list[Manifest], list[Problem]]:
+    """Each manifest with its references replaced; a missing variable or file is a problem."""
+    out: list[Manifest] = []
+    problems: list[Problem] = []
+    for manifest in manifests:
+        if manifest.resolved:
+            out.append(manifest)
+            continue
+        base = Path(manifest.source.path).parent
+        configuration, errors = references.resolve(
+            dict(manifest.configuration), env=env, base_dir=base, read=read, path=("configuration",)
+        )
+        for path, message in errors:
+            field = ".".join(str(p) for p in path)
+            top = ".".join(str(p) for p in path[:2])
+            line, column = manifest.positions.get(top, (manifest.source.line, manifest.source.column))
+            problems.append(Problem(manifest.source.path, line, column, field,
+                                    f"{message} (model `{manifest.name}`)"))
+        out.append(dataclasses.replace(manifest, configuration=configuration, resolved=True))
+    return out, problems

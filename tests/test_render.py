@@ -1,0 +1,52 @@
+import json
+
+from reconciler import render
+from reconciler.model import OWNER_TAG, Manifest, RemoteModel, SourceLocation
+from reconciler.plan import plan
+
+CANARY = "sk-canary-0123456789"
+
+
+def sample_plan():
+    desired = [
+        Manifest("new", "openai", {"api_key": CANARY, "model": "gpt-4o"}, "s", ("a",),
+                 SourceLocation("m/new.yaml", 1, 1), frozenset({"api_key"})),
+        Manifest("changed", "openai", {"api_key": CANARY, "model": "gpt-4o"}, "new summary", (),
+                 SourceLocation("m/c.yaml", 3, 1), frozenset({"api_key"})),
+    ]
+    observed = {"changed": RemoteModel(name="changed", dtype="openai",
+                                       configuration={"api_key": "sk-old-secret", "model": "gpt-4"},
+                                       summary="old", tags=OWNER_TAG)}
+    return plan(desired, observed, secret_fields={"openai": frozenset({"api_key"})})
+
+
+def test_text_plan_redacts_and_shows_diffs():
+    text = render.plan_text(sample_plan(), target="http://x")
+    assert CANARY not in text and "sk-old-secret" not in text
+    assert text.splitlines() == [
+        "Plan for http://x: 1 to create, 0 to update, 1 to replace, 0 in sync.",
+        "  -/+ replace changed  (m/c.yaml:3:1)  [needs --replace changed]",
+        "      configuration.api_key: (sensitive) -> (sensitive)",
+        '      configuration.model: "gpt-4" -> "gpt-4o"',
+        '      summary: "old" -> "new summary"',
+        "  + create new  (m/new.yaml:1:1)",
+        '      dtype: "openai"',
+        "      configuration.api_key: (sensitive)",
+        '      configuration.model: "gpt-4o"',
+        '      summary: "s"',
+        '      tags: ["a"]',
+    ]
+
+
+def test_json_plan_is_versioned_and_redacted():
+    data = render.plan_json(sample_plan(), target="http://x", tenant=None)
+    dumped = json.dumps(data)
+    assert data["version"] == 1 and data["error"] is None
+    assert CANARY not in dumped and "sk-old-secret" not in dumped
+    assert data["summary"]["create"] == 1 and data["changes"][0]["op"] == "replace"
+    assert data["changes"][0]["replace_allowed"] is False
+
+
+def test_markdown_plan_lists_fields_not_values():
+    md = render.plan_markdown(sample_plan(), target="http://x")
+    assert "| -/+ replace | `changed` |" in md and CANARY not in md
