@@ -11,6 +11,7 @@ are built. Pure: the environment and the file reader are passed in.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -158,7 +159,7 @@ def resolve(
     if isinstance(value, FileRef):
         target = Path(value.path).expanduser()
         if not target.is_absolute():
-            target = base_dir / target
+            target = Path(os.path.normpath(base_dir / target))
         try:
             return read(target).removesuffix("\n"), problems
         except (OSError, UnicodeDecodeError) as exc:
