@@ -33,7 +33,7 @@ class ApplyOptions:
     """Models whose dtype/configuration change may be carried out as delete + create."""
     replace_all: bool = False
     max_create_attempts: int = 6
-    """POST attempts per model (each after a look-up that found nothing)."""
+    """POST attempts per model (each after a look-up that found nothing): --retries + 1."""
     secret_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -187,7 +187,7 @@ class Executor:
                        attempts=attempts, error_kind=last.kind)
 
     def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
-        if attempt < self.options.max_create_attempts:
+        if attempt < self.options.max_create_attempts and self.client.retry.delays:
             delay = self.client.retry.delay(attempt - 1, retry_after)
             if not self.stop.is_set():
                 self.client.sleep(delay)

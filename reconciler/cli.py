@@ -86,6 +86,8 @@ def server_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Tenant (X-Tenant-Name); checked to exist first [env SYFT_SPACE_TENANT]."),
         click.option("--timeout", type=float, default=10.0, show_default=True,
                      help="Seconds to wait for each response."),
+        click.option("--retries", type=click.IntRange(0, 20), default=5, show_default=True,
+                     help="Retries per request on connect errors, timeouts, 429 and 502/503/504."),
         click.option("--insecure", is_flag=True,
                      help="Allow sending the token over plain http to a non-loopback host."),
         click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False),
@@ -105,6 +107,7 @@ class ServerSettings:
     token_file: Path | None
     tenant: str | None
     timeout: float
+    retries: int
     insecure: bool
     ca_cert: str | None
     sandbox: bool
@@ -114,14 +117,15 @@ class ServerSettings:
 
 
 def _settings(kw: dict[str, Any]) -> ServerSettings:
-    keys = ("server", "token", "token_file", "tenant", "timeout", "insecure", "ca_cert", "sandbox")
+    keys = ("server", "token", "token_file", "tenant", "timeout", "retries", "insecure", "ca_cert",
+            "sandbox")
     return ServerSettings(**{k: kw.pop(k) for k in keys})
 
 
 @contextlib.contextmanager
 def connect(settings: ServerSettings, *, parallelism: int = 8) -> Iterator[Any]:
     """A SpaceClient for the configured server, or for the embedded sandbox started here."""
-    from reconciler.client import SpaceClient
+    from reconciler.client import RetryPolicy, SpaceClient
 
     token = settings.token
     if settings.token_file:
@@ -144,6 +148,7 @@ def connect(settings: ServerSettings, *, parallelism: int = 8) -> Iterator[Any]:
             )
         client = SpaceClient(
             url, token=token, tenant=settings.tenant, timeout=settings.timeout,
+            retry=RetryPolicy.with_retries(settings.retries),
             insecure=settings.insecure, ca_cert=settings.ca_cert, max_connections=max(parallelism, 4),
         )
         stack.callback(client.close)
@@ -261,6 +266,7 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
     _warn(notes)
     secrets, defaults = registry_facts(registry)
     options = ApplyOptions(parallelism=parallelism, fail_fast=fail_fast, replace=frozenset(replace),
+                           max_create_attempts=settings.retries + 1,
                            replace_all=replace_all, secret_fields=secrets, defaults=defaults)
     with connect(settings, parallelism=parallelism) as client:
         observed = observe_and_plan(client, manifests, registry, adopt=adopt)

@@ -49,7 +49,14 @@ class RetryPolicy:
     jitter: float = 0.5
     max_delay: float = 10.0
 
+    @classmethod
+    def with_retries(cls, retries: int) -> RetryPolicy:
+        """`retries` retries after the first attempt, doubling from 0.25 s up to 4 s."""
+        return cls(delays=tuple(min(0.25 * 2**i, 4.0) for i in range(retries)))
+
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if not self.delays:
+            return 0.0
         base = self.delays[min(attempt, len(self.delays) - 1)]
         base *= 1 + random.uniform(-self.jitter, self.jitter)
         if retry_after is not None:

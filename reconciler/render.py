@@ -36,7 +36,7 @@ _WORD = {
 
 
 def _value(value: Any, *, sensitive: bool) -> Any:
-    return SENSITIVE if sensitive else value
+    return SENSITIVE if sensitive and value is not None else value
 
 
 def _show(value: Any) -> str:
