@@ -1,0 +1,9 @@
+"""The `syft-reconciler` command (the only click imports live in this package).
+
+Each command: options → one call into reconcile/apply/watch → render → exit code.
+"""
+
+from reconciler.cli import core, sandbox  # noqa: F401  (register the commands)
+from reconciler.cli.app import cli, main
+
+__all__ = ["cli", "main"]

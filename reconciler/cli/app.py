@@ -1,0 +1,83 @@
+"""The click group and the one error handler: our exceptions become one line and an exit code;
+a traceback only with --debug. Command modules register themselves on `cli`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from reconciler import __version__, render
+from reconciler.cli.common import emit_json, state
+from reconciler.errors import (
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    InvalidManifests,
+    ReconcilerError,
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="syft-reconciler")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+def cli(debug: bool) -> None:
+    """GitOps for Syft Space: keep a space's models in git and converge the server to them."""
+    state.debug = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# -- the one error handler ------------------------------------------------------------------
+
+
+def _report_error(error: ReconcilerError) -> None:
+    if state.output == "json":
+        emit_json(render.error_json(error))
+        return
+    if isinstance(error, InvalidManifests):
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+    click.echo(f"error: {error.message}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (tests call this in-process)."""
+    state.reset()
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="syft-reconciler",
+                 standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except ReconcilerError as exc:
+        if state.debug:
+            traceback.print_exc()
+        _report_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, no traceback without --debug
+        if state.debug:
+            traceback.print_exc()
+        click.echo(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                   err=True)
+        return EXIT_UNEXPECTED
+    return EXIT_OK
+
+

@@ -1,0 +1,148 @@
+"""What the commands share: paths, output and server options, and connecting to a server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_PATHS = (Path("manifests"),)
+SANDBOX_DB = Path(".syft-space") / "sandbox.db"
+
+
+@dataclass
+class RunState:
+    """What the error handler needs to know about the command that failed."""
+
+    output: str = "text"
+    debug: bool = False
+
+    def reset(self) -> None:
+        self.output, self.debug = "text", False
+
+
+state = RunState()
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def paths_or_default(paths: Sequence[str]) -> list[Path]:
+    return [Path(p) for p in paths] if paths else list(DEFAULT_PATHS)
+
+
+def bundled_registry() -> Any:
+    from reconciler.schemas import SchemaRegistry
+
+    return SchemaRegistry.load()
+
+
+# -- server options -------------------------------------------------------------------------
+
+
+def output_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        return click.option(
+            "--output", "-o", type=click.Choice(choices), default="text", show_default=True,
+            help="Output format; json has a top-level \"version\": 1.",
+        )(f)
+    return decorate
+
+
+def server_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--server", envvar="SYFT_SPACE_URL", metavar="URL",
+                     help="Syft Space base URL [env SYFT_SPACE_URL]."),
+        click.option("--token", envvar="SYFT_SPACE_TOKEN", metavar="TOKEN", show_default=False,
+                     help="Admin API key [env SYFT_SPACE_TOKEN]; never printed."),
+        click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Read the admin API key from a file."),
+        click.option("--tenant", envvar="SYFT_SPACE_TENANT",
+                     help="Tenant (X-Tenant-Name); checked to exist first [env SYFT_SPACE_TENANT]."),
+        click.option("--timeout", type=float, default=10.0, show_default=True,
+                     help="Seconds to wait for each response."),
+        click.option("--retries", type=click.IntRange(0, 20), default=5, show_default=True,
+                     help="Retries per request on connect errors, timeouts, 429 and 502/503/504."),
+        click.option("--insecure", is_flag=True,
+                     help="Allow sending the token over plain http to a non-loopback host."),
+        click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False),
+                     help="CA bundle for a server with a private CA (TLS is always verified)."),
+        click.option("--sandbox", is_flag=True,
+                     help=f"Use the embedded local sandbox server (state in {SANDBOX_DB})."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    server: str | None
+    token: str | None
+    token_file: Path | None
+    tenant: str | None
+    timeout: float
+    retries: int
+    insecure: bool
+    ca_cert: str | None
+    sandbox: bool
+
+    def __repr__(self) -> str:  # the token never reaches a log or a traceback
+        return f"ServerSettings(server={self.server!r}, tenant={self.tenant!r}, sandbox={self.sandbox})"
+
+
+def settings_from(kw: dict[str, Any]) -> ServerSettings:
+    keys = ("server", "token", "token_file", "tenant", "timeout", "retries", "insecure", "ca_cert",
+            "sandbox")
+    return ServerSettings(**{k: kw.pop(k) for k in keys})
+
+
+@contextlib.contextmanager
+def connect(settings: ServerSettings, *, parallelism: int = 8) -> Iterator[Any]:
+    """A SpaceClient for the configured server, or for the embedded sandbox started here."""
+    from reconciler.client import RetryPolicy, SpaceClient
+
+    token = settings.token
+    if settings.token_file:
+        try:
+            token = settings.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise click.UsageError(f"cannot read --token-file {settings.token_file}: {exc.strerror}") from exc
+    with contextlib.ExitStack() as stack:
+        if settings.sandbox:
+            from reconciler.sandbox import SandboxConfig, SandboxServer
+
+            server = stack.enter_context(SandboxServer(SandboxConfig(token=token), db=SANDBOX_DB))
+            url = server.url
+            print(f"Using the local sandbox at {url} (state in {SANDBOX_DB})", file=sys.stderr)
+        elif settings.server:
+            url = settings.server
+        else:
+            raise click.UsageError(
+                "no server: set SYFT_SPACE_URL, pass --server URL, or --sandbox for the local sandbox"
+            )
+        client = SpaceClient(
+            url, token=token, tenant=settings.tenant, timeout=settings.timeout,
+            retry=RetryPolicy.with_retries(settings.retries),
+            insecure=settings.insecure, ca_cert=settings.ca_cert, max_connections=max(parallelism, 4),
+        )
+        stack.callback(client.close)
+        yield client
+
+
+def describe_target(client: Any) -> str:
+    return client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
+
+
+def warn(problems: Sequence[Any]) -> None:
+    for problem in problems:
+        click.echo(str(problem), err=True)
+
+
