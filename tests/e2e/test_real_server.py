@@ -51,10 +51,13 @@ def test_multi_tenant_writes_only_into_the_named_tenant(cli, manifest_dir, sandb
 
 
 def test_two_applies_racing_with_500s_converge_without_duplicates(manifest_dir, sandbox, api):
-    sandbox.reset(SandboxConfig(race_500_rate=0.5, seed=7))
-    root = manifest_dir({f"m{i:02}.yaml": model_yaml(f"m{i:02}") for i in range(30)})
+    # Latency makes each apply take long enough that both list before the other has finished
+    # creating, so names really race: each loser gets the real server's 409 or 500.
+    sandbox.reset(SandboxConfig(race_500_rate=0.5, latency_ms=40, seed=7))
+    count = 40
+    root = manifest_dir({f"m{i:02}.yaml": model_yaml(f"m{i:02}") for i in range(count)})
     env = {**os.environ, "OPENAI_API_KEY": KEY}
-    command = [sys.executable, "-m", "reconciler", "apply", str(root), "--server", sandbox.url, "-p", "4"]
+    command = [sys.executable, "-m", "reconciler", "apply", str(root), "--server", sandbox.url, "-p", "2"]
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     results = [p.communicate(timeout=120) for p in procs]
@@ -62,8 +65,9 @@ def test_two_applies_racing_with_500s_converge_without_duplicates(manifest_dir, 
         assert proc.returncode == 0, out + err
         assert "Traceback" not in err
     names = [m["name"] for m in api.get("/models/").json()]
-    assert sorted(names) == [f"m{i:02}" for i in range(30)]
-    assert sandbox.stats().get("POST /api/v1/models/", 0) >= 30
+    assert sorted(names) == [f"m{i:02}" for i in range(count)]
+    by_status = sandbox.stats(by_status=True)
+    assert by_status.get("POST /api/v1/models/ 500", 0) > 0, by_status  # the race really happened
 
 
 def test_names_round_trip_percent_encoded(cli, manifest_dir, sandbox, api):
