@@ -9,6 +9,7 @@ This is the only module that imports yaml.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,10 @@ class _Bad(Exception):
         self.message = message
 
 
+class _TooBig(Exception):
+    """The document expands past MAX_NODES_PER_DOCUMENT values; reported at its start."""
+
+
 def _dotted(path: FieldPath) -> str:
     return ".".join(str(p) for p in path)
 
@@ -89,12 +94,7 @@ class _Builder:
     def build(self, node: yaml.Node, path: FieldPath) -> Any:
         self.count += 1
         if self.count > MAX_NODES_PER_DOCUMENT:
-            raise _Bad(
-                node,
-                _dotted(path),
-                f"document expands to more than {MAX_NODES_PER_DOCUMENT} values "
-                "(YAML aliases used as a bomb?); keep manifests small and alias-free",
-            )
+            raise _TooBig()
         self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
@@ -161,6 +161,13 @@ def parse(text: str, path: str) -> tuple[list[Document], list[Problem]]:
         except _Bad as bad:
             problems.append(Problem(path, bad.line, bad.column, bad.field, bad.message))
             continue
+        except _TooBig:
+            problems.append(Problem(
+                path, node.start_mark.line + 1, node.start_mark.column + 1, "",
+                f"document expands to more than {MAX_NODES_PER_DOCUMENT} values "
+                "(YAML aliases used as a bomb?); keep manifests small and alias-free",
+            ))
+            continue
         except yaml.YAMLError as exc:  # a scalar the safe constructor refuses
             problems.append(Problem(path, node.start_mark.line + 1, 1, "", f"YAML error: {exc}"))
             continue
@@ -223,7 +230,10 @@ def read_file(path: Path) -> tuple[list[Document], list[Problem]]:
     """Read, decode and parse one file, within the size limit."""
     label = str(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            return [], [Problem(label, 1, 1, "", "not a regular file; not read")]
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             return [], [
                 Problem(label, 1, 1, "", f"file is {size / 1048576:.1f} MiB; the limit is {MAX_FILE_BYTES // 1048576} MiB — split it")

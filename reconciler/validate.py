@@ -20,6 +20,7 @@ from reconciler.manifests import Document
 from reconciler.model import Manifest, Problem, SourceLocation, normalise_tags
 from reconciler.schemas import SchemaRegistry
 
+MAX_NAME = 255  # the server takes longer names; URLs and UIs do not all cope
 ENVELOPE_FIELDS = ("kind", "name", "dtype", "configuration", "summary", "tags")
 
 
@@ -82,10 +83,13 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
     if kind == "literal_error":
         return loc, f"must be `Model`, got {doc.value.get('kind')!r}", False
     value = doc.value
-    for part in loc:
-        value = value.get(part) if isinstance(value, dict) else (
-            value[part] if isinstance(value, list) and isinstance(part, int) and part < len(value) else None
-        )
+    for part in loc:  # pydantic puts union member names (`list[str]`) into loc: stop at those
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            break
     if field == "tags":
         return loc[:2] if len(loc) > 1 and isinstance(loc[1], int) else loc[:1], (
             f"must be a list of strings or one comma-separated string, got {_type_name(value)}"
@@ -143,6 +147,8 @@ def check_name(name: str) -> tuple[str, Literal["error", "warning"]] | None:
         return "must not be `.` or `..` (URL paths cannot address it)", "error"
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         return "must not contain control characters", "error"
+    if len(name) > MAX_NAME:
+        return f"is {len(name)} characters long; keep names at most {MAX_NAME}", "error"
     if name != name.strip():
         return "has leading or trailing spaces; the server keeps them, so `a` and ` a` are two models", "warning"
     return None

@@ -43,6 +43,7 @@ def test_alias_bomb_is_bounded():
     _, problems = parse("\n".join(levels) + "\n", "bomb.yaml")
     assert len(problems) == 1
     assert f"more than {MAX_NODES_PER_DOCUMENT} values" in problems[0].message
+    assert (problems[0].line, problems[0].column) == (1, 1)
 
 
 def test_syntax_error_with_tab_hint():
