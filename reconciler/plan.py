@@ -2,7 +2,7 @@
 
 Per model: create, noop (in sync), update (summary/tags: the API's PATCH), replace (dtype or
 configuration changed: the API cannot change them in place, ../shared/syft-space-api.md "PATCH"),
-conflict (same name, not ours, no --adopt), and unmanaged (on the server only; reported).
+conflict (same name, not ours, different content, no --adopt), and unmanaged (on the server only; reported).
 Secret fields the server does not echo, or echoes masked, are "not comparable", never "changed".
 """
 
@@ -125,12 +125,16 @@ def plan(
         common = {"name": manifest.name, "desired": manifest, "observed": remote,
                   "not_comparable": not_comparable}
         if not remote.owned and not adopt:
-            changes.append(Change(
-                Op.CONFLICT, diffs=replace + update, adopt=False,
-                reason="exists on the server but was not created by the reconciler; "
-                "pass --adopt to take it over",
-                **common,
-            ))
+            if replace or update:
+                changes.append(Change(
+                    Op.CONFLICT, diffs=replace + update, adopt=False,
+                    reason="exists on the server, differs, and was not created by the reconciler; "
+                    "pass --adopt to take it over",
+                    **common,
+                ))
+            else:  # equal content: in sync (e.g. right after `export`), but not ours to prune
+                changes.append(Change(Op.NOOP, reason="not managed by the reconciler: "
+                                      "apply --adopt to manage it", **common))
         elif replace:
             changes.append(Change(Op.REPLACE, diffs=replace + update, adopt=not remote.owned, **common))
         elif update or not remote.owned:

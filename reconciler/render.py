@@ -110,7 +110,7 @@ def _not_comparable_note(change: Change) -> str:
 def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool = False) -> str:
     lines = [f"Plan for {target}: {summary_line(plan)}."]
     for change in plan.changes:
-        if change.op is Op.NOOP and not change.not_comparable:
+        if change.op is Op.NOOP and not change.not_comparable and not change.reason:
             continue
         where = f"  ({change.desired.source})" if change.desired is not None else ""
         head = f"  {_SYMBOL[change.op]} {_WORD[change.op]} {change.name}{where}"

@@ -77,8 +77,15 @@ def test_schema_default_on_one_side_is_no_change():
 
 
 def test_unowned_same_name_is_a_conflict_unless_adopted():
-    (c,) = run([manifest()], [remote(tags="a")]).changes
+    (c,) = run([manifest()], [remote(tags="a", summary="other")]).changes
     assert c.op is Op.CONFLICT and "--adopt" in c.reason
+    (c,) = run([manifest()], [remote(tags="a", summary="other")], adopt=True).changes
+    assert c.op is Op.UPDATE and c.adopt and c.diffs == (FieldDiff(("summary",), "other", "s"),)
+
+
+def test_unowned_equal_is_in_sync_but_marked():
+    (c,) = run([manifest()], [remote(tags="a")]).changes
+    assert c.op is Op.NOOP and "apply --adopt" in c.reason
     (c,) = run([manifest()], [remote(tags="a")], adopt=True).changes
     assert c.op is Op.UPDATE and c.adopt and c.diffs == ()
 

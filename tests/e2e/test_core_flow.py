@@ -154,16 +154,20 @@ def test_update_and_replace(cli, manifest_dir, sandbox, api):
 
 
 def test_unowned_model_is_a_conflict_until_adopted(cli, manifest_dir, sandbox, api):
-    seed_model(api, "a", owned=False, key=KEY)
+    seed_model(api, "a", owned=False, key=KEY, summary="made by hand")
+    seed_model(api, "same", owned=False, key=KEY)
     seed_model(api, "stray", owned=False)
-    root = manifest_dir({"a.yaml": model_yaml("a")})
+    root = manifest_dir({"a.yaml": model_yaml("a"), "same.yaml": model_yaml("same")})
     run = cli("apply", root, "--server", sandbox.url)
-    assert run.code == 7 and "conflict a: exists on the server but was not created by the reconciler" in run.out
+    assert run.code == 7
+    assert "conflict a: exists on the server, differs, and was not created by the reconciler" in run.out
     run = cli("plan", root, "--server", sandbox.url)
     assert "  ? unmanaged stray" in run.out
+    assert "  = in sync same" in run.out and "apply --adopt to manage it" in run.out
     run = cli("apply", root, "--server", sandbox.url, "--adopt")
-    assert run.code == 0 and "updated  a: adopted" in run.out
+    assert run.code == 0 and "updated  a: adopted" in run.out and "updated  same: adopted" in run.out
     assert "managed-by:syft-reconciler" in api.get("/models/a").json()["tags"]
+    assert api.get("/models/a").json()["summary"] == ""
     assert cli("plan", root, "--server", sandbox.url, "--detailed-exitcode").code == 0
 
 
