@@ -64,7 +64,7 @@ class Executor:
     # -- the run ----------------------------------------------------------------------------
 
     def run(self, plan: Plan) -> ApplyReport:
-        work = [c for c in plan.changes if c.op in (Op.CREATE, Op.UPDATE, Op.REPLACE)]
+        work = [c for c in plan.changes if c.writes]
         in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP)
         results: dict[str, Outcome] = {}
         interrupted = False
@@ -125,6 +125,9 @@ class Executor:
                 outcome = self._create(change.desired, change.op)
             elif change.op is Op.UPDATE:
                 outcome = self._update(change)
+            elif change.op is Op.DELETE:
+                gone = self.client.delete_model(change.name)
+                outcome = Outcome(change.name, change.op, Result.DELETED, "" if gone else "already gone")
             else:
                 outcome = self._replace(change)
         except AuthError as exc:

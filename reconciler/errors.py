@@ -7,6 +7,7 @@
     ├── TenantNotFound              --tenant names a tenant the server does not have
     ├── ConflictError               a model exists on the server and differs from the manifest
     ├── LockHeld                    another apply/watch holds the folder's lock
+    ├── StalePlan (saved_plan.py)   a saved plan no longer matches the manifests or the server
     └── ServerError                 any other refusal: status, method, path, trimmed detail
         └── RetryableServerError    429 / 502 / 503 / 504, with the server's Retry-After if any
 
@@ -33,6 +34,7 @@ EXIT_SERVER = 6
 EXIT_CONFLICT = 7
 EXIT_TENANT = 8
 EXIT_LOCKED = 9
+EXIT_STALE_PLAN = 10  # saved_plan.StalePlan
 
 MAX_DETAIL = 256  # the server's words are trimmed, like kopf's cap on API messages
 

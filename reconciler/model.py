@@ -145,6 +145,10 @@ class Op(str, Enum):
     REPLACE = "replace"  # dtype/configuration changed: delete + create, only when asked
     CONFLICT = "conflict"  # same name on the server, not ours: needs --adopt
     UNMANAGED = "unmanaged"  # on the server, not in the manifests: reported only
+    DELETE = "delete"  # ours, on the server, not in the manifests, and --prune was asked for
+
+
+WRITE_OPS = (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE)
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ class Change:
 
     @property
     def writes(self) -> bool:
-        return self.op in (Op.CREATE, Op.UPDATE, Op.REPLACE)
+        return self.op in WRITE_OPS
 
 
 @dataclass(frozen=True)
@@ -194,12 +198,16 @@ class Plan:
     def pending(self) -> tuple[Change, ...]:
         """Changes that need a write (or a decision) for the server to match the manifests."""
         return tuple(
-            c for c in self.changes if c.op in (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.CONFLICT)
+            c for c in self.changes if c.op in (*WRITE_OPS, Op.CONFLICT)
         )
 
     @property
     def is_empty(self) -> bool:
         return not self.pending
+
+    @property
+    def deletes(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.op is Op.DELETE)
 
 
 class Result(str, Enum):
@@ -208,6 +216,7 @@ class Result(str, Enum):
     CREATED = "created"
     UPDATED = "updated"
     REPLACED = "replaced"
+    DELETED = "deleted"
     PRESENT = "present"  # already there and equal (e.g. a 409 or a retried create that had landed)
     SKIPPED = "skipped"  # not attempted: a replace without --replace, or stopped early
     CONFLICT = "conflict"
@@ -225,7 +234,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.result in (Result.CREATED, Result.UPDATED, Result.REPLACED, Result.PRESENT)
+        return self.result in (Result.CREATED, Result.UPDATED, Result.REPLACED, Result.DELETED, Result.PRESENT)
 
 
 @dataclass(frozen=True)

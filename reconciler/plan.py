@@ -2,7 +2,8 @@
 
 Per model: create, noop (in sync), update (summary/tags: the API's PATCH), replace (dtype or
 configuration changed: the API cannot change them in place, ../shared/syft-space-api.md "PATCH"),
-conflict (same name, not ours, different content, no --adopt), and unmanaged (on the server only; reported).
+conflict (same name, not ours, different content, no --adopt), unmanaged (on the server only;
+reported) and delete (on the server only, ours, with --prune).
 Secret fields the server does not echo, or echoes masked, are "not comparable", never "changed".
 """
 
@@ -101,8 +102,12 @@ def plan(
     secret_fields: Mapping[str, frozenset[str]] | None = None,
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
     adopt: bool = False,
+    prune: bool = False,
 ) -> Plan:
     """The changes that bring `observed` in line with `desired`, sorted by name.
+
+    With `prune`, models on the server that carry our ownership tag and have no manifest are
+    deleted; models we did not create are never deleted, only reported.
 
     `secret_fields` and `defaults` are per dtype (from the schema registry): a field missing on
     one side and equal to its schema default on the other is not a difference.
@@ -143,6 +148,7 @@ def plan(
             changes.append(Change(Op.NOOP, **common))
     for name, remote in observed.items():
         if name not in wanted:
-            changes.append(Change(Op.UNMANAGED, name, observed=remote))
+            op = Op.DELETE if prune and remote.owned else Op.UNMANAGED
+            changes.append(Change(op, name, observed=remote))
     changes.sort(key=lambda c: c.name)
     return Plan(tuple(changes))

@@ -24,6 +24,7 @@ _SYMBOL = {
     Op.CONFLICT: "!",
     Op.UNMANAGED: "?",
     Op.NOOP: "=",
+    Op.DELETE: "-",
 }
 _WORD = {
     Op.CREATE: "create",
@@ -32,6 +33,7 @@ _WORD = {
     Op.CONFLICT: "conflict",
     Op.UNMANAGED: "unmanaged",
     Op.NOOP: "in sync",
+    Op.DELETE: "delete",
 }
 
 
@@ -95,6 +97,8 @@ def summary_line(plan: Plan) -> str:
         f"{c['replace']} to replace",
         f"{c['noop']} in sync",
     ]
+    if c["delete"]:
+        parts.insert(3, f"{c['delete']} to delete")
     if c["conflict"]:
         parts.append(f"{c['conflict']} in conflict")
     if c["unmanaged"]:
@@ -109,6 +113,9 @@ def _not_comparable_note(change: Change) -> str:
 
 def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool = False) -> str:
     lines = [f"Plan for {target}: {summary_line(plan)}."]
+    if plan.deletes:
+        names = ", ".join(c.name for c in plan.deletes)
+        lines.append(f"  DELETIONS ({len(plan.deletes)}): {names}")
     for change in plan.changes:
         if change.op is Op.NOOP and not change.not_comparable and not change.reason:
             continue
@@ -154,6 +161,7 @@ def plan_json(
         "tenant": tenant,
         "summary": plan.counts(),
         "in_sync": plan.is_empty,
+        "deletes": [c.name for c in plan.deletes],
         "changes": [
             change_dict(c, replace_allowed=_allowed(c.name, replace_allowed))
             for c in plan.changes
@@ -165,6 +173,9 @@ def plan_json(
 
 def plan_markdown(plan: Plan, *, target: str) -> str:
     lines = [f"### Syft Space plan for `{target}`", "", f"**{summary_line(plan)}**", ""]
+    if plan.deletes:
+        names = ", ".join(f"`{c.name}`" for c in plan.deletes)
+        lines += [f"> **Deletes {len(plan.deletes)} model(s):** {names}", ""]
     if plan.is_empty:
         lines.append("No changes: the server matches the manifests.")
         return "\n".join(lines)
@@ -193,6 +204,7 @@ _RESULT_WORD = {
     Result.CREATED: "created",
     Result.UPDATED: "updated",
     Result.REPLACED: "replaced",
+    Result.DELETED: "deleted",
     Result.PRESENT: "present",
     Result.SKIPPED: "skipped",
     Result.CONFLICT: "conflict",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -54,68 +56,112 @@ def validate(paths: tuple[str, ...], output: str, strict: bool) -> None:
     click.echo(f"OK: {len(loaded.manifests)} manifest(s) in {loaded.files} file(s) are valid.")
 
 
+def plan_options(f: Any) -> Any:
+    """The options that change what is planned: shared by plan and apply (and watch)."""
+    for option in reversed([
+        click.option("--adopt", is_flag=True,
+                     help="Take over same-named models not created by the reconciler."),
+        click.option("--prune", is_flag=True,
+                     help="Delete models we created that are no longer in the manifests."),
+        click.option("--replace", "replace", multiple=True, metavar="NAME",
+                     help="Recreate this model (delete + create) if its dtype/configuration changed."),
+        click.option("--replace-all", is_flag=True,
+                     help="Recreate every model whose dtype/configuration changed."),
+    ]):
+        f = option(f)
+    return f
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @server_options
 @output_option("text", "json", "markdown")
+@plan_options
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when in sync, 2 when changes are pending, 1 on error (like Terraform).")
-@click.option("--adopt", is_flag=True, help="Plan to take over same-named models not created by us.")
-@click.option("--replace", "replace", multiple=True, metavar="NAME",
-              help="Mark a model whose dtype/configuration changed as allowed to be recreated.")
-@click.option("--replace-all", is_flag=True, help="Allow every needed replace.")
-def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, adopt: bool,
-         replace: tuple[str, ...], replace_all: bool, **kw: Any) -> None:
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan; `apply FILE` then executes exactly it.")
+def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path | None, adopt: bool,
+         prune: bool, replace: tuple[str, ...], replace_all: bool, **kw: Any) -> None:
     """Show what apply would change on the server (read-only)."""
     from reconciler.reconcile import load, observe_and_plan, resolve_secrets
+    from reconciler.saved_plan import SavedPlan, manifests_digest, state_fingerprint
 
     state.output = output
     settings = settings_from(kw)
     schemas = bundled_registry()
-    loaded = load(paths_or_default(paths), schemas)
+    roots = paths_or_default(paths)
+    loaded = load(roots, schemas)
     manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
     warn(notes)
     with connect(settings) as client:
-        observed = observe_and_plan(client, manifests, schemas, adopt=adopt)
+        observed = observe_and_plan(client, manifests, schemas, adopt=adopt, prune=prune)
         where = describe_target(client)
     the_plan = observed.plan
     allowed = True if replace_all else frozenset(replace)
+    data = render.plan_json(the_plan, target=client.base_url, tenant=client.tenant,
+                            replace_allowed=allowed, warnings=loaded.warnings)
+    if out is not None:
+        saved = SavedPlan(
+            paths=tuple(str(p) for p in roots), server=client.base_url, tenant=client.tenant,
+            options={"adopt": adopt, "prune": prune, "replace": sorted(replace), "replace_all": replace_all},
+            fingerprint=state_fingerprint(observed.models), digest=manifests_digest(loaded.manifests),
+            changes=data["changes"],
+        )
+        out.write_text(json.dumps(saved.to_json(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if output == "json":
-        emit_json(render.plan_json(the_plan, target=client.base_url, tenant=client.tenant,
-                                    replace_allowed=allowed, warnings=loaded.warnings))
+        emit_json(data)
     elif output == "markdown":
         click.echo(render.plan_markdown(the_plan, target=where))
     else:
         warn(loaded.warnings)
         click.echo(render.plan_text(the_plan, target=where, replace_allowed=allowed))
+        if out is not None:
+            click.echo(f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it.")
     if detailed_exitcode and not the_plan.is_empty:
         sys.exit(2)
+
+
+def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
+    """`apply plan.json`: a single existing .json file argument is a saved plan."""
+    from reconciler.saved_plan import SavedPlan
+
+    if len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file():
+        path = Path(paths[0])
+        return SavedPlan.from_json(path.read_text(encoding="utf-8"), str(path)), path
+    return None
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @server_options
 @output_option("text", "json")
+@plan_options
 @click.option("--parallelism", "-p", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Requests in flight at once.")
 @click.option("--fail-fast", is_flag=True, help="Stop after the first failed model.")
-@click.option("--adopt", is_flag=True, help="Take over same-named models not created by the reconciler.")
-@click.option("--replace", "replace", multiple=True, metavar="NAME",
-              help="Recreate this model (delete + create) if its dtype/configuration changed.")
-@click.option("--replace-all", is_flag=True, help="Recreate every model whose dtype/configuration changed.")
-def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool, adopt: bool,
-          replace: tuple[str, ...], replace_all: bool, **kw: Any) -> None:
-    """Bring the server in line with the manifests (creates, updates; replaces when asked)."""
+@click.option("--max-delete", type=click.IntRange(0), default=None,
+              help="With --prune: refuse to delete more than N models.")
+@click.option("--allow-empty", is_flag=True, help="With --prune: allow an empty manifest set.")
+@click.option("--auto-approve", is_flag=True, help="Do not ask before deleting (asked only on a terminal).")
+def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool, adopt: bool, prune: bool,
+          replace: tuple[str, ...], replace_all: bool, max_delete: int | None, allow_empty: bool,
+          auto_approve: bool, **kw: Any) -> None:
+    """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
     from reconciler.apply import ApplyOptions, Executor
-    from reconciler.reconcile import (
-        load,
-        observe_and_plan,
-        registry_facts,
-        resolve_secrets,
-    )
+    from reconciler.reconcile import check_prune, load, observe_and_plan, registry_facts, resolve_secrets
+    from reconciler.saved_plan import manifests_digest, state_fingerprint
 
     state.output = output
     settings = settings_from(kw)
+    saved = _saved_plan(paths)
+    if saved is not None:
+        if adopt or prune or replace or replace_all:
+            raise click.UsageError("a saved plan carries its own --adopt/--prune/--replace; give them to `plan`")
+        plan_file, plan_path = saved
+        paths = plan_file.paths
+        adopt, prune = plan_file.options["adopt"], plan_file.options["prune"]
+        replace, replace_all = tuple(plan_file.options["replace"]), plan_file.options["replace_all"]
     schemas = bundled_registry()
     loaded = load(paths_or_default(paths), schemas)
     manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
@@ -125,15 +171,33 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
                            max_create_attempts=settings.retries + 1,
                            replace_all=replace_all, secret_fields=secrets, defaults=defaults)
     with connect(settings, parallelism=parallelism) as client:
-        observed = observe_and_plan(client, manifests, schemas, adopt=adopt)
+        observed = observe_and_plan(client, manifests, schemas, adopt=adopt, prune=prune)
+        the_plan = observed.plan
+        if saved is not None:
+            if client.base_url != plan_file.server and not settings.sandbox:
+                raise click.UsageError(f"{plan_path} was made for {plan_file.server}, not {client.base_url}")
+            allowed = True if replace_all else frozenset(replace)
+            plan_file.check(
+                digest=manifests_digest(loaded.manifests), fingerprint=state_fingerprint(observed.models),
+                changes=render.plan_json(the_plan, target=client.base_url, tenant=client.tenant,
+                                         replace_allowed=allowed)["changes"],
+                source=str(plan_path),
+            )
+        check_prune(the_plan, manifest_count=len(manifests), max_delete=max_delete, allow_empty=allow_empty)
         if output == "text":
             warn(loaded.warnings)
-            click.echo(f"Plan for {describe_target(client)}: {render.summary_line(observed.plan)}.")
-        progress = _Progress(len([c for c in observed.plan.changes if c.writes]), enabled=output == "text")
+            click.echo(f"Plan for {describe_target(client)}: {render.summary_line(the_plan)}.")
+        if the_plan.deletes:
+            names = ", ".join(c.name for c in the_plan.deletes)
+            if output == "text":
+                click.echo(f"  DELETIONS ({len(the_plan.deletes)}): {names}")
+            if not auto_approve and sys.stdin.isatty():
+                click.confirm(f"Delete {len(the_plan.deletes)} model(s) from the server?", abort=True, err=True)
+        progress = _Progress(len([c for c in the_plan.changes if c.writes]), enabled=output == "text")
         executor = Executor(client, options, on_outcome=progress.outcome)
-        report = executor.run(observed.plan)
+        report = executor.run(the_plan)
         progress.done()
-    conflicts = [c for c in observed.plan.changes if c.op.value == "conflict"]
+    conflicts = [c for c in the_plan.changes if c.op.value == "conflict"]
     if output == "json":
         data = render.report_json(report, target=client.base_url, tenant=client.tenant)
         data["conflicts"] = [render.change_dict(c) for c in conflicts]
