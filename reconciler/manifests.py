@@ -257,3 +257,21 @@ def read_paths(roots: Iterable[Path]) -> tuple[list[Document], list[Problem]]:
         documents.extend(docs)
         problems.extend(file_problems)
     return documents, problems
+
+
+def read_variables(path: Path) -> tuple[dict[str, Any], list[Problem]]:
+    """A `--var-file`: one YAML mapping of names to strings, numbers or booleans."""
+    documents, problems = read_file(path)
+    if problems:
+        return {}, problems
+    if len(documents) != 1 or not isinstance(documents[0].value, dict):
+        return {}, [Problem(str(path), 1, 1, "", "a var file is one YAML mapping of NAME: value")]
+    doc = documents[0]
+    out: dict[str, Any] = {}
+    for key, value in doc.value.items():
+        line, column = doc.where((key,))
+        if isinstance(value, (dict, list)) or value is None:
+            problems.append(Problem(str(path), line, column, key, "a variable must be a string, number or boolean"))
+        else:
+            out[key] = value
+    return out, problems

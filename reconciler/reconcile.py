@@ -6,6 +6,7 @@ secrets, an unknown tenant, a dtype the target server does not offer. Then the e
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from reconciler.model import Manifest, Plan, Problem, RemoteModel
 from reconciler.plan import plan as make_plan
 from reconciler.schemas import SchemaRegistry
 from reconciler.validate import resolve, validate
+from reconciler.variables import substitute
 
 
 @dataclass(frozen=True)
@@ -28,14 +30,33 @@ class Loaded:
     files: int
 
 
-def load(paths: Sequence[Path], registry: SchemaRegistry) -> Loaded:
+def load_variables(var_files: Sequence[Path]) -> dict[str, Any]:
+    """Merge the `--var-file`s in order (later files win); raise with every problem."""
+    merged: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for path in var_files:
+        found, more = manifest_files.read_variables(path)
+        merged.update(found)
+        problems.extend(more)
+    if problems:
+        raise InvalidManifests(problems)
+    return merged
+
+
+def load(paths: Sequence[Path], registry: SchemaRegistry, *, variables: Mapping[str, Any] | None = None) -> Loaded:
     """Read and validate every manifest below `paths`; raise with every problem if any is wrong."""
     files, problems = manifest_files.find_files(paths)
     documents = []
     for path in files:
         docs, file_problems = manifest_files.read_file(path)
-        documents.extend(docs)
         problems.extend(file_problems)
+        for doc in docs:
+            value, var_problems = substitute(doc.value, variables or {})
+            for field_path, message in var_problems:
+                line, column = doc.where(field_path)
+                problems.append(Problem(doc.path, line, column, ".".join(map(str, field_path)), message))
+            if not var_problems:
+                documents.append(dataclasses.replace(doc, value=value))
     manifests, more = validate(documents, registry)
     problems.extend(more)
     errors = [p for p in problems if p.severity == "error"]

@@ -146,3 +146,10 @@ def warn(problems: Sequence[Any]) -> None:
         click.echo(str(problem), err=True)
 
 
+
+
+def var_file_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--var-file", "var_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="YAML file of NAME: value for ${var:NAME} in manifests (repeatable; later files win).",
+    )(f)

@@ -20,6 +20,7 @@ from reconciler.cli.common import (
     paths_or_default,
     server_options,
     settings_from,
+    var_file_option,
     state,
     warn,
 )
@@ -35,14 +36,15 @@ from reconciler.model import ApplyReport, Outcome, Result
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
+@var_file_option
 @output_option("text", "json")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-def validate(paths: tuple[str, ...], output: str, strict: bool) -> None:
+def validate(paths: tuple[str, ...], output: str, strict: bool, var_files: tuple[Path, ...]) -> None:
     """Check manifests offline against the bundled dtype schemas (no server, no secrets)."""
-    from reconciler.reconcile import load
+    from reconciler.reconcile import load, load_variables
 
     state.output = output
-    loaded = load(paths_or_default(paths), bundled_registry())
+    loaded = load(paths_or_default(paths), bundled_registry(), variables=load_variables(var_files))
     if strict and loaded.warnings:
         raise InvalidManifests(loaded.warnings)
     if output == "json":
@@ -74,6 +76,7 @@ def plan_options(f: Any) -> Any:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
+@var_file_option
 @server_options
 @output_option("text", "json", "markdown")
 @plan_options
@@ -82,16 +85,18 @@ def plan_options(f: Any) -> Any:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan; `apply FILE` then executes exactly it.")
 def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path | None, adopt: bool,
-         prune: bool, replace: tuple[str, ...], replace_all: bool, **kw: Any) -> None:
+         prune: bool, replace: tuple[str, ...], replace_all: bool, var_files: tuple[Path, ...],
+         **kw: Any) -> None:
     """Show what apply would change on the server (read-only)."""
-    from reconciler.reconcile import load, observe_and_plan, resolve_secrets
+    from reconciler.reconcile import load, load_variables, observe_and_plan, resolve_secrets
     from reconciler.saved_plan import SavedPlan, manifests_digest, state_fingerprint
 
     state.output = output
     settings = settings_from(kw)
     schemas = bundled_registry()
     roots = paths_or_default(paths)
-    loaded = load(roots, schemas)
+    variables = load_variables(var_files)
+    loaded = load(roots, schemas, variables=variables)
     manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
     warn(notes)
     with connect(settings) as client:
@@ -104,7 +109,8 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path
     if out is not None:
         saved = SavedPlan(
             paths=tuple(str(p) for p in roots), server=client.base_url, tenant=client.tenant,
-            options={"adopt": adopt, "prune": prune, "replace": sorted(replace), "replace_all": replace_all},
+            options={"adopt": adopt, "prune": prune, "replace": sorted(replace), "replace_all": replace_all,
+                     "var_files": [str(p) for p in var_files]},
             fingerprint=state_fingerprint(observed.models), digest=manifests_digest(loaded.manifests),
             changes=data["changes"],
         )
@@ -134,6 +140,7 @@ def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
+@var_file_option
 @server_options
 @output_option("text", "json")
 @plan_options
@@ -146,24 +153,34 @@ def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
 @click.option("--auto-approve", is_flag=True, help="Do not ask before deleting (asked only on a terminal).")
 def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool, adopt: bool, prune: bool,
           replace: tuple[str, ...], replace_all: bool, max_delete: int | None, allow_empty: bool,
-          auto_approve: bool, **kw: Any) -> None:
+          auto_approve: bool, var_files: tuple[Path, ...], **kw: Any) -> None:
     """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
     from reconciler.apply import ApplyOptions, Executor
-    from reconciler.reconcile import check_prune, load, observe_and_plan, registry_facts, resolve_secrets
+    from reconciler.reconcile import (
+        check_prune,
+        load,
+        load_variables,
+        observe_and_plan,
+        registry_facts,
+        resolve_secrets,
+    )
     from reconciler.saved_plan import manifests_digest, state_fingerprint
 
     state.output = output
     settings = settings_from(kw)
     saved = _saved_plan(paths)
     if saved is not None:
-        if adopt or prune or replace or replace_all:
-            raise click.UsageError("a saved plan carries its own --adopt/--prune/--replace; give them to `plan`")
+        if adopt or prune or replace or replace_all or var_files:
+            raise click.UsageError(
+                "a saved plan carries its own --adopt/--prune/--replace/--var-file; give them to `plan`"
+            )
         plan_file, plan_path = saved
         paths = plan_file.paths
         adopt, prune = plan_file.options["adopt"], plan_file.options["prune"]
         replace, replace_all = tuple(plan_file.options["replace"]), plan_file.options["replace_all"]
+        var_files = tuple(Path(p) for p in plan_file.options.get("var_files", ()))
     schemas = bundled_registry()
-    loaded = load(paths_or_default(paths), schemas)
+    loaded = load(paths_or_default(paths), schemas, variables=load_variables(var_files))
     manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
     warn(notes)
     secrets, defaults = registry_facts(schemas)
