@@ -185,3 +185,66 @@ def check_prune(plan: Plan, *, manifest_count: int, max_delete: int | None, allo
         raise ReconcilerError(
             f"refusing to delete {deletes} model(s): more than --max-delete {max_delete}; nothing was written"
         )
+
+
+def check_online(
+    manifests: Sequence[Manifest], types: Sequence[Any], registry: SchemaRegistry, server: str
+) -> tuple[list[Problem], list[str]]:
+    """Manifests against the server's published types (errors), and schema skew (warnings).
+
+    `types` are client.TypeInfo values. The server's schemas carry no `additionalProperties`, so
+    unknown settings pass there; our bundled schemas (offline validate) still refuse them.
+    """
+    from jsonschema import Draft202012Validator
+
+    from reconciler import references
+    from reconciler.schemas import server_config_schema
+
+    published = {t.name: t for t in types}
+    problems: list[Problem] = []
+    validators: dict[str, Any] = {}
+    for manifest in manifests:
+        where = manifest.positions.get("dtype", (manifest.source.line, manifest.source.column))
+        info = published.get(manifest.dtype)
+        if info is None:
+            problems.append(Problem(
+                manifest.source.path, *where, "dtype",
+                f"the server {server} does not offer dtype `{manifest.dtype}` "
+                f"(it offers: {', '.join(sorted(published)) or 'none'})",
+            ))
+            continue
+        if not info.enabled:
+            problems.append(Problem(
+                manifest.source.path, *where, "dtype",
+                f"dtype `{manifest.dtype}` is disabled on {server} (its provider library is missing there)",
+                "warning",
+            ))
+        validator = validators.setdefault(manifest.dtype, Draft202012Validator(info.config_schema))
+        config = references.placeholder(dict(manifest.configuration))
+        for error in validator.iter_errors(config):
+            path = tuple(str(p) for p in error.absolute_path)
+            field = ".".join(("configuration", *path))
+            line, column = manifest.positions.get(field, manifest.positions.get("dtype", where))
+            shown = error.message if not (path and path[0] in manifest.sensitive) else f"invalid ({error.validator})"
+            problems.append(Problem(manifest.source.path, line, column, field,
+                                    f"the server's `{manifest.dtype}` schema says: {shown}"))
+    skew: list[str] = []
+    for name in sorted(published):
+        bundled = registry.get(name)
+        if bundled is None:
+            skew.append(f"the server offers dtype `{name}`, which has no bundled schema (run `schema pull`)")
+            continue
+        ours = server_config_schema(bundled.schema)
+        theirs = published[name].config_schema
+        if ours == theirs:
+            continue
+        ours_props, theirs_props = ours.get("properties", {}), theirs.get("properties", {})
+        details = [f"server adds `{k}`" for k in sorted(set(theirs_props) - set(ours_props))]
+        details += [f"server lacks `{k}`" for k in sorted(set(ours_props) - set(theirs_props))]
+        details += [f"`{k}` differs" for k in sorted(set(ours_props) & set(theirs_props))
+                    if ours_props[k] != theirs_props[k]]
+        if ours.get("required") != theirs.get("required"):
+            details.append(f"required: ours {ours.get('required')}, server {theirs.get('required')}")
+        skew.append(f"schemas/{name}.json differs from the server's `{name}`: "
+                    f"{'; '.join(details) or 'other keywords differ'} (run `schema pull`)")
+    return problems, skew

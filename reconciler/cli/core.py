@@ -39,23 +39,41 @@ from reconciler.model import ApplyReport, Outcome, Result
 @var_file_option
 @output_option("text", "json")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-def validate(paths: tuple[str, ...], output: str, strict: bool, var_files: tuple[Path, ...]) -> None:
-    """Check manifests offline against the bundled dtype schemas (no server, no secrets)."""
-    from reconciler.reconcile import load, load_variables
+@click.option("--online", is_flag=True,
+              help="Also check dtypes and configuration against the server's published types.")
+@server_options
+def validate(paths: tuple[str, ...], output: str, strict: bool, online: bool, var_files: tuple[Path, ...],
+             **kw: Any) -> None:
+    """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
+    from reconciler.reconcile import check_online, load, load_variables
 
     state.output = output
-    loaded = load(paths_or_default(paths), bundled_registry(), variables=load_variables(var_files))
-    if strict and loaded.warnings:
-        raise InvalidManifests(loaded.warnings)
+    schemas = bundled_registry()
+    loaded = load(paths_or_default(paths), schemas, variables=load_variables(var_files))
+    warnings = list(loaded.warnings)
+    skew: list[str] = []
+    if online:
+        settings = settings_from(kw)
+        with connect(settings) as client:
+            client.check_tenant()
+            problems, skew = check_online(loaded.manifests, client.list_types(), schemas, client.base_url)
+        warnings += [p for p in problems if p.severity == "warning"]
+        if any(p.severity == "error" for p in problems):
+            raise InvalidManifests(problems + list(loaded.warnings))
+    if strict and warnings:
+        raise InvalidManifests(warnings)
     if output == "json":
         emit_json({
             "version": render.JSON_VERSION, "valid": True, "files": loaded.files,
             "models": [m.name for m in loaded.manifests],
-            "warnings": [w.as_dict() for w in loaded.warnings], "error": None,
+            "warnings": [w.as_dict() for w in warnings], "schema_skew": skew, "error": None,
         })
         return
-    warn(loaded.warnings)
-    click.echo(f"OK: {len(loaded.manifests)} manifest(s) in {loaded.files} file(s) are valid.")
+    warn(warnings)
+    for line in skew:
+        click.echo(f"warning: {line}", err=True)
+    where = " (and against the server's types)" if online else ""
+    click.echo(f"OK: {len(loaded.manifests)} manifest(s) in {loaded.files} file(s) are valid{where}.")
 
 
 def plan_options(f: Any) -> Any:
