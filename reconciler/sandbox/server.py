@@ -9,10 +9,12 @@ handed to the server's event loop, which owns the SQLite connection.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -157,10 +159,27 @@ def serve(
     port: int,
     log_level: str = "warning",
 ) -> None:
-    """Serve in the foreground until Ctrl-C or SIGTERM (uvicorn handles both, cleanly)."""
+    """Serve in the foreground; return after a clean stop on Ctrl-C or SIGTERM."""
     app = create_app(config, db)
     state: SandboxState = app.state.sandbox
     try:
-        uvicorn.Server(_uvicorn_config(app, log_level=log_level, host=host, port=port)).run()
+        with _signals_end_quietly():
+            uvicorn.Server(_uvicorn_config(app, log_level=log_level, host=host, port=port)).run()
     finally:
         state.store.close()
+
+
+@contextmanager
+def _signals_end_quietly() -> Iterator[None]:
+    """Uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again for the handler
+    it found; a no-op one turns that into a plain return (no KeyboardInterrupt, no kill)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stop_signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
