@@ -7,8 +7,9 @@ secrets, an unknown tenant, a dtype the target server does not offer. Then the e
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,20 @@ def load_variables(var_files: Sequence[Path]) -> dict[str, Any]:
     return merged
 
 
-def load(paths: Sequence[Path], registry: SchemaRegistry, *, variables: Mapping[str, Any] | None = None) -> Loaded:
-    """Read and validate every manifest below `paths`; raise with every problem if any is wrong."""
-    files, problems = manifest_files.find_files(paths)
+def load(
+    paths: Sequence[Path], registry: SchemaRegistry, *, variables: Mapping[str, Any] | None = None,
+    find: Callable[[Sequence[Path]], tuple[list[Path], list[Problem]]] = manifest_files.find_files,
+    read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]] = manifest_files.read_file,
+) -> Loaded:
+    """Read and validate every manifest below `paths`; raise with every problem if any is wrong.
+
+    `find` and `read` default to the file system; the watch daemon passes its parse cache, or
+    the files committed at git HEAD.
+    """
+    files, problems = find(paths)
     documents = []
     for path in files:
-        docs, file_problems = manifest_files.read_file(path)
+        docs, file_problems = read(path)
         problems.extend(file_problems)
         for doc in docs:
             value, var_problems = substitute(doc.value, variables or {})

@@ -14,8 +14,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING
+
+import fastjsonschema
+
+if TYPE_CHECKING:  # jsonschema is imported only when a configuration is invalid (~70 ms saved)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 # Our additions to the server's own config_schema: stripped again where we must answer exactly like
 # the real server (the sandbox's model-types routes).
@@ -44,11 +49,22 @@ def server_config_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DtypeSchema:
-    """One dtype's JSON Schema and its compiled validator."""
+    """One dtype's JSON Schema, compiled twice: a fast yes/no check, and jsonschema for messages.
+
+    fastjsonschema compiles the schema to Python and answers in ~1.5 µs, 12x faster than
+    jsonschema's `iter_errors`, which only runs for the rare invalid configuration (benchmarks/).
+    """
 
     dtype: str
     schema: Mapping[str, Any]
-    validator: Draft202012Validator = field(repr=False, compare=False)
+    # use_default=False: by default fastjsonschema writes schema defaults into the checked value
+    fast: Any = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def validator(self) -> Draft202012Validator:
+        from jsonschema import Draft202012Validator
+
+        return Draft202012Validator(self.schema)
 
     @cached_property
     def secret_fields(self) -> frozenset[str]:
@@ -56,6 +72,12 @@ class DtypeSchema:
         return frozenset(k for k, v in props.items() if v.get("writeOnly"))
 
     def errors(self, configuration: Any) -> Iterator[ValidationError]:
+        if self.fast is not None:
+            try:
+                self.fast(configuration)
+                return iter(())
+            except fastjsonschema.JsonSchemaException:
+                pass
         return self.validator.iter_errors(configuration)
 
 
@@ -65,9 +87,9 @@ class SchemaRegistry:
     def __init__(self, schemas: Mapping[str, Mapping[str, Any]]) -> None:
         self._by_dtype: dict[str, DtypeSchema] = {}
         for dtype, schema in schemas.items():
-            Draft202012Validator.check_schema(schema)
+            # tests/test_schemas.py checks every bundled schema against the metaschema
             self._by_dtype[dtype] = DtypeSchema(
-                dtype, schema, Draft202012Validator(schema)
+                dtype, schema, fastjsonschema.compile(dict(schema), use_default=False)
             )
 
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from reconciler.manifests import Document
 from reconciler.model import Manifest, Problem, SourceLocation, normalise_tags
 from reconciler.schemas import SchemaRegistry
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME = 255  # the server takes longer names; URLs and UIs do not all cope
 ENVELOPE_FIELDS = ("kind", "name", "dtype", "configuration", "summary", "tags")
 
@@ -145,7 +147,7 @@ def check_name(name: str) -> tuple[str, Literal["error", "warning"]] | None:
         return "must not contain `/` (the server could never read, patch or delete it)", "error"
     if name in (".", ".."):
         return "must not be `.` or `..` (URL paths cannot address it)", "error"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if _CONTROL.search(name):
         return "must not contain control characters", "error"
     if len(name) > MAX_NAME:
         return f"is {len(name)} characters long; keep names at most {MAX_NAME}", "error"
