@@ -1,0 +1,19 @@
+"""The benchmark script runs at tiny N, so it cannot rot. It asserts no timings."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_table_runs_quick():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Machine: ")
+    for what in ("validate N=20", "no-op plan N=20", "sandbox raw POST ceiling", "apply N=20 p=1 latency=0ms",
+                 "baseline: sequential script latency=0ms", "as a share of the raw ceiling"):
+        assert any(line.strip().startswith(what) for line in lines), what
+    assert any("2 HTTP requests" in line for line in lines)  # one list + one types, whatever N
