@@ -14,6 +14,6 @@ def test_benchmark_table_runs_quick():
     lines = done.stdout.splitlines()
     assert lines[0].startswith("Machine: ")
     for what in ("validate N=20", "no-op plan N=20", "sandbox raw POST ceiling", "apply N=20 p=1 latency=0ms",
-                 "baseline: sequential script latency=0ms", "as a share of the raw ceiling"):
+                 "baseline: sequential script latency=0ms", "apply p=4 as a share of the raw ceiling"):
         assert any(line.strip().startswith(what) for line in lines), what
     assert any("2 HTTP requests" in line for line in lines)  # one list + one types, whatever N
