@@ -1,0 +1,261 @@
+"""The server's models as manifest files (pure: remote models in, file names and YAML texts out).
+
+Secrets never leave as values: every secret field becomes a `${MODEL_FIELD}` reference, also when
+the server echoes the value and also when it drops it (newer servers redact; the reference is
+written anyway). Secret fields are the dtype schema's `writeOnly` ones, plus keys that look secret
+by name (all we have for a dtype without a bundled schema). File names are safe, unique and a
+function of the model name alone. The YAML reads back to exactly the server's values.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+
+from reconciler.editor_schema import looks_secret
+from reconciler.model import RemoteModel
+from reconciler.schemas import SchemaRegistry
+from reconciler.validate import check_name
+
+SelectorKey = Literal["name", "dtype", "tag"]
+SELECTOR_KEYS: tuple[SelectorKey, ...] = ("name", "dtype", "tag")
+MAX_STEM = 80  # leaves room for the hash and the suffix within any file system's 255 bytes
+# Names Windows will not create as files, whatever the extension.
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+@dataclass(frozen=True)
+class Selector:
+    """`KEY=GLOB`: name, dtype or any one user tag matches the glob (case-sensitive)."""
+
+    key: SelectorKey
+    pattern: str
+
+    def matches(self, model: RemoteModel) -> bool:
+        if self.key == "tag":
+            return any(fnmatch.fnmatchcase(tag, self.pattern) for tag in model.user_tags)
+        value = model.name if self.key == "name" else model.dtype
+        return fnmatch.fnmatchcase(value, self.pattern)
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.pattern}"
+
+
+def parse_selector(text: str) -> Selector:
+    """`name=gpt-*`, `dtype=openai`, `tag=prod`; raises ValueError with a one-line reason."""
+    key, sep, pattern = text.partition("=")
+    key = key.strip()
+    if not sep or key not in SELECTOR_KEYS:
+        raise ValueError(f"`{text}` is not KEY=GLOB with KEY one of {', '.join(SELECTOR_KEYS)}")
+    return Selector(next(k for k in SELECTOR_KEYS if k == key), pattern)
+
+
+def file_stem(name: str) -> str:
+    """A safe file name (without `.yaml`) that depends on `name` only.
+
+    Names that are already safe (lower-case ASCII letters, digits, `-`, `_`, `.`) keep their
+    spelling; any other name gets a readable slug plus 8 hex digits of its hash, so that `GPT`
+    and `gpt` stay apart on case-insensitive file systems too.
+    """
+    bare = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    slug = re.sub(r"[^a-z0-9._-]+", "-", bare.lower())
+    slug = re.sub(r"-{2,}", "-", slug).strip("-.")[:MAX_STEM].rstrip("-.") or "model"
+    if slug == name and slug not in _RESERVED:
+        return slug
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+def env_prefix(name: str) -> str:
+    """`gpt-4o` → `GPT_4O`: upper-cased, anything but ASCII letters and digits → `_`."""
+    base = re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+    if not base or base[0].isdigit():
+        base = f"MODEL_{base}".rstrip("_")
+    return base
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One manifest to write: `<stem>.yaml` with `text`; `env` names the variables it references."""
+
+    file_name: str
+    name: str
+    dtype: str
+    text: str
+    env: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Export:
+    files: tuple[ExportedFile, ...]
+    skipped: tuple[tuple[str, str], ...]  # (name, reason): models no manifest can describe
+    warnings: tuple[str, ...]
+    matched: int  # models the selectors matched (exported or skipped)
+    total: int  # models on the server
+
+
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc,unused-ignore]  # no stubs: Any
+    """safe_dump, with multi-line strings as `|` blocks and the tag list in flow style."""
+
+
+class _FlowList(list[str]):
+    pass
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # PyYAML falls back to a quoted style by itself where a block cannot hold the string exactly
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+def _represent_flow(dumper: yaml.SafeDumper, data: _FlowList) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(_FlowList, _represent_flow)
+
+
+def to_yaml(document: Mapping[str, Any]) -> str:
+    """One document as YAML that reads back to the same values (strings that look like
+    numbers, booleans or null are quoted by the dumper)."""
+    return str(yaml.dump(
+        dict(document), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+        default_flow_style=False, width=4096,
+    ))
+
+
+def _escape(value: Any) -> Any:
+    """Plain values as the reference syntax reads them back: a literal `${` is written `$${`."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _file_like(value: Any, path: str) -> Iterable[str]:
+    """Mappings that would read back as a `{file: …}` reference."""
+    if isinstance(value, dict):
+        if list(value) == ["file"]:
+            yield path
+        for key, item in value.items():
+            yield from _file_like(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _file_like(item, f"{path}.{index}")
+
+
+def _secret_fields(
+    model: RemoteModel, registry: SchemaRegistry, prefix: str
+) -> tuple[list[str], list[str]]:
+    """(secret fields to write as references, warnings)."""
+    schema = registry.get(model.dtype)
+    config = model.configuration
+    if schema is None:
+        found = sorted(k for k in config if looks_secret(k))
+        return found, [
+            f"model `{model.name}`: dtype `{model.dtype}` has no bundled schema, so secrets are "
+            "recognised by name only (api_key, password, *_token, *_secret…); review "
+            "the file before you commit it"
+        ]
+    props = schema.schema.get("properties", {})
+    required = set(schema.schema.get("required", ()))
+    marked = schema.secret_fields
+    fields = [k for k in props if k in marked and (k in config or k in required)]
+    fields += sorted(k for k in config if k not in props and looks_secret(k))
+    warnings = [
+        f"model `{model.name}`: optional secret `{k}` is not in the server's answer (never set, "
+        f"or redacted by the server): left out; add `{k}: ${{{prefix}_{env_prefix(k)}}}` if it has one"
+        for k in props
+        if k in marked and k not in config and k not in required
+    ]
+    return fields, warnings
+
+
+def _document(model: RemoteModel, refs: Mapping[str, str]) -> dict[str, Any]:
+    configuration = {k: _escape(v) for k, v in model.configuration.items()}
+    for field, var in refs.items():
+        configuration[field] = f"${{{var}}}"
+    ordered = {k: configuration[k] for k in (*model.configuration, *refs) if k in configuration}
+    return {
+        "kind": "Model",
+        "name": model.name,
+        "dtype": model.dtype,
+        "configuration": ordered,
+        "summary": model.summary,
+        "tags": _FlowList(model.user_tags),
+    }
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _prefixes(names: Sequence[str]) -> dict[str, str]:
+    """Per model, the env prefix; models whose prefixes collide get their name's hash appended."""
+    base = {name: env_prefix(name) for name in names}
+    taken = Counter(base.values())
+    return {
+        name: prefix if taken[prefix] == 1
+        else f"{prefix}_{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:6].upper()}"
+        for name, prefix in base.items()
+    }
+
+
+def export(
+    models: Sequence[RemoteModel],
+    registry: SchemaRegistry,
+    *,
+    selectors: Sequence[Selector] = (),
+) -> Export:
+    """Manifests for the models every selector matches, sorted by file name."""
+    matched = [m for m in models if all(s.matches(m) for s in selectors)]
+    files: list[ExportedFile] = []
+    skipped: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    exportable = []
+    for model in matched:
+        name_check = check_name(model.name)
+        if name_check and name_check[1] == "error":
+            skipped.append((model.name, f"the name {name_check[0]}"))
+        elif not _encodable(model.name):
+            skipped.append((model.name, "the name is not valid Unicode text (a lone surrogate)"))
+        else:
+            exportable.append(model)
+    prefixes = _prefixes([m.name for m in exportable])
+    stems: set[str] = set()
+    for model in exportable:
+        fields, notes = _secret_fields(model, registry, prefixes[model.name])
+        warnings.extend(notes)
+        refs = {field: f"{prefixes[model.name]}_{env_prefix(field)}" for field in fields}
+        for path in _file_like({k: v for k, v in model.configuration.items() if k not in refs},
+                               "configuration"):
+            warnings.append(f"model `{model.name}`: {path} is a mapping with only `file`, which a "
+                            "manifest reads as a secret file reference; edit it by hand")
+        env = tuple(refs.values())
+        header = "# Exported by `syft-reconciler export`."
+        if env:
+            header += f" Set {', '.join(env)} in the environment before plan/apply."
+        text = f"{header}\n{to_yaml(_document(model, refs))}"
+        stem = file_stem(model.name)
+        if stem.casefold() in stems:  # a safe name that equals another's slug and hash: not in practice
+            stem = f"{stem}-{hashlib.sha256(model.name.encode()).hexdigest()}"
+        stems.add(stem.casefold())
+        files.append(ExportedFile(f"{stem}.yaml", model.name, model.dtype, text, env))
+    files.sort(key=lambda f: f.file_name)
+    return Export(tuple(files), tuple(skipped), tuple(warnings), len(matched), len(models))

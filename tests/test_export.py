@@ -1,0 +1,215 @@
+"""export.py: remote models → manifest texts, with literals only."""
+
+import re
+
+import pytest
+
+from reconciler import manifests
+from reconciler.export import Selector, env_prefix, export, file_stem, parse_selector, to_yaml
+from reconciler.model import OWNER_TAG, RemoteModel
+from reconciler.schemas import SchemaRegistry
+from reconciler.validate import resolve, validate
+
+REGISTRY = SchemaRegistry.load()
+
+
+def remote(name, dtype="openai", configuration=None, summary="", tags=""):
+    if configuration is None:
+        configuration = {"api_key": "sk-secret-1", "model": "gpt-4o"}
+    return RemoteModel(name=name, dtype=dtype, configuration=configuration, summary=summary, tags=tags)
+
+
+def read_back(text, env, path="exported/x.yaml"):
+    """The exported text through the real manifest pipeline: parse, validate, resolve."""
+    docs, problems = manifests.parse(text, path)
+    assert problems == []
+    found, problems = validate(docs, REGISTRY)
+    assert [p for p in problems if p.severity == "error"] == []
+    resolved, problems = resolve(found, env=env)
+    assert problems == []
+    return resolved[0]
+
+
+@pytest.mark.parametrize(("name", "stem"), [
+    ("gpt-4o", "gpt-4o"),
+    ("llama_3.1", "llama_3.1"),
+    ("GPT-4o", "gpt-4o-"),
+    ("my model", "my-model-"),
+    ("100% ready?", "100-ready-"),
+    ("модель", "model-"),
+    ("Ünïcødé", "unic-de-"),  # NFKD keeps what has an ASCII base letter
+    (".hidden", "hidden-"),
+    ("con", "con-"),
+    (" padded ", "padded-"),
+    ("---", "model-"),
+])
+def test_file_stem_is_safe_and_keeps_safe_names(name, stem):
+    got = file_stem(name)
+    if stem.endswith("-"):
+        assert got.startswith(stem) and re.fullmatch(r"[0-9a-f]{8}", got[len(stem):])
+    else:
+        assert got == stem
+    assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*", got)
+
+
+def test_file_stems_are_unique_case_insensitively_and_deterministic():
+    names = ["a", "A", "a ", "a?", "a%", "ä", "gpt 4o", "gpt-4o", "GPT-4o", "x" * 255, "x" * 254]
+    stems = [file_stem(n) for n in names]
+    assert len({s.casefold() for s in stems}) == len(names)
+    assert stems == [file_stem(n) for n in names]
+    assert max(len(s) for s in stems) <= 89
+
+
+@pytest.mark.parametrize(("name", "prefix"), [
+    ("gpt-4o", "GPT_4O"),
+    ("my model", "MY_MODEL"),
+    ("4o", "MODEL_4O"),
+    ("модель", "MODEL"),
+    ("a--b", "A_B"),
+])
+def test_env_prefix(name, prefix):
+    assert env_prefix(name) == prefix
+
+
+def test_selectors():
+    model = remote("gpt-4o", tags=f"prod,chat,{OWNER_TAG}")
+    assert parse_selector("tag=prod") == Selector("tag", "prod")
+    assert parse_selector("name=gpt-*").matches(model)
+    assert parse_selector("dtype=open*").matches(model)
+    assert parse_selector("tag=ch*").matches(model)
+    assert not parse_selector("tag=managed-by:*").matches(model)  # the owner tag is not a user tag
+    assert not parse_selector("name=GPT-*").matches(model)  # case-sensitive, like names
+    with pytest.raises(ValueError, match=r"^`owner=me` is not KEY=GLOB with KEY one of name, dtype, tag$"):
+        parse_selector("owner=me")
+    with pytest.raises(ValueError, match="not KEY=GLOB"):
+        parse_selector("prod")
+
+
+def test_selectors_are_anded():
+    models = [remote("a", tags="prod"), remote("c", tags="dev"),
+              remote("b", tags="prod", dtype="ollama", configuration={"model": "m"})]
+    result = export(models, REGISTRY, selectors=[Selector("tag", "prod"), Selector("dtype", "openai")])
+    assert [f.name for f in result.files] == ["a"]
+    assert (result.matched, result.total) == (1, 3)
+
+
+def test_secret_becomes_a_reference_and_the_rest_round_trips():
+    model = remote("gpt-4o", summary="GPT-4o for chat", tags=f"openai,chat,{OWNER_TAG}",
+                   configuration={"api_key": "sk-secret-1", "model": "gpt-4o"})
+    result = export([model], REGISTRY)
+    (file,) = result.files
+    assert file.file_name == "gpt-4o.yaml" and file.env == ("GPT_4O_API_KEY",)
+    assert file.text == (
+        "# Exported by `syft-reconciler export`. Set GPT_4O_API_KEY in the environment before plan/apply.\n"
+        "kind: Model\n"
+        "name: gpt-4o\n"
+        "dtype: openai\n"
+        "configuration:\n"
+        "  api_key: ${GPT_4O_API_KEY}\n"
+        "  model: gpt-4o\n"
+        "summary: GPT-4o for chat\n"
+        "tags: [openai, chat]\n"
+    )
+    back = read_back(file.text, {"GPT_4O_API_KEY": "sk-secret-1"})
+    assert (back.name, back.dtype, dict(back.configuration), back.summary, back.tags) == (
+        "gpt-4o", "openai", {"api_key": "sk-secret-1", "model": "gpt-4o"}, "GPT-4o for chat",
+        ("openai", "chat"))
+    assert result.warnings == ()
+
+
+def test_a_redacted_required_secret_is_still_a_reference():
+    result = export([remote("gpt", configuration={"model": "gpt-4o"})], REGISTRY)
+    assert "  api_key: ${GPT_API_KEY}\n" in result.files[0].text
+    assert result.warnings == ()
+
+
+def test_masked_secrets_are_references_too():
+    result = export([remote("gpt", configuration={"api_key": "sk-…abcd", "model": "m"})], REGISTRY)
+    assert "sk-" not in result.files[0].text
+
+
+def test_an_absent_optional_secret_is_left_out_with_a_warning():
+    model = remote("qwen", dtype="vllm", configuration={"base_url": "http://vllm:8000/v1", "model": "q"})
+    result = export([model], REGISTRY)
+    assert "api_key" not in result.files[0].text
+    assert result.warnings == (
+        "model `qwen`: optional secret `api_key` is not in the server's answer (never set, or redacted "
+        "by the server): left out; add `api_key: ${QWEN_API_KEY}` if it has one",
+    )
+
+
+def test_unknown_dtype_is_exported_with_secrets_recognised_by_name():
+    model = remote("m", dtype="mystery", configuration={"access_token": "tok-1", "max_tokens": 5, "url": "u"})
+    result = export([model], REGISTRY)
+    text = result.files[0].text
+    assert "tok-1" not in text and "access_token: ${M_ACCESS_TOKEN}" in text and "max_tokens: 5" in text
+    assert result.warnings == (
+        "model `m`: dtype `mystery` has no bundled schema, so secrets are recognised by name only "
+        "(api_key, password, *_token, *_secret…); review the file before you commit it",
+    )
+
+
+def test_unknown_keys_that_look_secret_are_references_for_known_dtypes_too():
+    model = remote("m", configuration={"api_key": "k", "model": "x", "client_secret": "s3"})
+    text = export([model], REGISTRY).files[0].text
+    assert "s3" not in text and "client_secret: ${M_CLIENT_SECRET}" in text
+
+
+def test_colliding_env_prefixes_get_a_hash():
+    result = export([remote("gpt-4o"), remote("gpt 4o"), remote("other")], REGISTRY)
+    envs = sorted(v for f in result.files for v in f.env)
+    assert len(set(envs)) == 3 and "OTHER_API_KEY" in envs
+    assert all(re.fullmatch(r"GPT_4O_[0-9A-F]{6}_API_KEY", v) for v in envs if v != "OTHER_API_KEY")
+
+
+def test_names_no_manifest_can_hold_are_skipped():
+    result = export([remote(""), remote("a/b"), remote("\ud800x"), remote(" ok ")], REGISTRY)
+    assert [f.name for f in result.files] == [" ok "]
+    assert result.skipped == (
+        ("", "the name must not be empty (the server could never read, patch or delete it)"),
+        ("a/b", "the name must not contain `/` (the server could never read, patch or delete it)"),
+        ("\ud800x", "the name is not valid Unicode text (a lone surrogate)"),
+    )
+
+
+AWKWARD = [
+    "yes", "no", "on", "null", "~", "", "1.0", "0x1F", "1_000", "2024-01-01", "- item", "#hash", "a: b",
+    "*alias", "&anchor", "!tag", "%x", "@x", "`x", "'quoted'", '"dq"', " lead", "trail ", "tab\there",
+    "multi\nline\n", "multi\nline no end", "trailing  \nspaces\n", "\n", "ünïcødé ☀", "${NOT_A_REF}",
+    "$${twice}", "$", "{file: x}", "[a]", "=",
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_awkward_values_round_trip_exactly(value):
+    name = (f"m {value}".strip() or "m") if value.isprintable() else "m"
+    model = remote(name, summary=value, tags=[value] if value.strip() and "," not in value else [],
+                   configuration={"api_key": "k", "model": value, "system_prompt": value})
+    (file,) = export([model], REGISTRY).files
+    var = file.env[0]
+    back = read_back(file.text, {var: "k"})
+    assert back.name == name
+    assert back.summary == value
+    assert dict(back.configuration) == {"api_key": "k", "model": value, "system_prompt": value}
+    assert back.tags == model.user_tags
+
+
+def test_numbers_and_booleans_keep_their_types():
+    config = {"api_key": "k", "max_tokens": 4096, "temperature": 0.3, "model": "1", "system_prompt": "true"}
+    model = remote("c", dtype="anthropic", configuration=config)
+    (file,) = export([model], REGISTRY).files
+    back = read_back(file.text, {"C_API_KEY": "k"})
+    assert dict(back.configuration) == config
+    assert [type(back.configuration[k]) for k in config] == [str, int, float, str, str]
+
+
+def test_a_literal_file_mapping_is_warned_about():
+    model = remote("m", dtype="mystery", configuration={"nested": {"file": "/etc/x"}})
+    assert export([model], REGISTRY).warnings[-1] == (
+        "model `m`: configuration.nested is a mapping with only `file`, which a manifest reads as a "
+        "secret file reference; edit it by hand"
+    )
+
+
+def test_to_yaml_uses_blocks_for_multi_line_strings():
+    assert to_yaml({"a": "one\ntwo\n"}) == "a: |\n  one\n  two\n"
