@@ -136,6 +136,10 @@ class SandboxServer:
         if not self._on_loop(lambda: self.state.store.set_tenant_active(name, active)):
             raise KeyError(f"no tenant named {name!r}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the serving thread has used so far (for benchmarks)."""
+        return self._on_loop(time.thread_time)
+
     def model_count(self) -> int:
         """Rows in the models table, over all tenants."""
         return self._on_loop(self.state.store.count_models)
