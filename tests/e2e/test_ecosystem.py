@@ -95,6 +95,7 @@ def test_export_then_plan_is_in_sync(cli, sandbox, api, tmp_path, monkeypatch):
     assert "padded" in run.err  # surrounding spaces: validate's own warning
 
     json_run = cli("export", "--server", sandbox.url, "--output-dir", tmp_path / "again", "-o", "json")
+    assert_no_canary(json_run.all)
     set_env_from(json_run.out, monkeypatch)
     run = cli("plan", out_dir, "--server", sandbox.url, "--detailed-exitcode")
     assert run.code == 0, run.all
