@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Body, Depends, FastAPI, HTTPException
+from fastapi import Body, Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
@@ -248,6 +248,12 @@ def _tenant_routes(app: FastAPI, state: SandboxState) -> None:
         return _json(found)
 
 
+async def _unstorable(_request: Request, _exc: Exception) -> Response:
+    # A lone surrogate (valid JSON, invalid UTF-8) cannot be stored; the real server's database
+    # layer fails alike and answers its plain 500. Handled here, it leaves no traceback in the log.
+    return PlainTextResponse("Internal Server Error", status_code=500)
+
+
 def _declare_bearer_scheme(app: FastAPI) -> None:
     generate = app.openapi
 
@@ -277,6 +283,7 @@ def create_app(config: SandboxConfig = DEFAULT_CONFIG, db: str | Path = ":memory
     )
     app.state.sandbox = state
     _declare_bearer_scheme(app)
+    app.add_exception_handler(UnicodeEncodeError, _unstorable)
 
     # Registered in the real server's order, which decides 405s and the Allow header.
     _type_routes(app, state)

@@ -707,3 +707,31 @@ def test_concurrent_creates_of_distinct_names_all_land(sandbox, http):
     responses = race(http, 16, lambda client, i: client.post(MODELS, json=body(f"m{i:02}")))
     assert {r.status_code for r in responses} == {201}
     assert sandbox.model_count() == 16
+
+
+# -- odd but valid JSON --------------------------------------------------------------------
+
+
+def post_raw(http, raw):
+    return http.post(MODELS, content=raw, headers={"content-type": "application/json"})
+
+
+def test_non_finite_numbers_come_back_as_null(http):
+    raw = b'{"name": "m", "dtype": "openai", "configuration": {"t": NaN, "l": [-Infinity]}}'
+    created = post_raw(http, raw)
+    assert created.status_code == 201
+    assert created.json()["configuration"] == {"t": None, "l": [None]}
+    assert http.get(MODELS).json()[0]["configuration"] == {"t": None, "l": [None]}
+
+
+def test_nul_characters_round_trip(http):
+    created = post_raw(http, b'{"name": "a\\u0000b", "dtype": "openai", "configuration": {"k": "\\u0000"}}')
+    assert created.status_code == 201
+    assert http.get(item("a\x00b")).json()["configuration"] == {"k": "\x00"}
+
+
+def test_a_lone_surrogate_cannot_be_stored_and_is_a_plain_500(http, caplog):
+    response = post_raw(http, b'{"name": "\\ud800", "dtype": "openai", "configuration": {}}')
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+    assert not [r for r in caplog.records if r.levelno >= 40]
+    assert http.get(MODELS).json() == []
