@@ -53,8 +53,9 @@ def test_multi_tenant_writes_only_into_the_named_tenant(cli, manifest_dir, sandb
 def test_two_applies_racing_with_500s_converge_without_duplicates(manifest_dir, sandbox, api):
     # Latency makes each apply take long enough that both list before the other has finished
     # creating, so names really race: each loser gets the real server's 409 or 500.
-    sandbox.reset(SandboxConfig(race_500_rate=0.5, latency_ms=40, seed=7))
-    count = 40
+    # 60 models at 60 ms over 2 connections keep each apply busy ~2 s: wider than any start-up skew.
+    sandbox.reset(SandboxConfig(race_500_rate=0.5, latency_ms=60, seed=7))
+    count = 60
     root = manifest_dir({f"m{i:02}.yaml": model_yaml(f"m{i:02}") for i in range(count)})
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     command = [sys.executable, "-m", "reconciler", "apply", str(root), "--server", sandbox.url, "-p", "2"]
