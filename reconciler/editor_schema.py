@@ -20,9 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from reconciler.schemas import SchemaRegistry
 from reconciler.validate import MAX_NAME
 
@@ -317,6 +314,10 @@ def _check_type(server_type: ServerType) -> str | None:
         return "its name cannot be a file name in schemas/"
     if not isinstance(server_type.config_schema, dict):
         return "its config_schema is not a JSON object"
+    # imported here, not at the top: every command would pay ~70 ms for it
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(server_type.config_schema)
     except SchemaError as exc:
