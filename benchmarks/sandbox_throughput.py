@@ -31,7 +31,11 @@ def _body(i: int) -> dict[str, object]:
     return {
         "name": f"model-{i:05}",
         "dtype": "openai",
-        "configuration": {"api_key": f"sk-{i:040}", "model": "gpt-4o", "base_url": "https://api.openai.com/v1"},
+        "configuration": {
+            "api_key": f"sk-{i:040}",
+            "model": "gpt-4o",
+            "base_url": "https://api.openai.com/v1",
+        },
         "summary": "benchmark model",
         "tags": "bench,openai",
     }
@@ -94,7 +98,7 @@ def main() -> None:
         parser.error(f"--models must be above {FIRST}")
 
     print(
-        f"| db       | seq c/s | srv µs | {args.threads}× c/s | srv µs "
+        f"| db       | seq c/s | srv µs | {args.threads:>2}x c/s | srv µs "
         f"| list {FIRST:,} ms   | list {args.models:,} ms    |"
     )
     print("| -------- | ------- | ------ | ------- | ------ | ---------------- | ------------------ |")
