@@ -262,14 +262,6 @@ class Store:
         row = self._conn.execute(self._sql[_RESPONSE] + " WHERE rowid = ?", (cur.lastrowid,)).fetchone()
         return str(row[0])
 
-    def has_model(self, tenant_id: str, name: str) -> bool:
-        return (
-            self._conn.execute(
-                "SELECT 1 FROM models WHERE tenant_id = ? AND name = ?", (tenant_id, name)
-            ).fetchone()
-            is not None
-        )
-
     def model_dtype(self, tenant_id: str, name: str) -> str | None:
         row = self._conn.execute(
             "SELECT dtype FROM models WHERE tenant_id = ? AND name = ?", (tenant_id, name)
