@@ -174,6 +174,7 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
           auto_approve: bool, var_files: tuple[Path, ...], **kw: Any) -> None:
     """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
     from reconciler.apply import ApplyOptions, Executor
+    from reconciler.lock import folder_lock
     from reconciler.reconcile import (
         check_prune,
         load,
@@ -197,6 +198,9 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
         adopt, prune = plan_file.options["adopt"], plan_file.options["prune"]
         replace, replace_all = tuple(plan_file.options["replace"]), plan_file.options["replace_all"]
         var_files = tuple(Path(p) for p in plan_file.options.get("var_files", ()))
+    # never beside a watch on the same folder (applies share the lock); held until the end
+    lock = folder_lock(paths_or_default(paths), command="apply", shared=True)
+    click.get_current_context().with_resource(lock)
     schemas = bundled_registry()
     loaded = load(paths_or_default(paths), schemas, variables=load_variables(var_files))
     manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
