@@ -3,7 +3,7 @@
 Each command: options → one call into reconcile/apply/watch → render → exit code.
 """
 
-from reconciler.cli import core, ecosystem, sandbox  # noqa: F401  (register the commands)
+from reconciler.cli import core, ecosystem, sandbox, watch  # noqa: F401  (register the commands)
 from reconciler.cli.app import cli, main
 
 __all__ = ["cli", "main"]

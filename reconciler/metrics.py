@@ -1,0 +1,136 @@
+"""The watch daemon's operations endpoints: `/healthz` and Prometheus `/metrics` (prometheus_client).
+
+`DaemonMetrics.observe()` takes each round's result; `MetricsServer` serves both routes from a small
+threaded WSGI server on an opt-in port (loopback unless told otherwise). Health is 200 while the
+last round succeeded and 503 otherwise, including before the first round has finished.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
+
+from reconciler.watch import MODEL_STATES, RoundResult
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+class DaemonMetrics:
+    """Prometheus series and the health snapshot, updated after every round (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.rounds = Counter("syft_reconciler_rounds", "Reconcile rounds run, by trigger and outcome.",
+                              ["trigger", "status"], registry=r)
+        self.failures = Counter("syft_reconciler_round_failures", "Rounds that did not succeed, by outcome.",
+                                ["status"], registry=r)
+        self.last_success = Gauge("syft_reconciler_last_success_timestamp_seconds",
+                                  "Unix time the last successful round finished.", registry=r)
+        self.duration = Histogram("syft_reconciler_round_duration_seconds", "Wall time of one round.",
+                                  buckets=DURATION_BUCKETS, registry=r)
+        self.models = Gauge("syft_reconciler_models",
+                            "Models by state after the last round that read the server.",
+                            ["state"], registry=r)
+        self.commit = Info("syft_reconciler_applied_commit", "The git commit last applied in full (--git).",
+                           registry=r)
+        for state in MODEL_STATES:
+            self.models.labels(state).set(0)
+        self._lock = threading.Lock()
+        self._last: RoundResult | None = None
+        self._last_at: float | None = None
+        self._success_at: float | None = None
+        self._applied_commit: str | None = None
+
+    def observe(self, result: RoundResult) -> None:
+        now = time.time()
+        self.rounds.labels(result.trigger.value, result.status.value).inc()
+        self.duration.observe(result.duration)
+        if result.ok:
+            self.last_success.set(now)
+            if result.commit:
+                self.commit.info({"commit": result.commit})
+        else:
+            self.failures.labels(result.status.value).inc()
+        for state, count in result.models.items():
+            self.models.labels(state).set(count)
+        with self._lock:
+            self._last, self._last_at = result, now
+            if result.ok:
+                self._success_at = now
+                self._applied_commit = result.commit or self._applied_commit
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body) for /healthz."""
+        with self._lock:
+            last, last_at = self._last, self._last_at
+            success_at, commit = self._success_at, self._applied_commit
+        body: dict[str, Any] = {
+            "status": last.status.value if last else "starting",
+            "last_round": None,
+            "last_success": _iso(success_at),
+            "applied_commit": commit,
+        }
+        if last is not None:
+            body["last_round"] = {
+                "trigger": last.trigger.value, "finished_at": _iso(last_at),
+                "duration_s": round(last.duration, 4), "message": last.message, "models": dict(last.models),
+            }
+        return (200 if last is not None and last.ok else 503), body
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # access logs would drown the daemon's own
+        pass
+
+
+class MetricsServer:
+    """`/healthz` and `/metrics` on host:port (port 0: any free one) in a background thread."""
+
+    def __init__(self, metrics: DaemonMetrics, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.metrics = metrics
+        self._prometheus = make_wsgi_app(metrics.registry)
+        self._server = make_server(host, port, self._app, server_class=_Server, handler_class=_QuietHandler)
+        self.url = f"http://{host}:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+
+    def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return self._prometheus(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            code, body = self.metrics.health()
+            data = json.dumps(body).encode()
+            status = "200 OK" if code == 200 else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found: try /healthz or /metrics\n"]
+
+    def __enter__(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

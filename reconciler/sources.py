@@ -1,0 +1,282 @@
+"""Where a watch round's manifests come from, and how to avoid parsing them again.
+
+`WorkTree` is the folder, with a parse cache keyed by path + stat (+ content hash when the stat
+cannot be trusted); `GitHead` is the files committed at HEAD (`--git`), cached by blob id.
+`ManifestLoader` runs `reconcile.load()` over either, and reuses the whole result while nothing
+changed, so a resync over 10,000 unchanged manifests costs a directory walk and a stat per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from reconciler import manifests as manifest_files
+from reconciler.errors import InvalidManifests, ReconcilerError
+from reconciler.manifests import Document
+from reconciler.model import Problem
+from reconciler.reconcile import Loaded, load, load_variables
+from reconciler.schemas import SchemaRegistry
+
+Parsed = tuple[list[Document], list[Problem]]
+
+
+def manifest_filter(path: str) -> bool:
+    name = os.path.basename(path)
+    return name.endswith(manifest_files.SUFFIXES) and not name.startswith(".")
+
+
+@dataclass(frozen=True)
+class Listing:
+    files: tuple[Path, ...]
+    problems: tuple[Problem, ...]
+    versions: tuple[Hashable, ...]
+    commit: str | None = None
+
+
+class Source(Protocol):
+    def scan(self, roots: Sequence[Path]) -> Listing: ...
+    def read(self, path: Path) -> Parsed: ...
+    def watch_paths(self, roots: Sequence[Path]) -> list[Path]: ...
+    def keep(self, path: str) -> bool: ...
+
+
+RACY_NS = 2_000_000_000  # within this of a file's mtime/ctime we do not trust stat alone (coarse clocks)
+
+
+@dataclass
+class _Entry:
+    stat: tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, inode
+    digest: bytes
+    checked_ns: int  # wall clock just before the content was last read
+    parsed: Parsed
+
+
+class WorkTree:
+    """The working tree, with a parse cache: a file is parsed again only when it changed.
+
+    Changed means another (mtime, ctime, size, inode); when the file was modified within RACY_NS
+    of our last read, a second write in the same clock tick could hide behind an equal stat, so the
+    content hash decides (git's "racily clean" entries).
+    """
+
+    def __init__(
+        self, *, stat: Callable[[Path], os.stat_result] = os.stat, clock: Callable[[], int] = time.time_ns
+    ) -> None:
+        self._stat = stat
+        self._clock = clock
+        self._entries: dict[Path, _Entry] = {}
+        self._seen: dict[Path, tuple[int, int, int, int] | None] = {}
+        self.parsed = 0
+        """Files parsed so far (cache misses)."""
+
+    def scan(self, roots: Sequence[Path]) -> Listing:
+        files, problems = manifest_files.find_files(roots)
+        self._seen = {path: self._stat_key(path) for path in files}
+        for gone in self._entries.keys() - self._seen.keys():
+            del self._entries[gone]
+        versions = tuple(self._version(path, key) for path, key in self._seen.items())
+        return Listing(tuple(files), tuple(problems), versions)
+
+    def _stat_key(self, path: Path) -> tuple[int, int, int, int] | None:
+        try:
+            st = self._stat(path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+    def _version(self, path: Path, key: tuple[int, int, int, int] | None) -> Hashable:
+        entry = self._entries.get(path)
+        if key is None or entry is None or entry.stat != key:
+            return key
+        if max(key[0], key[1]) < entry.checked_ns - RACY_NS:
+            return key
+        now = self._clock()
+        try:
+            digest = hashlib.sha256(path.read_bytes()).digest()
+        except OSError:
+            return None
+        if digest != entry.digest:
+            del self._entries[path]  # same stat, other content: parse it again
+            return (key, digest)
+        entry.checked_ns = now
+        return key
+
+    def read(self, path: Path) -> Parsed:
+        key = self._seen.get(path)
+        entry = self._entries.get(path)
+        if entry is not None and key is not None and entry.stat == key:
+            return entry.parsed
+        now = self._clock()
+        try:  # hash before parsing: a write in between then shows up as a changed hash
+            digest = hashlib.sha256(path.read_bytes()).digest()
+        except OSError:
+            digest = b""
+        parsed = manifest_files.read_file(path)
+        self.parsed += 1
+        if key is not None and digest:
+            self._entries[path] = _Entry(key, digest, now, parsed)
+        return parsed
+
+    def watch_paths(self, roots: Sequence[Path]) -> list[Path]:
+        return list(roots)
+
+    def keep(self, path: str) -> bool:
+        return manifest_filter(path)
+
+
+class GitHead:
+    """The manifests as committed at HEAD of the checkout (`git ls-tree`, `git cat-file`).
+
+    Blobs are parsed once per (path, blob id). Working-tree edits do not count until committed; the
+    daemon watches the git dir's HEAD and refs instead of the files.
+    """
+
+    def __init__(self, top: Path, git_dirs: Sequence[Path]) -> None:
+        self.top = top
+        self.git_dirs = tuple(git_dirs)
+        self._parsed: dict[tuple[Path, str], Parsed] = {}
+        self._seen: dict[Path, str] = {}
+        self.parsed = 0
+
+    @classmethod
+    def open(cls, roots: Sequence[Path]) -> GitHead:
+        """The checkout that holds the first root; ReconcilerError when there is none."""
+        first = roots[0]
+        where = first if first.is_dir() else first.parent
+        top = Path(_git(where, "rev-parse", "--show-toplevel"))
+        dirs = {Path(_git(where, "rev-parse", "--absolute-git-dir"))}
+        common = Path(_git(where, "rev-parse", "--git-common-dir"))
+        dirs.add(common if common.is_absolute() else (where / common).resolve())
+        return cls(top, sorted(dirs))
+
+    def scan(self, roots: Sequence[Path]) -> Listing:
+        commit = _git(self.top, "rev-parse", "--verify", "HEAD^{commit}")
+        found: dict[Path, str] = {}
+        problems: list[Problem] = []
+        for root in roots:
+            try:
+                rel = PurePosixPath(root.resolve().relative_to(self.top.resolve()).as_posix())
+            except ValueError:
+                problems.append(Problem(str(root), 1, 1, "", f"not inside the git checkout {self.top}"))
+                continue
+            spec = str(rel) if rel.parts else "."
+            listing = _git(self.top, "ls-tree", "-r", "-z", "--full-name", commit, "--", spec)
+            entries = [e for e in listing.split("\0") if e]
+            if not entries:
+                message = f"nothing here at HEAD ({commit[:12]}); commit it first"
+                problems.append(Problem(str(root), 1, 1, "", message))
+            for entry in entries:
+                meta, name = entry.split("\t", 1)
+                mode, kind, sha = meta.split()
+                inside = PurePosixPath(name).relative_to(rel) if rel.parts else PurePosixPath(name)
+                label = root / inside if inside.parts else root
+                if kind != "blob" or not label.name.endswith(manifest_files.SUFFIXES):
+                    continue
+                if any(part.startswith(".") for part in inside.parts):
+                    continue
+                if mode == "120000":
+                    message = "a symlink in git; --git does not follow it"
+                    problems.append(Problem(str(label), 1, 1, "", message, "warning"))
+                    continue
+                found[label] = sha
+        self._seen = dict(sorted(found.items()))
+        self._fetch([(p, s) for p, s in self._seen.items() if (p, s) not in self._parsed])
+        keep = set(self._seen.items())
+        self._parsed = {k: v for k, v in self._parsed.items() if k in keep}
+        return Listing(tuple(self._seen), tuple(problems), tuple(self._seen.values()), commit)
+
+    def _fetch(self, wanted: list[tuple[Path, str]]) -> None:
+        if not wanted:
+            return
+        batch = "".join(f"{sha}\n" for _, sha in wanted).encode()
+        data = _git_bytes(self.top, "cat-file", "--batch", stdin=batch)
+        pos = 0
+        for label, _ in wanted:
+            end = data.index(b"\n", pos)
+            header = data[pos:end].split()
+            size = int(header[2])
+            blob = data[end + 1 : end + 1 + size]
+            pos = end + 1 + size + 1
+            self._parsed[(label, header[0].decode())] = self._parse(label, blob)
+
+    def _parse(self, label: Path, blob: bytes) -> Parsed:
+        self.parsed += 1
+        if len(blob) > manifest_files.MAX_FILE_BYTES:
+            return [], [Problem(str(label), 1, 1, "", "file is over the manifest size limit; split it")]
+        text, problem = manifest_files.decode(blob, str(label))
+        if problem is not None or text is None:
+            return [], [problem] if problem else []
+        return manifest_files.parse(text, str(label))
+
+    def read(self, path: Path) -> Parsed:
+        return self._parsed[(path, self._seen[path])]
+
+    def watch_paths(self, roots: Sequence[Path]) -> list[Path]:
+        return list(self.git_dirs)
+
+    def keep(self, path: str) -> bool:
+        for git_dir in self.git_dirs:
+            try:
+                parts = Path(path).relative_to(git_dir).parts
+            except ValueError:
+                continue
+            if parts in (("HEAD",), ("packed-refs",)) or (parts and parts[0] == "refs"):
+                return True
+        return False
+
+
+def _git_bytes(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, check=False)
+    except FileNotFoundError as exc:
+        raise ReconcilerError("--git needs the `git` command, and it is not on PATH") from exc
+    if done.returncode != 0:
+        reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ReconcilerError(f"git {args[0]} in {cwd}: {reason[0] if reason else f'exit {done.returncode}'}")
+    return done.stdout
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return _git_bytes(cwd, *args).decode("utf-8", "surrogateescape").strip()
+
+
+class ManifestLoader:
+    """`reconcile.load()` over a Source; while no file changed, the last result is reused whole.
+
+    The --var-files are read again every round (they are small), so editing one is a change too.
+    """
+
+    def __init__(self, roots: Sequence[Path], registry: SchemaRegistry, source: Source, *,
+                 var_files: Sequence[Path] = ()) -> None:
+        self.roots = list(roots)
+        self.registry = registry
+        self.source = source
+        self.var_files = list(var_files)
+        self._last: tuple[Hashable, Loaded | InvalidManifests] | None = None
+
+    def __call__(self) -> tuple[Loaded, str | None]:
+        variables = load_variables(self.var_files)
+        listing = self.source.scan(self.roots)
+        var_key = json.dumps(variables, sort_keys=True, default=str)
+        key = (listing.files, listing.versions, listing.problems, var_key)
+        if self._last is None or self._last[0] != key:
+            try:
+                result: Loaded | InvalidManifests = load(
+                    self.roots, self.registry, variables=variables, read=self.source.read,
+                    find=lambda roots: (list(listing.files), list(listing.problems)),
+                )
+            except InvalidManifests as exc:
+                result = exc
+            self._last = (key, result)
+        result = self._last[1]
+        if isinstance(result, InvalidManifests):
+            raise InvalidManifests(result.problems)
+        return result, listing.commit

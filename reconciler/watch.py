@@ -1,0 +1,362 @@
+"""The watch daemon: change batches in, one whole reconcile round per batch (level-triggered).
+
+`run()` is the loop and the seam: any iterable of change batches, a `reconcile_once` callable and a
+`threading.Event` to stop (tests pass a list, production `change_batches()` over watchfiles). A
+`Reconciler` is one round: load (through sources.py: a parse cache, or the files at git HEAD) →
+validate → resolve → observe → plan → apply, or only report drift. The only `import watchfiles`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+import watchfiles
+
+from reconciler import render
+from reconciler.apply import ApplyOptions, Executor
+from reconciler.client import SpaceClient
+from reconciler.errors import (
+    AuthError,
+    InvalidManifests,
+    ReconcilerError,
+    RetryableServerError,
+    ServerUnreachable,
+)
+from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
+from reconciler.reconcile import Loaded, check_prune, observe_and_plan, resolve_secrets
+from reconciler.schemas import SchemaRegistry
+
+log = logging.getLogger(__name__)
+
+
+
+def _ev(event: str, **fields: Any) -> dict[str, Any]:
+    """`extra=` for a log call: the event name and fields of a structured (--log-format json) line."""
+    return {"event": event, "fields": fields}
+
+
+# -- values ---------------------------------------------------------------------------------
+
+
+class Trigger(str, Enum):
+    STARTUP = "startup"
+    FILES = "files"  # a batch of manifest (or, with --git, ref) changes
+    RESYNC = "resync"  # the resync interval passed without one
+    RETRY = "retry"  # the round before failed against the server
+
+
+class RoundStatus(str, Enum):
+    OK = "ok"
+    INVALID = "invalid"  # manifests (or secrets) are wrong: nothing written, wait for a change
+    UNREACHABLE = "unreachable"
+    AUTH = "auth"
+    FAILED = "failed"  # the server refused something, or some writes failed
+    ERROR = "error"  # a bug: logged, and the daemon goes on
+
+    @property
+    def retry(self) -> bool:
+        """Worth another round after a backoff (an invalid round waits for a file change)."""
+        return self not in (RoundStatus.OK, RoundStatus.INVALID)
+
+
+MODEL_STATES = ("in_sync", "pending", "replace_needed", "conflict", "unmanaged")
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    trigger: Trigger
+    status: RoundStatus
+    duration: float
+    message: str = ""
+    models: Mapping[str, int] = field(default_factory=dict)
+    """Models by state (MODEL_STATES) after the round; empty when the round did not reach the server."""
+    commit: str | None = None
+    """With --git: the commit this round read."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RoundStatus.OK
+
+
+class ReconcileOnce(Protocol):
+    def __call__(self, trigger: Trigger) -> RoundResult: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between rounds that failed against the server: each capped at `cap`, then ±`jitter`
+    of it, so that daemons that lost the same server do not all come back in the same second."""
+
+    delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
+    jitter: float = 0.25
+    cap: float = 60.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        base = min(self.cap, self.delays[min(failures, len(self.delays) - 1)])
+        return base * (1 + rng.uniform(-self.jitter, self.jitter))
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    resync_interval: float = 60.0
+    """Seconds between rounds when no file changes: they catch changes made on the server."""
+    self_heal: bool = False
+    """Also undo drift (models deleted or edited on the server) when the manifests did not change."""
+    adopt: bool = False
+    prune: bool = False
+    """Delete models we created that are no longer in the manifests (guarded by check_prune)."""
+    max_delete: int | None = None
+    allow_empty: bool = False
+    placeholders: bool = False
+    """Missing secrets become placeholders: only for the embedded sandbox."""
+    debug: bool = False
+
+
+# -- the loop -------------------------------------------------------------------------------
+
+
+def run(
+    batches: Iterable[Iterable[str]],
+    reconcile_once: ReconcileOnce,
+    stop: threading.Event,
+    *,
+    backoff: Backoff = Backoff(),
+    on_round: Callable[[RoundResult], None] = lambda result: None,
+    wait: Callable[[float], bool] | None = None,
+    rng: random.Random | None = None,
+) -> int:
+    """A round at start, then one per batch (an empty batch is a resync), until `stop` or the end.
+
+    A round that failed against the server is retried after a backoff (`wait`, by default
+    `stop.wait`, so a stop cuts it short); an invalid round waits for the next batch. Returns the
+    number of rounds run.
+    """
+    wait = wait or stop.wait
+    rng = rng or random.Random()
+    rounds = 0
+
+    def settle(trigger: Trigger) -> None:
+        nonlocal rounds
+        failures = 0
+        while not stop.is_set():
+            result = reconcile_once(trigger)
+            rounds += 1
+            on_round(result)
+            if not result.status.retry:
+                return
+            delay = backoff.delay(failures, rng)
+            failures += 1
+            log.info("next attempt in %.1fs", delay,
+                     extra=_ev("backoff", delay_s=round(delay, 3), failures=failures))
+            if wait(delay):
+                return
+            trigger = Trigger.RETRY
+
+    settle(Trigger.STARTUP)
+    for batch in batches:
+        if stop.is_set():
+            break
+        settle(Trigger.FILES if batch else Trigger.RESYNC)
+    return rounds
+
+
+def change_batches(
+    paths: Sequence[Path],
+    *,
+    keep: Callable[[str], bool],
+    stop: threading.Event,
+    resync_interval: float,
+    debounce_ms: int = 1600,
+    step_ms: int = 50,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[set[str]]:
+    """Changed paths that `keep` wants, and an empty set whenever a resync is due.
+
+    watchfiles gathers changes until `step_ms` pass without a new one (at most `debounce_ms`), so an
+    editor's atomic save or a `git pull` is one batch. Filtering happens here rather than in
+    watchfiles, and its timeout ticks every second, so noise (editor swap files, .git objects)
+    cannot hold off a resync. The first tick after start is a resync: it covers any change made
+    while the first round ran, before the watcher existed.
+    """
+    tick_ms = max(1, int(min(resync_interval, 1.0) * 1000))
+    raw = watchfiles.watch(
+        *paths, watch_filter=None, debounce=debounce_ms, step=step_ms, stop_event=stop,
+        rust_timeout=tick_ms, yield_on_timeout=True, raise_interrupt=False,
+    )
+    last = -math.inf
+    try:
+        for changes in raw:
+            wanted = {path for _, path in changes if keep(path)}
+            now = clock()
+            if wanted or now - last >= resync_interval:
+                last = now
+                yield wanted
+    finally:
+        raw.close()
+
+
+# -- one round ------------------------------------------------------------------------------
+
+
+def desired_digest(manifests: Sequence[Manifest]) -> str:
+    """What would be sent to the server; compared, never shown (it covers resolved secrets)."""
+    bodies = sorted((m.create_body() for m in manifests), key=lambda b: str(b["name"]))
+    return hashlib.sha256(json.dumps(bodies, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def model_states(plan: Plan, report: ApplyReport | None) -> dict[str, int]:
+    """Each model's state after the round: planned state, moved to in_sync by a successful write."""
+    outcomes = {o.name: o for o in report.outcomes} if report else {}
+    counts = dict.fromkeys(MODEL_STATES, 0)
+    for change in plan.changes:
+        outcome = outcomes.get(change.name)
+        if change.op is Op.NOOP or (outcome is not None and outcome.ok):
+            state = "in_sync"
+        elif change.op is Op.UNMANAGED:
+            state = "unmanaged"
+        elif change.op is Op.CONFLICT or (outcome is not None and outcome.result is Result.CONFLICT):
+            state = "conflict"
+        elif change.op is Op.REPLACE:
+            state = "replace_needed"
+        else:
+            state = "pending"
+        counts[state] += 1
+    return counts
+
+
+class Reconciler:
+    """One whole round per call. It writes only when the desired state differs from the one last
+    applied in full (a file changed, or the last apply failed), or with self-heal; otherwise a
+    difference on the server is drift, and is reported."""
+
+    def __init__(
+        self,
+        loader: Callable[[], tuple[Loaded, str | None]],
+        client: SpaceClient,
+        registry: SchemaRegistry,
+        *,
+        options: ApplyOptions,
+        settings: WatchSettings,
+    ) -> None:
+        self.loader = loader
+        self.client = client
+        self.registry = registry
+        self.options = options
+        self.settings = settings
+        self.applied: str | None = None
+        """Digest of the desired state last applied without a failed write."""
+        self.applied_commit: str | None = None
+        self._announced: str | None = None
+
+    def __call__(self, trigger: Trigger) -> RoundResult:
+        start = time.monotonic()
+        models: dict[str, int] = {}
+        commit: str | None = None
+        try:
+            status, message, models, commit = self._round()
+        except InvalidManifests as exc:
+            for p in exc.problems:
+                level = logging.WARNING if p.severity == "warning" else logging.ERROR
+                log.log(level, "%s", p, extra=_ev("problem", **p.as_dict()))
+            status, message = RoundStatus.INVALID, exc.message
+        except AuthError as exc:
+            log.error("credentials refused, nothing written: %s", exc, extra=_ev("auth_refused"))
+            status, message = RoundStatus.AUTH, str(exc)
+        except (ServerUnreachable, RetryableServerError) as exc:
+            log.warning("server unavailable: %s", exc, extra=_ev("unreachable"))
+            status, message = RoundStatus.UNREACHABLE, str(exc)
+        except ReconcilerError as exc:
+            log.error("%s", exc, extra=_ev("round_error", kind=exc.kind))
+            status, message = RoundStatus.FAILED, str(exc)
+        except Exception as exc:  # a bug must not end the daemon; the next round may well work
+            log.error("unexpected error: %s: %s%s", type(exc).__name__, exc,
+                      "" if self.settings.debug else " (run with --debug for the traceback)",
+                      exc_info=self.settings.debug, extra=_ev("unexpected_error"))
+            status, message = RoundStatus.ERROR, f"{type(exc).__name__}: {exc}"
+        result = RoundResult(trigger, status, time.monotonic() - start, message, models, commit)
+        where = f" at {commit[:12]}" if commit else ""
+        log.log(logging.INFO if result.ok else logging.WARNING,
+                "round %s (%s%s, %.2fs)%s", status.value, trigger.value, where, result.duration,
+                f": {message}" if message else "",
+                extra=_ev("round", trigger=trigger.value, status=status.value,
+                          duration_s=round(result.duration, 4), models=dict(models), commit=commit))
+        return result
+
+    def _round(self) -> tuple[RoundStatus, str, dict[str, int], str | None]:
+        loaded, commit = self.loader()
+        manifests, notes = resolve_secrets(loaded, placeholders=self.settings.placeholders)
+        digest = desired_digest(manifests)
+        if digest != self._announced:  # say a desired state's warnings once, not every round
+            self._announced = digest
+            for p in loaded.warnings:
+                log.warning("%s", p, extra=_ev("problem", **p.as_dict()))
+            for note in notes:
+                log.warning("%s", note, extra=_ev("note"))
+        s = self.settings
+        plan = observe_and_plan(self.client, manifests, self.registry, adopt=s.adopt, prune=s.prune).plan
+        write = digest != self.applied or s.self_heal
+        report = None
+        if not write:
+            _report_drift(plan)
+        elif any(c.writes for c in plan.changes):
+            check_prune(plan, manifest_count=len(manifests), max_delete=s.max_delete,
+                        allow_empty=s.allow_empty)
+            report = Executor(self.client, self.options, on_outcome=_log_outcome).run(plan)
+        for change in plan.changes:
+            if change.op is Op.CONFLICT:
+                log.warning("conflict: `%s` is on the server and was not created by the reconciler: %s",
+                            change.name, change.reason or "pass --adopt to take it over",
+                            extra=_ev("conflict", model=change.name))
+        failed = [o for o in report.outcomes if o.result is Result.FAILED] if report else []
+        if write and not failed:
+            self.applied, self.applied_commit = digest, commit
+            if commit:
+                log.info("applied commit %s", commit, extra=_ev("applied_commit", commit=commit))
+        models = model_states(plan, report)
+        summary = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in models.items() if n)
+        summary = summary or "no models"
+        if report is not None:
+            done = ", ".join(f"{n} {result}" for result, n in report.counts().items() if n)
+            summary = f"{done}; now {summary}" if done else summary
+        elif not write and any(c.writes for c in plan.changes):
+            summary += " (drift reported, not undone)"
+        if failed:
+            return RoundStatus.FAILED, f"{len(failed)} write(s) failed: {summary}", models, commit
+        return RoundStatus.OK, summary, models, commit
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    level = logging.INFO if outcome.ok else logging.WARNING
+    log.log(level, "%s", render.outcome_line(outcome).strip(),
+            extra=_ev("model", model=outcome.name, op=outcome.op.value, result=outcome.result.value,
+                      attempts=outcome.attempts))
+
+
+def _report_drift(plan: Plan) -> None:
+    for change in plan.changes:
+        if change.op is Op.CREATE:
+            what = "is missing on the server; not recreated (--self-heal would)"
+        elif change.op is Op.UPDATE:
+            what = (f"differs on the server ({', '.join(d.dotted for d in change.diffs)}); "
+                    "not reverted (--self-heal would)")
+        elif change.op is Op.REPLACE:
+            what = (f"differs on the server ({', '.join(d.dotted for d in change.diffs)}); "
+                    f"needs --replace {change.name} and --self-heal")
+        elif change.op is Op.DELETE:
+            what = "is ours and in no manifest; not pruned (--self-heal would)"
+        else:
+            continue
+        log.warning("drift: `%s` %s", change.name, what,
+                    extra=_ev("drift", model=change.name, op=change.op.value,
+                              differs=[d.dotted for d in change.diffs]))
