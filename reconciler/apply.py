@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.client import SpaceClient, UncertainWrite
-from reconciler.errors import AuthError, ReconcilerError, ServerError, ServerUnreachable
+from reconciler.errors import AuthError, ReconcilerError, RetryableServerError, ServerError, ServerUnreachable
 from reconciler.model import OWNER_TAG, ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
 from reconciler.plan import diff_model
 
@@ -162,6 +162,12 @@ class Executor:
                 return Outcome(manifest.name, op, done, attempts=attempts)
             except AuthError:
                 raise
+            except RetryableServerError as exc:
+                last = exc
+                if exc.status == 429:  # refused before processing: wait as told, then again
+                    self._backoff(attempts, exc.retry_after)
+                    continue
+                # 502/503/504: a proxy may have given up on a request that went through
             except ServerError as exc:
                 if exc.status is not None and exc.status != 409 and exc.status < 500:
                     raise  # 400/422 and friends: retrying the same body cannot help

@@ -238,6 +238,8 @@ class SpaceClient:
             try:
                 return self._check(method, path, self._send(method, path, body))
             except (ServerUnreachable, RetryableServerError) as exc:
+                if not retry:
+                    raise  # the caller retries (creates: apply.py looks the name up first)
                 if attempt + 1 >= attempts:
                     log.warning("attempt %d/%d failed; giving up: %s", attempt + 1, attempts, exc)
                     raise

@@ -160,3 +160,15 @@ def test_replace_only_when_asked():
     report = run(space, [m("a", model="gpt-4.1")], replace=frozenset({"a"}))
     assert results(report) == {"a": Result.REPLACED} and report.outcomes[0].op is Op.REPLACE
     assert space.models["a"]["configuration"]["model"] == "gpt-4.1"
+
+
+def test_429_on_create_waits_as_told_and_retries_without_a_look_up():
+    space = MockSpace()
+    space.script.append(("POST", httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "slow down"})))
+    sleeps = []
+    client = space.client()
+    client.sleep = sleeps.append
+    the_plan = plan([m("a")], {}, secret_fields={"openai": frozenset({"api_key"})})
+    report = Executor(client, ApplyOptions(parallelism=1)).run(the_plan)
+    assert results(report) == {"a": Result.CREATED} and report.outcomes[0].attempts == 2
+    assert space.calls == ["POST", "POST"] and sleeps == [2.0]

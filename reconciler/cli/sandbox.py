@@ -28,10 +28,16 @@ def sandbox() -> None:
               help="Share of writes whose response is lost after the write committed.")
 @click.option("--race-500-rate", type=click.FloatRange(0, 1), default=0.0,
               help="Share of creates of a taken name answered 500 text/plain (the real server's race).")
+@click.option("--reset-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of requests whose connection closes before they are processed.")
+@click.option("--slow-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of requests answered --slow-ms late (after their write committed).")
+@click.option("--slow-ms", type=click.IntRange(0), default=5000, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed for the fault draws.")
 def sandbox_serve(host: str, port: int, token: str | None, db: str, latency_ms: int, multi_tenancy: bool,
                   types: str | None, redact_secrets: bool, fail_503_rate: float, fail_429_rate: float,
-                  drop_after_commit_rate: float, race_500_rate: float, seed: int | None) -> None:
+                  drop_after_commit_rate: float, race_500_rate: float, reset_rate: float, slow_rate: float,
+                  slow_ms: int, seed: int | None) -> None:
     """Run the sandbox in the foreground until Ctrl-C."""
     from reconciler.sandbox import SandboxConfig, serve
 
@@ -44,7 +50,8 @@ def sandbox_serve(host: str, port: int, token: str | None, db: str, latency_ms: 
     config = SandboxConfig(
         token=token, multi_tenancy=multi_tenancy, types=chosen, redact_secrets=redact_secrets,
         latency_ms=latency_ms, fail_503_rate=fail_503_rate, fail_429_rate=fail_429_rate,
-        drop_after_commit_rate=drop_after_commit_rate, race_500_rate=race_500_rate, seed=seed,
+        drop_after_commit_rate=drop_after_commit_rate, race_500_rate=race_500_rate, reset_rate=reset_rate,
+        slow_rate=slow_rate, slow_ms=slow_ms, seed=seed,
     )
     click.echo(f"Syft Space sandbox on http://{host}:{port} (db {db}); Ctrl-C stops it.", err=True)
     serve(config, db=db, host=host, port=port)

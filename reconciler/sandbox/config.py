@@ -43,6 +43,15 @@ class SandboxConfig:
     race_500_rate: float = 0.0
     """Share of creates losing on a taken name answered 500 text/plain, as the real server's race."""
 
+    reset_rate: float = 0.0
+    """Share of requests to `/api/v1/models*` whose connection closes before they are processed."""
+
+    slow_rate: float = 0.0
+    """Share of requests to `/api/v1/models*` answered `slow_ms` late, after their work committed."""
+
+    slow_ms: int = 5000
+    """How late those slow answers come: past the client's timeout, in the fault runs."""
+
     seed: int | None = None
     """Seed of the fault draws, so that they repeat."""
 
@@ -52,10 +61,14 @@ class SandboxConfig:
             "fail_429_rate": self.fail_429_rate,
             "drop_after_commit_rate": self.drop_after_commit_rate,
             "race_500_rate": self.race_500_rate,
+            "reset_rate": self.reset_rate,
+            "slow_rate": self.slow_rate,
         }
         for name, rate in rates.items():
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {rate}")
+        if self.slow_ms < 0:
+            raise ValueError(f"slow_ms must not be negative, got {self.slow_ms}")
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms must not be negative, got {self.latency_ms}")
         if self.retry_after_s < 0:

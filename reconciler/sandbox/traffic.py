@@ -129,11 +129,21 @@ class TrafficMiddleware:
             retry_after = f"{config.retry_after_s:g}".encode()
             await _send_json(send, 429, {"detail": "Too Many Requests"}, [(b"retry-after", retry_after)])
             return
+        if faulty and state.draw(config.reset_rate):
+            state.count_outcome(key, "reset")
+            # Nothing was processed: a status line promising a body, then the connection closes.
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"1")]})
+            raise ResponseDropped(key)
         may_drop = faulty and method in _WRITES and config.drop_after_commit_rate > 0
+        slow = faulty and state.draw(config.slow_rate)
 
         async def watched_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if slow:  # the work is done and committed; only the answer is late
+                    state.count_outcome(key, "slow")
+                    await asyncio.sleep(config.slow_ms / 1000)
                 if may_drop and 200 <= status < 300 and state.draw(config.drop_after_commit_rate):
                     state.count_outcome(key, "dropped")
                     # Headers (with Content-Length) go out, the body never does: the client

@@ -175,3 +175,24 @@ def test_without_redaction_secrets_are_echoed(http):
     created = http.post(MODELS, json=body())
     assert created.json()["configuration"]["api_key"] == "sk-1"
     assert http.get(MODELS).json()[0]["configuration"]["api_key"] == "sk-1"
+
+
+# -- connections reset before processing, and answers too slow for the client ----------------
+
+
+def test_a_reset_closes_the_connection_before_anything_is_processed(sandbox_factory, http):
+    server = sandbox_factory(reset_rate=1.0)
+    with pytest.raises(httpx.RemoteProtocolError):
+        http.post(MODELS, json=body("never"))
+    assert server.model_count() == 0
+    assert server.stats(by_status=True)["POST /api/v1/models/ reset"] == 1
+
+
+def test_a_slow_answer_times_out_the_client_but_the_write_committed(sandbox_factory, http):
+    server = sandbox_factory(slow_rate=1.0, slow_ms=2000)
+    with pytest.raises(httpx.ReadTimeout):
+        http.post(MODELS, json=body("late"), timeout=0.2)
+    deadline = time.monotonic() + 5
+    while server.model_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.model_count() == 1

@@ -1,0 +1,20 @@
+"""The 2,000-create fault run of issue 6, at full size: CI runs it (about 20 s)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from fault_run import fault_run  # noqa: E402
+
+
+@pytest.mark.slow
+def test_two_thousand_creates_with_a_fifth_of_requests_failing_converge_once():
+    figures = fault_run(2000, seed=1)
+    assert figures["fault_share"] >= 0.20, figures
+    assert all(figures["faults_injected"][kind] > 0 for kind in ("503", "429", "reset", "slow", "dropped"))
+    assert figures["converged"] == 2000 and figures["missing"] == 0
+    assert figures["duplicates"] == 0
+    assert figures["first_run_exit"] == 0, "a fault must never need a second run"
+    assert figures["retried_models"] > 0 and figures["stderr_tracebacks"] == 0
