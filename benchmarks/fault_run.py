@@ -53,7 +53,14 @@ def fault_run(n: int = 2000, seed: int = 1, *, parallelism: int = 16) -> dict[st
         stats = server.stats(by_status=True)
         totals = server.stats()
         with httpx.Client(base_url=server.url) as client:
-            names = Counter(m["name"] for m in client.get("/api/v1/models/").json())
+            for _ in range(100):  # the faults are still on: this look can draw one too
+                try:
+                    listing = client.get("/api/v1/models/", timeout=5)
+                except httpx.HTTPError:
+                    continue
+                if listing.status_code == 200:
+                    break
+            names = Counter(m["name"] for m in listing.json())
     requests = sum(totals.values())
     injected = {kind: sum(v for k, v in stats.items() if k.endswith(f" {kind}"))
                 for kind in ("503", "429", "reset", "slow", "dropped")}
