@@ -107,16 +107,13 @@ def run_cli(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
 def measure_rss(*args: str) -> tuple[float, int, subprocess.CompletedProcess[str]]:
     """Like run_cli, but the peak RSS of exactly this child (through a wrapper that reports it)."""
     wrapper = (
-        "import resource, runpy, sys\n"
-        "sys.argv = ['syft-reconciler', *sys.argv[1:]]\n"
-        "try:\n"
-        "    runpy.run_module('reconciler', run_name='__main__')\n"
-        "except SystemExit as exc:\n"
-        "    code = exc.code\n"
-        "else:\n"
-        "    code = 0\n"
+        "import os, resource, sys\n"
+        "from reconciler.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "sys.stdout.flush()\n"
         "sys.stderr.write('\\nRSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-        "sys.exit(code)\n"
+        "sys.stderr.flush()\n"
+        "os._exit(code)  # as the console script does (reconciler.cli.app.run)\n"
     )
     start = time.perf_counter()
     done = subprocess.run([PY, "-c", wrapper, *args], env=ENV, cwd=ROOT, text=True, capture_output=True)

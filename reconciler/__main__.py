@@ -1,7 +1,5 @@
 """`python -m reconciler` runs the CLI."""
 
-import sys
+from reconciler.cli import run
 
-from reconciler.cli import main
-
-sys.exit(main())
+run()

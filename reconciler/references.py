@@ -140,7 +140,7 @@ def resolve(
     value: Any,
     *,
     env: Mapping[str, str],
-    base_dir: Path,
+    base_dir: Path | str,
     read: ReadFile = read_secret_file,
     path: FieldPath = (),
 ) -> tuple[Any, list[tuple[FieldPath, str]]]:
@@ -159,7 +159,7 @@ def resolve(
     if isinstance(value, FileRef):
         target = Path(value.path).expanduser()
         if not target.is_absolute():
-            target = Path(os.path.normpath(base_dir / target))
+            target = Path(os.path.normpath(Path(base_dir) / target))
         try:
             return read(target).removesuffix("\n"), problems
         except (OSError, UnicodeDecodeError) as exc:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -279,7 +279,7 @@ def resolve(
         if manifest.resolved:
             out.append(manifest)
             continue
-        base = Path(manifest.source.path).parent
+        base = os.path.dirname(manifest.source.path)  # a Path only if a file reference needs it
         configuration, errors = references.resolve(
             dict(manifest.configuration), env=env, base_dir=base, read=read, path=("configuration",)
         )

@@ -4,6 +4,6 @@ Each command: options → one call into reconcile/apply/watch → render → exi
 """
 
 from reconciler.cli import core, ecosystem, sandbox, watch  # noqa: F401  (register the commands)
-from reconciler.cli.app import cli, main
+from reconciler.cli.app import cli, main, run
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "run"]

@@ -5,6 +5,7 @@ a traceback only with --debug. Command modules register themselves on `cli`.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -81,3 +82,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+
+
+def run() -> None:
+    """The console entry point: `main()`, then exit without tearing the heap down.
+
+    Freeing every object of a large run one by one takes longer than the run's own validation
+    (0.6 s after loading 10,000 manifests), and the OS reclaims it all at once anyway. Every
+    command has returned, closed its clients and stopped its threads by now; logs and standard
+    streams are flushed before leaving. Tests and embedders call `main()`, which returns.
+    """
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said anyway
+            pass
+    os._exit(code)

@@ -20,8 +20,8 @@ from reconciler.cli.common import (
     paths_or_default,
     server_options,
     settings_from,
-    var_file_option,
     state,
+    var_file_option,
     warn,
 )
 from reconciler.errors import (

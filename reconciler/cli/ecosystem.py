@@ -6,11 +6,10 @@ import difflib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import editor_schema
 from reconciler.cli.app import cli
 from reconciler.cli.common import (
     bundled_registry,
@@ -23,6 +22,9 @@ from reconciler.cli.common import (
     state,
 )
 from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:  # imported inside the commands: every other command would pay for it
+    from reconciler import editor_schema
 
 JSON_VERSION = 1
 
@@ -108,6 +110,8 @@ class _SchemaGroup(click.Group):
 
 
 def _print_schema(dtype: str | None) -> None:
+    from reconciler import editor_schema
+
     registry = bundled_registry()
     try:
         schema = editor_schema.manifest_schema(registry, dtype)
@@ -144,6 +148,8 @@ def schema(ctx: click.Context, dtype: str | None) -> None:
 @output_option("text", "json")
 def schema_pull(schemas_dir: Path, dry_run: bool, output: str, **kw: Any) -> None:
     """Refresh schemas/<dtype>.json from the server's model types and show what changed."""
+    from reconciler import editor_schema
+
     state.output = output
     settings = settings_from(kw)
     if not schemas_dir.is_dir():
@@ -185,6 +191,7 @@ def _read_texts(directory: Path) -> dict[str, str]:
 
 def _editor_text(existing: dict[str, str], updates: Sequence[editor_schema.SchemaUpdate]) -> str | None:
     """The editor schema for the folder as it is after the pull; None if a file there is broken."""
+    from reconciler import editor_schema
     from reconciler.schemas import SchemaRegistry
 
     texts = {**existing, **{u.dtype: u.text for u in updates if u.text is not None}}

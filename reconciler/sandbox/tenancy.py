@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reconciler.sandbox.auth import header
 from reconciler.sandbox.state import SandboxState
 from reconciler.sandbox.store import ROOT_TENANT, Tenant
+from reconciler.sandbox.traffic import send_body
 
 TENANT_KEY = "sandbox.tenant"
 HEADER_REQUIRED = "X-Tenant-Name header is required for this endpoint when multi-tenancy is enabled"
@@ -20,18 +21,7 @@ HEADER_REQUIRED = "X-Tenant-Name header is required for this endpoint when multi
 
 async def _send_detail(send: Send, status: int, detail: str) -> None:
     # The real middleware formats this JSON by hand, without escaping the name; so do we.
-    body = f'{{"detail":"{detail}"}}'.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-length", str(len(body)).encode()),
-                (b"content-type", b"application/json"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_body(send, status, f'{{"detail":"{detail}"}}'.encode())
 
 
 class TenantMiddleware:

@@ -80,10 +80,10 @@ def route_template(templates: Sequence[RouteTemplate], method: str, path: str) -
     return partial or path
 
 
-async def _send_json(
-    send: Send, status: int, body: dict[str, str], headers: list[tuple[bytes, bytes]]
+async def send_body(
+    send: Send, status: int, content: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    content = json.dumps(body, separators=(",", ":")).encode()
+    """A whole JSON response straight on the ASGI channel (for middleware that answers itself)."""
     await send(
         {
             "type": "http.response.start",
@@ -96,6 +96,12 @@ async def _send_json(
         }
     )
     await send({"type": "http.response.body", "body": content})
+
+
+async def _send_json(
+    send: Send, status: int, body: dict[str, str], headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send_body(send, status, json.dumps(body, separators=(",", ":")).encode(), headers)
 
 
 class TrafficMiddleware:

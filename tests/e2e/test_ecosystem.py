@@ -327,7 +327,7 @@ def test_pre_commit_hook_runs_an_existing_command():
     assert hook["pass_filenames"] is False and hook["files"] == r"\.(ya?ml)$"
     assert parses(hook["entry"] + " " + " ".join(hook.get("args", []))) == "validate"
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'syft-reconciler = "reconciler.cli:main"' in pyproject  # the entry's executable
+    assert 'syft-reconciler = "reconciler.cli:run"' in pyproject  # the entry's executable
 
 
 def workflow_commands():
