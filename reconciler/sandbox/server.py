@@ -127,6 +127,10 @@ class SandboxServer:
         """Wipe all state (models; tenants back to just root), zero stats; maybe swap the config."""
         self._on_loop(lambda: self.state.reset(config))
 
+    def reconfigure(self, config: SandboxConfig) -> None:
+        """Swap the config live, keeping all state: e.g. the admin key rotated in mid-run."""
+        self._on_loop(lambda: self.state._configure(config))
+
     def stats(self, *, by_status: bool = False) -> dict[str, int]:
         """Requests so far by "METHOD /route/{template}" (by_status: "... STATUS" too)."""
         return self.state.stats(by_status=by_status)
