@@ -35,7 +35,7 @@ class Forked(Generic[T]):
                 data = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(write_end, "wb") as out:
                     out.write(data)
-            except BaseException:  # noqa: BLE001 - the parent redoes the work; say nothing here
+            except BaseException:
                 code = 1
             os._exit(code)
         os.close(write_end)
@@ -49,6 +49,6 @@ class Forked(Generic[T]):
             return None
         try:
             value: T = pickle.loads(data)
-        except Exception:  # noqa: BLE001 - a truncated pipe: do the work in the parent
+        except Exception:
             return None
         return value

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -27,7 +27,7 @@ class _Resolver(yaml.resolver.Resolver):
     the same keys and values, so a small cache removes most of that cost.
     """
 
-    _cache: dict[str, str] = {}
+    _cache: ClassVar[dict[str, str]] = {}
 
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
         pass

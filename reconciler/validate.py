@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from reconciler import references
 from reconciler.manifests import Document
 from reconciler.model import Manifest, Problem, SourceLocation, normalise_tags
-from reconciler.schemas import SchemaRegistry
+from reconciler.schemas import DtypeSchema, SchemaRegistry
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME = 255  # the server takes longer names; URLs and UIs do not all cope
@@ -169,7 +169,7 @@ def validate(
         if manifest is None:
             continue
         if manifest.name in first_seen:
-            other_doc, other = first_seen[manifest.name]
+            _, other = first_seen[manifest.name]
             line, column = doc.where(("name",))
             problems.append(
                 Problem(doc.path, line, column, "name",
@@ -185,6 +185,35 @@ def _problem(doc: Document, path: tuple[str | int, ...], message: str, *, key: b
              severity: Literal["error", "warning"] = "error") -> Problem:
     line, column = doc.where(path, key=key)
     return Problem(doc.path, line, column, ".".join(str(p) for p in path), message, severity)
+
+
+def _check_configuration(
+    doc: Document, raw: dict[str, Any], schema: DtypeSchema
+) -> tuple[dict[str, Any], frozenset[str], list[Problem]]:
+    """References parsed, the dtype schema applied, literal secrets flagged; never quoting a secret."""
+    problems: list[Problem] = []
+    configuration, ref_problems = references.scan(raw, ("configuration",))
+    for path, message in ref_problems:
+        problems.append(_problem(doc, path, message))
+    secret_fields = schema.secret_fields
+    sensitive = frozenset(
+        k for k, v in configuration.items() if k in secret_fields or references.has_ref(v)
+    )
+    for error in schema.errors(references.placeholder(configuration)):
+        top = error.absolute_path[0] if error.absolute_path else None
+        path, message, key = _schema_message(error, sensitive=top in sensitive)
+        if error.validator == "type" and top is not None and references.has_ref(configuration.get(top)):
+            message += " (a ${…} or file reference always gives a string)"
+        problems.append(_problem(doc, ("configuration", *path), message, key=key))
+    for key in sorted(secret_fields):
+        value = configuration.get(key)
+        if isinstance(value, str) and value:
+            problems.append(_problem(
+                doc, ("configuration", key),
+                "a literal secret is committed to git; use ${ENV_VAR} or {file: /run/secrets/NAME}",
+                severity="warning",
+            ))
+    return configuration, sensitive, problems
 
 
 def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | None, list[Problem]]:
@@ -224,27 +253,8 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         problems.append(_problem(doc, ("dtype",), f"unknown dtype `{envelope.dtype}`{_suggest(envelope.dtype, registry.dtypes)} (known: {', '.join(registry.dtypes)})"))
         return None, problems
 
-    configuration, ref_problems = references.scan(envelope.configuration, ("configuration",))
-    for path, message in ref_problems:
-        problems.append(_problem(doc, path, message))
-    secret_fields = schema.secret_fields
-    sensitive = frozenset(
-        k for k, v in configuration.items() if k in secret_fields or references.has_ref(v)
-    )
-    for error in schema.errors(references.placeholder(configuration)):
-        top = error.absolute_path[0] if error.absolute_path else None
-        path, message, key = _schema_message(error, sensitive=top in sensitive)
-        if error.validator == "type" and top is not None and references.has_ref(configuration.get(top)):
-            message += " (a ${…} or file reference always gives a string)"
-        problems.append(_problem(doc, ("configuration", *path), message, key=key))
-    for key in sorted(secret_fields):
-        value = configuration.get(key)
-        if isinstance(value, str) and value:
-            problems.append(_problem(
-                doc, ("configuration", key),
-                "a literal secret is committed to git; use ${ENV_VAR} or {file: /run/secrets/NAME}",
-                severity="warning",
-            ))
+    configuration, sensitive, config_problems = _check_configuration(doc, envelope.configuration, schema)
+    problems.extend(config_problems)
 
     if any(p.severity == "error" for p in problems):
         return None, problems

@@ -62,7 +62,7 @@ def test_two_applies_racing_with_500s_converge_without_duplicates(manifest_dir, 
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     results = [p.communicate(timeout=120) for p in procs]
-    for proc, (out, err) in zip(procs, results):
+    for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, out + err
         assert "Traceback" not in err
     names = [m["name"] for m in api.get("/models/").json()]

@@ -25,7 +25,7 @@ def secret_manifests(manifest_dir, tmp_path, monkeypatch):
     return manifest_dir({
         "env.yaml": model_yaml("env"),
         "file.yaml": model_yaml("file", key="{file: ../key}"),
-        "inline.yaml": model_yaml("inline", key=f"Bearer-${{OPENAI_API_KEY}}"),
+        "inline.yaml": model_yaml("inline", key="Bearer-${OPENAI_API_KEY}"),
     })
 
 
@@ -109,7 +109,7 @@ def test_tls_is_verified_and_ca_cert_trusts_a_private_ca(cli, manifest_dir, monk
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     root = manifest_dir({"a.yaml": model_yaml("a")})
-    with stub_server(empty_space, ssl_context=context) as (url, seen):
+    with stub_server(empty_space, ssl_context=context) as (url, _):
         refused = cli("plan", root, "--server", url, "--retries", "0")
         trusted = cli("plan", root, "--server", url, "--ca-cert", cert)
     assert refused.code == 4 and "CERTIFICATE_VERIFY_FAILED" in refused.err

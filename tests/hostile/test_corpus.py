@@ -4,6 +4,7 @@ Each case is applied against the sandbox, so "no write" is checked on the server
 """
 
 import os
+
 import pytest
 
 GOOD = "kind: Model\nname: ok\ndtype: ollama\nconfiguration:\n  model: llama3\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from fault_run import fault_run  # noqa: E402
+from fault_run import fault_run
 
 
 @pytest.mark.slow
