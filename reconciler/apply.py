@@ -9,6 +9,7 @@ and run it again" safe. An auth error stops every further write at once.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -60,6 +61,7 @@ class Executor:
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.stop = threading.Event()
         self.auth_error: AuthError | None = None
+        self.interrupted = False
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -67,13 +69,18 @@ class Executor:
         work = [c for c in plan.changes if c.writes]
         in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP)
         results: dict[str, Outcome] = {}
-        interrupted = False
+        self.interrupted = False
+        previous = self._catch_sigint()
         try:
             for outcome in self._execute(work):
                 results[outcome.name] = outcome
                 self.on_outcome(outcome)
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            self.interrupted = True
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        interrupted = self.interrupted
         for change in work:  # what never ran is reported, not dropped
             if change.name not in results:
                 results[change.name] = Outcome(change.name, change.op, Result.SKIPPED, "not attempted (run stopped)")
@@ -82,6 +89,27 @@ class Executor:
         if self.auth_error is not None:
             raise self.auth_error
         return report
+
+    def _catch_sigint(self) -> Any:
+        """Ctrl-C stops new submissions and lets in-flight calls finish and be reported.
+
+        A KeyboardInterrupt could land anywhere, even between a request that committed and its
+        report line, so the first Ctrl-C only sets the stop event (and still tells an outer
+        handler, such as the watch daemon's); a second one interrupts for real.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            self.interrupted = True
+            self.stop.set()
+            signal.signal(signal.SIGINT, previous)
+            if callable(previous) and previous is not signal.default_int_handler:
+                previous(signum, frame)
+
+        signal.signal(signal.SIGINT, on_sigint)
+        return previous
 
     def _execute(self, work: list[Change]) -> Iterable[Outcome]:
         if self.options.parallelism <= 1:
