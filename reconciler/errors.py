@@ -5,7 +5,6 @@
     ├── ServerUnreachable           connect errors and timeouts that outlived the retries
     ├── AuthError                   401 / 403: stop writing at once
     ├── TenantNotFound              --tenant names a tenant the server does not have
-    ├── ConflictError               a model exists on the server and differs from the manifest
     ├── LockHeld                    another apply/watch holds the folder's lock
     ├── StalePlan (saved_plan.py)   a saved plan no longer matches the manifests or the server
     └── ServerError                 any other refusal: status, method, path, trimmed detail
@@ -31,7 +30,7 @@ EXIT_UNEXPECTED = 3
 EXIT_UNREACHABLE = 4
 EXIT_AUTH = 5
 EXIT_SERVER = 6
-EXIT_CONFLICT = 7
+EXIT_CONFLICT = 7  # apply: a model on the server differs and is not ours (a per-model outcome)
 EXIT_TENANT = 8
 EXIT_LOCKED = 9
 EXIT_STALE_PLAN = 10  # saved_plan.StalePlan
@@ -77,11 +76,6 @@ class AuthError(ReconcilerError):
 class TenantNotFound(ReconcilerError):
     exit_code = EXIT_TENANT
     kind = "tenant_not_found"
-
-
-class ConflictError(ReconcilerError):
-    exit_code = EXIT_CONFLICT
-    kind = "conflict"
 
 
 class LockHeld(ReconcilerError):
