@@ -77,3 +77,8 @@ def seed_model(api: httpx.Client, name: str, *, owned: bool = True, model: str =
     response = api.post("/models/", json={"name": name, "dtype": "openai", "summary": summary, "tags": all_tags,
                                           "configuration": {"api_key": key, "model": model}})
     assert response.status_code == 201, response.text
+
+
+def names(api: httpx.Client) -> list[str]:
+    """The model names on the server, sorted."""
+    return sorted(m["name"] for m in api.get("/models/").json())

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.sandbox import SandboxConfig
 
-from .conftest import model_yaml, seed_model
+from .conftest import model_yaml, names, seed_model
 
 KEY = "sk-canary-e2e-4f1d2c"
 
@@ -18,10 +18,6 @@ KEY = "sk-canary-e2e-4f1d2c"
 @pytest.fixture(autouse=True)
 def _key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-
-
-def names(api):
-    return sorted(m["name"] for m in api.get("/models/").json())
 
 
 def posts(sandbox):

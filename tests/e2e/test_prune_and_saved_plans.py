@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from .conftest import model_yaml, seed_model
+from .conftest import model_yaml, names, seed_model
 
 KEY = "sk-canary-prune-31c4"
 
@@ -12,10 +12,6 @@ KEY = "sk-canary-prune-31c4"
 @pytest.fixture(autouse=True)
 def _key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-
-
-def names(api):
-    return sorted(m["name"] for m in api.get("/models/").json())
 
 
 def test_prune_deletes_only_what_we_own(cli, manifest_dir, sandbox, api):
