@@ -18,8 +18,9 @@ from typing import Any
 
 from reconciler.client import SpaceClient, UncertainWrite
 from reconciler.errors import AuthError, ReconcilerError, RetryableServerError, ServerError, ServerUnreachable
-from reconciler.model import OWNER_TAG, ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
-from reconciler.plan import diff_model
+from reconciler.model import ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
+from reconciler.ownership import owner_tag, ownership
+from reconciler.plan import diff_model, replace_approved
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,11 @@ class ApplyOptions:
     """POST attempts per model (each after a look-up that found nothing): --retries + 1."""
     secret_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    owner: str | None = None
+    """The owner whose tag created and adopted models carry (ownership.py)."""
 
-    def may_replace(self, name: str) -> bool:
-        return self.replace_all or name in self.replace
+    def may_replace(self, change: Change) -> bool:
+        return replace_approved(change, names=self.replace, every=self.replace_all)
 
 
 class _Stop(Exception):
@@ -180,7 +183,7 @@ class Executor:
         return not replace and not update
 
     def _create(self, manifest: Manifest, op: Op, *, done: Result = Result.CREATED) -> Outcome:
-        body = manifest.create_body()
+        body = manifest.create_body(owner=self.options.owner)
         attempts = 0
         last: ReconcilerError | None = None
         while attempts < self.options.max_create_attempts:
@@ -209,6 +212,11 @@ class Executor:
             # 409, 5xx, timeout, lost response: it may exist now. Look before trying again.
             remote = self.client.get_model(manifest.name)
             if remote is not None:
+                owned = ownership(remote.tags, self.options.owner)
+                if not owned.mine:
+                    return Outcome(manifest.name, op, Result.CONFLICT,
+                                   f"created concurrently, {owned.describe()}",
+                                   attempts=attempts, error_kind="conflict")
                 if self._same(manifest, remote):
                     note = "" if attempts == 1 and done is Result.CREATED else "confirmed present after a failed response"
                     result = Result.PRESENT if isinstance(last, ServerError) and last.status == 409 else done
@@ -232,7 +240,7 @@ class Executor:
     def _update(self, change: Change) -> Outcome:
         assert change.desired is not None
         manifest = change.desired
-        body = {"summary": manifest.summary, "tags": ",".join((*manifest.tags, OWNER_TAG))}
+        body = {"summary": manifest.summary, "tags": ",".join((*manifest.tags, owner_tag(self.options.owner)))}
         try:
             self.client.patch_model(manifest.name, body)
         except ServerError as exc:
@@ -249,12 +257,14 @@ class Executor:
 
     def _replace(self, change: Change) -> Outcome:
         assert change.desired is not None
-        if not self.options.may_replace(change.name):
+        if not self.options.may_replace(change):
             fields = ", ".join(d.dotted for d in change.diffs if d.path[0] in ("dtype", "configuration"))
+            how = ("its manifest says `lifecycle.replace: never`" if change.desired.replace_policy == "never"
+                   else f"pass --replace {change.name} (delete + create), or allow it in the manifest "
+                   "with `lifecycle: {replace: allow}`")
             return Outcome(
                 change.name, change.op, Result.SKIPPED,
-                f"{fields} changed; the API cannot change them in place: "
-                f"pass --replace {change.name} (delete + create)",
+                f"{fields} changed; the API cannot change them in place: {how}",
             )
         self.client.delete_model(change.name)
         return self._create(change.desired, change.op, done=Result.REPLACED)

@@ -113,6 +113,19 @@ def _envelope(dtypes: list[str]) -> dict[str, Any]:
             ],
             "default": [],
         },
+        "lifecycle": {
+            "type": "object",
+            "description": "What the reconciler may do to this model on its own.",
+            "additionalProperties": False,
+            "properties": {
+                "replace": {
+                    "description": "manual: replace (delete + create) only with --replace NAME; allow: a "
+                    "plain apply may replace it; never: refuse even --replace.",
+                    "enum": ["manual", "allow", "never"],
+                    "default": "manual",
+                },
+            },
+        },
     }
 
 

@@ -6,6 +6,7 @@
     ├── AuthError                   401 / 403: stop writing at once
     ├── TenantNotFound              --tenant names a tenant the server does not have
     ├── LockHeld                    another apply/watch holds the folder's lock
+    ├── Refused                     a safety guard: too many deletions, prune over part of the set
     ├── StalePlan (saved_plan.py)   a saved plan no longer matches the manifests or the server
     └── ServerError                 any other refusal: status, method, path, trimmed detail
         └── RetryableServerError    429 / 502 / 503 / 504, with the server's Retry-After if any
@@ -34,6 +35,7 @@ EXIT_CONFLICT = 7  # apply: a model on the server differs and is not ours (a per
 EXIT_TENANT = 8
 EXIT_LOCKED = 9
 EXIT_STALE_PLAN = 10  # saved_plan.StalePlan
+EXIT_REFUSED = 11  # a safety guard refused the run before any write
 
 MAX_DETAIL = 256  # the server's words are trimmed, like kopf's cap on API messages
 
@@ -81,6 +83,13 @@ class TenantNotFound(ReconcilerError):
 class LockHeld(ReconcilerError):
     exit_code = EXIT_LOCKED
     kind = "locked"
+
+
+class Refused(ReconcilerError):
+    """A safety guard refused the whole run before any write (blast radius, prune scope, owner)."""
+
+    exit_code = EXIT_REFUSED
+    kind = "refused"
 
 
 class ServerError(ReconcilerError):

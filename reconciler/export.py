@@ -9,7 +9,6 @@ function of the model name alone. The YAML reads back to exactly the server's va
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import re
 import unicodedata
@@ -23,39 +22,12 @@ import yaml
 from reconciler.editor_schema import looks_secret
 from reconciler.model import RemoteModel
 from reconciler.schemas import SchemaRegistry
+from reconciler.selection import Selector, parse_selector
 from reconciler.validate import check_name
 
-SelectorKey = Literal["name", "dtype", "tag"]
-SELECTOR_KEYS: tuple[SelectorKey, ...] = ("name", "dtype", "tag")
 MAX_STEM = 80  # leaves room for the hash and the suffix within any file system's 255 bytes
 # Names Windows will not create as files, whatever the extension.
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
-
-
-@dataclass(frozen=True)
-class Selector:
-    """`KEY=GLOB`: name, dtype or any one user tag matches the glob (case-sensitive)."""
-
-    key: SelectorKey
-    pattern: str
-
-    def matches(self, model: RemoteModel) -> bool:
-        if self.key == "tag":
-            return any(fnmatch.fnmatchcase(tag, self.pattern) for tag in model.user_tags)
-        value = model.name if self.key == "name" else model.dtype
-        return fnmatch.fnmatchcase(value, self.pattern)
-
-    def __str__(self) -> str:
-        return f"{self.key}={self.pattern}"
-
-
-def parse_selector(text: str) -> Selector:
-    """`name=gpt-*`, `dtype=openai`, `tag=prod`; raises ValueError with a one-line reason."""
-    key, sep, pattern = text.partition("=")
-    key = key.strip()
-    if not sep or key not in SELECTOR_KEYS:
-        raise ValueError(f"`{text}` is not KEY=GLOB with KEY one of {', '.join(SELECTOR_KEYS)}")
-    return Selector(next(k for k in SELECTOR_KEYS if k == key), pattern)
 
 
 def file_stem(name: str) -> str:
@@ -224,7 +196,7 @@ def export(
     selectors: Sequence[Selector] = (),
 ) -> Export:
     """Manifests for the models every selector matches, sorted by file name."""
-    matched = [m for m in models if all(s.matches(m) for s in selectors)]
+    matched = [m for m in models if all(s.matches(m.name, m.dtype, m.user_tags) for s in selectors)]
     files: list[ExportedFile] = []
     skipped: list[tuple[str, str]] = []
     warnings: list[str] = []

@@ -11,10 +11,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-# Tag that marks a model as created (owned) by the reconciler; hidden from the user-visible diff.
-OWNER_TAG = "managed-by:syft-reconciler"
+from reconciler.ownership import TAG_PREFIX, Ownership, is_ownership_tag, owner_tag
+
+# The bare ownership tag (no owner set); ownership.py reads and writes every form of it.
+OWNER_TAG = TAG_PREFIX
 
 Severity = Literal["error", "warning"]
+ReplacePolicy = Literal["manual", "allow", "never"]
+"""A manifest's `lifecycle.replace`: manual (only with --replace), allow (a plain apply may), never."""
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,12 @@ class Manifest:
     positions: Mapping[str, tuple[int, int]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    replace_policy: ReplacePolicy = "manual"
 
-    def create_body(self, *, owned: bool = True) -> dict[str, Any]:
-        """The POST /api/v1/models/ body. Only call on a resolved manifest."""
+    def create_body(self, *, owner: str | None = None) -> dict[str, Any]:
+        """The POST /api/v1/models/ body, with `owner`'s tag. Only call on a resolved manifest."""
         assert self.resolved, "secret references must be resolved before a request is built"
-        tags = (*self.tags, OWNER_TAG) if owned else self.tags
+        tags = (*self.tags, owner_tag(owner))
         return {
             "name": self.name,
             "dtype": self.dtype,
@@ -128,12 +133,9 @@ class RemoteModel(BaseModel):
         raise ValueError("tags must be a string")
 
     @property
-    def owned(self) -> bool:
-        return OWNER_TAG in self.tags
-
-    @property
     def user_tags(self) -> tuple[str, ...]:
-        return tuple(t for t in self.tags if t != OWNER_TAG)
+        """The tags a manifest can hold: every form of the ownership tag left out."""
+        return tuple(t for t in self.tags if not is_ownership_tag(t))
 
 
 class Op(str, Enum):
@@ -176,6 +178,7 @@ class Change:
     not_comparable: tuple[str, ...] = ()
     adopt: bool = False  # the model is not ours yet; the update adds the ownership tag
     reason: str = ""
+    ownership: Ownership | None = None  # of the model on the server, as this run's owner sees it
 
     @property
     def writes(self) -> bool:

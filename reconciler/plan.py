@@ -3,16 +3,22 @@
 Per model: create, noop (in sync), update (summary/tags: the API's PATCH), replace (dtype or
 configuration changed: the API cannot change them in place, ../shared/syft-space-api.md "PATCH"),
 conflict (same name, not ours, different content, no --adopt), unmanaged (on the server only;
-reported) and delete (on the server only, ours, with --prune).
+reported) and delete (on the server only, ours, with --prune). Ownership (ownership.py) decides
+what may be touched, the selection what is looked at, and `check_deletions` is the blast-radius
+limit that apply and watch enforce before any write.
 Secret fields the server does not echo, or echoes masked, are "not comparable", never "changed".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from reconciler.errors import Refused
 from reconciler.model import Change, FieldDiff, Manifest, Op, Plan, RemoteModel
+from reconciler.ownership import TAG_PREFIX, Claim, Ownership, may_take, ownership
+from reconciler.selection import Selection
 
 _MISSING: Any = object()
 
@@ -95,6 +101,20 @@ def diff_model(
     return tuple(replace), tuple(update), not_comparable
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What one run may touch: its owner, what it may take over, and the selected part of the set."""
+
+    owner: str | None = None
+    """This instance's owner (None: no owner set; the bare pre-owner tag is then ours)."""
+    adopt: bool = False
+    """Take over unowned (and legacy-tagged) models that a manifest names."""
+    adopt_from: frozenset[str] = frozenset()
+    """Also take over models of these other owners that a manifest names."""
+    prune: bool = False
+    selection: Selection = Selection()
+
+
 def plan(
     desired: Sequence[Manifest],
     observed: Mapping[str, RemoteModel],
@@ -103,20 +123,26 @@ def plan(
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
     adopt: bool = False,
     prune: bool = False,
+    scope: Scope | None = None,
 ) -> Plan:
     """The changes that bring `observed` in line with `desired`, sorted by name.
 
-    With `prune`, models on the server that carry our ownership tag and have no manifest are
-    deleted; models we did not create are never deleted, only reported.
+    Only what `scope.selection` selects is planned, on both sides. Models this run's owner does
+    not own are never updated, replaced or deleted: a same-named one is a conflict naming its
+    owner (or, unowned and equal, in sync) unless the scope may take it over. With `prune`, the
+    owner's selected models that no manifest names are deleted.
 
     `secret_fields` and `defaults` are per dtype (from the schema registry): a field missing on
     one side and equal to its schema default on the other is not a difference.
     """
+    scope = scope or Scope(adopt=adopt, prune=prune)
+    selection = scope.selection
     secret_fields = secret_fields or {}
     defaults = defaults or {}
     changes: list[Change] = []
+    chosen = [m for m in desired if selection.selects(m.name, m.dtype, m.tags)]
     wanted = {m.name: m for m in desired}
-    for manifest in desired:
+    for manifest in chosen:
         remote = observed.get(manifest.name)
         if remote is None:
             changes.append(Change(Op.CREATE, manifest.name, desired=manifest))
@@ -127,28 +153,120 @@ def plan(
             secret_fields=secret_fields.get(manifest.dtype, frozenset()),
             defaults=defaults.get(manifest.dtype, {}),
         )
+        owned = ownership(remote.tags, scope.owner)
         common = {"name": manifest.name, "desired": manifest, "observed": remote,
-                  "not_comparable": not_comparable}
-        if not remote.owned and not adopt:
-            if replace or update:
-                changes.append(Change(
-                    Op.CONFLICT, diffs=replace + update, adopt=False,
-                    reason="exists on the server, differs, and was not created by the reconciler; "
-                    "pass --adopt to take it over",
-                    **common,
-                ))
-            else:  # equal content: in sync (e.g. right after `export`), but not ours to prune
-                changes.append(Change(Op.NOOP, reason="not managed by the reconciler: "
-                                      "apply --adopt to manage it", **common))
+                  "not_comparable": not_comparable, "ownership": owned}
+        takeover = not owned.mine and may_take(owned, adopt=scope.adopt, adopt_from=scope.adopt_from)
+        if not owned.mine and not takeover:
+            changes.append(_foreign(owned, replace + update, common))
         elif replace:
-            changes.append(Change(Op.REPLACE, diffs=replace + update, adopt=not remote.owned, **common))
-        elif update or not remote.owned:
-            changes.append(Change(Op.UPDATE, diffs=update, adopt=not remote.owned, **common))
+            changes.append(Change(Op.REPLACE, diffs=replace + update, adopt=takeover, **common))
+        elif update or takeover or _stray_tags(remote, scope.owner):
+            changes.append(Change(Op.UPDATE, diffs=update, adopt=takeover, **common))
         else:
             changes.append(Change(Op.NOOP, **common))
     for name, remote in observed.items():
-        if name not in wanted:
-            op = Op.DELETE if prune and remote.owned else Op.UNMANAGED
-            changes.append(Change(op, name, observed=remote))
+        if name in wanted or not selection.selects(remote.name, remote.dtype, remote.user_tags):
+            continue
+        owned = ownership(remote.tags, scope.owner)
+        op = Op.DELETE if scope.prune and owned.mine else Op.UNMANAGED
+        changes.append(Change(op, name, observed=remote, ownership=owned))
     changes.sort(key=lambda c: c.name)
     return Plan(tuple(changes))
+
+
+def _foreign(owned: Ownership, diffs: tuple[FieldDiff, ...], common: dict[str, Any]) -> Change:
+    """A same-named model this run may not take over: a conflict, or in sync but not ours."""
+    if owned.claim is Claim.OTHER:
+        return Change(Op.CONFLICT, diffs=diffs, reason=(
+            f"exists on the server and {owned.describe()}, not by this repository's owner; another "
+            f"repository manages it (take it over only on purpose: "
+            f"--adopt-from {' --adopt-from '.join(owned.owners)})"
+        ), **common)
+    if diffs:
+        return Change(Op.CONFLICT, diffs=diffs, reason=(
+            f"exists on the server, differs, and {owned.describe()}; pass --adopt to take it over"
+        ), **common)
+    # equal content: in sync (e.g. right after `export`), but not ours to prune or replace
+    return Change(Op.NOOP, reason=f"in sync, but it {owned.describe()}: apply --adopt to manage it",
+                  **common)
+
+
+def _stray_tags(remote: RemoteModel, owner: str | None) -> bool:
+    """Our model still carries the bare pre-owner tag beside our own: one PATCH tidies it."""
+    return owner is not None and TAG_PREFIX in remote.tags
+
+
+def replace_approved(change: Change, *, names: frozenset[str] = frozenset(), every: bool = False) -> bool:
+    """Whether a replace may run: `--replace NAME`/`--replace-all`, or the manifest's
+    `lifecycle.replace: allow`; `lifecycle.replace: never` refuses even those."""
+    policy = change.desired.replace_policy if change.desired is not None else "manual"
+    if policy == "never":
+        return False
+    return every or change.name in names or policy == "allow"
+
+
+UNLIMITED = "unlimited"
+DEFAULT_MAX_DELETE = 10
+"""Without --max-delete a run deletes at most this many models, and at most half of the owner's."""
+
+MaxDelete = int | str | None  # a count, UNLIMITED, or None for the default limit
+
+
+def delete_limit(max_delete: MaxDelete, owned: int) -> int | None:
+    """The number of deletions a run may make (None: no limit)."""
+    if max_delete == UNLIMITED:
+        return None
+    if isinstance(max_delete, int):
+        return max_delete
+    return min(DEFAULT_MAX_DELETE, max(1, owned // 2))
+
+
+def deletions(plan: Plan, *, names: frozenset[str] = frozenset(), every: bool = False) -> tuple[Change, ...]:
+    """The changes that delete a model on the server: prunes, and replaces that will run."""
+    return tuple(
+        c for c in plan.changes
+        if c.op is Op.DELETE or (c.op is Op.REPLACE and replace_approved(c, names=names, every=every))
+    )
+
+
+def owned_count(plan: Plan) -> int:
+    """The owner's models on the server within the plan's selection."""
+    return sum(1 for c in plan.changes if c.observed is not None and c.ownership is not None
+               and c.ownership.mine)
+
+
+def check_deletions(
+    plan: Plan, *, manifest_count: int, max_delete: MaxDelete = None, allow_empty: bool = False,
+    names: frozenset[str] = frozenset(), every: bool = False,
+) -> None:
+    """Refuse, before any write, deletions that look like an accident (the blast-radius limit).
+
+    Raises Refused; `plan` calls it only to warn, `apply` and `watch` to stop.
+    """
+    going = deletions(plan, names=names, every=every)
+    if not going:
+        return
+    if manifest_count == 0 and plan.deletes and not allow_empty:
+        raise Refused(
+            f"refusing to prune with no manifests: it would delete all {len(plan.deletes)} model(s) "
+            "this owner manages; check the path, or pass --allow-empty; nothing was written"
+        )
+    owned = owned_count(plan)
+    limit = delete_limit(max_delete, owned)
+    if limit is not None and len(going) > limit:
+        how = (f"the limit set by --max-delete {max_delete}" if isinstance(max_delete, int) else
+               f"the default limit of {limit} (at most {DEFAULT_MAX_DELETE}, and at most half of the "
+               f"{owned} model(s) this owner has here)")
+        raise Refused(
+            f"refusing to delete {len(going)} model(s) ({_kinds(going)}): more than {how}; "
+            f"nothing was written. Check the plan, then raise the limit with --max-delete "
+            f"{len(going)} (or --max-delete {UNLIMITED})"
+        )
+
+
+def _kinds(going: Sequence[Change]) -> str:
+    deletes = sum(1 for c in going if c.op is Op.DELETE)
+    replaces = len(going) - deletes
+    parts = [f"{deletes} pruned"] if deletes else []
+    return ", ".join([*parts, f"{replaces} replaced"] if replaces else parts)

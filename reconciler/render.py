@@ -13,6 +13,7 @@ from typing import Any
 
 from reconciler.errors import InvalidManifests, ReconcilerError
 from reconciler.model import ApplyReport, Change, FieldDiff, Manifest, Op, Plan, Problem, Result
+from reconciler.plan import replace_approved
 
 SENSITIVE = "(sensitive)"
 JSON_VERSION = 1
@@ -80,8 +81,9 @@ def change_dict(change: Change, *, replace_allowed: bool | None = None) -> dict[
         out["not_comparable"] = [f"configuration.{k}" for k in change.not_comparable]
     if change.adopt:
         out["adopt"] = True
-    if change.observed is not None and change.op is Op.UNMANAGED:
-        out["owned"] = change.observed.owned
+    if change.ownership is not None and change.op in (Op.UNMANAGED, Op.CONFLICT, Op.DELETE):
+        out["owned"] = change.ownership.mine
+        out["ownership"] = {"claim": change.ownership.claim.value, "owners": list(change.ownership.owners)}
     if change.reason:
         out["reason"] = change.reason
     if replace_allowed is not None and change.op is Op.REPLACE:
@@ -121,8 +123,9 @@ def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool
             continue
         where = f"  ({change.desired.source})" if change.desired is not None else ""
         head = f"  {_SYMBOL[change.op]} {_WORD[change.op]} {change.name}{where}"
-        if change.op is Op.REPLACE and not _allowed(change.name, replace_allowed):
-            head += f"  [needs --replace {change.name}]"
+        if change.op is Op.REPLACE and not _allowed(change, replace_allowed):
+            never = change.desired is not None and change.desired.replace_policy == "never"
+            head += "  [lifecycle.replace: never]" if never else f"  [needs --replace {change.name}]"
         if change.adopt:
             head += "  [adopt]"
         lines.append(head)
@@ -134,8 +137,8 @@ def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool
         if change.not_comparable:
             lines.append(_not_comparable_note(change))
         if change.op is Op.UNMANAGED:
-            owner = "created by the reconciler" if change.observed and change.observed.owned else "not created by the reconciler"
-            lines.append(f"      on the server, not in the manifests ({owner}); left alone")
+            owner = change.ownership.describe() if change.ownership else "was not created by the reconciler"
+            lines.append(f"      on the server, not in the manifests (it {owner}); left alone")
         if change.reason:
             lines.append(f"      {change.reason}")
     if plan.is_empty:
@@ -143,8 +146,10 @@ def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool
     return "\n".join(lines)
 
 
-def _allowed(name: str, replace_allowed: frozenset[str] | bool) -> bool:
-    return replace_allowed if isinstance(replace_allowed, bool) else name in replace_allowed
+def _allowed(change: Change, replace_allowed: frozenset[str] | bool) -> bool:
+    if isinstance(replace_allowed, bool):
+        return replace_approved(change, every=replace_allowed)
+    return replace_approved(change, names=replace_allowed)
 
 
 def plan_json(
@@ -163,7 +168,7 @@ def plan_json(
         "in_sync": plan.is_empty,
         "deletes": [c.name for c in plan.deletes],
         "changes": [
-            change_dict(c, replace_allowed=_allowed(c.name, replace_allowed))
+            change_dict(c, replace_allowed=_allowed(c, replace_allowed))
             for c in plan.changes
         ],
         "warnings": [p.as_dict() for p in warnings],

@@ -19,11 +19,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from reconciler import references
 from reconciler.manifests import Document
 from reconciler.model import Manifest, Problem, SourceLocation, normalise_tags
+from reconciler.ownership import is_ownership_tag
 from reconciler.schemas import DtypeSchema, SchemaRegistry
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME = 255  # the server takes longer names; URLs and UIs do not all cope
-ENVELOPE_FIELDS = ("kind", "name", "dtype", "configuration", "summary", "tags")
+ENVELOPE_FIELDS = ("kind", "name", "dtype", "configuration", "summary", "tags", "lifecycle")
+LIFECYCLE_FIELDS = ("replace",)
+
+
+class Lifecycle(BaseModel):
+    """`lifecycle:` what the reconciler may do to the model on its own (README, "Replace")."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    replace: Literal["manual", "allow", "never"] = "manual"
 
 
 class Envelope(BaseModel):
@@ -37,6 +47,7 @@ class Envelope(BaseModel):
     configuration: dict[str, Any]
     summary: str = ""
     tags: list[str] | str = []
+    lifecycle: Lifecycle = Lifecycle()
 
 
 _TYPE_NAMES = {
@@ -74,6 +85,11 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
     loc = tuple(error["loc"])
     kind = error["type"]
     field = str(loc[0]) if loc else ""
+    if kind == "extra_forbidden" and field == "lifecycle" and len(loc) > 1:
+        return loc, (
+            f"unknown setting{_suggest(str(loc[1]), LIFECYCLE_FIELDS)} (lifecycle has: "
+            f"{', '.join(LIFECYCLE_FIELDS)})"
+        ), True
     if kind == "extra_forbidden":
         return loc, (
             f"unknown field{_suggest(field, ENVELOPE_FIELDS)} "
@@ -82,8 +98,10 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
     if kind == "missing":
         hint = " — add `kind: Model`" if field == "kind" else ""
         return loc, f"required field is missing{hint}", False
-    if kind == "literal_error":
+    if kind == "literal_error" and field == "kind":
         return loc, f"must be `Model`, got {doc.value.get('kind')!r}", False
+    if kind == "literal_error":
+        return loc, f"must be one of {error['ctx']['expected']}, got {error['input']!r}"[:200], False
     value = doc.value
     for part in loc:  # pydantic puts union member names (`list[str]`) into loc: stop at those
         if isinstance(value, dict) and part in value:
@@ -216,6 +234,12 @@ def _check_configuration(
     return configuration, sensitive, problems
 
 
+_OWNERSHIP_TAG = (
+    "the ownership tag is the reconciler's own (it is set from --owner / owner: in "
+    "syft-reconciler.yaml); remove it from the manifest's tags"
+)
+
+
 def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | None, list[Problem]]:
     if not isinstance(doc.value, dict):
         what = "a list" if isinstance(doc.value, list) else f"the scalar {doc.value!r}"[:60]
@@ -247,6 +271,10 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         for index, tag in enumerate(tags):
             if "," in tag:
                 problems.append(_problem(doc, ("tags", index), "a tag must not contain `,` (the API joins tags with commas)"))
+            elif is_ownership_tag(tag.strip()):
+                problems.append(_problem(doc, ("tags", index), _OWNERSHIP_TAG))
+    elif any(is_ownership_tag(t) for t in normalise_tags(tags)):
+        problems.append(_problem(doc, ("tags",), _OWNERSHIP_TAG))
 
     schema = registry.get(envelope.dtype)
     if schema is None:
@@ -268,6 +296,7 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         source=SourceLocation(doc.path, line, column),
         sensitive=sensitive,
         resolved=not any(references.has_ref(v) for v in configuration.values()),
+        replace_policy=envelope.lifecycle.replace,
         positions={
             ".".join(map(str, p)): doc.where(p)
             for p in [("name",), ("dtype",), *[("configuration", k) for k in configuration]]

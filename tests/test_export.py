@@ -5,7 +5,8 @@ import re
 import pytest
 
 from reconciler import manifests
-from reconciler.export import Selector, env_prefix, export, file_stem, parse_selector, to_yaml
+from reconciler.export import env_prefix, export, file_stem, to_yaml
+from reconciler.selection import Selector, parse_selector
 from reconciler.model import OWNER_TAG, RemoteModel
 from reconciler.schemas import SchemaRegistry
 from reconciler.validate import resolve, validate
@@ -74,11 +75,11 @@ def test_env_prefix(name, prefix):
 def test_selectors():
     model = remote("gpt-4o", tags=f"prod,chat,{OWNER_TAG}")
     assert parse_selector("tag=prod") == Selector("tag", "prod")
-    assert parse_selector("name=gpt-*").matches(model)
-    assert parse_selector("dtype=open*").matches(model)
-    assert parse_selector("tag=ch*").matches(model)
-    assert not parse_selector("tag=managed-by:*").matches(model)  # the owner tag is not a user tag
-    assert not parse_selector("name=GPT-*").matches(model)  # case-sensitive, like names
+    assert parse_selector("name=gpt-*").matches(model.name, model.dtype, model.user_tags)
+    assert parse_selector("dtype=open*").matches(model.name, model.dtype, model.user_tags)
+    assert parse_selector("tag=ch*").matches(model.name, model.dtype, model.user_tags)
+    assert not parse_selector("tag=managed-by:*").matches(model.name, model.dtype, model.user_tags)  # the owner tag is not a user tag
+    assert not parse_selector("name=GPT-*").matches(model.name, model.dtype, model.user_tags)  # case-sensitive, like names
     with pytest.raises(ValueError, match=r"^`owner=me` is not KEY=GLOB with KEY one of name, dtype, tag$"):
         parse_selector("owner=me")
     with pytest.raises(ValueError, match="not KEY=GLOB"):

@@ -36,7 +36,7 @@ def test_good_manifest():
     [
         (("configuration:", "configuraton:"),
          "m.yaml:4:1: configuraton: unknown field; did you mean `configuration`? "
-         "(a manifest has: kind, name, dtype, configuration, summary, tags)"),
+         "(a manifest has: kind, name, dtype, configuration, summary, tags, lifecycle)"),
         (("dtype: openai", "dtype: opena1"),
          "m.yaml:3:8: dtype: unknown dtype `opena1`; did you mean `openai`? "
          "(known: anthropic, ollama, openai, vllm)"),

@@ -30,7 +30,7 @@ JSON_VERSION = 1
 
 
 def _selectors(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> list[Any]:
-    from reconciler.export import parse_selector
+    from reconciler.selection import parse_selector
 
     try:
         return [parse_selector(v) for v in values]

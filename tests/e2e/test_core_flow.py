@@ -33,7 +33,7 @@ def test_validate_ok_and_bad(cli, manifest_dir):
     assert run.code == 1
     assert run.err.splitlines() == [
         f"{root}/b.yml:4:1: configuraton: unknown field; did you mean `configuration`? "
-        "(a manifest has: kind, name, dtype, configuration, summary, tags)",
+        "(a manifest has: kind, name, dtype, configuration, summary, tags, lifecycle)",
         "error: 1 problem(s) in the manifests; nothing was written",
     ]
     assert "Traceback" not in run.all

@@ -20,7 +20,7 @@ from .stubs import stub_server
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = bundled_schema_dir()
 
-# name → (dtype, configuration, summary, tags); each secret is a canary that must never be written
+# name → (dtype, configuration, summary, tags, lifecycle); each secret is a canary that must never be written
 SPACE = {
     "gpt-4o": ("openai", {"api_key": "sk-canary-one-1111", "model": "gpt-4o"}, "chat", "openai,chat"),
     "GPT-4o": ("openai", {"api_key": "sk-canary-two-2222", "model": "gpt-4o",
