@@ -1,9 +1,13 @@
-"""The folder lock: a `watch` and an `apply` on the same manifests folder never run at once.
+"""The lock: a `watch` and an `apply` of the same instance on the same space never run at once.
 
-An advisory `fcntl.flock` on `<folder>/.syft-reconciler.lock` (the folder of the first path; the
-lock falls back to the temp dir, keyed by the folder's real path, when the folder is read-only or
-missing). `watch` holds it exclusively for its whole life; `apply` holds it shared, so applies may
-still run side by side (creates are safe under races, apply.py) but never beside a watch. The
+An advisory `fcntl.flock` on `<home>/.syft-reconciler-<key>.lock`. The home is the instance's
+folder however its paths are spelled (project.Instance.home: the project file's folder, else the
+git checkout's top, else the first path's folder), so `apply manifests/sub`, `apply ./manifests/`
+or reordered paths meet a `watch manifests`; the key is the target space (server and tenant,
+project.lock_key), so one repository can drive several spaces at once. The lock falls back to the
+temp dir, keyed by the file's real path, when the home is read-only or missing. `watch` holds it
+exclusively for its whole life; `apply` holds it shared, so applies may still run side by side
+(creates are safe under races, apply.py) but never beside a watch. The
 kernel drops the lock when its holder exits, however it exits, so a crash never leaves a stale
 lock behind; the file itself stays on purpose (deleting a lock file races with its next user).
 POSIX only.
@@ -17,22 +21,18 @@ import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 from reconciler.errors import LockHeld
 
-LOCK_NAME = ".syft-reconciler.lock"
+def lock_file(home: Path, key: str) -> Path:
+    """Where the lock of the instance at `home` on the space `key` lives."""
+    return home / f".syft-reconciler-{key}.lock"
 
 
-def lock_file(paths: Sequence[Path]) -> Path:
-    """Where the lock for these paths lives: in the folder of the first one."""
-    first = paths[0] if paths else Path("manifests")
-    return (first if first.is_dir() else first.parent) / LOCK_NAME
-
-
-def _fallback(folder: Path) -> Path:
-    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+def _fallback(path: Path) -> Path:
+    key = hashlib.sha256(str(path.parent.resolve() / path.name).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"syft-reconciler-{key}.lock"
 
 
@@ -42,7 +42,7 @@ def _open(path: Path) -> tuple[int, Path]:
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOENT):
             raise
-        fallback = _fallback(path.parent)
+        fallback = _fallback(path)
         return os.open(fallback, os.O_RDWR | os.O_CREAT, 0o644), fallback
 
 
@@ -55,18 +55,18 @@ def _holder(fd: int) -> str:
 
 
 @contextlib.contextmanager
-def folder_lock(paths: Sequence[Path], *, command: str, shared: bool = False) -> Iterator[Path]:
-    """Hold the folder's lock for the block; raise LockHeld at once if it is taken (exclusively,
-    or at all when we want it exclusively)."""
-    folder = lock_file(paths).parent
-    fd, path = _open(lock_file(paths))
+def space_lock(home: Path, key: str, *, command: str, shared: bool = False) -> Iterator[Path]:
+    """Hold the instance's lock on one space for the block; raise LockHeld at once if it is taken
+    (exclusively, or at all when we want it exclusively)."""
+    folder = home
+    fd, path = _open(lock_file(home, key))
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LockHeld(
                 f"another syft-reconciler{_holder(fd)} holds the lock on {folder} ({path}); "
-                "a watch and an apply on the same folder never run at once"
+                "a watch and an apply of the same manifests on the same space never run at once"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)

@@ -270,3 +270,56 @@ def _kinds(going: Sequence[Change]) -> str:
     replaces = len(going) - deletes
     parts = [f"{deletes} pruned"] if deletes else []
     return ", ".join([*parts, f"{replaces} replaced"] if replaces else parts)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """The options that decide what a run plans and may do: one value for plan, apply and watch,
+    and what a saved plan carries (`plan --out`)."""
+
+    adopt: bool = False
+    adopt_from: tuple[str, ...] = ()
+    prune: bool = False
+    replace: tuple[str, ...] = ()
+    replace_all: bool = False
+    selectors: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    max_delete: MaxDelete = None
+    allow_empty: bool = False
+
+    def scope(self, owner: str | None) -> Scope:
+        return Scope(owner=owner, adopt=self.adopt, adopt_from=frozenset(self.adopt_from), prune=self.prune,
+                     selection=Selection.from_options(self.selectors, self.targets))
+
+    @property
+    def replace_allowed(self) -> frozenset[str] | bool:
+        """For render: every replace (--replace-all), or these names."""
+        return True if self.replace_all else frozenset(self.replace)
+
+    def check(self, plan: Plan, *, manifest_count: int) -> None:
+        """The blast-radius limit (check_deletions) with these options; raises Refused."""
+        check_deletions(plan, manifest_count=manifest_count, max_delete=self.max_delete,
+                        allow_empty=self.allow_empty, names=frozenset(self.replace), every=self.replace_all)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "adopt": self.adopt, "adopt_from": sorted(self.adopt_from), "prune": self.prune,
+            "replace": sorted(self.replace), "replace_all": self.replace_all,
+            "selectors": list(self.selectors), "targets": sorted(self.targets),
+            "max_delete": self.max_delete, "allow_empty": self.allow_empty,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PlanOptions:
+        """From a saved plan (older plans lack the newer keys: their defaults apply)."""
+        return cls(
+            adopt=bool(data.get("adopt", False)), adopt_from=tuple(data.get("adopt_from", ())),
+            prune=bool(data.get("prune", False)), replace=tuple(data.get("replace", ())),
+            replace_all=bool(data.get("replace_all", False)), selectors=tuple(data.get("selectors", ())),
+            targets=tuple(data.get("targets", ())), max_delete=data.get("max_delete"),
+            allow_empty=bool(data.get("allow_empty", False)),
+        )
+
+    @property
+    def any_set(self) -> bool:
+        return self != PlanOptions()

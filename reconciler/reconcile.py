@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import forked
 from reconciler import manifests as manifest_files
-from reconciler.errors import InvalidManifests, ReconcilerError
+from reconciler.errors import InvalidManifests
 from reconciler.model import Manifest, Plan, Problem, RemoteModel
+from reconciler.plan import Scope
 from reconciler.plan import plan as make_plan
 from reconciler.schemas import SchemaRegistry
 from reconciler.validate import resolve, validate
@@ -226,6 +227,7 @@ def observe_and_plan(
     *,
     adopt: bool = False,
     prune: bool = False,
+    scope: Scope | None = None,
     check_server_types: bool = True,
 ) -> Observed:
     """Verify the tenant and dtypes, read the server's state in one list call, and plan."""
@@ -235,24 +237,9 @@ def observe_and_plan(
         check_types(manifests, offered, client.base_url)
     observed = {m.name: m for m in client.list_models()}
     secrets, defaults = registry_facts(registry)
-    the_plan = make_plan(manifests, observed, secret_fields=secrets, defaults=defaults, adopt=adopt, prune=prune)
+    the_plan = make_plan(manifests, observed, secret_fields=secrets, defaults=defaults,
+                         scope=scope or Scope(adopt=adopt, prune=prune))
     return Observed(the_plan, observed)
-
-
-def check_prune(plan: Plan, *, manifest_count: int, max_delete: int | None, allow_empty: bool) -> None:
-    """Refuse a prune that looks like an accident, before any write."""
-    deletes = len(plan.deletes)
-    if not deletes:
-        return
-    if manifest_count == 0 and not allow_empty:
-        raise ReconcilerError(
-            f"refusing to prune with no manifests: it would delete all {deletes} model(s) we manage; "
-            "check the path, or pass --allow-empty"
-        )
-    if max_delete is not None and deletes > max_delete:
-        raise ReconcilerError(
-            f"refusing to delete {deletes} model(s): more than --max-delete {max_delete}; nothing was written"
-        )
 
 
 def check_online(

@@ -113,12 +113,33 @@ def _not_comparable_note(change: Change) -> str:
     return f"      {fields}: not comparable (the server does not echo it)"
 
 
+def deletion_kinds(going: Sequence[Change]) -> str:
+    deletes = sum(1 for c in going if c.op is Op.DELETE)
+    parts = [f"{deletes} pruned"] if deletes else []
+    if len(going) > deletes:
+        parts.append(f"{len(going) - deletes} replaced")
+    return ", ".join(parts)
+
+
+def deletions_line(going: Sequence[Change]) -> str:
+    """The models a run deletes (prunes, and replaces that will run), shown before anything else."""
+    names = ", ".join(f"{c.name} (replace)" if c.op is Op.REPLACE else c.name for c in going)
+    return f"  DELETIONS ({len(going)}): {names}"
+
+
+_DESTRUCTIVE = (Op.DELETE, Op.REPLACE)
+
+
 def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool = False) -> str:
     lines = [f"Plan for {target}: {summary_line(plan)}."]
-    if plan.deletes:
-        names = ", ".join(c.name for c in plan.deletes)
-        lines.append(f"  DELETIONS ({len(plan.deletes)}): {names}")
-    for change in plan.changes:
+    going = [c for c in plan.changes if c.op is Op.DELETE
+             or (c.op is Op.REPLACE and _allowed(c, replace_allowed))]
+    if going:
+        lines.append(deletions_line(going))
+    # what deletes comes first, then the rest, each part sorted by name
+    ordered = [c for c in plan.changes if c.op in _DESTRUCTIVE] + \
+        [c for c in plan.changes if c.op not in _DESTRUCTIVE]
+    for change in ordered:
         if change.op is Op.NOOP and not change.not_comparable and not change.reason:
             continue
         where = f"  ({change.desired.source})" if change.desired is not None else ""

@@ -34,7 +34,8 @@ from reconciler.errors import (
     ServerUnreachable,
 )
 from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
-from reconciler.reconcile import Loaded, check_prune, observe_and_plan, resolve_secrets
+from reconciler.plan import PlanOptions
+from reconciler.reconcile import Loaded, observe_and_plan, resolve_secrets
 from reconciler.schemas import SchemaRegistry
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,10 @@ class WatchSettings:
     """Seconds between rounds when no file changes: they catch changes made on the server."""
     self_heal: bool = False
     """Also undo drift (models deleted or edited on the server) when the manifests did not change."""
-    adopt: bool = False
-    prune: bool = False
-    """Delete models we created that are no longer in the manifests (guarded by check_prune)."""
-    max_delete: int | None = None
-    allow_empty: bool = False
+    plan: PlanOptions = PlanOptions()
+    """What rounds plan and may do: adopt, prune (within the blast-radius limit), replace, selection."""
+    owner: str | None = None
+    """This instance's owner: rounds touch only its models (ownership.py)."""
     placeholders: bool = False
     """Missing secrets become placeholders: only for the embedded sandbox."""
     debug: bool = False
@@ -304,14 +304,15 @@ class Reconciler:
             for note in notes:
                 log.warning("%s", note, extra=_ev("note"))
         s = self.settings
-        plan = observe_and_plan(self.client, manifests, self.registry, adopt=s.adopt, prune=s.prune).plan
+        scope = s.plan.scope(s.owner)
+        plan = observe_and_plan(self.client, manifests, self.registry, scope=scope).plan
         write = digest != self.applied or s.self_heal
         report = None
         if not write:
             _report_drift(plan)
         elif any(c.writes for c in plan.changes):
-            check_prune(plan, manifest_count=len(manifests), max_delete=s.max_delete,
-                        allow_empty=s.allow_empty)
+            selected = sum(1 for m in manifests if scope.selection.selects(m.name, m.dtype, m.tags))
+            s.plan.check(plan, manifest_count=selected)
             report = Executor(self.client, self.options, on_outcome=_log_outcome).run(plan)
         for change in plan.changes:
             if change.op is Op.CONFLICT:

@@ -20,7 +20,8 @@ from reconciler.apply import ApplyOptions
 from reconciler.cli.watch import JsonFormatter
 from reconciler.client import RetryPolicy, SpaceClient
 from reconciler.errors import LockHeld, ServerError
-from reconciler.lock import folder_lock
+from reconciler.lock import space_lock
+from reconciler.project import lock_key, resolve_instance
 from reconciler.metrics import DaemonMetrics, MetricsServer
 from reconciler.reconcile import registry_facts
 from reconciler.sandbox import SandboxConfig
@@ -400,18 +401,41 @@ def test_an_unreachable_server_and_refused_credentials_are_their_own_statuses(
 # -- lock -------------------------------------------------------------------------------------
 
 
+def folder_lock(paths, *, command, shared=False, server="http://127.0.0.1:1"):
+    """The lock as the CLI takes it: the instance's home, keyed by the target space."""
+    instance = resolve_instance(paths)
+    return space_lock(instance.home, lock_key(server, None), command=command, shared=shared)
+
+
 def test_the_folder_lock_refuses_a_second_holder_until_released(tmp_path):
+    (tmp_path / "sub").mkdir()
     with folder_lock([tmp_path], command="watch") as path:
-        assert path == tmp_path / ".syft-reconciler.lock"
-        with pytest.raises(LockHeld) as caught, folder_lock([tmp_path / "a.yaml"], command="apply"):
-            pass
-        assert caught.value.exit_code == 9
+        assert path == tmp_path / f".syft-reconciler-{lock_key('http://127.0.0.1:1', None)}.lock"
+        # however the set is spelled: a file in it, a subfolder, a trailing slash, a `..` detour
+        for spelling in ([tmp_path / "a.yaml"], [tmp_path / "sub"], [f"{tmp_path}/"],
+                         [tmp_path / "sub" / ".."], [tmp_path / "sub", tmp_path]):
+            (tmp_path / ".git").mkdir(exist_ok=True)  # the checkout's top is the home
+            with pytest.raises(LockHeld) as caught, folder_lock(spelling, command="apply", shared=True):
+                pass
+            assert caught.value.exit_code == 9
         assert str(caught.value) == (
             f"another syft-reconciler (watch, pid {os.getpid()}) holds the lock on {tmp_path} ({path}); "
-            "a watch and an apply on the same folder never run at once"
+            "a watch and an apply of the same manifests on the same space never run at once"
         )
+        # another space is another lock: one repository may drive staging and production at once
+        with folder_lock([tmp_path], command="apply", server="https://prod.example.org"):
+            pass
     with folder_lock([tmp_path], command="apply"):
         pass
+
+
+def test_a_project_file_is_the_home_of_the_lock(tmp_path):
+    (tmp_path / "syft-reconciler.yaml").write_text("owner: team-a\npaths: [manifests]\n")
+    (tmp_path / "manifests" / "deep").mkdir(parents=True)
+    with folder_lock([tmp_path / "manifests" / "deep"], command="watch") as path:
+        assert path.parent == tmp_path
+        with pytest.raises(LockHeld), folder_lock([tmp_path / "manifests"], command="apply", shared=True):
+            pass
 
 
 def test_applies_share_the_lock_but_never_with_a_watch(tmp_path):

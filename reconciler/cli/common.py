@@ -148,6 +148,61 @@ def warn(problems: Sequence[Any]) -> None:
 
 
 
+# -- the instance: owner, project file, selection ----------------------------------------------
+
+
+def instance_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--owner and --config: who this run acts for (project.py)."""
+    f = click.option("--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="The project file (default: syft-reconciler.yaml at or above the manifests).")(f)
+    return click.option("--owner", envvar="SYFT_RECONCILER_OWNER", metavar="NAME",
+                        help="This repository's owner name: the tag on the models it creates; prune, "
+                        "replace and self-heal touch only its models [env SYFT_RECONCILER_OWNER; "
+                        "default: owner: in syft-reconciler.yaml].")(f)
+
+
+def instance_from(paths: Sequence[str], kw: dict[str, Any]) -> Any:
+    """The run's Instance from PATHS, --owner and --config (popped from `kw`)."""
+    from reconciler.project import resolve_instance
+
+    return resolve_instance(paths, owner=kw.pop("owner"), config=kw.pop("config"))
+
+
+class MaxDeleteType(click.ParamType):
+    """`--max-delete N` or `--max-delete unlimited`."""
+
+    name = "N|unlimited"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or value == "unlimited":
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a whole number or `unlimited`", param, ctx)
+        if number < 0:
+            self.fail(f"{number} is negative", param, ctx)
+        return number
+
+
+def selection_from(selectors: Sequence[str], targets: Sequence[str]) -> Any:
+    from reconciler.selection import Selection
+
+    try:
+        return Selection.from_options(selectors, targets)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--selector' / '-l'") from exc
+
+
+def lock_for(instance: Any, settings: ServerSettings, *, command: str, shared: bool) -> Any:
+    """The instance's lock on the target space (lock.py), as a context manager."""
+    from reconciler.lock import space_lock
+    from reconciler.project import lock_key
+
+    target = f"sandbox:{SANDBOX_DB.resolve()}" if settings.sandbox else (settings.server or "")
+    return space_lock(instance.home, lock_key(target, settings.tenant), command=command, shared=shared)
+
+
 def var_file_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--var-file", "var_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),

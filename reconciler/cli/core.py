@@ -12,12 +12,17 @@ import click
 from reconciler import render
 from reconciler.cli.app import cli
 from reconciler.cli.common import (
+    MaxDeleteType,
     bundled_registry,
     connect,
     describe_target,
     emit_json,
+    instance_from,
+    instance_options,
+    lock_for,
     output_option,
     paths_or_default,
+    selection_from,
     server_options,
     settings_from,
     state,
@@ -31,7 +36,7 @@ from reconciler.errors import (
     EXIT_OK,
     InvalidManifests,
 )
-from reconciler.model import ApplyReport, Outcome, Result
+from reconciler.model import ApplyReport, Op, Outcome, Result
 
 
 @cli.command()
@@ -77,58 +82,95 @@ def validate(paths: tuple[str, ...], output: str, strict: bool, online: bool, va
 
 
 def plan_options(f: Any) -> Any:
-    """The options that change what is planned: shared by plan and apply (and watch)."""
+    """The options that change what is planned: shared by plan, apply and watch."""
     for option in reversed([
         click.option("--adopt", is_flag=True,
-                     help="Take over same-named models not created by the reconciler."),
+                     help="Take over same-named models not created by the reconciler (or with the legacy tag)."),
+        click.option("--adopt-from", "adopt_from", multiple=True, metavar="OWNER",
+                     help="Also take over same-named models of this other owner (repeatable)."),
         click.option("--prune", is_flag=True,
-                     help="Delete models we created that are no longer in the manifests."),
+                     help="Delete this owner's models that are no longer in the manifests (needs an owner)."),
         click.option("--replace", "replace", multiple=True, metavar="NAME",
                      help="Recreate this model (delete + create) if its dtype/configuration changed."),
         click.option("--replace-all", is_flag=True,
                      help="Recreate every model whose dtype/configuration changed."),
+        click.option("--selector", "-l", "selectors", multiple=True, metavar="KEY=GLOB",
+                     help="Act only on models whose name, dtype or a tag matches (name=gpt-*, dtype=openai, "
+                     "tag=prod; repeatable, all must match)."),
+        click.option("--target", "targets", multiple=True, metavar="NAME",
+                     help="Act only on this model (repeatable); nothing else is created, changed or deleted."),
+        click.option("--max-delete", type=MaxDeleteType(), default=None,
+                     help="Deletions (prune and replace) allowed in one run; default: at most 10 and at "
+                     "most half of this owner's models. `unlimited` lifts the limit."),
+        click.option("--allow-empty", is_flag=True, help="With --prune: allow an empty manifest set."),
     ]):
         f = option(f)
     return f
+
+
+PLAN_OPTION_KEYS = ("adopt", "adopt_from", "prune", "replace", "replace_all", "selectors", "targets",
+                    "max_delete", "allow_empty")
+
+
+def plan_options_from(kw: dict[str, Any]) -> Any:
+    """The PlanOptions value from the options plan_options added (popped from `kw`)."""
+    from reconciler.plan import PlanOptions
+
+    values = {k: kw.pop(k) for k in PLAN_OPTION_KEYS}
+    selection_from(values["selectors"], values["targets"])  # a malformed selector is a usage error
+    for key in ("adopt_from", "replace", "selectors", "targets"):
+        values[key] = tuple(values[key])
+    return PlanOptions(**values)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @var_file_option
 @server_options
+@instance_options
 @output_option("text", "json", "markdown")
 @plan_options
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when in sync, 2 when changes are pending, 1 on error (like Terraform).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan; `apply FILE` then executes exactly it.")
-def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path | None, adopt: bool,
-         prune: bool, replace: tuple[str, ...], replace_all: bool, var_files: tuple[Path, ...],
-         **kw: Any) -> None:
+def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path | None,
+         var_files: tuple[Path, ...], **kw: Any) -> None:
     """Show what apply would change on the server (read-only)."""
+    from reconciler.errors import Refused
+    from reconciler.project import check_prune_scope
     from reconciler.reconcile import load, load_variables, observe_and_plan, resolve_secrets
     from reconciler.saved_plan import SavedPlan, manifests_digest, state_fingerprint
 
     state.output = output
+    options = plan_options_from(kw)
+    instance = instance_from(paths, kw)
     settings = settings_from(kw)
+    if options.prune:
+        check_prune_scope(instance)
     schemas = bundled_registry()
-    roots = paths_or_default(paths)
     variables = load_variables(var_files)
-    loaded = load(roots, schemas, variables=variables)
+    loaded = load(instance.roots, schemas, variables=variables)
     manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
     warn(notes)
+    scope = options.scope(instance.owner)
     with connect(settings) as client:
-        observed = observe_and_plan(client, manifests, schemas, adopt=adopt, prune=prune)
+        observed = observe_and_plan(client, manifests, schemas, scope=scope)
         where = describe_target(client)
     the_plan = observed.plan
-    allowed = True if replace_all else frozenset(replace)
+    refused = None
+    try:
+        options.check(the_plan, manifest_count=_selected(manifests, scope))
+    except Refused as exc:
+        refused = exc.message
     data = render.plan_json(the_plan, target=client.base_url, tenant=client.tenant,
-                            replace_allowed=allowed, warnings=loaded.warnings)
+                            replace_allowed=options.replace_allowed, warnings=loaded.warnings)
+    data["owner"] = instance.owner
+    data["refused"] = refused
     if out is not None:
         saved = SavedPlan(
-            paths=tuple(str(p) for p in roots), server=client.base_url, tenant=client.tenant,
-            options={"adopt": adopt, "prune": prune, "replace": sorted(replace), "replace_all": replace_all,
-                     "var_files": [str(p) for p in var_files]},
+            paths=tuple(str(p) for p in instance.roots), server=client.base_url, tenant=client.tenant,
+            options={**options.as_json(), "var_files": [str(p) for p in var_files], "owner": instance.owner},
             fingerprint=state_fingerprint(observed.models), digest=manifests_digest(loaded.manifests),
             changes=data["changes"],
         )
@@ -139,11 +181,18 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path
         click.echo(render.plan_markdown(the_plan, target=where))
     else:
         warn(loaded.warnings)
-        click.echo(render.plan_text(the_plan, target=where, replace_allowed=allowed))
+        click.echo(render.plan_text(the_plan, target=where, replace_allowed=options.replace_allowed))
+        if refused:
+            click.echo(f"warning: apply would refuse this plan: {refused}", err=True)
         if out is not None:
             click.echo(f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it.")
     if detailed_exitcode and not the_plan.is_empty:
         sys.exit(2)
+
+
+def _selected(manifests: Any, scope: Any) -> int:
+    """How many manifests the run's selection keeps (the empty-set guard counts these)."""
+    return sum(1 for m in manifests if scope.selection.selects(m.name, m.dtype, m.tags))
 
 
 def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
@@ -160,86 +209,89 @@ def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @var_file_option
 @server_options
+@instance_options
 @output_option("text", "json")
 @plan_options
 @click.option("--parallelism", "-p", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Requests in flight at once.")
 @click.option("--fail-fast", is_flag=True, help="Stop after the first failed model.")
-@click.option("--max-delete", type=click.IntRange(0), default=None,
-              help="With --prune: refuse to delete more than N models.")
-@click.option("--allow-empty", is_flag=True, help="With --prune: allow an empty manifest set.")
-@click.option("--auto-approve", is_flag=True, help="Do not ask before deleting (asked only on a terminal).")
-def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool, adopt: bool, prune: bool,
-          replace: tuple[str, ...], replace_all: bool, max_delete: int | None, allow_empty: bool,
-          auto_approve: bool, var_files: tuple[Path, ...], **kw: Any) -> None:
+@click.option("--auto-approve", is_flag=True,
+              help="Do not ask before deleting or replacing (asked only on a terminal).")
+def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool, auto_approve: bool,
+          var_files: tuple[Path, ...], **kw: Any) -> None:
     """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
     from reconciler.apply import ApplyOptions, Executor
-    from reconciler.lock import folder_lock
-    from reconciler.reconcile import (
-        check_prune,
-        load,
-        load_variables,
-        observe_and_plan,
-        registry_facts,
-        resolve_secrets,
-    )
+    from reconciler.plan import PlanOptions, deletions
+    from reconciler.project import check_prune_scope
+    from reconciler.reconcile import load, load_variables, observe_and_plan, registry_facts, resolve_secrets
     from reconciler.saved_plan import manifests_digest, state_fingerprint
 
     state.output = output
-    settings = settings_from(kw)
+    options = plan_options_from(kw)
     saved = _saved_plan(paths)
     if saved is not None:
-        if adopt or prune or replace or replace_all or var_files:
-            raise click.UsageError(
-                "a saved plan carries its own --adopt/--prune/--replace/--var-file; give them to `plan`"
-            )
         plan_file, plan_path = saved
+        if options.any_set or var_files:
+            raise click.UsageError(
+                "a saved plan carries its own plan options (--adopt, --prune, --replace, --selector, "
+                "--max-delete, --var-file, …); give them to `plan`"
+            )
+        planned_owner = plan_file.options.get("owner")
+        if kw.get("owner") is not None and kw["owner"] != planned_owner:
+            raise click.UsageError(f"{plan_path} was made for owner {planned_owner!r}, not {kw['owner']!r}")
         paths = plan_file.paths
-        adopt, prune = plan_file.options["adopt"], plan_file.options["prune"]
-        replace, replace_all = tuple(plan_file.options["replace"]), plan_file.options["replace_all"]
+        options = PlanOptions.from_json(plan_file.options)
+        kw["owner"] = planned_owner
         var_files = tuple(Path(p) for p in plan_file.options.get("var_files", ()))
-    # never beside a watch on the same folder (applies share the lock); held until the end
-    lock = folder_lock(paths_or_default(paths), command="apply", shared=True)
-    click.get_current_context().with_resource(lock)
+    instance = instance_from(paths, kw)
+    settings = settings_from(kw)
+    if options.prune:
+        check_prune_scope(instance)
+    # never beside a watch of the same instance on the same space (applies share the lock)
+    click.get_current_context().with_resource(
+        lock_for(instance, settings, command="apply", shared=True))
     schemas = bundled_registry()
-    loaded = load(paths_or_default(paths), schemas, variables=load_variables(var_files))
+    loaded = load(instance.roots, schemas, variables=load_variables(var_files))
     manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
     warn(notes)
     secrets, defaults = registry_facts(schemas)
-    options = ApplyOptions(parallelism=parallelism, fail_fast=fail_fast, replace=frozenset(replace),
-                           max_create_attempts=settings.retries + 1,
-                           replace_all=replace_all, secret_fields=secrets, defaults=defaults)
+    apply_options = ApplyOptions(
+        parallelism=parallelism, fail_fast=fail_fast, replace=frozenset(options.replace),
+        max_create_attempts=settings.retries + 1, replace_all=options.replace_all,
+        secret_fields=secrets, defaults=defaults, owner=instance.owner,
+    )
+    scope = options.scope(instance.owner)
     with connect(settings, parallelism=parallelism) as client:
-        observed = observe_and_plan(client, manifests, schemas, adopt=adopt, prune=prune)
+        observed = observe_and_plan(client, manifests, schemas, scope=scope)
         the_plan = observed.plan
         if saved is not None:
             if client.base_url != plan_file.server and not settings.sandbox:
                 raise click.UsageError(f"{plan_path} was made for {plan_file.server}, not {client.base_url}")
-            allowed = True if replace_all else frozenset(replace)
             plan_file.check(
                 digest=manifests_digest(loaded.manifests), fingerprint=state_fingerprint(observed.models),
                 changes=render.plan_json(the_plan, target=client.base_url, tenant=client.tenant,
-                                         replace_allowed=allowed)["changes"],
+                                         replace_allowed=options.replace_allowed)["changes"],
                 source=str(plan_path),
             )
-        check_prune(the_plan, manifest_count=len(manifests), max_delete=max_delete, allow_empty=allow_empty)
+        options.check(the_plan, manifest_count=_selected(manifests, scope))
+        going = deletions(the_plan, names=frozenset(options.replace), every=options.replace_all)
         if output == "text":
             warn(loaded.warnings)
             click.echo(f"Plan for {describe_target(client)}: {render.summary_line(the_plan)}.")
-        if the_plan.deletes:
-            names = ", ".join(c.name for c in the_plan.deletes)
-            if output == "text":
-                click.echo(f"  DELETIONS ({len(the_plan.deletes)}): {names}")
-            if not auto_approve and sys.stdin.isatty():
-                click.confirm(f"Delete {len(the_plan.deletes)} model(s) from the server?", abort=True, err=True)
+            if going:
+                click.echo(render.deletions_line(going))
+        if going and not auto_approve and sys.stdin.isatty():
+            click.confirm(f"Delete {len(going)} model(s) from the server ({render.deletion_kinds(going)})?",
+                          abort=True, err=True)
         progress = _Progress(len([c for c in the_plan.changes if c.writes]), enabled=output == "text")
-        executor = Executor(client, options, on_outcome=progress.outcome)
+        executor = Executor(client, apply_options, on_outcome=progress.outcome)
         report = executor.run(the_plan)
         progress.done()
-    conflicts = [c for c in the_plan.changes if c.op.value == "conflict"]
+    conflicts = [c for c in the_plan.changes if c.op is Op.CONFLICT]
     if output == "json":
         data = render.report_json(report, target=client.base_url, tenant=client.tenant)
         data["conflicts"] = [render.change_dict(c) for c in conflicts]
+        data["owner"] = instance.owner
         emit_json(data)
     else:
         for change in conflicts:

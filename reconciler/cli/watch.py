@@ -21,13 +21,15 @@ from reconciler.cli.common import (
     bundled_registry,
     connect,
     describe_target,
-    paths_or_default,
+    instance_from,
+    instance_options,
+    lock_for,
     server_options,
     settings_from,
     state,
     var_file_option,
 )
-from reconciler.cli.core import plan_options
+from reconciler.cli.core import plan_options, plan_options_from
 
 log = logging.getLogger("reconciler.watch")
 
@@ -35,13 +37,11 @@ log = logging.getLogger("reconciler.watch")
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @server_options
+@instance_options
 @plan_options
 @var_file_option
 @click.option("--parallelism", "-p", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Requests in flight at once.")
-@click.option("--max-delete", type=click.IntRange(0), default=None,
-              help="With --prune: refuse a round that would delete more than N models.")
-@click.option("--allow-empty", is_flag=True, help="With --prune: allow an empty manifest set.")
 @click.option("--self-heal", is_flag=True,
               help="Also undo changes made on the server (recreate, revert) while the manifests stand still.")
 @click.option("--resync-interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
@@ -57,9 +57,8 @@ log = logging.getLogger("reconciler.watch")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve /healthz and Prometheus /metrics on this port (0: any free one).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
-def watch(paths: tuple[str, ...], adopt: bool, prune: bool, replace: tuple[str, ...], replace_all: bool,
-          var_files: tuple[Path, ...], parallelism: int, max_delete: int | None, allow_empty: bool,
-          self_heal: bool, resync_interval: float, debounce_ms: int, step_ms: int, use_git: bool,
+def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int, self_heal: bool,
+          resync_interval: float, debounce_ms: int, step_ms: int, use_git: bool,
           log_format: str, metrics_port: int | None, metrics_host: str, **kw: Any) -> None:
     """Keep the server converged with the manifests: a round on every change, and every resync interval.
 
@@ -69,41 +68,48 @@ def watch(paths: tuple[str, ...], adopt: bool, prune: bool, replace: tuple[str, 
     """
     from reconciler import watch as daemon
     from reconciler.apply import ApplyOptions
-    from reconciler.lock import folder_lock
+    from reconciler.project import check_prune_scope
     from reconciler.reconcile import registry_facts
     from reconciler.sources import GitHead, ManifestLoader, Source, WorkTree
 
+    options = plan_options_from(kw)
+    instance = instance_from(paths, kw)
     settings = settings_from(kw)
-    roots = paths_or_default(paths)
+    roots = list(instance.roots)
     missing = [str(r) for r in roots if not r.exists()]
     if missing:
         raise click.BadParameter(f"no such file or directory: {', '.join(missing)}", param_hint="PATHS")
+    if options.prune:
+        check_prune_scope(instance)
     _configure_logging(log_format, debug=state.debug)
     schemas = bundled_registry()
     secrets, defaults = registry_facts(schemas)
-    options = ApplyOptions(parallelism=parallelism, replace=frozenset(replace), replace_all=replace_all,
-                           max_create_attempts=settings.retries + 1, secret_fields=secrets, defaults=defaults)
+    apply_options = ApplyOptions(
+        parallelism=parallelism, replace=frozenset(options.replace), replace_all=options.replace_all,
+        max_create_attempts=settings.retries + 1, secret_fields=secrets, defaults=defaults,
+        owner=instance.owner,
+    )
     config = daemon.WatchSettings(
-        resync_interval=resync_interval, self_heal=self_heal, adopt=adopt, prune=prune, max_delete=max_delete,
-        allow_empty=allow_empty, placeholders=settings.sandbox, debug=state.debug,
+        resync_interval=resync_interval, self_heal=self_heal, plan=options, owner=instance.owner,
+        placeholders=settings.sandbox, debug=state.debug,
     )
     source: Source = GitHead.open(roots) if use_git else WorkTree()
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
-        stack.enter_context(folder_lock(roots, command="watch"))
+        stack.enter_context(lock_for(instance, settings, command="watch", shared=False))
         client = stack.enter_context(connect(settings, parallelism=parallelism))
         client.sleep = stop.wait  # client retries end early on a stop, so the round ends soon
         on_round = stack.enter_context(_metrics(metrics_host, metrics_port))
         stack.enter_context(_stop_on_signals(stop))
         reconciler = daemon.Reconciler(ManifestLoader(roots, schemas, source, var_files=var_files), client,
-                                       schemas, options=options, settings=config)
+                                       schemas, options=apply_options, settings=config)
         batches = daemon.change_batches(source.watch_paths(roots), keep=source.keep, stop=stop,
                                         resync_interval=resync_interval, debounce_ms=debounce_ms,
                                         step_ms=step_ms)
         watched = ", ".join(str(p) for p in roots) + (" (at git HEAD)" if use_git else "")
         log.info("watching %s for %s", watched, describe_target(client),
                  extra={"event": "start", "fields": {"paths": [str(p) for p in roots], "git": use_git,
-                                                     "server": client.base_url}})
+                                                     "server": client.base_url, "owner": instance.owner}})
         backoff = daemon.Backoff(cap=min(daemon.Backoff.cap, max(resync_interval, 1.0)))
         daemon.run(batches, reconciler, stop, backoff=backoff, on_round=on_round)
     log.info("stopped", extra={"event": "stop", "fields": {}})

@@ -12,6 +12,7 @@ KEY = "sk-canary-prune-31c4"
 @pytest.fixture(autouse=True)
 def _key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("SYFT_RECONCILER_OWNER", "team-a")  # prune needs an owner
 
 
 def test_prune_deletes_only_what_we_own(cli, manifest_dir, sandbox, api):
@@ -38,12 +39,14 @@ def test_prune_guards(cli, manifest_dir, sandbox, api):
     for i in range(3):
         (root / f"m{i}.yaml").unlink()
     run = cli("apply", root, "--server", sandbox.url, "--prune")
-    assert run.code == 1 and run.err.strip() == (
-        "error: refusing to prune with no manifests: it would delete all 3 model(s) we manage; "
-        "check the path, or pass --allow-empty")
+    assert run.code == 11 and run.err.strip() == (
+        "error: refusing to prune with no manifests: it would delete all 3 model(s) this owner manages; "
+        "check the path, or pass --allow-empty; nothing was written")
     (root / "m0.yaml").write_text(model_yaml("m0"))
+    run = cli("apply", root, "--server", sandbox.url, "--prune")  # the default limit: half of 3 is 1
+    assert run.code == 11 and "refusing to delete 2 model(s) (2 pruned): more than the default limit of 1" in run.err
     run = cli("apply", root, "--server", sandbox.url, "--prune", "--max-delete", "1")
-    assert run.code == 1 and "refusing to delete 2 model(s): more than --max-delete 1" in run.err
+    assert run.code == 11 and "more than the limit set by --max-delete 1" in run.err
     assert names(api) == ["m0", "m1", "m2"]
     run = cli("apply", root, "--server", sandbox.url, "--prune", "--max-delete", "2", "-o", "json")
     assert run.code == 0 and json.loads(run.out)["summary"]["deleted"] == 2
@@ -75,7 +78,7 @@ def test_saved_plan_executes_exactly_and_refuses_when_stale(cli, manifest_dir, s
     run = cli("apply", saved, "--server", sandbox.url)
     assert run.code == 10 and "the manifests changed since the plan was saved" in run.err
     run = cli("apply", saved, "--server", sandbox.url, "--prune")
-    assert run.code == 2 and "a saved plan carries its own --adopt/--prune/--replace/--var-file" in run.err
+    assert run.code == 2 and "a saved plan carries its own plan options" in run.err
 
 
 def test_saved_plan_refuses_when_a_secret_changed(cli, manifest_dir, sandbox, monkeypatch, tmp_path):

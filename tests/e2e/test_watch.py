@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reconciler.project import lock_key
+
 from reconciler.sandbox import SandboxConfig, SandboxServer
 
 from .conftest import model_yaml
@@ -136,7 +138,8 @@ def test_a_new_file_reaches_the_server_health_and_metrics_answer_the_lock_holds_
     assert run.code == 9 and run.out == ""
     assert run.err.splitlines() == [
         f"error: another syft-reconciler (watch, pid {daemon.proc.pid}) holds the lock on {root} "
-        f"({root}/.syft-reconciler.lock); a watch and an apply on the same folder never run at once"
+        f"({root}/.syft-reconciler-{lock_key(sandbox.url, None)}.lock); a watch and an apply of the "
+        "same manifests on the same space never run at once"
     ]
 
     assert daemon.terminate() == 0

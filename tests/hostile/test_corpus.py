@@ -119,7 +119,7 @@ def test_symlink_loop_and_escape(cli, manifest_dir, sandbox, tmp_path):
     assert run.code == 1
     assert run.err.splitlines()[:2] == [
         f"{root}/escape.yaml:1:1: symlink leads outside {root} (to {tmp_path}/secret.yaml); not followed",
-        f"{root}/self.yaml:1:1: broken or looping symlink",
+        f"{root}/self.yaml:1:1: broken or looping symlink; fix or remove it",
     ]
     assert sandbox.stats() == {}
 

@@ -1,0 +1,194 @@
+"""The instance a run belongs to: the project file `syft-reconciler.yaml`, its owner and its roots.
+
+A reconciler *instance* is a set of manifests driving a space. Its identity is its owner (the
+ownership tag on the models it creates, ownership.py) and its manifest roots. Both can live in a
+project file found at or above the manifests, as `.pre-commit-config.yaml` is:
+
+    owner: team-search          # overridden by --owner / SYFT_RECONCILER_OWNER
+    paths: [manifests]          # the instance's roots, relative to this file
+
+`check_prune_scope` is the guard that prune sees the whole set or nothing; `lock_home` and
+`lock_key` give the folder lock one key however the roots are spelled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler import manifests as manifest_files
+from reconciler.errors import InvalidManifests, Refused
+from reconciler.model import Problem
+from reconciler.ownership import check_owner
+
+FILE_NAME = "syft-reconciler.yaml"
+FIELDS = ("owner", "paths")
+DEFAULT_PATHS = (Path("manifests"),)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A parsed project file."""
+
+    file: Path
+    owner: str | None = None
+    paths: tuple[Path, ...] = ()
+    """The declared roots, absolute (relative entries are taken from the file's folder)."""
+
+    @property
+    def folder(self) -> Path:
+        return self.file.parent
+
+
+def load_project(file: Path) -> Project:
+    """Read and check a project file; raise InvalidManifests with every problem (file:line:col)."""
+    label = str(file)
+    docs, problems = manifest_files.read_file(file)
+    if not problems and (len(docs) != 1 or not isinstance(docs[0].value, dict)):
+        problems.append(Problem(label, 1, 1, "", f"a project file is one YAML mapping with {', '.join(FIELDS)}"))
+    if problems:
+        raise InvalidManifests(problems)
+    doc = docs[0]
+    value = doc.value
+    owner = value.get("owner")
+    paths = value.get("paths", [])
+    for key in value:
+        if key not in FIELDS:
+            line, column = doc.where((key,), key=True)
+            problems.append(Problem(label, line, column, str(key),
+                                    f"unknown field (a project file has: {', '.join(FIELDS)})"))
+    if owner is not None:
+        why = check_owner(owner) if isinstance(owner, str) else "owner must be a string"
+        if why:
+            problems.append(Problem(label, *doc.where(("owner",)), "owner", why))
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        problems.append(Problem(label, *doc.where(("paths",)), "paths",
+                                "must be a list of folders or files, relative to this file"))
+        paths = []
+    if problems:
+        raise InvalidManifests(problems)
+    folder = file.resolve().parent
+    return Project(file.resolve(), owner, tuple(_absolute(folder / p) for p in paths))
+
+
+def find_project(starts: Sequence[Path]) -> Path | None:
+    """The project file at or above each start (a path, or the working directory when none).
+
+    The search stops at a folder holding `.git` (the repository's top) or at the file system's root.
+    Two starts that find two different files are an error: one run is one instance.
+    """
+    found: set[Path] = set()
+    for start in starts or [Path.cwd()]:
+        hit = _search_up(_absolute(start))
+        if hit is not None:
+            found.add(hit)
+    if len(found) > 1:
+        names = ", ".join(str(f) for f in sorted(found))
+        raise Refused(f"the paths belong to different projects ({names}); run each project on its own")
+    return found.pop() if found else None
+
+
+def _search_up(start: Path) -> Path | None:
+    folder = start if start.is_dir() else start.parent
+    while True:
+        candidate = folder / FILE_NAME
+        if candidate.is_file():
+            return candidate.resolve()
+        if (folder / ".git").exists() or folder.parent == folder:
+            return None
+        folder = folder.parent
+
+
+def _absolute(path: Path) -> Path:
+    """Canonical spelling: absolute, symlinks and `..` resolved (missing tails kept as written)."""
+    return Path(os.path.realpath(path))
+
+
+@dataclass(frozen=True)
+class Instance:
+    """What a run acts for: its owner, the roots it loads, and those its project declares."""
+
+    owner: str | None
+    roots: tuple[Path, ...]
+    """The paths to load: the command line's, else the project's, else `manifests/`."""
+    declared: tuple[Path, ...] = ()
+    """The project file's `paths:` (absolute), when it declares them."""
+    project: Project | None = None
+
+    @property
+    def home(self) -> Path:
+        """Where the lock lives: the project's folder, else the git checkout's top, else the
+        folder of the first root."""
+        if self.project is not None:
+            return self.project.folder
+        first = _absolute(self.roots[0]) if self.roots else _absolute(Path.cwd())
+        folder = first if first.is_dir() else first.parent
+        probe = folder
+        while True:
+            if (probe / ".git").exists():
+                return probe
+            if probe.parent == probe:
+                return folder
+            probe = probe.parent
+
+
+def resolve_instance(
+    paths: Sequence[str | Path], *, owner: str | None = None, config: Path | None = None
+) -> Instance:
+    """The instance for a command line: `owner` from --owner/SYFT_RECONCILER_OWNER wins over the
+    project file's; `config` (--config) names the project file instead of searching for it."""
+    given = [Path(p) for p in paths]
+    file = config if config is not None else find_project(given)
+    project = load_project(file) if file is not None else None
+    if owner is not None:
+        why = check_owner(owner)
+        if why:
+            raise Refused(f"--owner: {why}")
+    chosen = owner if owner is not None else (project.owner if project else None)
+    declared = project.paths if project else ()
+    roots = tuple(given) if given else (declared or DEFAULT_PATHS)
+    return Instance(chosen, roots, declared, project)
+
+
+def check_prune_scope(instance: Instance, *, what: str = "--prune") -> None:
+    """Prune sees the whole set or nothing: refuse it over part of the instance's manifests.
+
+    With declared roots (`paths:` in the project file) the run's paths must cover every one of
+    them. Without, a single file cannot be the whole set: it would delete every model declared
+    beside it. And prune needs an owner, so that it can tell this repository's models from
+    those of another repository driving the same space.
+    """
+    if instance.owner is None:
+        raise Refused(
+            f"{what} needs an owner, so that it deletes only this repository's models: set --owner NAME, "
+            f"SYFT_RECONCILER_OWNER, or `owner:` in {FILE_NAME}; nothing was written"
+        )
+    given = [_absolute(r) for r in instance.roots]
+    if instance.declared:
+        missing = [d for d in instance.declared if not any(d == g or (g.is_dir() and d.is_relative_to(g))
+                                                         for g in given)]
+        if missing:
+            shown = ", ".join(str(m) for m in missing)
+            raise Refused(
+                f"{what} needs the whole set: the paths given do not cover {shown}, declared in "
+                f"{instance.project.file if instance.project else FILE_NAME}; run without paths (or with "
+                "all of them), or drop --prune; nothing was written"
+            )
+        return
+    files = [str(r) for r, g in zip(instance.roots, given, strict=True) if g.is_file()]
+    if files:
+        raise Refused(
+            f"{what} over a single file ({', '.join(files)}) would delete every model declared beside it: "
+            f"prune over the folder, or declare the instance's `paths:` in {FILE_NAME}; nothing was written"
+        )
+
+
+def lock_key(server: str, tenant: str | None) -> str:
+    """A short stable key for the target space, so that one folder can drive several spaces."""
+    text = f"{server.rstrip('/').lower()}|{tenant or ''}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
