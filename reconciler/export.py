@@ -15,14 +15,14 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from reconciler.editor_schema import looks_secret
 from reconciler.model import RemoteModel
 from reconciler.schemas import SchemaRegistry
-from reconciler.selection import Selector, parse_selector
+from reconciler.selection import Selector
 from reconciler.validate import check_name
 
 MAX_STEM = 80  # leaves room for the hash and the suffix within any file system's 255 bytes

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from reconciler.errors import LockHeld
 
+
 def lock_file(home: Path, key: str) -> Path:
     """Where the lock of the instance at `home` on the space `key` lives."""
     return home / f".syft-reconciler-{key}.lock"

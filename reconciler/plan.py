@@ -12,7 +12,7 @@ Secret fields the server does not echo, or echoes masked, are "not comparable", 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.errors import Refused
@@ -112,7 +112,7 @@ class Scope:
     adopt_from: frozenset[str] = frozenset()
     """Also take over models of these other owners that a manifest names."""
     prune: bool = False
-    selection: Selection = Selection()
+    selection: Selection = field(default_factory=Selection)
 
 
 def plan(

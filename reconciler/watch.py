@@ -114,7 +114,7 @@ class WatchSettings:
     """Seconds between rounds when no file changes: they catch changes made on the server."""
     self_heal: bool = False
     """Also undo drift (models deleted or edited on the server) when the manifests did not change."""
-    plan: PlanOptions = PlanOptions()
+    plan: PlanOptions = field(default_factory=PlanOptions)
     """What rounds plan and may do: adopt, prune (within the blast-radius limit), replace, selection."""
     owner: str | None = None
     """This instance's owner: rounds touch only its models (ownership.py)."""

@@ -6,9 +6,9 @@ import pytest
 
 from reconciler import manifests
 from reconciler.export import env_prefix, export, file_stem, to_yaml
-from reconciler.selection import Selector, parse_selector
 from reconciler.model import OWNER_TAG, RemoteModel
 from reconciler.schemas import SchemaRegistry
+from reconciler.selection import Selector, parse_selector
 from reconciler.validate import resolve, validate
 
 REGISTRY = SchemaRegistry.load()

@@ -21,8 +21,8 @@ from reconciler.cli.watch import JsonFormatter
 from reconciler.client import RetryPolicy, SpaceClient
 from reconciler.errors import LockHeld, ServerError
 from reconciler.lock import space_lock
-from reconciler.project import lock_key, resolve_instance
 from reconciler.metrics import DaemonMetrics, MetricsServer
+from reconciler.project import lock_key, resolve_instance
 from reconciler.reconcile import registry_facts
 from reconciler.sandbox import SandboxConfig
 from reconciler.schemas import SchemaRegistry

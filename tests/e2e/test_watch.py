@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from reconciler.project import lock_key
-
 from reconciler.sandbox import SandboxConfig, SandboxServer
 
 from .conftest import model_yaml
