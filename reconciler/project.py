@@ -71,7 +71,7 @@ def load_project(file: Path) -> Project:
                                 "must be a list of folders or files, relative to this file"))
         paths = []
     if problems:
-        raise InvalidManifests(problems)
+        raise InvalidManifests(sorted(problems, key=lambda p: (p.line, p.column)))
     folder = file.resolve().parent
     return Project(file.resolve(), owner, tuple(_absolute(folder / p) for p in paths))
 

@@ -21,7 +21,6 @@ from reconciler.cli.common import (
     instance_options,
     lock_for,
     output_option,
-    paths_or_default,
     selection_from,
     server_options,
     settings_from,
@@ -47,14 +46,16 @@ from reconciler.model import ApplyReport, Op, Outcome, Result
 @click.option("--online", is_flag=True,
               help="Also check dtypes and configuration against the server's published types.")
 @server_options
+@instance_options
 def validate(paths: tuple[str, ...], output: str, strict: bool, online: bool, var_files: tuple[Path, ...],
              **kw: Any) -> None:
     """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
     from reconciler.reconcile import check_online, load, load_variables
 
     state.output = output
+    instance = instance_from(paths, kw)
     schemas = bundled_registry()
-    loaded = load(paths_or_default(paths), schemas, variables=load_variables(var_files))
+    loaded = load(instance.roots, schemas, variables=load_variables(var_files))
     warnings = list(loaded.warnings)
     skew: list[str] = []
     if online:
