@@ -11,6 +11,7 @@ Secret fields the server does not echo, or echoes masked, are "not comparable", 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,17 +155,17 @@ def plan(
             defaults=defaults.get(manifest.dtype, {}),
         )
         owned = ownership(remote.tags, scope.owner)
-        common = {"name": manifest.name, "desired": manifest, "observed": remote,
-                  "not_comparable": not_comparable, "ownership": owned}
+        common = Change(Op.NOOP, manifest.name, desired=manifest, observed=remote,
+                        not_comparable=not_comparable, ownership=owned)
         takeover = not owned.mine and may_take(owned, adopt=scope.adopt, adopt_from=scope.adopt_from)
         if not owned.mine and not takeover:
             changes.append(_foreign(owned, replace + update, common))
         elif replace:
-            changes.append(Change(Op.REPLACE, diffs=replace + update, adopt=takeover, **common))
+            changes.append(dataclasses.replace(common, op=Op.REPLACE, diffs=replace + update, adopt=takeover))
         elif update or takeover or _stray_tags(remote, scope.owner):
-            changes.append(Change(Op.UPDATE, diffs=update, adopt=takeover, **common))
+            changes.append(dataclasses.replace(common, op=Op.UPDATE, diffs=update, adopt=takeover))
         else:
-            changes.append(Change(Op.NOOP, **common))
+            changes.append(common)
     for name, remote in observed.items():
         if name in wanted or not selection.selects(remote.name, remote.dtype, remote.user_tags):
             continue
@@ -175,21 +176,20 @@ def plan(
     return Plan(tuple(changes))
 
 
-def _foreign(owned: Ownership, diffs: tuple[FieldDiff, ...], common: dict[str, Any]) -> Change:
+def _foreign(owned: Ownership, diffs: tuple[FieldDiff, ...], common: Change) -> Change:
     """A same-named model this run may not take over: a conflict, or in sync but not ours."""
     if owned.claim is Claim.OTHER:
-        return Change(Op.CONFLICT, diffs=diffs, reason=(
+        return dataclasses.replace(common, op=Op.CONFLICT, diffs=diffs, reason=(
             f"exists on the server and {owned.describe()}, not by this repository's owner; another "
             f"repository manages it (take it over only on purpose: "
             f"--adopt-from {' --adopt-from '.join(owned.owners)})"
-        ), **common)
+        ))
     if diffs:
-        return Change(Op.CONFLICT, diffs=diffs, reason=(
+        return dataclasses.replace(common, op=Op.CONFLICT, diffs=diffs, reason=(
             f"exists on the server, differs, and {owned.describe()}; pass --adopt to take it over"
-        ), **common)
+        ))
     # equal content: in sync (e.g. right after `export`), but not ours to prune or replace
-    return Change(Op.NOOP, reason=f"in sync, but it {owned.describe()}: apply --adopt to manage it",
-                  **common)
+    return dataclasses.replace(common, reason=f"in sync, but it {owned.describe()}: apply --adopt to manage it")
 
 
 def _stray_tags(remote: RemoteModel, owner: str | None) -> bool:

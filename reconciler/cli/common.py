@@ -168,7 +168,7 @@ def instance_from(paths: Sequence[str], kw: dict[str, Any]) -> Any:
     return resolve_instance(paths, owner=kw.pop("owner"), config=kw.pop("config"))
 
 
-class MaxDeleteType(click.ParamType):
+class MaxDeleteType(click.ParamType):  # type: ignore[type-arg]
     """`--max-delete N` or `--max-delete unlimited`."""
 
     name = "N|unlimited"
