@@ -25,6 +25,10 @@ class SandboxConfig:
     redact_secrets: bool = False
     """Drop every `writeOnly` field of the dtype's schema from responses, as newer servers do."""
 
+    provisioner: str = "ok"
+    """`ok`: the shared chroma process of `local_file` and `wordpress` datasets starts (imitated,
+    never run); `missing`: no `chroma` CLI, so creating such a dataset is the real server's 500."""
+
     latency_ms: int = 0
     """Delay of every response, without blocking other requests."""
 
@@ -67,6 +71,8 @@ class SandboxConfig:
         for name, rate in rates.items():
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {rate}")
+        if self.provisioner not in ("ok", "missing"):
+            raise ValueError(f"provisioner must be 'ok' or 'missing', got {self.provisioner!r}")
         if self.slow_ms < 0:
             raise ValueError(f"slow_ms must not be negative, got {self.slow_ms}")
         if self.latency_ms < 0:

@@ -1,4 +1,5 @@
-"""The sandbox's state in SQLite: tenants and models, answered as ready-made JSON.
+"""The sandbox's state in SQLite: tenants and models (answered as ready-made JSON), and the tables
+of datasets, endpoints and policies (their own modules read and write them).
 
 One connection, used only from the server's event loop (async handlers call it directly, so each
 call is atomic with respect to other requests). UNIQUE(tenant_id, name) holds at the database
@@ -45,6 +46,58 @@ CREATE TABLE IF NOT EXISTS models (
     updated_at    TEXT NOT NULL,
     UNIQUE (tenant_id, name)
 );
+CREATE TABLE IF NOT EXISTS datasets (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+    name          TEXT NOT NULL,
+    dtype         TEXT NOT NULL,
+    configuration TEXT NOT NULL,
+    summary       TEXT NOT NULL,
+    tags          TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE IF NOT EXISTS dataset_items (
+    dataset_id  TEXT NOT NULL,
+    item_id     TEXT NOT NULL,
+    description TEXT,
+    added_at    TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+    name          TEXT NOT NULL,
+    slug          TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    summary       TEXT NOT NULL,
+    response_type TEXT NOT NULL,
+    published     INTEGER NOT NULL,
+    tags          TEXT NOT NULL,
+    system_prompt TEXT,
+    model_id      TEXT,
+    dataset_id    TEXT,
+    archived      INTEGER NOT NULL DEFAULT 0,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    UNIQUE (tenant_id, slug)
+);
+CREATE INDEX IF NOT EXISTS endpoints_model ON endpoints (model_id);
+CREATE INDEX IF NOT EXISTS endpoints_dataset ON endpoints (dataset_id);
+CREATE TABLE IF NOT EXISTS policies (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+    name          TEXT NOT NULL,
+    policy_type   TEXT NOT NULL,
+    configuration TEXT NOT NULL,
+    endpoint_id   TEXT,
+    wallet_id     TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    UNIQUE (endpoint_id, name)
+);
+CREATE INDEX IF NOT EXISTS policies_tenant ON policies (tenant_id);
 """
 
 # The three shapes of a model on the wire (syft-space-api.md, "Model object").
@@ -109,9 +162,16 @@ def _model_sql(shape: str, configuration: str) -> str:
     if shape != _LIST_ITEM:
         fields.append("'updated_at', updated_at")
     if shape != _RESPONSE:
-        # The sandbox has no endpoints, so nothing is ever connected.
-        fields.append("'connected_endpoints', json_array()")
+        fields.append(f"'connected_endpoints', {CONNECTED_ENDPOINTS_SQL.format(column='model_id')}")
     return "json_object(" + ", ".join(fields) + ")"
+
+
+# `connected_endpoints: [{id, name, slug}]` of a model or dataset row, by slug; `{column}` is the
+# endpoints' reference column (syft-space-api-kinds.md, "Dataset object").
+CONNECTED_ENDPOINTS_SQL = (
+    "(SELECT json_group_array(json(e)) FROM (SELECT json_object('id', id, 'name', name, 'slug', slug)"
+    " AS e FROM endpoints WHERE endpoints.{column} = outer_row.id ORDER BY slug))"
+)
 
 
 def _finite(value: Any) -> Any:
@@ -130,6 +190,24 @@ def _dump(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except ValueError:
         return json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def dump(value: Any) -> str:
+    """JSON text to store, as compact as the responses (non-finite numbers become null)."""
+    return _dump(value)
+
+
+_JSON_COLUMNS = frozenset({"configuration"})
+
+
+def rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """A query's rows as dicts by column name, JSON columns decoded."""
+    names = [d[0] for d in cursor.description]
+    return [
+        {n: json.loads(v) if n in _JSON_COLUMNS and v is not None else v
+         for n, v in zip(names, row, strict=True)}
+        for row in cursor
+    ]
 
 
 class Store:
@@ -151,18 +229,24 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The one connection, for the other nouns' tables (datasets.py, endpoints.py, policies.py)."""
+        return self._conn
+
     def set_redaction(self, redact: Mapping[str, frozenset[str]]) -> None:
         """Which fields of which dtype to leave out of responses from now on."""
         configuration = _configuration_sql(redact)
         self._sql = {
-            shape: f"SELECT {_model_sql(shape, configuration)} FROM models"
+            shape: f"SELECT {_model_sql(shape, configuration)} FROM models AS outer_row"
             for shape in (_RESPONSE, _WITH_ENDPOINTS, _LIST_ITEM)
         }
 
     def reset(self) -> None:
         """All models gone, and the tenants back to just an active root."""
         with self._transaction():
-            self._conn.execute("DELETE FROM models")
+            for table in ("models", "datasets", "dataset_items", "endpoints", "policies"):
+                self._conn.execute(f"DELETE FROM {table}")
             self._conn.execute("DELETE FROM tenants WHERE name != ?", (ROOT_TENANT,))
             self._conn.execute("UPDATE tenants SET is_active = 1 WHERE name = ?", (ROOT_TENANT,))
 
@@ -321,8 +405,17 @@ class Store:
         return str(row[0])
 
     def delete_model(self, tenant_id: str, name: str) -> bool:
-        cur = self._conn.execute("DELETE FROM models WHERE tenant_id = ? AND name = ?", (tenant_id, name))
-        return cur.rowcount > 0
+        """Delete a model; the endpoints using it live on with no model, never re-linked.
+
+        (syft-space-api-kinds.md, "References and what deletes do".)
+        """
+        with self._transaction():
+            row = self._conn.execute(
+                "DELETE FROM models WHERE tenant_id = ? AND name = ? RETURNING id", (tenant_id, name)
+            ).fetchone()
+            if row is not None:
+                self._conn.execute("UPDATE endpoints SET model_id = NULL WHERE model_id = ?", (row[0],))
+        return row is not None
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
