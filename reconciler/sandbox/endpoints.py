@@ -29,7 +29,8 @@ from reconciler.sandbox.kind_bodies import (
 )
 from reconciler.sandbox.routing import Routes, crash, send_json
 from reconciler.sandbox.state import SandboxState
-from reconciler.sandbox.store import Tenant, now, rows
+from reconciler.sandbox.store import Tenant
+from reconciler.sandbox.tables import now, rows
 from reconciler.sandbox.tenancy import current_tenant
 
 _TenantDep = Annotated[Tenant, Depends(current_tenant)]

@@ -9,96 +9,18 @@ keeps a list of 10,000 models cheap. Knows nothing of HTTP.
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reconciler.sandbox.tables import SCHEMA, dump, now, open_db_file
+
 ROOT_TENANT = "root"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tenants (
-    id           TEXT PRIMARY KEY,
-    name         TEXT NOT NULL UNIQUE,
-    display_name TEXT NOT NULL,
-    domain       TEXT UNIQUE,
-    is_active    INTEGER NOT NULL DEFAULT 1,
-    meta         TEXT NOT NULL DEFAULT '{}',
-    created_at   TEXT NOT NULL,
-    updated_at   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS models (
-    id            TEXT PRIMARY KEY,
-    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
-    name          TEXT NOT NULL,
-    dtype         TEXT NOT NULL,
-    configuration TEXT NOT NULL,
-    summary       TEXT NOT NULL,
-    tags          TEXT NOT NULL,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    UNIQUE (tenant_id, name)
-);
-CREATE TABLE IF NOT EXISTS datasets (
-    id            TEXT PRIMARY KEY,
-    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
-    name          TEXT NOT NULL,
-    dtype         TEXT NOT NULL,
-    configuration TEXT NOT NULL,
-    summary       TEXT NOT NULL,
-    tags          TEXT NOT NULL,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    UNIQUE (tenant_id, name)
-);
-CREATE TABLE IF NOT EXISTS dataset_items (
-    dataset_id  TEXT NOT NULL,
-    item_id     TEXT NOT NULL,
-    description TEXT,
-    added_at    TEXT NOT NULL,
-    PRIMARY KEY (dataset_id, item_id)
-);
-CREATE TABLE IF NOT EXISTS endpoints (
-    id            TEXT PRIMARY KEY,
-    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
-    name          TEXT NOT NULL,
-    slug          TEXT NOT NULL,
-    description   TEXT NOT NULL,
-    summary       TEXT NOT NULL,
-    response_type TEXT NOT NULL,
-    published     INTEGER NOT NULL,
-    tags          TEXT NOT NULL,
-    system_prompt TEXT,
-    model_id      TEXT,
-    dataset_id    TEXT,
-    archived      INTEGER NOT NULL DEFAULT 0,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    UNIQUE (tenant_id, slug)
-);
-CREATE INDEX IF NOT EXISTS endpoints_model ON endpoints (model_id);
-CREATE INDEX IF NOT EXISTS endpoints_dataset ON endpoints (dataset_id);
-CREATE TABLE IF NOT EXISTS policies (
-    id            TEXT PRIMARY KEY,
-    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
-    name          TEXT NOT NULL,
-    policy_type   TEXT NOT NULL,
-    configuration TEXT NOT NULL,
-    endpoint_id   TEXT,
-    wallet_id     TEXT,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    UNIQUE (endpoint_id, name)
-);
-CREATE INDEX IF NOT EXISTS policies_tenant ON policies (tenant_id);
-"""
 
 # The three shapes of a model on the wire (syft-space-api.md, "Model object").
 _RESPONSE = "response"  # POST and PATCH: no connected_endpoints
@@ -117,19 +39,6 @@ class Tenant:
     id: str
     name: str
     is_active: bool
-
-
-def now() -> str:
-    """A naive ISO 8601 timestamp in UTC, as the real server sends (`2026-11-26T18:14:33.508858`)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
-
-
-def open_db_file(path: str | Path) -> None:
-    """Create the parent folder and an owner-only (0600) file before SQLite opens it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
 
 
 def _sql_literal(text: str) -> str:
@@ -174,42 +83,6 @@ CONNECTED_ENDPOINTS_SQL = (
 )
 
 
-def _finite(value: Any) -> Any:
-    """NaN and ±Infinity as null: what the real server's pydantic serializer sends back for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _dump(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        return json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"))
-
-
-def dump(value: Any) -> str:
-    """JSON text to store, as compact as the responses (non-finite numbers become null)."""
-    return _dump(value)
-
-
-_JSON_COLUMNS = frozenset({"configuration"})
-
-
-def rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
-    """A query's rows as dicts by column name, JSON columns decoded."""
-    names = [d[0] for d in cursor.description]
-    return [
-        {n: json.loads(v) if n in _JSON_COLUMNS and v is not None else v
-         for n, v in zip(names, row, strict=True)}
-        for row in cursor
-    ]
-
-
 class Store:
     """Tenants and models in one SQLite database; `:memory:` or a file."""
 
@@ -222,7 +95,7 @@ class Store:
         if self.db != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(SCHEMA)
         self._ensure_root()
         self.set_redaction({})
 
@@ -288,7 +161,7 @@ class Store:
                     display_name,
                     domain,
                     int(is_active),
-                    _dump(dict(meta or {})),
+                    dump(dict(meta or {})),
                     stamp,
                     stamp,
                 ),
@@ -334,7 +207,7 @@ class Store:
                     tenant_id,
                     name,
                     dtype,
-                    _dump(configuration),
+                    dump(configuration),
                     summary,
                     tags,
                     stamp,
