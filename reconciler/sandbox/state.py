@@ -45,7 +45,8 @@ class SandboxState:
         self.store.set_redaction(catalog.secret_fields if config.redact_secrets else {})
 
     def reset(self, config: SandboxConfig | None = None) -> None:
-        """Wipe models and tenants (root stays), zero the counts, reseed; maybe a new config."""
+        """Wipe every kind and the tenants (root stays), stop the imitated provisioner, zero the
+        counts, reseed; maybe a new config."""
         self._configure(self.config if config is None else config)
         self.store.reset()
         self.provisioner_started_at = None
