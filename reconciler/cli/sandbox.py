@@ -22,6 +22,8 @@ def sandbox() -> None:
 @click.option("--multi-tenancy", is_flag=True, help="Require X-Tenant-Name, like SYFT_ENABLE_MULTI_TENANCY.")
 @click.option("--types", "types", default=None, help="Comma-separated dtypes to offer (default: all bundled).")
 @click.option("--redact-secrets", is_flag=True, help="Omit secret fields from responses, as newer servers do.")
+@click.option("--provisioner", type=click.Choice(["ok", "missing"]), default="ok", show_default=True,
+              help="Imitate a server with or without the chroma process of local_file/wordpress datasets.")
 @click.option("--fail-503-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of requests answered 503.")
 @click.option("--fail-429-rate", type=click.FloatRange(0, 1), default=0.0, help="Share answered 429 + Retry-After.")
 @click.option("--drop-after-commit-rate", type=click.FloatRange(0, 1), default=0.0,
@@ -35,8 +37,8 @@ def sandbox() -> None:
 @click.option("--slow-ms", type=click.IntRange(0), default=5000, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed for the fault draws.")
 def sandbox_serve(host: str, port: int, token: str | None, db: str, latency_ms: int, multi_tenancy: bool,
-                  types: str | None, redact_secrets: bool, fail_503_rate: float, fail_429_rate: float,
-                  drop_after_commit_rate: float, race_500_rate: float, reset_rate: float, slow_rate: float,
+                  types: str | None, redact_secrets: bool, provisioner: str, fail_503_rate: float,
+                  fail_429_rate: float, drop_after_commit_rate: float, race_500_rate: float, reset_rate: float, slow_rate: float,
                   slow_ms: int, seed: int | None) -> None:
     """Run the sandbox in the foreground until Ctrl-C."""
     from reconciler.sandbox import SandboxConfig, serve
@@ -49,7 +51,8 @@ def sandbox_serve(host: str, port: int, token: str | None, db: str, latency_ms: 
                                  param_hint="--types")
     config = SandboxConfig(
         token=token, multi_tenancy=multi_tenancy, types=chosen, redact_secrets=redact_secrets,
-        latency_ms=latency_ms, fail_503_rate=fail_503_rate, fail_429_rate=fail_429_rate,
+        provisioner=provisioner, latency_ms=latency_ms, fail_503_rate=fail_503_rate,
+        fail_429_rate=fail_429_rate,
         drop_after_commit_rate=drop_after_commit_rate, race_500_rate=race_500_rate, reset_rate=reset_rate,
         slow_rate=slow_rate, slow_ms=slow_ms, seed=seed,
     )

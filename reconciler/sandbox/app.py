@@ -1,4 +1,5 @@
-"""The sandbox's FastAPI app: the real server's models, types and tenants routes over a Store.
+"""The sandbox's FastAPI app: the real server's models, types and tenants routes over a Store, and
+the datasets, endpoints and policies routes of their own modules.
 
 Routes, their order, handler names and body models mirror the real server, so that FastAPI gives
 the same 307s, 405s, 422s and `/openapi.json` by construction. Handlers are async and call the
@@ -6,16 +7,14 @@ store directly (serialised by the event loop), and return the store's JSON as is
 response models only document it. syft-space-api.md is the reference for every status and body.
 """
 
-import json
-from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
+from reconciler.sandbox import datasets, endpoints, policies
 from reconciler.sandbox.auth import AdminKeyMiddleware
 from reconciler.sandbox.bodies import (
     CreateModelRequest,
@@ -30,12 +29,11 @@ from reconciler.sandbox.bodies import (
 )
 from reconciler.sandbox.catalog import ModelType
 from reconciler.sandbox.config import DEFAULT_CONFIG, SandboxConfig
+from reconciler.sandbox.routing import Routes, send_json
 from reconciler.sandbox.state import SandboxState
 from reconciler.sandbox.store import NameTaken, Store, Tenant
 from reconciler.sandbox.tenancy import TenantMiddleware, current_tenant
 from reconciler.sandbox.traffic import TrafficMiddleware, quiet_uvicorn_errors
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 VERSION = "0.1.0"  # what the real server reports in /api/v1/health and /openapi.json
 
@@ -43,10 +41,6 @@ _TenantDep = Annotated[Tenant, Depends(current_tenant)]
 # The actions route's optional body, `{}` by default as in the real server.
 _ACTION_BODY = Body(default={})
 
-# The real server declares an HTTPBearer(auto_error=False) dependency on every /api/v1 route for
-# its /openapi.json; the middleware does the checking. Running that no-op dependency costs ~9% of
-# a request here, so we only declare it (`_SECURITY`, and the scheme in `_declare_bearer_scheme`).
-_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 _BEARER_SCHEME: dict[str, Any] = {"HTTPBearer": {"type": "http", "scheme": "bearer"}}
 
 # The real server's CORS settings, so that preflights answer alike.
@@ -62,56 +56,8 @@ _CORS_ORIGINS = [
 ]
 
 
-def _json(content: Any, status_code: int = 200) -> Response:
-    text = (
-        content
-        if isinstance(content, str)
-        else json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-    )
-    return Response(text, status_code=status_code, media_type="application/json")
-
-
-class _Routes:
-    """Registers routes straight on the app under a prefix, each declaring the bearer scheme.
-
-    Not an APIRouter: newer FastAPI keeps included routers nested, and matching through them
-    costs more than the rest of a request.
-    """
-
-    def __init__(self, app: FastAPI, prefix: str, *, tags: list[str]) -> None:
-        self.app = app
-        self.prefix = prefix
-        self.tags: list[str | Enum] = list(tags)
-
-    def _add(self, method: str, path: str, **kwargs: Any) -> Callable[[_F], _F]:
-        def register(endpoint: _F) -> _F:
-            self.app.add_api_route(
-                self.prefix + path,
-                endpoint,
-                methods=[method],
-                tags=self.tags,
-                openapi_extra=_SECURITY,
-                **kwargs,
-            )
-            return endpoint
-
-        return register
-
-    def get(self, path: str, **kwargs: Any) -> Callable[[_F], _F]:
-        return self._add("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> Callable[[_F], _F]:
-        return self._add("POST", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> Callable[[_F], _F]:
-        return self._add("PATCH", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> Callable[[_F], _F]:
-        return self._add("DELETE", path, **kwargs)
-
-
 def _type_routes(app: FastAPI, state: SandboxState) -> None:
-    router = _Routes(app, "/api/v1/models", tags=["models"])
+    router = Routes(app, "/api/v1/models", tags=["models"])
 
     def type_or_404(name: str) -> ModelType:
         found = state.catalog.get(name)
@@ -121,15 +67,15 @@ def _type_routes(app: FastAPI, state: SandboxState) -> None:
 
     @router.get("/types/", response_model=list[ModelTypeInfoResponse])
     async def list_model_types() -> Response:
-        return _json([t.info() for t in state.catalog])
+        return send_json([t.info() for t in state.catalog])
 
     @router.get("/types/{name}", response_model=ModelTypeInfoResponse)
     async def get_model_type(name: str) -> Response:
-        return _json(type_or_404(name).info())
+        return send_json(type_or_404(name).info())
 
     @router.get("/types/{name}/schema", response_model=dict[str, Any])
     async def get_model_type_schema(name: str) -> Response:
-        return _json(type_or_404(name).config_schema)
+        return send_json(type_or_404(name).config_schema)
 
     @router.post("/types/{dtype}/actions/{action_name}")
     async def execute_type_action(
@@ -145,7 +91,7 @@ def _type_routes(app: FastAPI, state: SandboxState) -> None:
 
 
 def _model_routes(app: FastAPI, state: SandboxState) -> None:
-    router = _Routes(app, "/api/v1/models", tags=["models"])
+    router = Routes(app, "/api/v1/models", tags=["models"])
 
     @router.post("/", response_model=ModelResponse, status_code=201)
     async def create_model(request: CreateModelRequest, tenant: _TenantDep) -> Response:
@@ -166,18 +112,18 @@ def _model_routes(app: FastAPI, state: SandboxState) -> None:
                 # The real server's unhandled unique-constraint error under a create race.
                 return PlainTextResponse("Internal Server Error", status_code=500)
             raise HTTPException(status_code=409, detail=f"Model '{request.name}' already exists") from None
-        return _json(created, 201)
+        return send_json(created, 201)
 
     @router.get("/", response_model=list[ModelListItem])
     async def list_models(tenant: _TenantDep) -> Response:
-        return _json(state.store.models_json(tenant.id))
+        return send_json(state.store.models_json(tenant.id))
 
     @router.get("/{name}", response_model=ModelResponseWithEndpoints)
     async def get_model(name: str, tenant: _TenantDep) -> Response:
         found = state.store.model_json(tenant.id, name)
         if found is None:
             raise HTTPException(status_code=404, detail=f"Model '{name}' not found")
-        return _json(found)
+        return send_json(found)
 
     @router.patch("/{name}", response_model=ModelResponse)
     async def update_model(name: str, request: UpdateModelRequest, tenant: _TenantDep) -> Response:
@@ -193,17 +139,17 @@ def _model_routes(app: FastAPI, state: SandboxState) -> None:
             raise HTTPException(status_code=409, detail=str(exc)) from None
         if updated is None:
             raise HTTPException(status_code=404, detail=f"Model '{name}' not found")
-        return _json(updated)
+        return send_json(updated)
 
     @router.delete("/{name}", response_model=dict[str, str])
     async def delete_model(name: str, tenant: _TenantDep) -> Response:
         if not state.store.delete_model(tenant.id, name):
             raise HTTPException(status_code=404, detail=f"Model '{name}' not found")
-        return _json({"message": f"Successfully deleted model '{name}'"})
+        return send_json({"message": f"Successfully deleted model '{name}'"})
 
 
 def _health_route(app: FastAPI, state: SandboxState) -> None:
-    router = _Routes(app, "/api/v1/models", tags=["models"])
+    router = Routes(app, "/api/v1/models", tags=["models"])
 
     @router.get("/{name}/health", response_model=HealthcheckResponse)
     async def healthcheck(name: str, tenant: _TenantDep) -> Response:
@@ -213,13 +159,13 @@ def _health_route(app: FastAPI, state: SandboxState) -> None:
             raise HTTPException(status_code=404, detail=f"Model '{name}' not found")
         offered = state.catalog.get(dtype)
         if offered is None:
-            return _json({"status": "unhealthy", "message": f"Model type '{dtype}' not found"})
-        return _json({"status": "healthy", "message": offered.healthy_message})
+            return send_json({"status": "unhealthy", "message": f"Model type '{dtype}' not found"})
+        return send_json({"status": "healthy", "message": offered.healthy_message})
 
 
 def _tenant_routes(app: FastAPI, state: SandboxState) -> None:
     # The collection has no trailing slash here, unlike /models/ (syft-space-api.md).
-    router = _Routes(app, "/api/v1/tenants", tags=["tenants"])
+    router = Routes(app, "/api/v1/tenants", tags=["tenants"])
 
     @router.post("", response_model=TenantResponse, status_code=201)
     async def create_tenant(request: CreateTenantRequest) -> Response:
@@ -234,18 +180,18 @@ def _tenant_routes(app: FastAPI, state: SandboxState) -> None:
             )
         except NameTaken as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
-        return _json(created, 201)
+        return send_json(created, 201)
 
     @router.get("", response_model=list[TenantResponse])
     async def list_tenants() -> Response:
-        return _json(state.store.tenants_json())
+        return send_json(state.store.tenants_json())
 
     @router.get("/{name}", response_model=TenantResponse)
     async def get_tenant(name: str) -> Response:
         found = state.store.tenant_json(name)
         if found is None:
             raise HTTPException(status_code=404, detail=f"Tenant '{name}' not found")
-        return _json(found)
+        return send_json(found)
 
 
 async def _unstorable(_request: Request, _exc: Exception) -> Response:
@@ -289,9 +235,11 @@ def create_app(config: SandboxConfig = DEFAULT_CONFIG, db: str | Path = ":memory
     _type_routes(app, state)
     _model_routes(app, state)
     _health_route(app, state)
+    endpoints.register(app, state, datasets.register(app, state))
+    policies.register(app, state)
     _tenant_routes(app, state)
 
-    @_Routes(app, "/api/v1", tags=["system"]).get("/health", response_model=None)
+    @Routes(app, "/api/v1", tags=["system"]).get("/health", response_model=None)
     async def health() -> dict[str, str]:
         return {"status": "healthy", "version": VERSION}
 

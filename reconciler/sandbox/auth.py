@@ -20,6 +20,8 @@ _PUBLIC_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     for method, path in (
         ("GET", "/api/v1/health"),
         ("GET", "/api/v1/models/{name}/health"),
+        ("GET", "/api/v1/datasets/{name}/health"),
+        ("POST", "/api/v1/endpoints/{slug}/query"),
     )
 )
 _DENIED = b'{"detail":"Admin API key required"}'

@@ -17,7 +17,7 @@ class SandboxConfig:
     """The admin key (`SYFT_ADMIN_API_KEY`); `None` is a server with no key: everything passes."""
 
     multi_tenancy: bool = False
-    """Like `SYFT_ENABLE_MULTI_TENANCY`: `X-Tenant-Name` required on the models routes."""
+    """Like `SYFT_ENABLE_MULTI_TENANCY`: `X-Tenant-Name` required on the tenant-scoped routes."""
 
     types: tuple[str, ...] | None = None
     """The bundled dtypes this server offers; `None` offers all of them."""
@@ -25,29 +25,37 @@ class SandboxConfig:
     redact_secrets: bool = False
     """Drop every `writeOnly` field of the dtype's schema from responses, as newer servers do."""
 
+    provisioner: str = "ok"
+    """`ok`: the shared chroma process of `local_file` and `wordpress` datasets starts (imitated,
+    never run); `missing`: no `chroma` CLI, so creating such a dataset is the real server's 500."""
+
     latency_ms: int = 0
     """Delay of every response, without blocking other requests."""
 
     fail_503_rate: float = 0.0
-    """Share of requests to `/api/v1/models*` answered 503 before anything else happens."""
+    """Share of requests to the models, datasets, endpoints and policies routes
+    answered 503 before anything else happens."""
 
     fail_429_rate: float = 0.0
-    """Share of requests to `/api/v1/models*` answered 429 with `Retry-After`."""
+    """Share of requests to the models, datasets, endpoints and policies routes
+    answered 429 with `Retry-After`."""
 
     retry_after_s: float = 1
     """The `Retry-After` of those 429s, in seconds."""
 
     drop_after_commit_rate: float = 0.0
-    """Share of successful model writes whose response is lost after the write committed."""
+    """Share of successful writes (of those four kinds) whose response is lost after the write committed."""
 
     race_500_rate: float = 0.0
     """Share of creates losing on a taken name answered 500 text/plain, as the real server's race."""
 
     reset_rate: float = 0.0
-    """Share of requests to `/api/v1/models*` whose connection closes before they are processed."""
+    """Share of requests to the models, datasets, endpoints and policies routes
+    whose connection closes before they are processed."""
 
     slow_rate: float = 0.0
-    """Share of requests to `/api/v1/models*` answered `slow_ms` late, after their work committed."""
+    """Share of requests to the models, datasets, endpoints and policies routes
+    answered `slow_ms` late, after their work committed."""
 
     slow_ms: int = 5000
     """How late those slow answers come: past the client's timeout, in the fault runs."""
@@ -67,6 +75,8 @@ class SandboxConfig:
         for name, rate in rates.items():
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {rate}")
+        if self.provisioner not in ("ok", "missing"):
+            raise ValueError(f"provisioner must be 'ok' or 'missing', got {self.provisioner!r}")
         if self.slow_ms < 0:
             raise ValueError(f"slow_ms must not be negative, got {self.slow_ms}")
         if self.latency_ms < 0:

@@ -124,7 +124,7 @@ class SandboxServer:
         self.stop()
 
     def reset(self, config: SandboxConfig | None = None) -> None:
-        """Wipe all state (models; tenants back to just root), zero stats; maybe swap the config."""
+        """Wipe all state (every kind; tenants back to just root), zero stats; maybe swap the config."""
         self._on_loop(lambda: self.state.reset(config))
 
     def reconfigure(self, config: SandboxConfig) -> None:

@@ -16,17 +16,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from reconciler.sandbox.catalog import Catalog
+from reconciler.sandbox import bundled
+from reconciler.sandbox.catalog import Catalog, KindType, dataset_types, policy_types
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.store import Store
-from reconciler.schemas import SchemaRegistry
 
 
 class SandboxState:
     """The live state behind one sandbox app."""
 
     def __init__(self, config: SandboxConfig, store: Store) -> None:
-        self.registry = SchemaRegistry.load()
+        self.model_schemas = bundled.load()
+        self.dataset_types: dict[str, KindType] = dataset_types()
+        self.policy_types: dict[str, KindType] = policy_types()
+        self.provisioner_started_at: str | None = None
         self.store = store
         self.loop: asyncio.AbstractEventLoop | None = None
         self._counts: Counter[str] = Counter()
@@ -35,16 +38,18 @@ class SandboxState:
         self._configure(config)
 
     def _configure(self, config: SandboxConfig) -> None:
-        catalog = Catalog(self.registry, config.types)  # raises before anything changes
+        catalog = Catalog(self.model_schemas, config.types)  # raises before anything changes
         self.config = config
         self.catalog = catalog
         self.rng = random.Random(config.seed)
         self.store.set_redaction(catalog.secret_fields if config.redact_secrets else {})
 
     def reset(self, config: SandboxConfig | None = None) -> None:
-        """Wipe models and tenants (root stays), zero the counts, reseed; maybe a new config."""
+        """Wipe every kind and the tenants (root stays), stop the imitated provisioner, zero the
+        counts, reseed; maybe a new config."""
         self._configure(self.config if config is None else config)
         self.store.reset()
+        self.provisioner_started_at = None
         with self._counts_lock:
             self._counts.clear()
             self._outcomes.clear()

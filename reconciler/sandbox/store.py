@@ -1,4 +1,5 @@
-"""The sandbox's state in SQLite: tenants and models, answered as ready-made JSON.
+"""The sandbox's state in SQLite: tenants and models (answered as ready-made JSON), and the tables
+of datasets, endpoints and policies (their own modules read and write them).
 
 One connection, used only from the server's event loop (async handlers call it directly, so each
 call is atomic with respect to other requests). UNIQUE(tenant_id, name) holds at the database
@@ -8,44 +9,18 @@ keeps a list of 10,000 models cheap. Knows nothing of HTTP.
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reconciler.sandbox.tables import SCHEMA, dump, now, open_db_file
+
 ROOT_TENANT = "root"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tenants (
-    id           TEXT PRIMARY KEY,
-    name         TEXT NOT NULL UNIQUE,
-    display_name TEXT NOT NULL,
-    domain       TEXT UNIQUE,
-    is_active    INTEGER NOT NULL DEFAULT 1,
-    meta         TEXT NOT NULL DEFAULT '{}',
-    created_at   TEXT NOT NULL,
-    updated_at   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS models (
-    id            TEXT PRIMARY KEY,
-    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
-    name          TEXT NOT NULL,
-    dtype         TEXT NOT NULL,
-    configuration TEXT NOT NULL,
-    summary       TEXT NOT NULL,
-    tags          TEXT NOT NULL,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    UNIQUE (tenant_id, name)
-);
-"""
 
 # The three shapes of a model on the wire (syft-space-api.md, "Model object").
 _RESPONSE = "response"  # POST and PATCH: no connected_endpoints
@@ -64,19 +39,6 @@ class Tenant:
     id: str
     name: str
     is_active: bool
-
-
-def now() -> str:
-    """A naive ISO 8601 timestamp in UTC, as the real server sends (`2026-11-26T18:14:33.508858`)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
-
-
-def open_db_file(path: str | Path) -> None:
-    """Create the parent folder and an owner-only (0600) file before SQLite opens it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
 
 
 def _sql_literal(text: str) -> str:
@@ -109,27 +71,16 @@ def _model_sql(shape: str, configuration: str) -> str:
     if shape != _LIST_ITEM:
         fields.append("'updated_at', updated_at")
     if shape != _RESPONSE:
-        # The sandbox has no endpoints, so nothing is ever connected.
-        fields.append("'connected_endpoints', json_array()")
+        fields.append(f"'connected_endpoints', {CONNECTED_ENDPOINTS_SQL.format(column='model_id')}")
     return "json_object(" + ", ".join(fields) + ")"
 
 
-def _finite(value: Any) -> Any:
-    """NaN and ±Infinity as null: what the real server's pydantic serializer sends back for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _dump(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        return json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"))
+# `connected_endpoints: [{id, name, slug}]` of a model or dataset row, by slug; `{column}` is the
+# endpoints' reference column (syft-space-api-kinds.md, "Dataset object").
+CONNECTED_ENDPOINTS_SQL = (
+    "(SELECT json_group_array(json(e)) FROM (SELECT json_object('id', id, 'name', name, 'slug', slug)"
+    " AS e FROM endpoints WHERE endpoints.{column} = outer_row.id ORDER BY slug))"
+)
 
 
 class Store:
@@ -144,25 +95,31 @@ class Store:
         if self.db != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(SCHEMA)
         self._ensure_root()
         self.set_redaction({})
 
     def close(self) -> None:
         self._conn.close()
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The one connection, for the other nouns' tables (datasets.py, endpoints.py, policies.py)."""
+        return self._conn
+
     def set_redaction(self, redact: Mapping[str, frozenset[str]]) -> None:
         """Which fields of which dtype to leave out of responses from now on."""
         configuration = _configuration_sql(redact)
         self._sql = {
-            shape: f"SELECT {_model_sql(shape, configuration)} FROM models"
+            shape: f"SELECT {_model_sql(shape, configuration)} FROM models AS outer_row"
             for shape in (_RESPONSE, _WITH_ENDPOINTS, _LIST_ITEM)
         }
 
     def reset(self) -> None:
         """All models gone, and the tenants back to just an active root."""
         with self._transaction():
-            self._conn.execute("DELETE FROM models")
+            for table in ("models", "datasets", "dataset_items", "endpoints", "policies"):
+                self._conn.execute(f"DELETE FROM {table}")
             self._conn.execute("DELETE FROM tenants WHERE name != ?", (ROOT_TENANT,))
             self._conn.execute("UPDATE tenants SET is_active = 1 WHERE name = ?", (ROOT_TENANT,))
 
@@ -204,7 +161,7 @@ class Store:
                     display_name,
                     domain,
                     int(is_active),
-                    _dump(dict(meta or {})),
+                    dump(dict(meta or {})),
                     stamp,
                     stamp,
                 ),
@@ -250,7 +207,7 @@ class Store:
                     tenant_id,
                     name,
                     dtype,
-                    _dump(configuration),
+                    dump(configuration),
                     summary,
                     tags,
                     stamp,
@@ -321,8 +278,17 @@ class Store:
         return str(row[0])
 
     def delete_model(self, tenant_id: str, name: str) -> bool:
-        cur = self._conn.execute("DELETE FROM models WHERE tenant_id = ? AND name = ?", (tenant_id, name))
-        return cur.rowcount > 0
+        """Delete a model; the endpoints using it live on with no model, never re-linked.
+
+        (syft-space-api-kinds.md, "References and what deletes do".)
+        """
+        with self._transaction():
+            row = self._conn.execute(
+                "DELETE FROM models WHERE tenant_id = ? AND name = ? RETURNING id", (tenant_id, name)
+            ).fetchone()
+            if row is not None:
+                self._conn.execute("UPDATE endpoints SET model_id = NULL WHERE model_id = ?", (row[0],))
+        return row is not None
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

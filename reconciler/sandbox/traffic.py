@@ -1,9 +1,10 @@
 """What happens around the real work of a request: counting, latency and injected faults.
 
 The outermost middleware of the sandbox. It counts each request by method and route template,
-sleeps `latency_ms` without blocking the loop, answers 503/429 on `/api/v1/models*` before
-anything else, and loses the response of a committed write by closing the connection after the
-headers. Uvicorn logs that abort as an error; a filter on its logger keeps it quiet.
+sleeps `latency_ms` without blocking the loop, answers 503/429 on the models, datasets,
+endpoints and policies routes before anything else, and loses the response of a committed
+write by closing the connection after the headers. Uvicorn logs that abort as an error; a filter
+on its logger keeps it quiet.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reconciler.sandbox.state import SandboxState
 
-FAULT_PREFIX = "/api/v1/models"
+# The routes faults hit: the four kinds a reconciler writes (not /health, not the tenants).
+FAULT_PREFIXES = (
+    "/api/v1/models",
+    "/api/v1/datasets",
+    "/api/v1/endpoints",
+    "/api/v1/policies",
+)
 _WRITES = frozenset({"POST", "PATCH", "DELETE"})
 
 
@@ -125,7 +132,7 @@ class TrafficMiddleware:
         if config.latency_ms:
             await asyncio.sleep(config.latency_ms / 1000)
 
-        faulty = scope["path"].startswith(FAULT_PREFIX)
+        faulty = scope["path"].startswith(FAULT_PREFIXES)
         if faulty and state.draw(config.fail_503_rate):
             state.count_outcome(key, "503")
             await _send_json(send, 503, {"detail": "Service Unavailable"}, [])

@@ -31,10 +31,10 @@ def test_online_ok_and_no_skew_against_the_sandbox(cli, manifest_dir, sandbox):
 
 
 def test_online_reports_skew(cli, manifest_dir, sandbox, monkeypatch):
-    from reconciler import schemas as schema_module
+    from reconciler.sandbox import bundled
 
     # The server publishes a newer openai type: our bundled copy lacks a field it has.
-    real = schema_module.server_config_schema
+    real = bundled.published_model_schema
 
     def newer(schema):
         out = real(schema)
@@ -42,7 +42,7 @@ def test_online_reports_skew(cli, manifest_dir, sandbox, monkeypatch):
             out = {**out, "properties": {**out["properties"], "organization": {"type": "string"}}}
         return out
 
-    monkeypatch.setattr("reconciler.sandbox.catalog.server_config_schema", newer)
+    monkeypatch.setattr("reconciler.sandbox.bundled.published_model_schema", newer)
     sandbox.reset(SandboxConfig(types=("openai",)))
     root = manifest_dir({"a.yaml": model_yaml("a")})
     run = cli("validate", root, "--online", "--server", sandbox.url)

@@ -196,3 +196,10 @@ def test_a_slow_answer_times_out_the_client_but_the_write_committed(sandbox_fact
     while server.model_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.model_count() == 1
+
+
+@pytest.mark.parametrize("path", ["/api/v1/datasets/", "/api/v1/endpoints/x", "/api/v1/policies/types/"])
+def test_faults_hit_the_other_kinds_routes_too(sandbox_factory, http, path):
+    sandbox_factory(fail_503_rate=1.0)
+    response = http.get(path)
+    assert (response.status_code, response.json()) == (503, {"detail": "Service Unavailable"})
