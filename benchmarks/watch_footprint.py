@@ -20,6 +20,7 @@ duration). Linux only (/proc).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -30,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from watch_latency import Process, model_yaml, start_sandbox, wait_until  # noqa: E402
+from watch_latency import Process, model_yaml, start_sandbox, wait_until
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -76,7 +77,7 @@ class Sampler:
         """CPU seconds per second over the samples after `since` that lie outside every busy window."""
         cpu = wall = 0.0
         samples = [s for s in self.cpu if s[0] >= since]
-        for (t0, c0), (t1, c1) in zip(samples, samples[1:]):
+        for (t0, c0), (t1, c1) in itertools.pairwise(samples):
             if all(t1 <= start - 0.05 or t0 >= end + 0.05 for start, end in busy):
                 cpu, wall = cpu + (c1 - c0), wall + (t1 - t0)
         return cpu / wall if wall else 0.0
@@ -123,8 +124,9 @@ def measure(work: Path, count: int, rounds: int, resync: float) -> dict[str, flo
 
         sampler.reset()
         seen, since = len(daemon.rounds(trigger="resync")), time.time()
-        resyncs = wait_until(lambda: (r := daemon.rounds(trigger="resync")) and len(r) >= seen + rounds + 1 and r,
-                             120 + rounds * (resync + 30), f"{rounds} resync rounds")[seen + 1: seen + rounds + 1]
+        wanted = seen + rounds + 1  # the first one may have started before `since`
+        resyncs = wait_until(lambda: (r := daemon.rounds(trigger="resync")) and len(r) >= wanted and r,
+                             120 + rounds * (resync + 30), f"{rounds} resync rounds")[seen + 1: wanted]
         windows = [(end - float(r["duration_s"]), end) for r in resyncs for end in [when(r)]]
         costs = [at(sampler.cpu, end) - at(sampler.cpu, start) for start, end in windows]
         out["resync_wall"] = statistics.median(float(r["duration_s"]) for r in resyncs)
@@ -137,7 +139,8 @@ def measure(work: Path, count: int, rounds: int, resync: float) -> dict[str, flo
         (root / "m00000.yaml").write_text(model_yaml("m00000").replace("benchmark model", "edited model"))
         edit = wait_until(lambda: (r := daemon.rounds(trigger="files")) and len(r) > mark and r[mark],
                           120, "the files round")
-        out["edit_wall"], out["edit_cpu"], out["edit_peak"] = float(edit["duration_s"]), cpu_s(pid) - cpu2, sampler.peak
+        out["edit_wall"], out["edit_cpu"] = float(edit["duration_s"]), cpu_s(pid) - cpu2
+        out["edit_peak"] = sampler.peak
         out["hwm"] = hwm_mb(pid)
         return out
     finally:
@@ -159,7 +162,8 @@ def main() -> None:
             m = measure(Path(tmp), count, args.rounds, args.resync)
             at60 = m["resync_cpu"] / 60 + m["idle_cpu_per_s"]
             print(f"\n{count} models")
-            print(f"  RSS at start {m['rss_start']:.0f} MB; peak during the first round {m['first_peak']:.0f} MB; "
+            print(f"  RSS at start {m['rss_start']:.0f} MB; "
+                  f"peak during the first round {m['first_peak']:.0f} MB; "
                   f"high-water mark (VmHWM) {m['hwm']:.0f} MB")
             print(f"  first round (create all): {m['first_wall']:.2f} s wall; "
                   f"CPU since the process started (imports too): {m['first_cpu']:.2f} s")

@@ -108,7 +108,8 @@ class DaemonMetrics:
 
 _NOT_READY: dict[RoundStatus | None, str] = {
     None: "the first round has not finished yet",
-    RoundStatus.INVALID: "the manifests are invalid; nothing was written and the server keeps the last good state",
+    RoundStatus.INVALID: ("the manifests are invalid; nothing was written and the server keeps the last "
+                          "good state"),
     RoundStatus.UNREACHABLE: "the server is unreachable or busy; retrying with backoff",
     RoundStatus.AUTH: "the server refused the credentials; nothing was written",
     RoundStatus.FAILED: "the last round failed against the server",

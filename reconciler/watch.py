@@ -284,7 +284,7 @@ def change_batches(
             for changes in raw:
                 on_tick()
                 wanted = {path for _, path in changes if keep(path)}
-                relinked = [str(p) for p, t in zip(paths, targets) if os.path.realpath(p) != t]
+                relinked = [str(p) for p, t in zip(paths, targets, strict=True) if os.path.realpath(p) != t]
                 wanted.update(relinked)
                 now = clock()
                 if wanted or now - last >= resync_interval:

@@ -173,8 +173,10 @@ def test_probes_port_annotations_and_service_match_the_daemons_arguments():
     assert template["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
     service = by_kind("Service")
-    assert service["spec"]["clusterIP"] == "None" and sts["spec"]["serviceName"] == service["metadata"]["name"]
-    assert service["spec"]["selector"] == template["metadata"]["labels"] == sts["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == service["metadata"]["name"]
+    labels = template["metadata"]["labels"]
+    assert service["spec"]["selector"] == labels == sts["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics"}]
     assert pod["serviceAccountName"] == by_kind("ServiceAccount")["metadata"]["name"]
 
@@ -211,7 +213,8 @@ def test_every_container_runs_locked_down():
         assert sc["capabilities"] == {"drop": ["ALL"]}, c["name"]
         assert c["resources"]["requests"] and c["resources"]["limits"]["memory"], c["name"]
     # the image's fixed non-root user is the pod's
-    assert f"USER {pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}" in dockerfile()
+    user = pod["securityContext"]
+    assert f"USER {user['runAsUser']}:{user['runAsGroup']}" in dockerfile()
 
 
 # -- the image's command line, run as a process ----------------------------------------------
@@ -238,7 +241,8 @@ def test_the_dockerfile_is_multi_stage_and_installs_only_the_wheel():
     assert not re.search(r"^(COPY|ADD) ", runtime, re.M)  # nothing but the wheelhouse reaches it
     assert not re.search(r"^HEALTHCHECK", text, re.M)  # Kubernetes probes instead
     ignored = (REPO / ".dockerignore").read_text().splitlines()
-    assert ignored[1] == "**" and {"!reconciler/", "!schemas/", "!pyproject.toml", "!README.md"} <= set(ignored)
+    assert ignored[1] == "**"  # everything is left out but what the builder copies
+    assert {"!reconciler/", "!schemas/", "!pyproject.toml", "!README.md"} <= set(ignored)
 
 
 def free_port():
@@ -263,7 +267,8 @@ def test_the_images_command_line_runs_the_daemon_against_the_sandbox(args_from, 
     token = "tok-deploy-canary-5e1f"
     sandbox = sandbox_factory(token=token)
     entrypoint = instruction("ENTRYPOINT")
-    scripts = importlib.metadata.distribution("syft-space-reconciler").entry_points.select(group="console_scripts")
+    dist = importlib.metadata.distribution("syft-space-reconciler")
+    scripts = dist.entry_points.select(group="console_scripts")
     assert [s.value for s in scripts if s.name == entrypoint[0]] == ["reconciler.cli:run"]
     assert entrypoint[1:] == ["watch"]
     checkout = tmp_path / "git" / "repo" / "manifests"
@@ -302,10 +307,11 @@ def test_the_images_command_line_runs_the_daemon_against_the_sandbox(args_from, 
             assert time.monotonic() < deadline, "not ready in time"
             time.sleep(0.05)
         assert httpx.get(url + "/livez").json()["alive"] is True
-        models = httpx.get(sandbox.url + "/api/v1/models/", headers={"Authorization": f"Bearer {token}"}).json()
+        auth = {"Authorization": f"Bearer {token}"}
+        models = httpx.get(sandbox.url + "/api/v1/models/", headers=auth).json()
         assert [m["name"] for m in models] == ["a"]
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=DEADLINE_S)
+        _, err = proc.communicate(timeout=DEADLINE_S)
         assert proc.returncode == 0, err
         lines = [json.loads(line) for line in err.splitlines()]  # --log-format=json: every line parses
         assert lines[-1]["event"] == "stop" and token not in err

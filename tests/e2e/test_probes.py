@@ -76,6 +76,7 @@ def test_probes_with_the_server_unreachable(tmp_path, manifest_dir, daemons):
     assert now["/livez"].json()["phase"] in ("backoff", "round")
     ready = now["/readyz"].json()
     assert (ready["ready"], ready["status"], ready["last_success"]) == (False, "unreachable", None)
-    assert ready["reason"].startswith("the server is unreachable or busy; retrying with backoff: cannot connect")
+    assert ready["reason"].startswith("the server is unreachable or busy; retrying with backoff: "
+                                      "cannot connect")
     assert daemon.proc.poll() is None
     assert daemon.terminate() == 0
