@@ -7,17 +7,18 @@
   name, as kustomize does for containers and env) and validated too.
 - The manifests agree with the daemon: probe paths it serves, the metrics port it listens on,
   the token file it reads, the checkout path git-sync publishes, the security settings.
-- The image's command line (ENTRYPOINT + CMD, and ENTRYPOINT + the StatefulSet's args) is run as
-  a process against the sandbox, with the container's paths mapped into a temp dir, and serves
-  /livez and /readyz.
+- The image without Docker: the Dockerfile's own COPY lines and `pip wheel` / `pip install`
+  commands, run into a fresh venv; then its command line (ENTRYPOINT + CMD, and ENTRYPOINT + the
+  StatefulSet's args) runs from that venv as a process against the sandbox, with the container's
+  paths mapped into a temp dir, and serves /livez and /readyz.
 """
 
 import copy
-import importlib.metadata
 import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -231,6 +232,64 @@ def instruction(name):
     return json.loads(value)
 
 
+def stages():
+    """Each stage's instructions as (keyword, rest) pairs, continuation lines joined."""
+    out: list[list[tuple[str, str]]] = []
+    for line in re.sub(r"\\\n", " ", dockerfile()).splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        keyword, rest = line.split(None, 1)
+        if keyword == "FROM":
+            out.append([])
+        if out:
+            out[-1].append((keyword, rest))
+    return out
+
+
+def run_lines(stage):
+    """The shell commands of a stage's RUN instructions (BuildKit --mount flags dropped)."""
+    commands = []
+    for keyword, rest in stage:
+        if keyword == "RUN":
+            commands += [c.strip() for c in re.sub(r"^(--mount=\S+\s+)+", "", rest).split("&&")]
+    return commands
+
+
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory):
+    """The image, built without Docker: the builder stage's COPY lines into a clean folder and its
+    `pip wheel` there, then the runtime stage's `pip install` into a fresh venv. Returns its bin/."""
+    builder, runtime = stages()
+    root = tmp_path_factory.mktemp("image")
+    src, wheels = root / "src", root / "wheels"
+    src.mkdir()
+    (workdir,) = [rest for keyword, rest in builder if keyword == "WORKDIR"]
+    for keyword, rest in builder:
+        if keyword == "COPY":
+            *sources, dest = rest.split()
+            for source in sources:
+                target = src / dest / (Path(source).name if dest.endswith("/") and not source.endswith("/")
+                                       else "")
+                if (REPO / source).is_dir():
+                    shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(REPO / source, target)
+    (build,) = [c for c in run_lines(builder) if c.startswith("pip wheel")]
+    pip = [sys.executable, "-m", "pip"]
+    done = subprocess.run(pip + shlex.split(build.replace("/wheels", str(wheels)))[1:], cwd=src,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert workdir == "/src" and not (src / "tests").exists()
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    (install,) = [c for c in run_lines(runtime) if c.startswith("pip install")]
+    install_args = shlex.split(install.replace("/wheels", str(wheels)))[1:]
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", *install_args],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return venv / "bin"
+
+
 def test_the_dockerfile_is_multi_stage_and_installs_only_the_wheel():
     text = dockerfile()
     stages = re.findall(r"^FROM (\S+)(?: AS (\w+))?", text, re.M)
@@ -262,15 +321,25 @@ def mapped(args, paths, port):
     return out
 
 
+@pytest.mark.slow
+def test_the_image_has_the_package_from_its_wheel_only(image_venv):
+    code = "import reconciler; print(reconciler.__file__)"
+    where = subprocess.run([str(image_venv / "python"), "-c", code], cwd="/", capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert Path(where).is_relative_to(image_venv.parent) and "site-packages" in where
+    schemas = Path(where).parent / "_schemas"
+    bundled = sorted(p.name for p in (REPO / "schemas").glob("*.json"))
+    assert bundled and sorted(p.name for p in schemas.glob("*.json")) == bundled
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("args_from", ["Dockerfile CMD", "StatefulSet args"])
-def test_the_images_command_line_runs_the_daemon_against_the_sandbox(args_from, tmp_path, sandbox_factory):
+def test_the_images_command_line_runs_the_daemon_against_the_sandbox(args_from, tmp_path, sandbox_factory,
+                                                                    image_venv):
     token = "tok-deploy-canary-5e1f"
     sandbox = sandbox_factory(token=token)
     entrypoint = instruction("ENTRYPOINT")
-    dist = importlib.metadata.distribution("syft-space-reconciler")
-    scripts = dist.entry_points.select(group="console_scripts")
-    assert [s.value for s in scripts if s.name == entrypoint[0]] == ["reconciler.cli:run"]
-    assert entrypoint[1:] == ["watch"]
+    assert (image_venv / entrypoint[0]).is_file() and entrypoint[1:] == ["watch"]
     checkout = tmp_path / "git" / "repo" / "manifests"
     checkout.mkdir(parents=True)
     (checkout / "a.yaml").write_text("kind: Model\nname: a\ndtype: ollama\nconfiguration:\n  model: llama3\n")
@@ -288,8 +357,8 @@ def test_the_images_command_line_runs_the_daemon_against_the_sandbox(args_from, 
         paths = {"/git": tmp_path / "git", "/var/run/secrets/syft-space": secrets}
         env |= {e["name"]: e["value"] for e in daemon["env"]} | {"SYFT_SPACE_URL": sandbox.url}
     port = free_port()
-    # the console script the wheel installs, beside this interpreter (what the image's PATH finds)
-    command = [str(Path(sys.executable).parent / entrypoint[0]), *entrypoint[1:], *mapped(args, paths, port)]
+    # the console script the wheel installed in the image's venv (what the image's PATH finds)
+    command = [str(image_venv / entrypoint[0]), *entrypoint[1:], *mapped(args, paths, port)]
     inside = tuple(paths)  # no path of the container's is left unmapped
     assert not [a for a in command[2:] if a.split("=")[-1].startswith(inside)], shlex.join(command)
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
