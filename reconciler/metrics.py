@@ -1,8 +1,9 @@
-"""The watch daemon's operations endpoints: `/healthz` and Prometheus `/metrics` (prometheus_client).
+"""The watch daemon's operations endpoints: `/healthz`, `/livez`, `/readyz` and Prometheus `/metrics`.
 
-`DaemonMetrics.observe()` takes each round's result; `MetricsServer` serves both routes from a small
-threaded WSGI server on an opt-in port (loopback unless told otherwise). Health is 200 while the
-last round succeeded and 503 otherwise, including before the first round has finished.
+`DaemonMetrics.observe()` takes each round's result; `MetricsServer` serves the routes from a small
+threaded WSGI server on an opt-in port (loopback unless told otherwise). Health and readiness are
+200 while the last round succeeded and 503 otherwise, including before the first round has
+finished; liveness follows the loop's `Heartbeat` only, so bad manifests never restart a pod.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 
-from reconciler.watch import MODEL_STATES, RoundResult
+from reconciler.watch import MODEL_STATES, Heartbeat, RoundResult, RoundStatus
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -92,6 +93,37 @@ class DaemonMetrics:
             }
         return (200 if last is not None and last.ok else 503), body
 
+    def readiness(self) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body) for /readyz: ready when the last round succeeded, else why not."""
+        with self._lock:
+            last, success_at = self._last, self._success_at
+        if last is not None and last.ok:
+            return 200, {"ready": True, "status": "ok", "reason": "", "last_success": _iso(success_at)}
+        status = last.status.value if last else "starting"
+        reason = _NOT_READY.get(last.status if last else None, "")
+        detail = last.message if last else ""
+        return 503, {"ready": False, "status": status, "reason": f"{reason}: {detail}" if detail else reason,
+                     "last_success": _iso(success_at)}
+
+
+_NOT_READY: dict[RoundStatus | None, str] = {
+    None: "the first round has not finished yet",
+    RoundStatus.INVALID: ("the manifests are invalid; nothing was written and the server keeps the last "
+                          "good state"),
+    RoundStatus.UNREACHABLE: "the server is unreachable or busy; retrying with backoff",
+    RoundStatus.AUTH: "the server refused the credentials; nothing was written",
+    RoundStatus.FAILED: "the last round failed against the server",
+    RoundStatus.ERROR: "the last round hit an unexpected error",
+}
+
+
+def liveness(heartbeat: Heartbeat) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) for /livez: 200 while the loop keeps its promise to be heard from."""
+    now = heartbeat.status()
+    body = {"alive": now.alive, "phase": now.phase, "silent_s": round(now.silent_s, 3),
+            "allowed_s": round(now.allowed_s, 3)}
+    return (200 if now.alive else 503), body
+
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
@@ -104,10 +136,13 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class MetricsServer:
-    """`/healthz` and `/metrics` on host:port (port 0: any free one) in a background thread."""
+    """`/healthz`, `/livez`, `/readyz` and `/metrics` on host:port (port 0: any free one) in a
+    background thread. Without a heartbeat, /livez answers 200 while the server runs."""
 
-    def __init__(self, metrics: DaemonMetrics, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, metrics: DaemonMetrics, *, host: str = "127.0.0.1", port: int = 0,
+                 heartbeat: Heartbeat | None = None) -> None:
         self.metrics = metrics
+        self.heartbeat = heartbeat
         self._prometheus = make_wsgi_app(metrics.registry)
         self._server = make_server(host, port, self._app, server_class=_Server, handler_class=_QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
@@ -117,14 +152,19 @@ class MetricsServer:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             return self._prometheus(environ, start_response)  # type: ignore[no-any-return]
-        if path == "/healthz":
-            code, body = self.metrics.health()
+        probes = {
+            "/healthz": self.metrics.health,
+            "/readyz": self.metrics.readiness,
+            "/livez": lambda: liveness(self.heartbeat) if self.heartbeat else (200, {"alive": True}),
+        }
+        if path in probes:
+            code, body = probes[path]()
             data = json.dumps(body).encode()
             status = "200 OK" if code == 200 else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
             return [data]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found: try /healthz or /metrics\n"]
+        return [b"not found: try /healthz, /livez, /readyz or /metrics\n"]
 
     def __enter__(self) -> MetricsServer:
         self._thread.start()

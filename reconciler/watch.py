@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -123,6 +124,70 @@ class WatchSettings:
     debug: bool = False
 
 
+# -- liveness -------------------------------------------------------------------------------
+
+
+STALL_SLACK_S = 30.0
+"""Added to every promise of the loop: a busy machine (GC, two cores shared) is not a stuck loop."""
+
+
+@dataclass(frozen=True)
+class Liveness:
+    alive: bool
+    phase: str
+    """starting, waiting (for file changes), round, backoff or stopped."""
+    silent_s: float
+    """Seconds since the loop was last heard from (a beat, or a request it started in a round)."""
+    allowed_s: float
+    """How long it may stay silent in this phase (its promise plus STALL_SLACK_S)."""
+
+
+class Heartbeat:
+    """When the daemon's loop was last heard from, and how long it promised to stay silent (/livez).
+
+    The loop beats with a promise at each step: waiting for changes, it beats on every tick of
+    the watcher (at most a tick plus the debounce apart); before a backoff, the delay; before a
+    round, `round_silence` (the longest one request may take with its retries). During a round,
+    every request it starts (`progress`, a counter) renews the promise, so a long apply of many
+    models stays alive while a hung one does not. A loop that ended is not alive.
+    """
+
+    def __init__(self, *, progress: Callable[[], int] = lambda: 0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._progress = progress
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._phase = "starting"
+        self._at = clock()
+        self._allowed = STALL_SLACK_S
+        self._seen = progress()
+
+    def beat(self, phase: str, within: float) -> None:
+        """The loop is in `phase` and will be heard from again within `within` seconds."""
+        with self._lock:
+            self._phase, self._at, self._allowed = phase, self._clock(), within + STALL_SLACK_S
+            self._seen = self._progress()
+
+    def stopped(self) -> None:
+        with self._lock:
+            self._phase, self._at, self._allowed = "stopped", self._clock(), 0.0
+
+    def status(self) -> Liveness:
+        with self._lock:
+            now, seen = self._clock(), self._progress()
+            if seen != self._seen and self._phase == "round":  # a request started since: progress
+                self._seen, self._at = seen, now
+            silent = now - self._at
+            alive = self._phase != "stopped" and silent <= self._allowed
+            return Liveness(alive, self._phase, silent, self._allowed)
+
+
+def request_budget(*, timeout: float, retries: int, retry_after_cap: float = 30.0) -> float:
+    """The longest a healthy round may go without starting a request: one request with all its
+    retries, each attempt taking up to `timeout` and each wait up to the Retry-After cap."""
+    return timeout * (retries + 1) + retry_after_cap * retries
+
+
 # -- the loop -------------------------------------------------------------------------------
 
 
@@ -135,39 +200,51 @@ def run(
     on_round: Callable[[RoundResult], None] = lambda result: None,
     wait: Callable[[float], bool] | None = None,
     rng: random.Random | None = None,
+    heartbeat: Heartbeat | None = None,
+    round_silence: float = 300.0,
+    idle_silence: float = 5.0,
 ) -> int:
     """A round at start, then one per batch (an empty batch is a resync), until `stop` or the end.
 
     A round that failed against the server is retried after a backoff (`wait`, by default
     `stop.wait`, so a stop cuts it short); an invalid round waits for the next batch. Returns the
-    number of rounds run.
+    number of rounds run. The loop beats `heartbeat` before every round (promising to start a
+    request within `round_silence`), before every backoff, and after every round (the change
+    source then beats on its ticks, `idle_silence` apart at most); it stops it when it ends.
     """
     wait = wait or stop.wait
     rng = rng or random.Random()
+    beat = heartbeat or Heartbeat()
     rounds = 0
 
     def settle(trigger: Trigger) -> None:
         nonlocal rounds
         failures = 0
         while not stop.is_set():
+            beat.beat("round", round_silence)
             result = reconcile_once(trigger)
             rounds += 1
             on_round(result)
             if not result.status.retry:
+                beat.beat("waiting", idle_silence)
                 return
             delay = backoff.delay(failures, rng)
             failures += 1
             log.info("next attempt in %.1fs", delay,
                      extra=_ev("backoff", delay_s=round(delay, 3), failures=failures))
+            beat.beat("backoff", delay)
             if wait(delay):
                 return
             trigger = Trigger.RETRY
 
-    settle(Trigger.STARTUP)
-    for batch in batches:
-        if stop.is_set():
-            break
-        settle(Trigger.FILES if batch else Trigger.RESYNC)
+    try:
+        settle(Trigger.STARTUP)
+        for batch in batches:
+            if stop.is_set():
+                break
+            settle(Trigger.FILES if batch else Trigger.RESYNC)
+    finally:
+        beat.stopped()
     return rounds
 
 
@@ -180,6 +257,7 @@ def change_batches(
     debounce_ms: int = 1600,
     step_ms: int = 50,
     clock: Callable[[], float] = time.monotonic,
+    on_tick: Callable[[], None] = lambda: None,
 ) -> Iterator[set[str]]:
     """Changed paths that `keep` wants, and an empty set whenever a resync is due.
 
@@ -187,23 +265,37 @@ def change_batches(
     editor's atomic save or a `git pull` is one batch. Filtering happens here rather than in
     watchfiles, and its timeout ticks every second, so noise (editor swap files, .git objects)
     cannot hold off a resync. The first tick after start is a resync: it covers any change made
-    while the first round ran, before the watcher existed.
+    while the first round ran, before the watcher existed. `on_tick` runs on every tick.
+
+    A path through a symlink that is flipped to another folder (git-sync publishes each commit as
+    a new worktree behind its link) is a change: inotify watches the folder the link pointed to
+    when the watch began, so the batch names the path and the watch starts again on the new one.
     """
     tick_ms = max(1, int(min(resync_interval, 1.0) * 1000))
-    raw = watchfiles.watch(
-        *paths, watch_filter=None, debounce=debounce_ms, step=step_ms, stop_event=stop,
-        rust_timeout=tick_ms, yield_on_timeout=True, raise_interrupt=False,
-    )
     last = -math.inf
-    try:
-        for changes in raw:
-            wanted = {path for _, path in changes if keep(path)}
-            now = clock()
-            if wanted or now - last >= resync_interval:
-                last = now
-                yield wanted
-    finally:
-        raw.close()
+    while True:
+        targets = [os.path.realpath(p) for p in paths]
+        raw = watchfiles.watch(
+            *paths, watch_filter=None, debounce=debounce_ms, step=step_ms, stop_event=stop,
+            rust_timeout=tick_ms, yield_on_timeout=True, raise_interrupt=False,
+        )
+        relinked: list[str] = []
+        try:
+            for changes in raw:
+                on_tick()
+                wanted = {path for _, path in changes if keep(path)}
+                relinked = [str(p) for p, t in zip(paths, targets, strict=True) if os.path.realpath(p) != t]
+                wanted.update(relinked)
+                now = clock()
+                if wanted or now - last >= resync_interval:
+                    last = now
+                    yield wanted
+                if relinked:
+                    break
+        finally:
+            raw.close()
+        if not relinked or stop.is_set():
+            return
 
 
 # -- one round ------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ log = logging.getLogger("reconciler.watch")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one object per line on stderr (ts, level, event, msg, fields).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve /healthz and Prometheus /metrics on this port (0: any free one).")
+              help="Serve /healthz, /livez, /readyz and Prometheus /metrics on this port (0: any free one).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
 def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int, self_heal: bool,
           resync_interval: float, debounce_ms: int, step_ms: int, use_git: bool,
@@ -94,29 +94,35 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
         placeholders=settings.sandbox, debug=state.debug,
     )
     source: Source = GitHead.open(roots) if use_git else WorkTree()
+    # the watcher ticks at least every second; a batch of changes takes up to the debounce
+    idle_silence = min(resync_interval, 1.0) + (debounce_ms + step_ms) / 1000
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
         stack.enter_context(lock_for(instance, settings, command="watch", shared=False))
         client = stack.enter_context(connect(settings, parallelism=parallelism))
         client.sleep = stop.wait  # client retries end early on a stop, so the round ends soon
-        on_round = stack.enter_context(_metrics(metrics_host, metrics_port))
+        heartbeat = daemon.Heartbeat(progress=lambda: client.requests)
+        on_round = stack.enter_context(_metrics(metrics_host, metrics_port, heartbeat))
         stack.enter_context(_stop_on_signals(stop))
         reconciler = daemon.Reconciler(ManifestLoader(roots, schemas, source, var_files=var_files), client,
                                        schemas, options=apply_options, settings=config)
         batches = daemon.change_batches(source.watch_paths(roots), keep=source.keep, stop=stop,
                                         resync_interval=resync_interval, debounce_ms=debounce_ms,
-                                        step_ms=step_ms)
+                                        step_ms=step_ms,
+                                        on_tick=lambda: heartbeat.beat("waiting", idle_silence))
         watched = ", ".join(str(p) for p in roots) + (" (at git HEAD)" if use_git else "")
         log.info("watching %s for %s", watched, describe_target(client),
                  extra={"event": "start", "fields": {"paths": [str(p) for p in roots], "git": use_git,
                                                      "server": client.base_url, "owner": instance.owner}})
         backoff = daemon.Backoff(cap=min(daemon.Backoff.cap, max(resync_interval, 1.0)))
-        daemon.run(batches, reconciler, stop, backoff=backoff, on_round=on_round)
+        daemon.run(batches, reconciler, stop, backoff=backoff, on_round=on_round, heartbeat=heartbeat,
+                   round_silence=daemon.request_budget(timeout=settings.timeout, retries=settings.retries),
+                   idle_silence=idle_silence)
     log.info("stopped", extra={"event": "stop", "fields": {}})
 
 
 @contextlib.contextmanager
-def _metrics(host: str, port: int | None) -> Iterator[Any]:
+def _metrics(host: str, port: int | None, heartbeat: Any) -> Iterator[Any]:
     if port is None:
         yield lambda result: None
         return
@@ -124,12 +130,12 @@ def _metrics(host: str, port: int | None) -> Iterator[Any]:
 
     metrics = DaemonMetrics()
     try:
-        server = MetricsServer(metrics, host=host, port=port)
+        server = MetricsServer(metrics, host=host, port=port, heartbeat=heartbeat)
     except OSError as exc:
         raise click.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror}",
                                  param_hint="--metrics-port") from exc
     with server:
-        log.info("serving %s/healthz and %s/metrics", server.url, server.url,
+        log.info("serving %s/healthz, /livez, /readyz and /metrics", server.url,
                  extra={"event": "metrics_listening", "fields": {"url": server.url}})
         yield metrics.observe
 

@@ -1,0 +1,404 @@
+"""deploy/: what can be checked without Docker or a cluster.
+
+- The kustomize base lists exactly the files beside it, and every resource validates offline,
+  strictly (unknown fields are errors), against the Kubernetes JSON schemas that the pinned
+  `kubernetes-validate` ships: 1.29 (the oldest with native sidecars) and the newest it has.
+  The example overlay is rendered with a small strategic merge (lists of named items merge by
+  name, as kustomize does for containers and env) and validated too.
+- The manifests agree with the daemon: probe paths it serves, the metrics port it listens on,
+  the token file it reads, the checkout path git-sync publishes, the security settings.
+- The image without Docker: the Dockerfile's own COPY lines and `pip wheel` / `pip install`
+  commands, run into a fresh venv; then its command line (ENTRYPOINT + CMD, and ENTRYPOINT + the
+  StatefulSet's args) runs from that venv as a process against the sandbox, with the container's
+  paths mapped into a temp dir, and serves /livez and /readyz.
+"""
+
+import copy
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import kubernetes_validate
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+BASE = DEPLOY / "kubernetes" / "base"
+OVERLAY = DEPLOY / "kubernetes" / "overlays" / "example"
+K8S_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
+DEADLINE_S = 20
+
+
+def load_all(path):
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def kustomization(folder):
+    (doc,) = load_all(folder / "kustomization.yaml")
+    return doc
+
+
+def base_resources():
+    return [(name, doc) for name in kustomization(BASE)["resources"] for doc in load_all(BASE / name)]
+
+
+def by_kind(kind):
+    (doc,) = [doc for _, doc in base_resources() if doc["kind"] == kind]
+    return doc
+
+
+def container(pod, name):
+    (found,) = [c for c in pod["containers"] + pod.get("initContainers", []) if c["name"] == name]
+    return found
+
+
+def options(args):
+    """--name=value arguments as a dict, and the positional ones as a list."""
+    named = dict(a[2:].split("=", 1) for a in args if a.startswith("--"))
+    return named, [a for a in args if not a.startswith("-")]
+
+
+# -- the kustomization and the schemas ------------------------------------------------------
+
+
+def test_the_base_lists_exactly_the_resource_files_beside_it():
+    listed = kustomization(BASE)["resources"]
+    present = sorted(p.name for p in BASE.glob("*.y*ml") if p.name != "kustomization.yaml")
+    assert sorted(listed) == present and len(set(listed)) == len(listed)
+    assert set(kustomization(BASE)) == {"apiVersion", "kind", "resources"}  # no transformer to imitate
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_base_resource_validates_strictly_against_the_kubernetes_schemas(version, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the validator tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    kinds = []
+    for name, doc in base_resources():
+        assert kubernetes_validate.validate(doc, version, strict=True), name
+        kinds.append(doc["kind"])
+    assert sorted(kinds) == ["Service", "ServiceAccount", "StatefulSet"]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("spec", "template", "spec", "containers", 0, "livenessProb"), {}, "Additional properties"),
+    (("spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"), "9464", "is not of type"),
+    (("spec", "template", "spec", "initContainers", 0, "restartPolicy"), 7, "is not of type"),
+])
+def test_the_validator_catches_a_broken_statefulset(path, value, message):
+    """The check above can fail: the same validator refuses a typo'd field and wrong types."""
+    doc = copy.deepcopy(by_kind("StatefulSet"))
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(kubernetes_validate.ValidationError, match=message):
+        kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
+
+
+def merge(base, patch):
+    """Strategic merge as far as the overlay uses it: maps merge, lists of named maps merge by name."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        return {**base, **{k: merge(base[k], v) if k in base else v for k, v in patch.items()}}
+    if isinstance(base, list) and isinstance(patch, list) and all(isinstance(i, dict) and "name" in i
+                                                                  for i in base + patch):
+        out, names = [copy.deepcopy(i) for i in base], [i["name"] for i in base]
+        for item in patch:
+            if item["name"] in names:
+                out[names.index(item["name"])] = merge(out[names.index(item["name"])], item)
+            else:
+                out.append(item)
+        return out
+    return patch
+
+
+def render_overlay():
+    spec = kustomization(OVERLAY)
+    assert spec["resources"] == ["../../base"]
+    docs = [copy.deepcopy(doc) for _, doc in base_resources()]
+    for entry in spec["patches"]:
+        (patch,) = load_all(OVERLAY / entry["path"])
+        (target,) = [d for d in docs if (d["kind"], d["metadata"]["name"]) == (patch["kind"],
+                                                                            patch["metadata"]["name"])]
+        docs[docs.index(target)] = merge(target, patch)
+    for doc in docs:
+        doc["metadata"]["namespace"] = spec["namespace"]
+        for c in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            for image in spec["images"]:
+                if c["image"].split(":")[0] == image["name"]:
+                    c["image"] = f"{image['newName']}:{image['newTag']}"
+    return docs
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_the_example_overlay_renders_to_valid_resources_that_carry_its_settings(version):
+    docs = render_overlay()
+    for doc in docs:
+        kubernetes_validate.validate(doc, version, strict=True)
+    (sts,) = [d for d in docs if d["kind"] == "StatefulSet"]
+    pod = sts["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for c in ("git-sync", "reconciler") for e in container(pod, c)["env"]}
+    assert env["GITSYNC_REPO"] == "https://github.com/example-org/syft-space-models"
+    assert env["SYFT_SPACE_URL"] == "https://space.example-org.internal"
+    assert container(pod, "reconciler")["image"] == "ghcr.io/example/syft-space-reconciler:0.1.0"
+    assert len(pod["containers"]) == 1 and len(pod["initContainers"]) == 1  # merged, not appended
+
+
+# -- the manifests agree with the daemon ----------------------------------------------------
+
+
+def test_probes_port_annotations_and_service_match_the_daemons_arguments():
+    sts = by_kind("StatefulSet")
+    template = sts["spec"]["template"]
+    pod = template["spec"]
+    daemon = container(pod, "reconciler")
+    named, positional = options(daemon["args"])
+    port = int(named["metrics-port"])
+    assert named["metrics-host"] == "0.0.0.0" and named["log-format"] == "json"
+    (metrics,) = daemon["ports"]
+    assert (metrics["name"], metrics["containerPort"]) == ("metrics", port)
+    assert daemon["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert daemon["startupProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert daemon["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert template["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+    service = by_kind("Service")
+    assert service["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == service["metadata"]["name"]
+    labels = template["metadata"]["labels"]
+    assert service["spec"]["selector"] == labels == sts["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics"}]
+    assert pod["serviceAccountName"] == by_kind("ServiceAccount")["metadata"]["name"]
+
+    # the manifests folder is inside the checkout git-sync publishes, and the token is the Secret's file
+    sync = container(pod, "git-sync")
+    sync_named, _ = options(sync["args"])
+    (folder,) = positional
+    assert folder.startswith(f"{sync_named['root']}/{sync_named['link']}/")
+    mounts = {m["name"]: m for m in daemon["volumeMounts"]}
+    assert mounts["git"]["mountPath"] == sync_named["root"] and mounts["git"]["readOnly"] is True
+    (token_volume,) = [v for v in pod["volumes"] if v["name"] == "token"]
+    (item,) = token_volume["secret"]["items"]
+    assert named["token-file"] == f"{mounts['token']['mountPath']}/{item['path']}"
+
+
+def test_git_sync_is_a_pinned_native_sidecar_that_gates_the_daemon():
+    pod = by_kind("StatefulSet")["spec"]["template"]["spec"]
+    sync = container(pod, "git-sync")
+    image, tag = sync["image"].rsplit(":", 1)
+    assert image == "registry.k8s.io/git-sync/git-sync" and re.fullmatch(r"v\d+\.\d+\.\d+", tag)
+    assert sync["restartPolicy"] == "Always" and sync in pod["initContainers"]
+    assert sync["startupProbe"]["httpGet"]["port"] == "git-sync"
+    assert f":{sync['ports'][0]['containerPort']}" == options(sync["args"])[0]["http-bind"]
+
+
+def test_every_container_runs_locked_down():
+    pod = by_kind("StatefulSet")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    for c in pod["containers"] + pod["initContainers"]:
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, c["name"]
+        assert sc["capabilities"] == {"drop": ["ALL"]}, c["name"]
+        assert c["resources"]["requests"] and c["resources"]["limits"]["memory"], c["name"]
+    # the image's fixed non-root user is the pod's
+    user = pod["securityContext"]
+    assert f"USER {user['runAsUser']}:{user['runAsGroup']}" in dockerfile()
+
+
+# -- the image's command line, run as a process ----------------------------------------------
+
+
+def dockerfile():
+    return (DEPLOY / "Dockerfile").read_text()
+
+
+def instruction(name):
+    """The last exec-form (JSON) `name` instruction of the runtime stage."""
+    lines = re.sub(r"\\\n", " ", dockerfile()).splitlines()
+    (value,) = [line.split(None, 1)[1] for line in lines if line.startswith(f"{name} ")][-1:]
+    return json.loads(value)
+
+
+def stages():
+    """Each stage's instructions as (keyword, rest) pairs, continuation lines joined."""
+    out: list[list[tuple[str, str]]] = []
+    for line in re.sub(r"\\\n", " ", dockerfile()).splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        keyword, rest = line.split(None, 1)
+        if keyword == "FROM":
+            out.append([])
+        if out:
+            out[-1].append((keyword, rest))
+    return out
+
+
+def run_lines(stage):
+    """The shell commands of a stage's RUN instructions (BuildKit --mount flags dropped)."""
+    commands = []
+    for keyword, rest in stage:
+        if keyword == "RUN":
+            commands += [c.strip() for c in re.sub(r"^(--mount=\S+\s+)+", "", rest).split("&&")]
+    return commands
+
+
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory):
+    """The image, built without Docker: the builder stage's COPY lines into a clean folder and its
+    `pip wheel` there, then the runtime stage's `pip install` into a fresh venv. Returns its bin/."""
+    builder, runtime = stages()
+    root = tmp_path_factory.mktemp("image")
+    src, wheels = root / "src", root / "wheels"
+    src.mkdir()
+    (workdir,) = [rest for keyword, rest in builder if keyword == "WORKDIR"]
+    for keyword, rest in builder:
+        if keyword == "COPY":
+            *sources, dest = rest.split()
+            for source in sources:
+                target = src / dest / (Path(source).name if dest.endswith("/") and not source.endswith("/")
+                                       else "")
+                if (REPO / source).is_dir():
+                    shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(REPO / source, target)
+    (build,) = [c for c in run_lines(builder) if c.startswith("pip wheel")]
+    pip = [sys.executable, "-m", "pip"]
+    done = subprocess.run(pip + shlex.split(build.replace("/wheels", str(wheels)))[1:], cwd=src,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert workdir == "/src" and not (src / "tests").exists()
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    (install,) = [c for c in run_lines(runtime) if c.startswith("pip install")]
+    install_args = shlex.split(install.replace("/wheels", str(wheels)))[1:]
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", *install_args],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return venv / "bin"
+
+
+def test_the_dockerfile_is_multi_stage_and_installs_only_the_wheel():
+    text = dockerfile()
+    stages = re.findall(r"^FROM (\S+)(?: AS (\w+))?", text, re.M)
+    assert [s[1] for s in stages] == ["builder", ""]
+    assert "pip wheel --wheel-dir /wheels ." in text
+    runtime = text.split("\nFROM ")[-1]
+    assert "pip install --no-index --find-links /wheels syft-space-reconciler" in runtime
+    assert not re.search(r"^(COPY|ADD) ", runtime, re.M)  # nothing but the wheelhouse reaches it
+    assert not re.search(r"^HEALTHCHECK", text, re.M)  # Kubernetes probes instead
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    assert ignored[1] == "**"  # everything is left out but what the builder copies
+    assert {"!reconciler/", "!schemas/", "!pyproject.toml", "!README.md"} <= set(ignored)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mapped(args, paths, port):
+    """The container's arguments with its paths under a temp dir, and the port on loopback."""
+    out = []
+    for arg in args:
+        for inside, outside in paths.items():
+            arg = arg.replace(inside, str(outside))
+        arg = {"--metrics-host=0.0.0.0": "--metrics-host=127.0.0.1"}.get(arg, arg)
+        out.append(re.sub(r"^--metrics-port=\d+$", f"--metrics-port={port}", arg))
+    return out
+
+
+@pytest.mark.slow
+def test_the_image_has_the_package_from_its_wheel_only(image_venv):
+    code = "import reconciler; print(reconciler.__file__)"
+    where = subprocess.run([str(image_venv / "python"), "-c", code], cwd="/", capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert Path(where).is_relative_to(image_venv.parent) and "site-packages" in where
+    schemas = Path(where).parent / "_schemas"
+    bundled = sorted(p.name for p in (REPO / "schemas").glob("*.json"))
+    assert bundled and sorted(p.name for p in schemas.glob("*.json")) == bundled
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args_from", ["Dockerfile CMD", "StatefulSet args"])
+def test_the_images_command_line_runs_the_daemon_against_the_sandbox(args_from, tmp_path, sandbox_factory,
+                                                                    image_venv):
+    token = "tok-deploy-canary-5e1f"
+    sandbox = sandbox_factory(token=token)
+    entrypoint = instruction("ENTRYPOINT")
+    assert (image_venv / entrypoint[0]).is_file() and entrypoint[1:] == ["watch"]
+    checkout = tmp_path / "git" / "repo" / "manifests"
+    checkout.mkdir(parents=True)
+    (checkout / "a.yaml").write_text("kind: Model\nname: a\ndtype: ollama\nconfiguration:\n  model: llama3\n")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "token").write_text(token + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYFT_SPACE_")}
+    if args_from == "Dockerfile CMD":
+        args = instruction("CMD")
+        paths = {"/manifests": checkout}
+        env |= {"SYFT_SPACE_URL": sandbox.url, "SYFT_SPACE_TOKEN": token}  # as `docker run -e` would
+    else:
+        daemon = container(by_kind("StatefulSet")["spec"]["template"]["spec"], "reconciler")
+        args = daemon["args"]
+        paths = {"/git": tmp_path / "git", "/var/run/secrets/syft-space": secrets}
+        env |= {e["name"]: e["value"] for e in daemon["env"]} | {"SYFT_SPACE_URL": sandbox.url}
+    port = free_port()
+    # the console script the wheel installed in the image's venv (what the image's PATH finds)
+    command = [str(image_venv / entrypoint[0]), *entrypoint[1:], *mapped(args, paths, port)]
+    inside = tuple(paths)  # no path of the container's is left unmapped
+    assert not [a for a in command[2:] if a.split("=")[-1].startswith(inside)], shlex.join(command)
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "not ready in time"
+            time.sleep(0.05)
+        assert httpx.get(url + "/livez").json()["alive"] is True
+        auth = {"Authorization": f"Bearer {token}"}
+        models = httpx.get(sandbox.url + "/api/v1/models/", headers=auth).json()
+        assert [m["name"] for m in models] == ["a"]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=DEADLINE_S)
+        assert proc.returncode == 0, err
+        lines = [json.loads(line) for line in err.splitlines()]  # --log-format=json: every line parses
+        assert lines[-1]["event"] == "stop" and token not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_the_image_ci_recipe_builds_this_dockerfile_and_renders_these_folders():
+    """examples/ci/image.yaml runs on a runner with Docker, never here; it must at least point at
+    the files that exist and say so."""
+    text = (REPO / "examples" / "ci" / "image.yaml").read_text()
+    workflow = yaml.safe_load(text)
+    steps = workflow["jobs"]["image"]["steps"]
+    (build,) = [s for s in steps if s.get("uses", "").startswith("docker/build-push-action@")]
+    assert build["with"]["file"] == "deploy/Dockerfile" and (REPO / build["with"]["file"]).is_file()
+    rendered = re.findall(r"kubectl kustomize (\S+)", text)
+    assert rendered == ["deploy/kubernetes/base", "deploy/kubernetes/overlays/example"]
+    assert all((REPO / path / "kustomization.yaml").is_file() for path in rendered)
+    assert "NOT RUN on the project's own machines" in text
