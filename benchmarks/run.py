@@ -129,7 +129,7 @@ def apply_in_process(folder: Path, url: str, parallelism: int) -> tuple[float, f
     """(models per second, p95 ms per request, requests) of one full apply."""
     from reconciler.apply import ApplyOptions, Executor
     from reconciler.client import SpaceClient
-    from reconciler.reconcile import load, observe_and_plan, registry_facts, resolve_secrets
+    from reconciler.reconcile import load, observe_and_plan, resolve_secrets
     from reconciler.schemas import SchemaRegistry
 
     timings: list[float] = []
@@ -150,10 +150,8 @@ def apply_in_process(folder: Path, url: str, parallelism: int) -> tuple[float, f
                 timings.append(time.perf_counter() - t0)
 
     client._send = timed  # type: ignore[method-assign]
-    secrets, defaults = registry_facts(registry)
     plan = observe_and_plan(client, manifests, registry).plan
-    report = Executor(client, ApplyOptions(parallelism=parallelism, secret_fields=secrets,
-                                           defaults=defaults)).run(plan)
+    report = Executor(client, ApplyOptions(parallelism=parallelism, facts=registry.facts)).run(plan)
     elapsed = time.perf_counter() - start
     client.close()
     assert report.ok and len(report.outcomes) == len(manifests), report.counts()

@@ -21,6 +21,7 @@ from reconciler.errors import AuthError, ReconcilerError, RetryableServerError, 
 from reconciler.model import ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
 from reconciler.ownership import owner_tag, ownership
 from reconciler.plan import diff_model, replace_approved
+from reconciler.schemas import DtypeFacts
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ class ApplyOptions:
     replace_all: bool = False
     max_create_attempts: int = 6
     """POST attempts per model (each after a look-up that found nothing): --retries + 1."""
-    secret_fields: dict[str, frozenset[str]] = field(default_factory=dict)
-    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    facts: DtypeFacts = field(default_factory=DtypeFacts)
+    """The dtypes' secret fields and defaults, to compare a model found after a failed create."""
     owner: str | None = None
     """The owner whose tag created and adopted models carry (ownership.py)."""
 
@@ -174,12 +175,7 @@ class Executor:
     # -- one change -------------------------------------------------------------------------
 
     def _same(self, manifest: Manifest, remote: RemoteModel) -> bool:
-        replace, update, _ = diff_model(
-            manifest,
-            remote,
-            secret_fields=self.options.secret_fields.get(manifest.dtype, frozenset()),
-            defaults=self.options.defaults.get(manifest.dtype, {}),
-        )
+        replace, update, _ = diff_model(manifest, remote, self.options.facts)
         return not replace and not update
 
     def _create(self, manifest: Manifest, op: Op, *, done: Result = Result.CREATED) -> Outcome:

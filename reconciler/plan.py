@@ -19,9 +19,11 @@ from typing import Any
 from reconciler.errors import Refused
 from reconciler.model import Change, FieldDiff, Manifest, Op, Plan, RemoteModel
 from reconciler.ownership import TAG_PREFIX, Claim, Ownership, may_take, ownership
+from reconciler.schemas import DtypeFacts
 from reconciler.selection import Selection
 
 _MISSING: Any = object()
+NO_FACTS = DtypeFacts()
 
 
 def looks_masked(value: Any) -> bool:
@@ -78,11 +80,7 @@ def diff_configuration(
 
 
 def diff_model(
-    desired: Manifest,
-    observed: RemoteModel,
-    *,
-    secret_fields: frozenset[str] = frozenset(),
-    defaults: Mapping[str, Any] | None = None,
+    desired: Manifest, observed: RemoteModel, facts: DtypeFacts = NO_FACTS
 ) -> tuple[tuple[FieldDiff, ...], tuple[FieldDiff, ...], tuple[str, ...]]:
     """(replace-diffs: dtype/configuration, update-diffs: summary/tags, not-comparable secrets)."""
     replace: list[FieldDiff] = []
@@ -91,7 +89,8 @@ def diff_model(
         not_comparable: tuple[str, ...] = ()
     else:
         config_diffs, not_comparable = diff_configuration(
-            desired, observed.configuration, secret_fields=secret_fields, defaults=defaults
+            desired, observed.configuration, secret_fields=facts.secrets_of(desired.dtype),
+            defaults=facts.defaults_of(desired.dtype),
         )
         replace.extend(config_diffs)
     update: list[FieldDiff] = []
@@ -120,8 +119,7 @@ def plan(
     desired: Sequence[Manifest],
     observed: Mapping[str, RemoteModel],
     *,
-    secret_fields: Mapping[str, frozenset[str]] | None = None,
-    defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    facts: DtypeFacts = NO_FACTS,
     adopt: bool = False,
     prune: bool = False,
     scope: Scope | None = None,
@@ -133,13 +131,10 @@ def plan(
     owner (or, unowned and equal, in sync) unless the scope may take it over. With `prune`, the
     owner's selected models that no manifest names are deleted.
 
-    `secret_fields` and `defaults` are per dtype (from the schema registry): a field missing on
-    one side and equal to its schema default on the other is not a difference.
+    `facts` are the dtypes' secret fields and schema defaults (schemas.DtypeFacts).
     """
     scope = scope or Scope(adopt=adopt, prune=prune)
     selection = scope.selection
-    secret_fields = secret_fields or {}
-    defaults = defaults or {}
     changes: list[Change] = []
     chosen = [m for m in desired if selection.selects(m.name, m.dtype, m.tags)]
     wanted = {m.name: m for m in desired}
@@ -148,12 +143,7 @@ def plan(
         if remote is None:
             changes.append(Change(Op.CREATE, manifest.name, desired=manifest))
             continue
-        replace, update, not_comparable = diff_model(
-            manifest,
-            remote,
-            secret_fields=secret_fields.get(manifest.dtype, frozenset()),
-            defaults=defaults.get(manifest.dtype, {}),
-        )
+        replace, update, not_comparable = diff_model(manifest, remote, facts)
         owned = ownership(remote.tags, scope.owner)
         common = Change(Op.NOOP, manifest.name, desired=manifest, observed=remote,
                         not_comparable=not_comparable, ownership=owned)

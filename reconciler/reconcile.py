@@ -203,17 +203,6 @@ def check_types(manifests: Sequence[Manifest], offered: Sequence[str], server: s
         raise InvalidManifests(problems)
 
 
-def registry_facts(registry: SchemaRegistry) -> tuple[dict[str, frozenset[str]], dict[str, dict[str, Any]]]:
-    """Per dtype: secret fields, and schema defaults (a default on one side only is no change)."""
-    secrets = {d: registry.secret_fields(d) for d in registry.dtypes}
-    defaults: dict[str, dict[str, Any]] = {}
-    for dtype in registry.dtypes:
-        schema = registry.get(dtype)
-        props = schema.schema.get("properties", {}) if schema else {}
-        defaults[dtype] = {k: v["default"] for k, v in props.items() if "default" in v}
-    return secrets, defaults
-
-
 @dataclass(frozen=True)
 class Observed:
     plan: Plan
@@ -236,9 +225,7 @@ def observe_and_plan(
         offered = [t.name for t in client.list_types()]
         check_types(manifests, offered, client.base_url)
     observed = {m.name: m for m in client.list_models()}
-    secrets, defaults = registry_facts(registry)
-    the_plan = make_plan(manifests, observed, secret_fields=secrets, defaults=defaults,
-                         scope=scope or Scope(adopt=adopt, prune=prune))
+    the_plan = make_plan(manifests, observed, facts=registry.facts, scope=scope or Scope(adopt=adopt, prune=prune))
     return Observed(the_plan, observed)
 
 

@@ -79,6 +79,22 @@ class DtypeSchema:
         return self.validator.iter_errors(configuration)
 
 
+@dataclass(frozen=True)
+class DtypeFacts:
+    """What planning needs of each dtype, as one value passed once: its secret fields (never
+    printed; "not comparable" when the server drops them) and its schema defaults (a field missing
+    on one side and equal to its default on the other is no change)."""
+
+    secret_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def secrets_of(self, dtype: str) -> frozenset[str]:
+        return self.secret_fields.get(dtype, frozenset())
+
+    def defaults_of(self, dtype: str) -> Mapping[str, Any]:
+        return self.defaults.get(dtype, {})
+
+
 class SchemaRegistry:
     """dtype → DtypeSchema, loaded once."""
 
@@ -109,3 +125,12 @@ class SchemaRegistry:
     def secret_fields(self, dtype: str) -> frozenset[str]:
         found = self._by_dtype.get(dtype)
         return found.secret_fields if found else frozenset()
+
+    @cached_property
+    def facts(self) -> DtypeFacts:
+        """Every dtype's secret fields and schema defaults."""
+        defaults = {
+            dtype: {k: v["default"] for k, v in s.schema.get("properties", {}).items() if "default" in v}
+            for dtype, s in self._by_dtype.items()
+        }
+        return DtypeFacts({d: s.secret_fields for d, s in self._by_dtype.items()}, defaults)

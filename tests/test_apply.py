@@ -8,6 +8,7 @@ from reconciler.client import RetryPolicy, SpaceClient
 from reconciler.errors import AuthError
 from reconciler.model import OWNER_TAG, Manifest, Op, Result
 from reconciler.plan import plan
+from reconciler.schemas import DtypeFacts
 
 
 class MockSpace:
@@ -59,7 +60,7 @@ def m(name, model="gpt-4o", summary=""):
 def run(space, desired, **options):
     client = space.client()
     observed = {x.name: x for x in client.list_models()}
-    the_plan = plan(desired, observed, secret_fields={"openai": frozenset({"api_key"})})
+    the_plan = plan(desired, observed, facts=DtypeFacts({"openai": frozenset({"api_key"})}))
     return Executor(client, ApplyOptions(parallelism=options.pop("parallelism", 1), **options)).run(the_plan)
 
 
@@ -168,7 +169,7 @@ def test_429_on_create_waits_as_told_and_retries_without_a_look_up():
     sleeps = []
     client = space.client()
     client.sleep = sleeps.append
-    the_plan = plan([m("a")], {}, secret_fields={"openai": frozenset({"api_key"})})
+    the_plan = plan([m("a")], {}, facts=DtypeFacts({"openai": frozenset({"api_key"})}))
     report = Executor(client, ApplyOptions(parallelism=1)).run(the_plan)
     assert results(report) == {"a": Result.CREATED} and report.outcomes[0].attempts == 2
     assert space.calls == ["POST", "POST"] and sleeps == [2.0]

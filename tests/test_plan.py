@@ -2,6 +2,7 @@ import pytest
 
 from reconciler.model import OWNER_TAG, FieldDiff, Manifest, Op, RemoteModel
 from reconciler.plan import looks_masked, plan, same
+from reconciler.schemas import DtypeFacts
 
 SECRETS = {"openai": frozenset({"api_key"})}
 DEFAULTS = {"openai": {"model": "gpt-3.5-turbo", "system_prompt": ""}}
@@ -22,7 +23,7 @@ def remote(name="m", **kw):
 
 
 def run(desired, observed, **kw):
-    return plan(desired, {r.name: r for r in observed}, secret_fields=SECRETS, defaults=DEFAULTS, **kw)
+    return plan(desired, {r.name: r for r in observed}, facts=DtypeFacts(SECRETS, DEFAULTS), **kw)
 
 
 def test_create_noop_unmanaged_sorted():

@@ -3,6 +3,7 @@ import json
 from reconciler import render
 from reconciler.model import OWNER_TAG, Manifest, RemoteModel, SourceLocation
 from reconciler.plan import plan
+from reconciler.schemas import DtypeFacts
 
 CANARY = "sk-canary-0123456789"
 
@@ -17,7 +18,7 @@ def sample_plan():
     observed = {"changed": RemoteModel(name="changed", dtype="openai",
                                        configuration={"api_key": "sk-old-secret", "model": "gpt-4"},
                                        summary="old", tags=OWNER_TAG)}
-    return plan(desired, observed, secret_fields={"openai": frozenset({"api_key"})})
+    return plan(desired, observed, facts=DtypeFacts({"openai": frozenset({"api_key"})}))
 
 
 def test_text_plan_redacts_and_shows_diffs():

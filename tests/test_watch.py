@@ -23,7 +23,6 @@ from reconciler.errors import LockHeld, ServerError
 from reconciler.lock import space_lock
 from reconciler.metrics import DaemonMetrics, MetricsServer
 from reconciler.project import lock_key, resolve_instance
-from reconciler.reconcile import registry_facts
 from reconciler.sandbox import SandboxConfig
 from reconciler.schemas import SchemaRegistry
 from reconciler.sources import GitHead, ManifestLoader, WorkTree, manifest_filter
@@ -297,8 +296,7 @@ def make_round(registry, monkeypatch):
     def make(root, url, *, token=None, **settings):
         client = SpaceClient(url, token=token, retry=RetryPolicy(delays=()))
         clients.append(client)
-        secrets, defaults = registry_facts(registry)
-        options = ApplyOptions(secret_fields=secrets, defaults=defaults, max_create_attempts=1)
+        options = ApplyOptions(facts=registry.facts, max_create_attempts=1)
         return Reconciler(ManifestLoader([root], registry, WorkTree()), client, registry, options=options,
                           settings=WatchSettings(**settings))
 

@@ -224,7 +224,7 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
     from reconciler.apply import ApplyOptions, Executor
     from reconciler.plan import PlanOptions, deletions
     from reconciler.project import check_prune_scope
-    from reconciler.reconcile import load, load_variables, observe_and_plan, registry_facts, resolve_secrets
+    from reconciler.reconcile import load, load_variables, observe_and_plan, resolve_secrets
     from reconciler.saved_plan import manifests_digest, state_fingerprint
 
     state.output = output
@@ -255,11 +255,10 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
     loaded = load(instance.roots, schemas, variables=load_variables(var_files))
     manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
     warn(notes)
-    secrets, defaults = registry_facts(schemas)
     apply_options = ApplyOptions(
         parallelism=parallelism, fail_fast=fail_fast, replace=frozenset(options.replace),
         max_create_attempts=settings.retries + 1, replace_all=options.replace_all,
-        secret_fields=secrets, defaults=defaults, owner=instance.owner,
+        facts=schemas.facts, owner=instance.owner,
     )
     scope = options.scope(instance.owner)
     with connect(settings, parallelism=parallelism) as client:

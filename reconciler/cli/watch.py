@@ -69,7 +69,6 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
     from reconciler import watch as daemon
     from reconciler.apply import ApplyOptions
     from reconciler.project import check_prune_scope
-    from reconciler.reconcile import registry_facts
     from reconciler.sources import GitHead, ManifestLoader, Source, WorkTree
 
     options = plan_options_from(kw)
@@ -83,10 +82,9 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
         check_prune_scope(instance)
     _configure_logging(log_format, debug=state.debug)
     schemas = bundled_registry()
-    secrets, defaults = registry_facts(schemas)
     apply_options = ApplyOptions(
         parallelism=parallelism, replace=frozenset(options.replace), replace_all=options.replace_all,
-        max_create_attempts=settings.retries + 1, secret_fields=secrets, defaults=defaults,
+        max_create_attempts=settings.retries + 1, facts=schemas.facts,
         owner=instance.owner,
     )
     config = daemon.WatchSettings(
