@@ -129,7 +129,9 @@ def apply_in_process(folder: Path, url: str, parallelism: int) -> tuple[float, f
     """(models per second, p95 ms per request, requests) of one full apply."""
     from reconciler.apply import ApplyOptions, Executor
     from reconciler.client import SpaceClient
-    from reconciler.reconcile import load, observe_and_plan, resolve_secrets
+    from reconciler.loading import load
+    from reconciler.references import resolve_secrets
+    from reconciler.round import observe_and_plan
     from reconciler.schemas import SchemaRegistry
 
     timings: list[float] = []
@@ -137,7 +139,7 @@ def apply_in_process(folder: Path, url: str, parallelism: int) -> tuple[float, f
     start = time.perf_counter()
     registry = SchemaRegistry.load()
     loaded = load([folder], registry)
-    manifests, _ = resolve_secrets(loaded, ENV)
+    manifests, _ = resolve_secrets(loaded.manifests, ENV)
     client = SpaceClient(url, max_connections=max(parallelism, 4))
     send = client._send
 
@@ -165,13 +167,15 @@ def _p95(values: list[float]) -> float:
 def noop_plan(folder: Path, url: str) -> tuple[float, int]:
     """(wall seconds of the CLI, HTTP requests the plan makes), all models already present."""
     from reconciler.client import SpaceClient
-    from reconciler.reconcile import load, observe_and_plan, resolve_secrets
+    from reconciler.loading import load
+    from reconciler.references import resolve_secrets
+    from reconciler.round import observe_and_plan
     from reconciler.schemas import SchemaRegistry
 
     wall, done = run_cli("plan", str(folder), "--server", url, "--detailed-exitcode")
     assert done.returncode == 0, done.stdout[-500:] + done.stderr[-500:]
     registry = SchemaRegistry.load()
-    manifests, _ = resolve_secrets(load([folder], registry), ENV)
+    manifests, _ = resolve_secrets(load([folder], registry).manifests, ENV)
     with SpaceClient(url) as client:
         assert observe_and_plan(client, manifests, registry).plan.is_empty
         return wall, client.requests

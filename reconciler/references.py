@@ -6,17 +6,23 @@
     prompt: "costs $${PRICE}"             `$${` is a literal `${`
 
 `scan()` parses them offline (validate needs no secrets); `resolve()` replaces them when requests
-are built. Pure: the environment and the file reader are passed in.
+are built, `resolve_manifests()` for every manifest, and `resolve_secrets()` is the one call the
+Shell makes (with placeholders for the embedded sandbox). Pure: the environment and the file reader
+are passed in.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from reconciler.errors import InvalidManifests
+from reconciler.model import Manifest, Problem
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
@@ -180,3 +186,82 @@ def resolve(
             problems.extend(sub)
         return items, problems
     return value, problems
+
+
+def resolve_manifests(
+    manifests: Sequence[Manifest],
+    *,
+    env: Mapping[str, str],
+    read: ReadFile = read_secret_file,
+) -> tuple[list[Manifest], list[Problem]]:
+    """Each manifest with its references replaced; a missing variable or file is a problem."""
+    out: list[Manifest] = []
+    problems: list[Problem] = []
+    for manifest in manifests:
+        if manifest.resolved:
+            out.append(manifest)
+            continue
+        base = os.path.dirname(manifest.source.path)  # a Path only if a file reference needs it
+        configuration, errors = resolve(
+            dict(manifest.configuration), env=env, base_dir=base, read=read, path=("configuration",)
+        )
+        for path, message in errors:
+            field = ".".join(str(p) for p in path)
+            top = ".".join(str(p) for p in path[:2])
+            line, column = manifest.positions.get(top, (manifest.source.line, manifest.source.column))
+            problems.append(Problem(manifest.source.path, line, column, field,
+                                    f"{message} (model `{manifest.name}`)"))
+        out.append(dataclasses.replace(manifest, configuration=configuration, resolved=True))
+    return out, problems
+
+
+PLACEHOLDER = "sandbox-placeholder"
+
+
+class _Placeholders(dict[str, str]):
+    """An environment where every missing variable is a placeholder, and is remembered."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__(env)
+        self.missing: set[str] = set()
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        self.missing.add(f"environment variable {key}")
+        return PLACEHOLDER
+
+
+def resolve_secrets(
+    manifests: Sequence[Manifest], env: Mapping[str, str], *, placeholders: bool = False
+) -> tuple[tuple[Manifest, ...], tuple[str, ...]]:
+    """Replace ${…} and file references; a missing variable or file stops everything.
+
+    With `placeholders` (only for the embedded sandbox, which never calls a provider) a missing
+    variable or file becomes a placeholder instead, and is named in the returned notes.
+    """
+    base = dict(env)
+    if not placeholders:
+        resolved, problems = resolve_manifests(manifests, env=base)
+        if problems:
+            raise InvalidManifests(problems)
+        return tuple(resolved), ()
+    fake = _Placeholders(base)
+
+    def read(path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            fake.missing.add(f"secret file {path}")
+            return PLACEHOLDER
+
+    resolved, problems = resolve_manifests(manifests, env=fake, read=read)
+    if problems:  # pragma: no cover - placeholders leave nothing unresolved
+        raise InvalidManifests(problems)
+    notes = tuple(
+        f"warning: {what} is not available: the local sandbox gets a placeholder "
+        "(a real server would refuse to plan)"
+        for what in sorted(fake.missing)
+    )
+    return tuple(resolved), notes

@@ -2,7 +2,7 @@
 
 `WorkTree` is the folder, with a parse cache keyed by path + stat (+ content hash when the stat
 cannot be trusted); `GitHead` is the files committed at HEAD (`--git`), cached by blob id.
-`ManifestLoader` runs `reconcile.load()` over either, and reuses the whole result while nothing
+`ManifestLoader` runs `loading.load()` over either, and reuses the whole result while nothing
 changed, so a resync over 10,000 unchanged manifests costs a directory walk and a stat per file.
 """
 
@@ -20,9 +20,9 @@ from typing import Protocol
 
 from reconciler import manifests as manifest_files
 from reconciler.errors import InvalidManifests, ReconcilerError
+from reconciler.loading import Loaded, load, load_variables
 from reconciler.manifests import Document
 from reconciler.model import Problem
-from reconciler.reconcile import Loaded, load, load_variables
 from reconciler.schemas import SchemaRegistry
 
 Parsed = tuple[list[Document], list[Problem]]
@@ -249,7 +249,7 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 class ManifestLoader:
-    """`reconcile.load()` over a Source; while no file changed, the last result is reused whole.
+    """`loading.load()` over a Source; while no file changed, the last result is reused whole.
 
     The --var-files are read again every round (they are small), so editing one is a change too.
     """
@@ -271,7 +271,7 @@ class ManifestLoader:
             try:
                 result: Loaded | InvalidManifests = load(
                     self.roots, self.registry, variables=variables, read=self.source.read,
-                    find=lambda roots: (list(listing.files), list(listing.problems)),
+                    find=lambda roots: (list(listing.files), list(listing.problems)), parallel=False,
                 )
             except InvalidManifests as exc:
                 result = exc

@@ -7,16 +7,15 @@ uniqueness across the whole set. Messages never quote a value of a sensitive fie
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler import references
+from reconciler.errors import InvalidManifests
 from reconciler.manifests import Document
 from reconciler.model import Manifest, Problem, SourceLocation, normalise_tags
 from reconciler.ownership import is_ownership_tag
@@ -305,28 +304,79 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
     return manifest, problems
 
 
-def resolve(
-    manifests: Sequence[Manifest],
-    *,
-    env: Mapping[str, str],
-    read: references.ReadFile = references.read_secret_file,
-) -> tuple[list[Manifest], list[Problem]]:
-    """Each manifest with its references replaced; a missing variable or file is a problem."""
-    out: list[Manifest] = []
-    problems: list[Problem] = []
-    for manifest in manifests:
-        if manifest.resolved:
-            out.append(manifest)
-            continue
-        base = os.path.dirname(manifest.source.path)  # a Path only if a file reference needs it
-        configuration, errors = references.resolve(
-            dict(manifest.configuration), env=env, base_dir=base, read=read, path=("configuration",)
+def check_types(manifests: Sequence[Manifest], offered: Sequence[str], server: str) -> None:
+    """The server's own list of types is the authority for that server (API facts, model types)."""
+    available = set(offered)
+    problems = [
+        Problem(
+            m.source.path, *m.positions.get("dtype", (m.source.line, m.source.column)), "dtype",
+            f"the server {server} does not offer dtype `{m.dtype}` (it offers: "
+            f"{', '.join(sorted(available)) or 'none'})",
         )
-        for path, message in errors:
-            field = ".".join(str(p) for p in path)
-            top = ".".join(str(p) for p in path[:2])
-            line, column = manifest.positions.get(top, (manifest.source.line, manifest.source.column))
+        for m in manifests
+        if m.dtype not in available
+    ]
+    if problems:
+        raise InvalidManifests(problems)
+
+
+def check_online(
+    manifests: Sequence[Manifest], types: Sequence[Any], registry: SchemaRegistry, server: str
+) -> tuple[list[Problem], list[str]]:
+    """Manifests against the server's published types (errors), and schema skew (warnings).
+
+    `types` are client.TypeInfo values. The server's schemas carry no `additionalProperties`, so
+    unknown settings pass there; our bundled schemas (offline validate) still refuse them.
+    """
+    from jsonschema import Draft202012Validator
+
+    from reconciler.schemas import server_config_schema
+
+    published = {t.name: t for t in types}
+    problems: list[Problem] = []
+    validators: dict[str, Any] = {}
+    for manifest in manifests:
+        where = manifest.positions.get("dtype", (manifest.source.line, manifest.source.column))
+        info = published.get(manifest.dtype)
+        if info is None:
+            problems.append(Problem(
+                manifest.source.path, *where, "dtype",
+                f"the server {server} does not offer dtype `{manifest.dtype}` "
+                f"(it offers: {', '.join(sorted(published)) or 'none'})",
+            ))
+            continue
+        if not info.enabled:
+            problems.append(Problem(
+                manifest.source.path, *where, "dtype",
+                f"dtype `{manifest.dtype}` is disabled on {server} (its provider library is missing there)",
+                "warning",
+            ))
+        validator = validators.setdefault(manifest.dtype, Draft202012Validator(info.config_schema))
+        config = references.placeholder(dict(manifest.configuration))
+        for error in validator.iter_errors(config):
+            path = tuple(str(p) for p in error.absolute_path)
+            field = ".".join(("configuration", *path))
+            line, column = manifest.positions.get(field, manifest.positions.get("dtype", where))
+            shown = error.message if not (path and path[0] in manifest.sensitive) else f"invalid ({error.validator})"
             problems.append(Problem(manifest.source.path, line, column, field,
-                                    f"{message} (model `{manifest.name}`)"))
-        out.append(dataclasses.replace(manifest, configuration=configuration, resolved=True))
-    return out, problems
+                                    f"the server's `{manifest.dtype}` schema says: {shown}"))
+    skew: list[str] = []
+    for name in sorted(published):
+        bundled = registry.get(name)
+        if bundled is None:
+            skew.append(f"the server offers dtype `{name}`, which has no bundled schema (run `schema pull`)")
+            continue
+        ours = server_config_schema(bundled.schema)
+        theirs = published[name].config_schema
+        if ours == theirs:
+            continue
+        ours_props, theirs_props = ours.get("properties", {}), theirs.get("properties", {})
+        details = [f"server adds `{k}`" for k in sorted(set(theirs_props) - set(ours_props))]
+        details += [f"server lacks `{k}`" for k in sorted(set(ours_props) - set(theirs_props))]
+        details += [f"`{k}` differs" for k in sorted(set(ours_props) & set(theirs_props))
+                    if ours_props[k] != theirs_props[k]]
+        if ours.get("required") != theirs.get("required"):
+            details.append(f"required: ours {ours.get('required')}, server {theirs.get('required')}")
+        skew.append(f"schemas/{name}.json differs from the server's `{name}`: "
+                    f"{'; '.join(details) or 'other keywords differ'} (run `schema pull`)")
+    return problems, skew

@@ -34,9 +34,11 @@ from reconciler.errors import (
     RetryableServerError,
     ServerUnreachable,
 )
+from reconciler.loading import Loaded
 from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
 from reconciler.plan import PlanOptions
-from reconciler.reconcile import Loaded, observe_and_plan, resolve_secrets
+from reconciler.references import resolve_secrets
+from reconciler.round import observe_and_plan
 from reconciler.schemas import SchemaRegistry
 
 log = logging.getLogger(__name__)
@@ -387,7 +389,7 @@ class Reconciler:
 
     def _round(self) -> tuple[RoundStatus, str, dict[str, int], str | None]:
         loaded, commit = self.loader()
-        manifests, notes = resolve_secrets(loaded, placeholders=self.settings.placeholders)
+        manifests, notes = resolve_secrets(loaded.manifests, os.environ, placeholders=self.settings.placeholders)
         digest = desired_digest(manifests)
         if digest != self._announced:  # say a desired state's warnings once, not every round
             self._announced = digest

@@ -7,9 +7,10 @@ import pytest
 from reconciler import manifests
 from reconciler.export import env_prefix, export, file_stem, to_yaml
 from reconciler.model import OWNER_TAG, RemoteModel
+from reconciler.references import resolve_manifests as resolve
 from reconciler.schemas import SchemaRegistry
 from reconciler.selection import Selector, parse_selector
-from reconciler.validate import resolve, validate
+from reconciler.validate import validate
 
 REGISTRY = SchemaRegistry.load()
 

@@ -9,7 +9,7 @@ import textwrap
 SCRIPT = textwrap.dedent('''
     import json, sys
     from pathlib import Path
-    from reconciler import forked, reconcile
+    from reconciler import forked, loading
     from reconciler.errors import InvalidManifests
     from reconciler.schemas import SchemaRegistry
 
@@ -17,10 +17,10 @@ SCRIPT = textwrap.dedent('''
     registry = SchemaRegistry.load()
 
     def run(parallel):
-        reconcile.PARALLEL_MIN_FILES = 2 if parallel else 10**9
+        loading.PARALLEL_MIN_FILES = 2 if parallel else 10**9
         assert forked.can_fork()
         try:
-            loaded = reconcile.load([root], registry)
+            loaded = loading.load([root], registry)
             return {"names": [m.name for m in loaded.manifests], "problems": [str(p) for p in loaded.warnings]}
         except InvalidManifests as exc:
             return {"names": None, "problems": [str(p) for p in exc.problems]}

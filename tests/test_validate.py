@@ -2,8 +2,9 @@ import pytest
 
 from reconciler.manifests import parse
 from reconciler.model import normalise_tags
+from reconciler.references import resolve_manifests as resolve
 from reconciler.schemas import SchemaRegistry
-from reconciler.validate import check_name, resolve, validate
+from reconciler.validate import check_name, validate
 
 REGISTRY = SchemaRegistry.load()
 GOOD = """kind: Model

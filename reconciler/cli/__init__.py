@@ -1,6 +1,6 @@
 """The `syft-reconciler` command (the only click imports live in this package).
 
-Each command: options → one call into reconcile/apply/watch → render → exit code.
+Each command: options → one call into loading/round/apply/watch → render → exit code.
 """
 
 from reconciler.cli import core, ecosystem, sandbox, watch  # noqa: F401  (register the commands)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,8 @@ from reconciler.model import ApplyReport, Op, Outcome, Result
 def validate(paths: tuple[str, ...], output: str, strict: bool, online: bool, var_files: tuple[Path, ...],
              **kw: Any) -> None:
     """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
-    from reconciler.reconcile import check_online, load, load_variables
+    from reconciler.loading import load, load_variables
+    from reconciler.validate import check_online
 
     state.output = output
     instance = instance_from(paths, kw)
@@ -139,8 +141,10 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path
          var_files: tuple[Path, ...], **kw: Any) -> None:
     """Show what apply would change on the server (read-only)."""
     from reconciler.errors import Refused
+    from reconciler.loading import load, load_variables
     from reconciler.project import check_prune_scope
-    from reconciler.reconcile import load, load_variables, observe_and_plan, resolve_secrets
+    from reconciler.references import resolve_secrets
+    from reconciler.round import observe_and_plan
     from reconciler.saved_plan import SavedPlan, manifests_digest, state_fingerprint
 
     state.output = output
@@ -152,7 +156,7 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path
     schemas = bundled_registry()
     variables = load_variables(var_files)
     loaded = load(instance.roots, schemas, variables=variables)
-    manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
+    manifests, notes = resolve_secrets(loaded.manifests, os.environ, placeholders=settings.sandbox)
     warn(notes)
     scope = options.scope(instance.owner)
     with connect(settings) as client:
@@ -222,9 +226,11 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
           var_files: tuple[Path, ...], **kw: Any) -> None:
     """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
     from reconciler.apply import ApplyOptions, Executor
+    from reconciler.loading import load, load_variables
     from reconciler.plan import PlanOptions, deletions
     from reconciler.project import check_prune_scope
-    from reconciler.reconcile import load, load_variables, observe_and_plan, resolve_secrets
+    from reconciler.references import resolve_secrets
+    from reconciler.round import observe_and_plan
     from reconciler.saved_plan import manifests_digest, state_fingerprint
 
     state.output = output
@@ -253,7 +259,7 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
         lock_for(instance, settings, command="apply", shared=True))
     schemas = bundled_registry()
     loaded = load(instance.roots, schemas, variables=load_variables(var_files))
-    manifests, notes = resolve_secrets(loaded, placeholders=settings.sandbox)
+    manifests, notes = resolve_secrets(loaded.manifests, os.environ, placeholders=settings.sandbox)
     warn(notes)
     apply_options = ApplyOptions(
         parallelism=parallelism, fail_fast=fail_fast, replace=frozenset(options.replace),

@@ -1,0 +1,138 @@
+"""Files → validated manifests: the Shell's loading step, with its two speed tricks in one place.
+
+`load()` walks the roots (manifests.find_files), parses every file, substitutes `${var:…}`
+(variables.py) and validates (validate.py), raising InvalidManifests with every problem at once.
+At 10,000 manifests this is CPU-bound Python, so two tricks live here and nowhere else:
+- the cyclic GC is paused while loading (the objects hold no cycles; it rescanned them again
+  and again, a third of the time);
+- at PARALLEL_MIN_FILES files or more, the second half is loaded in a forked child on the other
+  core (forked.py), and its result merged with the cross-half name clashes a single pass finds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler import forked
+from reconciler import manifests as manifest_files
+from reconciler.errors import InvalidManifests
+from reconciler.model import Manifest, Problem
+from reconciler.schemas import SchemaRegistry
+from reconciler.validate import validate
+from reconciler.variables import substitute
+
+
+@dataclass(frozen=True)
+class Loaded:
+    manifests: tuple[Manifest, ...]
+    warnings: tuple[Problem, ...]
+    files: int
+
+
+def load_variables(var_files: Sequence[Path]) -> dict[str, Any]:
+    """Merge the `--var-file`s in order (later files win); raise with every problem."""
+    merged: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for path in var_files:
+        found, more = manifest_files.read_variables(path)
+        merged.update(found)
+        problems.extend(more)
+    if problems:
+        raise InvalidManifests(problems)
+    return merged
+
+
+def load(
+    paths: Sequence[Path], registry: SchemaRegistry, *, variables: Mapping[str, Any] | None = None,
+    find: Callable[[Sequence[Path]], tuple[list[Path], list[Problem]]] = manifest_files.find_files,
+    read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]] = manifest_files.read_file,
+    parallel: bool = True,
+) -> Loaded:
+    """Read and validate every manifest below `paths`; raise with every problem if any is wrong.
+
+    `find` and `read` default to the file system; the watch daemon passes its parse cache, or
+    the files committed at git HEAD (and `parallel=False`: a cache filled in a forked child would
+    be lost with the child).
+    """
+    # Loading builds many small objects that all stay alive; the cyclic GC would rescan them again
+    # and again (a third of the time at 10,000 manifests). They hold no cycles: pause it.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(paths, registry, variables or {}, find, read, parallel=parallel)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+PARALLEL_MIN_FILES = 2000  # below this a fork costs more than it saves
+
+
+def _load(
+    paths: Sequence[Path], registry: SchemaRegistry, variables: Mapping[str, Any],
+    find: Callable[[Sequence[Path]], tuple[list[Path], list[Problem]]],
+    read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]],
+    *,
+    parallel: bool,
+) -> Loaded:
+    files, problems = find(paths)
+    if parallel and len(files) >= PARALLEL_MIN_FILES and forked.can_fork():
+        # The second half in a child on the other core (files are sorted, so halves keep order).
+        half = len(files) // 2
+        child = forked.Forked(lambda: _read_and_validate(files[half:], registry, variables, read))
+        first = _read_and_validate(files[:half], registry, variables, read)
+        second = child.result() or _read_and_validate(files[half:], registry, variables, read)
+        manifests, more = _merge(first, second)
+    else:
+        manifests, more = _read_and_validate(files, registry, variables, read)
+    problems.extend(more)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = tuple(p for p in problems if p.severity == "warning")
+    if errors:
+        raise InvalidManifests(sorted(problems, key=lambda p: (p.path, p.line, p.column)))
+    return Loaded(tuple(manifests), warnings, len(files))
+
+
+def _read_and_validate(
+    files: Sequence[Path], registry: SchemaRegistry, variables: Mapping[str, Any],
+    read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]],
+) -> tuple[list[Manifest], list[Problem]]:
+    problems: list[Problem] = []
+    documents = []
+    for path in files:
+        docs, file_problems = read(path)
+        problems.extend(file_problems)
+        for doc in docs:
+            if not doc.has_variables:  # most documents: nothing to substitute, skip the walk
+                documents.append(doc)
+                continue
+            value, var_problems = substitute(doc.value, variables)
+            for field_path, message in var_problems:
+                line, column = doc.where(field_path)
+                problems.append(Problem(doc.path, line, column, ".".join(map(str, field_path)), message))
+            if not var_problems:
+                documents.append(dataclasses.replace(doc, value=value))
+    manifests, more = validate(documents, registry)
+    return manifests, problems + more
+
+
+def _merge(
+    first: tuple[list[Manifest], list[Problem]], second: tuple[list[Manifest], list[Problem]]
+) -> tuple[list[Manifest], list[Problem]]:
+    """Both halves as one, with the cross-half name clashes a single pass would have found."""
+    manifests, problems = list(first[0]), first[1] + second[1]
+    seen = {m.name: m for m in manifests}
+    for manifest in second[0]:
+        other = seen.get(manifest.name)
+        if other is None:
+            manifests.append(manifest)
+            continue
+        line, column = manifest.positions.get("name", (manifest.source.line, manifest.source.column))
+        problems.append(Problem(manifest.source.path, line, column, "name",
+                                f"`{manifest.name}` is also defined at {other.source}; names must be unique"))
+    return manifests, problems
