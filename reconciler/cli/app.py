@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import click
 
 from reconciler import __version__, render
-from reconciler.cli.common import emit_json, state
+from reconciler.cli.options import RunState, current, emit_json
 from reconciler.errors import (
     EXIT_OK,
     EXIT_UNEXPECTED,
@@ -28,7 +28,7 @@ from reconciler.errors import (
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 def cli(debug: bool) -> None:
     """GitOps for Syft Space: keep a space's models in git and converge the server to them."""
-    state.debug = debug
+    current().debug = debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -39,7 +39,7 @@ def cli(debug: bool) -> None:
 # -- the one error handler ------------------------------------------------------------------
 
 
-def _report_error(error: ReconcilerError) -> None:
+def _report_error(error: ReconcilerError, state: RunState) -> None:
     if state.output == "json":
         emit_json(render.error_json(error))
         return
@@ -51,10 +51,10 @@ def _report_error(error: ReconcilerError) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (tests call this in-process)."""
-    state.reset()
+    state = RunState()  # the commands' click context object: no global state
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="syft-reconciler",
-                 standalone_mode=False)
+                 standalone_mode=False, obj=state)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReconcilerError as exc:
         if state.debug:
             traceback.print_exc()
-        _report_error(exc)
+        _report_error(exc, state)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.app import cli
-from reconciler.cli.common import SANDBOX_DB, bundled_registry
+from reconciler.cli.options import SANDBOX_DB, bundled_registry
 
 
 @cli.group()

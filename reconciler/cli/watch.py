@@ -17,19 +17,20 @@ from typing import Any
 import click
 
 from reconciler.cli.app import cli
-from reconciler.cli.common import (
+from reconciler.cli.options import (
     bundled_registry,
     connect,
+    current,
     describe_target,
     instance_from,
     instance_options,
     lock_for,
+    plan_options,
+    plan_options_from,
     server_options,
     settings_from,
-    state,
     var_file_option,
 )
-from reconciler.cli.core import plan_options, plan_options_from
 
 log = logging.getLogger("reconciler.watch")
 
@@ -80,7 +81,8 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
         raise click.BadParameter(f"no such file or directory: {', '.join(missing)}", param_hint="PATHS")
     if options.prune:
         check_prune_scope(instance)
-    _configure_logging(log_format, debug=state.debug)
+    debug = current().debug
+    _configure_logging(log_format, debug=debug)
     schemas = bundled_registry()
     apply_options = ApplyOptions(
         parallelism=parallelism, replace=frozenset(options.replace), replace_all=options.replace_all,
@@ -89,7 +91,7 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
     )
     config = daemon.WatchSettings(
         resync_interval=resync_interval, self_heal=self_heal, plan=options, owner=instance.owner,
-        placeholders=settings.sandbox, debug=state.debug,
+        placeholders=settings.sandbox, debug=debug,
     )
     source: Source = GitHead.open(roots) if use_git else WorkTree()
     # the watcher ticks at least every second; a batch of changes takes up to the debounce

@@ -67,7 +67,7 @@ def test_token_from_env_is_not_in_repr_or_help(cli, monkeypatch):
     monkeypatch.setenv("SYFT_SPACE_TOKEN", TOKEN_CANARY)
     run = cli("apply", "--help")
     assert TOKEN_CANARY not in run.out
-    from reconciler.cli.common import ServerSettings
+    from reconciler.cli.options import ServerSettings
 
     settings = ServerSettings("http://x", TOKEN_CANARY, None, None, 1.0, 0, False, None, False)
     assert TOKEN_CANARY not in repr(settings)

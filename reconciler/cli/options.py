@@ -1,4 +1,5 @@
-"""What the commands share: paths, output and server options, and connecting to a server."""
+"""What the commands share: the run's state, paths, the output, server, instance and plan options,
+and connecting to a server (or to the embedded sandbox)."""
 
 from __future__ import annotations
 
@@ -18,16 +19,18 @@ SANDBOX_DB = Path(".syft-space") / "sandbox.db"
 
 @dataclass
 class RunState:
-    """What the error handler needs to know about the command that failed."""
+    """What the error handler needs to know about the command that failed: the click context's
+    object (`main()` makes one per run; no global state)."""
 
     output: str = "text"
     debug: bool = False
 
-    def reset(self) -> None:
-        self.output, self.debug = "text", False
 
-
-state = RunState()
+def current() -> RunState:
+    """This run's state (a fresh one outside a click context, e.g. in a unit test)."""
+    ctx = click.get_current_context(silent=True)
+    found = ctx.find_object(RunState) if ctx is not None else None
+    return found if found is not None else RunState()
 
 
 def emit_json(data: Any) -> None:
@@ -47,10 +50,16 @@ def bundled_registry() -> Any:
 # -- server options -------------------------------------------------------------------------
 
 
+def _remember_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    current().output = value  # so that an error is reported in the format asked for
+    return value
+
+
 def output_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         return click.option(
             "--output", "-o", type=click.Choice(choices), default="text", show_default=True,
+            callback=_remember_output, is_eager=True,
             help="Output format; json has a top-level \"version\": 1.",
         )(f)
     return decorate
@@ -208,3 +217,49 @@ def var_file_option(f: Callable[..., Any]) -> Callable[..., Any]:
         "--var-file", "var_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="YAML file of NAME: value for ${var:NAME} in manifests (repeatable; later files win).",
     )(f)
+
+
+# -- plan options: what a run plans and may do --------------------------------------------------
+
+
+def plan_options(f: Any) -> Any:
+    """The options that change what is planned: shared by plan, apply and watch."""
+    for option in reversed([
+        click.option("--adopt", is_flag=True,
+                     help="Take over same-named models not created by the reconciler (or with the legacy tag)."),
+        click.option("--adopt-from", "adopt_from", multiple=True, metavar="OWNER",
+                     help="Also take over same-named models of this other owner (repeatable)."),
+        click.option("--prune", is_flag=True,
+                     help="Delete this owner's models that are no longer in the manifests (needs an owner)."),
+        click.option("--replace", "replace", multiple=True, metavar="NAME",
+                     help="Recreate this model (delete + create) if its dtype/configuration changed."),
+        click.option("--replace-all", is_flag=True,
+                     help="Recreate every model whose dtype/configuration changed."),
+        click.option("--selector", "-l", "selectors", multiple=True, metavar="KEY=GLOB",
+                     help="Act only on models whose name, dtype or a tag matches (name=gpt-*, dtype=openai, "
+                     "tag=prod; repeatable, all must match)."),
+        click.option("--target", "targets", multiple=True, metavar="NAME",
+                     help="Act only on this model (repeatable); nothing else is created, changed or deleted."),
+        click.option("--max-delete", type=MaxDeleteType(), default=None,
+                     help="Deletions (prune and replace) allowed in one run; default: at most 10 and at "
+                     "most half of this owner's models. `unlimited` lifts the limit."),
+        click.option("--allow-empty", is_flag=True, help="With --prune: allow an empty manifest set."),
+    ]):
+        f = option(f)
+    return f
+
+
+PLAN_OPTION_KEYS = ("adopt", "adopt_from", "prune", "replace", "replace_all", "selectors", "targets",
+                    "max_delete", "allow_empty")
+
+
+def plan_options_from(kw: dict[str, Any]) -> Any:
+    """The PlanOptions value from the options plan_options added (popped from `kw`)."""
+    from reconciler.plan import PlanOptions
+
+    values = {k: kw.pop(k) for k in PLAN_OPTION_KEYS}
+    selection_from(values["selectors"], values["targets"])  # a malformed selector is a usage error
+    for key in ("adopt_from", "replace", "selectors", "targets"):
+        values[key] = tuple(values[key])
+    return PlanOptions(**values)
+

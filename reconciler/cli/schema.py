@@ -1,4 +1,4 @@
-"""export and schema: adopting an existing space, and schemas for editors and from servers."""
+"""`schema [DTYPE]` and `schema pull`: the manifest schema for editors, and schemas from a server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.cli.app import cli
-from reconciler.cli.common import (
+from reconciler.cli.options import (
     bundled_registry,
     connect,
     describe_target,
@@ -19,7 +19,6 @@ from reconciler.cli.common import (
     output_option,
     server_options,
     settings_from,
-    state,
 )
 from reconciler.errors import ReconcilerError
 
@@ -27,73 +26,6 @@ if TYPE_CHECKING:  # imported inside the commands: every other command would pay
     from reconciler import editor_schema
 
 JSON_VERSION = 1
-
-
-def _selectors(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> list[Any]:
-    from reconciler.selection import parse_selector
-
-    try:
-        return [parse_selector(v) for v in values]
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
-
-
-@cli.command()
-@click.option("--output-dir", "-d", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("exported"), show_default=True, help="Folder to write the manifests into.")
-@click.option("--selector", "-l", "selectors", multiple=True, metavar="KEY=GLOB", callback=_selectors,
-              help="Only models whose name, dtype or one tag matches, e.g. tag=prod, name='gpt-*'. "
-              "Repeat to narrow (all must match).")
-@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
-@server_options
-@output_option("text", "json")
-def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **kw: Any) -> None:
-    """Write the server's models as manifests, one file each; secrets become ${…} references."""
-    from reconciler.export import export as export_models
-
-    state.output = output
-    settings = settings_from(kw)
-    with connect(settings) as client:
-        client.check_tenant()
-        result = export_models(client.list_models(), bundled_registry(), selectors=selectors)
-        where = describe_target(client)
-    targets = [output_dir / f.file_name for f in result.files]
-    taken = [t for t in targets if t.exists() or t.is_symlink()]
-    if taken and not force:
-        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
-        raise ReconcilerError(
-            f"{taken[0]} already exists{more}; pass --force to overwrite (nothing was written)"
-        )
-    if result.files:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    for target, exported in zip(targets, result.files, strict=True):
-        target.write_text(exported.text, encoding="utf-8")
-    env = [var for f in result.files for var in f.env]
-    notes = [f"skipped model {name!r}: {reason}" for name, reason in result.skipped] + list(result.warnings)
-    if output == "json":
-        emit_json({
-            "version": JSON_VERSION, "server": where, "output_dir": str(output_dir),
-            "files": [{"file": str(t), "name": f.name, "dtype": f.dtype, "env": list(f.env)}
-                      for t, f in zip(targets, result.files, strict=True)],
-            "skipped": [{"name": n, "reason": r} for n, r in result.skipped],
-            "env": env, "warnings": notes, "error": None,
-        })
-        return
-    for note in notes:
-        click.echo(f"warning: {note}", err=True)
-    for target, exported in zip(targets, result.files, strict=True):
-        click.echo(f"wrote {target} (model {exported.name!r})")
-    if not result.files:
-        click.echo(f"No models to export from {where} ({result.matched} of {result.total} matched); "
-                   "nothing was written.")
-        return
-    summary = f"Exported {len(result.files)} of {result.total} model(s) from {where} to {output_dir}/."
-    if env:
-        summary += f" Before plan/apply, set: {', '.join(env)}."
-    click.echo(summary)
-
-
-# -- schema [DTYPE] / schema pull -------------------------------------------------------------
 
 
 class _SchemaGroup(click.Group):
@@ -150,7 +82,6 @@ def schema_pull(schemas_dir: Path, dry_run: bool, output: str, **kw: Any) -> Non
     """Refresh schemas/<dtype>.json from the server's model types and show what changed."""
     from reconciler import editor_schema
 
-    state.output = output
     settings = settings_from(kw)
     if not schemas_dir.is_dir():
         raise ReconcilerError(f"{schemas_dir} is not a folder; create it or pass --schemas-dir")

@@ -1,0 +1,157 @@
+"""`apply`: bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler import render
+from reconciler.cli.app import cli
+from reconciler.cli.options import (
+    bundled_registry,
+    connect,
+    describe_target,
+    emit_json,
+    instance_from,
+    instance_options,
+    lock_for,
+    output_option,
+    plan_options,
+    plan_options_from,
+    server_options,
+    settings_from,
+    var_file_option,
+    warn,
+)
+from reconciler.errors import EXIT_AUTH, EXIT_CONFLICT, EXIT_FAILED, EXIT_OK, Refused
+from reconciler.model import ApplyReport, Change, Op, Outcome, Result
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@var_file_option
+@server_options
+@instance_options
+@output_option("text", "json")
+@plan_options
+@click.option("--parallelism", "-p", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Requests in flight at once.")
+@click.option("--fail-fast", is_flag=True, help="Stop after the first failed model.")
+@click.option("--auto-approve", is_flag=True,
+              help="Do not ask before deleting or replacing (asked only on a terminal).")
+def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool, auto_approve: bool,
+          var_files: tuple[Path, ...], **kw: Any) -> None:
+    """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
+    from reconciler import round
+    from reconciler.apply import ApplyOptions, Executor
+
+    options = plan_options_from(kw)
+    saved = _saved_plan(paths)
+    settings = settings_from(kw)  # leaves --owner and --config in kw
+    if saved is not None:
+        plan_file, plan_path = saved
+        if options.any_set or var_files:
+            raise click.UsageError(
+                "a saved plan carries its own plan options (--adopt, --prune, --replace, --selector, "
+                "--max-delete, --var-file, …); give them to `plan`"
+            )
+        request = round.replay_request(plan_file, owner=kw["owner"], config=kw["config"],
+                                       placeholders=settings.sandbox)
+    else:
+        request = round.Request(instance_from(paths, kw), options, var_files, placeholders=settings.sandbox)
+    options, instance = request.options, request.instance
+    # never beside a watch of the same instance on the same space (applies share the lock)
+    click.get_current_context().with_resource(lock_for(instance, settings, command="apply", shared=True))
+    schemas = bundled_registry()
+    desired = round.desire(request, schemas, os.environ)
+    warn(desired.notes)
+    with connect(settings, parallelism=parallelism) as client:
+        planned = round.plan_against(client, desired, schemas, options, instance.owner)
+        if saved is not None:
+            round.verify_saved(plan_file, desired, planned, options, server=client.base_url,
+                               tenant=client.tenant, any_server=settings.sandbox, source=str(plan_path))
+        if planned.refused:
+            raise Refused(planned.refused)
+        if output == "text":
+            warn(desired.loaded.warnings)
+            click.echo(f"Plan for {describe_target(client)}: {render.summary_line(planned.plan)}.")
+            if planned.going:
+                click.echo(render.deletions_line(planned.going))
+        _confirm(planned.going, auto_approve=auto_approve)
+        progress = _Progress(len([c for c in planned.plan.changes if c.writes]), enabled=output == "text")
+        apply_options = ApplyOptions(
+            parallelism=parallelism, fail_fast=fail_fast, replace=frozenset(options.replace),
+            max_create_attempts=settings.retries + 1, replace_all=options.replace_all,
+            facts=schemas.facts, owner=instance.owner,
+        )
+        report = Executor(client, apply_options, on_outcome=progress.outcome).run(planned.plan)
+        progress.done()
+    conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
+    if output == "json":
+        data = render.report_json(report, target=client.base_url, tenant=client.tenant)
+        data["conflicts"] = [render.change_dict(c) for c in conflicts]
+        data["owner"] = instance.owner
+        emit_json(data)
+    else:
+        for change in conflicts:
+            click.echo(f"conflict {change.name}: {change.reason}")
+        click.echo(render.report_summary(report))
+    sys.exit(_apply_exit(report, conflicts=bool(conflicts)))
+
+
+def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
+    """`apply plan.json`: a single existing .json file argument is a saved plan."""
+    from reconciler.saved_plan import SavedPlan
+
+    if len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file():
+        path = Path(paths[0])
+        return SavedPlan.from_json(path.read_text(encoding="utf-8"), str(path)), path
+    return None
+
+
+def _confirm(going: tuple[Change, ...], *, auto_approve: bool) -> None:
+    """On a terminal, deletions (prune and replace) are asked for; CI has no terminal."""
+    if going and not auto_approve and sys.stdin.isatty():
+        click.confirm(f"Delete {len(going)} model(s) from the server ({render.deletion_kinds(going)})?",
+                      abort=True, err=True)
+
+
+def _apply_exit(report: ApplyReport, *, conflicts: bool) -> int:
+    if report.interrupted:
+        return 130
+    failed = [o for o in report.outcomes if not o.ok]
+    if not failed and not conflicts:
+        return EXIT_OK
+    if any(o.error_kind == "auth" for o in failed):
+        return EXIT_AUTH
+    if (conflicts or failed) and all(o.result is Result.CONFLICT for o in failed):
+        return EXIT_CONFLICT
+    return EXIT_FAILED
+
+
+class _Progress:
+    """One line per model on stdout; on a terminal also a counter on stderr."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.seen = 0
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty() and total >= 20
+
+    def outcome(self, outcome: Outcome) -> None:
+        self.seen += 1
+        if not self.enabled:
+            return
+        if self.tty:
+            click.echo("\r\033[K", nl=False, err=True)
+        click.echo(render.outcome_line(outcome))
+        if self.tty:
+            click.echo(f"[{self.seen}/{self.total}]", nl=False, err=True)
+
+    def done(self) -> None:
+        if self.tty:
+            click.echo("\r\033[K", nl=False, err=True)

@@ -1,0 +1,79 @@
+"""`plan`: what apply would change on the server (read-only); `--out` saves it for `apply FILE`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler import render
+from reconciler.cli.app import cli
+from reconciler.cli.options import (
+    bundled_registry,
+    connect,
+    describe_target,
+    emit_json,
+    instance_from,
+    instance_options,
+    output_option,
+    plan_options,
+    plan_options_from,
+    server_options,
+    settings_from,
+    var_file_option,
+    warn,
+)
+from reconciler.errors import EXIT_USAGE
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@var_file_option
+@server_options
+@instance_options
+@output_option("text", "json", "markdown")
+@plan_options
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when in sync, 2 when changes are pending, 1 on error (like Terraform).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan; `apply FILE` then executes exactly it.")
+def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path | None,
+         var_files: tuple[Path, ...], **kw: Any) -> None:
+    """Show what apply would change on the server (read-only)."""
+    from reconciler import round
+
+    options = plan_options_from(kw)
+    instance = instance_from(paths, kw)
+    settings = settings_from(kw)
+    schemas = bundled_registry()
+    request = round.Request(instance, options, var_files, placeholders=settings.sandbox)
+    desired = round.desire(request, schemas, os.environ)
+    warn(desired.notes)
+    with connect(settings) as client:
+        planned = round.plan_against(client, desired, schemas, options, instance.owner)
+        where = describe_target(client)
+    the_plan = planned.plan
+    data = render.plan_json(the_plan, target=client.base_url, tenant=client.tenant,
+                            replace_allowed=options.replace_allowed, warnings=desired.loaded.warnings)
+    data["owner"] = instance.owner
+    data["refused"] = planned.refused
+    if out is not None:
+        saved = round.saved_plan(request, desired, planned, data, server=client.base_url, tenant=client.tenant)
+        out.write_text(json.dumps(saved.to_json(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if output == "json":
+        emit_json(data)
+    elif output == "markdown":
+        click.echo(render.plan_markdown(the_plan, target=where))
+    else:
+        warn(desired.loaded.warnings)
+        click.echo(render.plan_text(the_plan, target=where, replace_allowed=options.replace_allowed))
+        if planned.refused:
+            click.echo(f"warning: apply would refuse this plan: {planned.refused}", err=True)
+        if out is not None:
+            click.echo(f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it.")
+    if detailed_exitcode and not the_plan.is_empty:
+        sys.exit(EXIT_USAGE)  # Terraform's -detailed-exitcode: 2 means changes are pending

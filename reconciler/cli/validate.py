@@ -1,0 +1,67 @@
+"""`validate`: manifests against the dtype schemas, offline by default (no server, no secrets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler import render
+from reconciler.cli.app import cli
+from reconciler.cli.options import (
+    bundled_registry,
+    connect,
+    emit_json,
+    instance_from,
+    instance_options,
+    output_option,
+    server_options,
+    settings_from,
+    var_file_option,
+    warn,
+)
+from reconciler.errors import InvalidManifests
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@var_file_option
+@output_option("text", "json")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--online", is_flag=True,
+              help="Also check dtypes and configuration against the server's published types.")
+@server_options
+@instance_options
+def validate(paths: tuple[str, ...], output: str, strict: bool, online: bool, var_files: tuple[Path, ...],
+             **kw: Any) -> None:
+    """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
+    from reconciler.loading import load, load_variables
+    from reconciler.validate import check_online
+
+    instance = instance_from(paths, kw)
+    schemas = bundled_registry()
+    loaded = load(instance.roots, schemas, variables=load_variables(var_files))
+    warnings = list(loaded.warnings)
+    skew: list[str] = []
+    if online:
+        with connect(settings_from(kw)) as client:
+            client.check_tenant()
+            problems, skew = check_online(loaded.manifests, client.list_types(), schemas, client.base_url)
+        warnings += [p for p in problems if p.severity == "warning"]
+        if any(p.severity == "error" for p in problems):
+            raise InvalidManifests(problems + list(loaded.warnings))
+    if strict and warnings:
+        raise InvalidManifests(warnings)
+    if output == "json":
+        emit_json({
+            "version": render.JSON_VERSION, "valid": True, "files": loaded.files,
+            "models": [m.name for m in loaded.manifests],
+            "warnings": [w.as_dict() for w in warnings], "schema_skew": skew, "error": None,
+        })
+        return
+    warn(warnings)
+    for line in skew:
+        click.echo(f"warning: {line}", err=True)
+    where = " (and against the server's types)" if online else ""
+    click.echo(f"OK: {len(loaded.manifests)} manifest(s) in {loaded.files} file(s) are valid{where}.")
