@@ -23,6 +23,7 @@ from reconciler.editor_schema import looks_secret
 from reconciler.model import RemoteModel
 from reconciler.schemas import SchemaRegistry
 from reconciler.selection import Selector
+from reconciler.tree import DESCEND, nodes, rebuild
 from reconciler.validate import check_name
 
 MAX_STEM = 80  # leaves room for the hash and the suffix within any file system's 255 bytes
@@ -107,25 +108,14 @@ def to_yaml(document: Mapping[str, Any]) -> str:
 
 def _escape(value: Any) -> Any:
     """Plain values as the reference syntax reads them back: a literal `${` is written `$${`."""
-    if isinstance(value, str):
-        return value.replace("${", "$${")
-    if isinstance(value, dict):
-        return {k: _escape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_escape(v) for v in value]
-    return value
+    return rebuild(value, lambda node, _: node.replace("${", "$${") if isinstance(node, str) else DESCEND)
 
 
 def _file_like(value: Any, path: str) -> Iterable[str]:
     """Mappings that would read back as a `{file: …}` reference."""
-    if isinstance(value, dict):
-        if list(value) == ["file"]:
-            yield path
-        for key, item in value.items():
-            yield from _file_like(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _file_like(item, f"{path}.{index}")
+    for where, node in nodes(value):
+        if isinstance(node, dict) and list(node) == ["file"]:
+            yield ".".join((path, *map(str, where)))
 
 
 def _secret_fields(

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import yaml
 
 from reconciler.model import Problem
+from reconciler.tree import FieldPath
 
 
 class _Resolver(yaml.resolver.Resolver):
@@ -70,7 +71,6 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _constructor = yaml.constructor.SafeConstructor()
 
-FieldPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)

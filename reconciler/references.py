@@ -23,11 +23,11 @@ from typing import Any
 
 from reconciler.errors import InvalidManifests
 from reconciler.model import Manifest, Problem
+from reconciler.tree import DESCEND, FieldPath, nodes, rebuild
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 
-FieldPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -87,52 +87,31 @@ def _scan_string(text: str) -> tuple[str | EnvRef, str | None]:
 def scan(value: Any, path: FieldPath = ()) -> tuple[Any, list[tuple[FieldPath, str]]]:
     """Replace reference syntax by EnvRef/FileRef values; report malformed references."""
     problems: list[tuple[FieldPath, str]] = []
-    if isinstance(value, str):
-        out, problem = _scan_string(value)
-        if problem:
-            problems.append((path, problem))
-        return out, problems
-    if isinstance(value, dict):
-        if "file" in value and len(value) == 1:
-            target = value["file"]
+
+    def visit(node: Any, where: FieldPath) -> Any:
+        if isinstance(node, str):
+            out, problem = _scan_string(node)
+            if problem:
+                problems.append((where, problem))
+            return out
+        if isinstance(node, dict) and "file" in node and len(node) == 1:
+            target = node["file"]
             if not isinstance(target, str) or not target:
-                problems.append(((*path, "file"), "a file reference needs a path: {file: /run/secrets/NAME}"))
-                return value, problems
-            return FileRef(target), problems
-        result = {}
-        for key, item in value.items():
-            result[key], sub = scan(item, (*path, key))
-            problems.extend(sub)
-        return result, problems
-    if isinstance(value, list):
-        items = []
-        for index, item in enumerate(value):
-            scanned, sub = scan(item, (*path, index))
-            items.append(scanned)
-            problems.extend(sub)
-        return items, problems
-    return value, problems
+                problems.append(((*where, "file"), "a file reference needs a path: {file: /run/secrets/NAME}"))
+                return node
+            return FileRef(target)
+        return DESCEND
+
+    return rebuild(value, visit, path), problems
 
 
 def placeholder(value: Any) -> Any:
     """The value with each reference replaced by a string, for offline schema checks."""
-    if isinstance(value, (EnvRef, FileRef)):
-        return ""
-    if isinstance(value, dict):
-        return {k: placeholder(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [placeholder(v) for v in value]
-    return value
+    return rebuild(value, lambda node, _: "" if isinstance(node, (EnvRef, FileRef)) else DESCEND)
 
 
 def has_ref(value: Any) -> bool:
-    if isinstance(value, (EnvRef, FileRef)):
-        return True
-    if isinstance(value, dict):
-        return any(has_ref(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_ref(v) for v in value)
-    return False
+    return any(isinstance(node, (EnvRef, FileRef)) for _, node in nodes(value))
 
 
 ReadFile = Callable[[Path], str]
@@ -152,40 +131,31 @@ def resolve(
 ) -> tuple[Any, list[tuple[FieldPath, str]]]:
     """Replace references by their values; problems name the variable or file, never a value."""
     problems: list[tuple[FieldPath, str]] = []
-    if isinstance(value, EnvRef):
-        out: list[str] = []
-        for is_var, text in value.parts:
-            if not is_var:
-                out.append(text)
-            elif text in env:
-                out.append(env[text])
-            else:
-                problems.append((path, f"environment variable {text} is not set; export it before plan/apply"))
-        return "".join(out), problems
-    if isinstance(value, FileRef):
-        target = Path(value.path).expanduser()
-        if not target.is_absolute():
-            target = Path(os.path.normpath(Path(base_dir) / target))
-        try:
-            return read(target).removesuffix("\n"), problems
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            problems.append((path, f"cannot read secret file {target}: {reason}"))
-            return "", problems
-    if isinstance(value, dict):
-        result = {}
-        for key, item in value.items():
-            result[key], sub = resolve(item, env=env, base_dir=base_dir, read=read, path=(*path, key))
-            problems.extend(sub)
-        return result, problems
-    if isinstance(value, list):
-        items = []
-        for index, item in enumerate(value):
-            resolved, sub = resolve(item, env=env, base_dir=base_dir, read=read, path=(*path, index))
-            items.append(resolved)
-            problems.extend(sub)
-        return items, problems
-    return value, problems
+
+    def visit(node: Any, where: FieldPath) -> Any:
+        if isinstance(node, EnvRef):
+            out: list[str] = []
+            for is_var, text in node.parts:
+                if not is_var:
+                    out.append(text)
+                elif text in env:
+                    out.append(env[text])
+                else:
+                    problems.append((where, f"environment variable {text} is not set; export it before plan/apply"))
+            return "".join(out)
+        if isinstance(node, FileRef):
+            target = Path(node.path).expanduser()
+            if not target.is_absolute():
+                target = Path(os.path.normpath(Path(base_dir) / target))
+            try:
+                return read(target).removesuffix("\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                problems.append((where, f"cannot read secret file {target}: {reason}"))
+                return ""
+        return DESCEND
+
+    return rebuild(value, visit, path), problems
 
 
 def resolve_manifests(

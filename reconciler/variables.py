@@ -17,10 +17,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.tree import DESCEND, FieldPath, rebuild
+
 _VAR = re.compile(r"(?<!\$)\$\{var:([^}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-FieldPath = tuple[str | int, ...]
 
 
 def substitute(
@@ -28,36 +29,27 @@ def substitute(
 ) -> tuple[Any, list[tuple[FieldPath, str]]]:
     """The value with every `${var:NAME}` replaced; problems for unknown or malformed names."""
     problems: list[tuple[FieldPath, str]] = []
-    if isinstance(value, str):
-        if "${var:" not in value:
-            return value, problems
-        whole = _VAR.fullmatch(value)
+
+    def visit(node: Any, where: FieldPath) -> Any:
+        if not isinstance(node, str):
+            return DESCEND
+        if "${var:" not in node:
+            return node
+        whole = _VAR.fullmatch(node)
         if whole and whole.group(1) in variables:
-            return variables[whole.group(1)], problems
+            return variables[whole.group(1)]
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if not _NAME.match(name):
-                problems.append((path, f"`${{var:{name}}}` is not a valid variable name"))
+                problems.append((where, f"`${{var:{name}}}` is not a valid variable name"))
             elif name not in variables:
                 known = ", ".join(sorted(variables)) or "none: pass --var-file FILE"
-                problems.append((path, f"unknown variable `{name}` (defined: {known})"))
+                problems.append((where, f"unknown variable `{name}` (defined: {known})"))
             else:
                 return str(variables[name])
             return match.group(0)
 
-        return _VAR.sub(replace, value), problems
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            out[key], sub = substitute(item, variables, (*path, key))
-            problems.extend(sub)
-        return out, problems
-    if isinstance(value, list):
-        items = []
-        for index, item in enumerate(value):
-            new, sub = substitute(item, variables, (*path, index))
-            items.append(new)
-            problems.extend(sub)
-        return items, problems
-    return value, problems
+        return _VAR.sub(replace, node)
+
+    return rebuild(value, visit, path), problems
