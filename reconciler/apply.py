@@ -16,8 +16,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.client import SpaceClient, UncertainWrite
-from reconciler.errors import AuthError, ReconcilerError, RetryableServerError, ServerError, ServerUnreachable
+from reconciler.client import SpaceClient
+from reconciler.errors import (
+    AuthError,
+    ReconcilerError,
+    RetryableServerError,
+    ServerError,
+    ServerUnreachable,
+    UncertainWrite,
+)
 from reconciler.model import ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
 from reconciler.ownership import owner_tag, ownership
 from reconciler.plan import diff_model, replace_approved
@@ -44,10 +51,6 @@ class ApplyOptions:
 
     def may_replace(self, change: Change) -> bool:
         return replace_approved(change, names=self.replace, every=self.replace_all)
-
-
-class _Stop(Exception):
-    """Raised inside a worker when the run was stopped before this change started."""
 
 
 class Executor:

@@ -31,6 +31,7 @@ from reconciler.errors import (
     ServerError,
     ServerUnreachable,
     TenantNotFound,
+    UncertainWrite,
 )
 from reconciler.model import RemoteModel
 
@@ -71,10 +72,6 @@ class TypeInfo:
     name: str
     enabled: bool
     config_schema: dict[str, Any]
-
-
-class UncertainWrite(ServerUnreachable):
-    """The request may have reached the server (a timeout or dropped response): look it up."""
 
 
 def is_loopback(host: str) -> bool:

@@ -3,16 +3,18 @@
     ReconcilerError                 exit_code, kind (the JSON error kind), one-line message
     ├── InvalidManifests            problems: every problem found, file:line:col: field: message
     ├── ServerUnreachable           connect errors and timeouts that outlived the retries
+    │   └── UncertainWrite          a write whose answer was lost: it may have landed, look it up
     ├── AuthError                   401 / 403: stop writing at once
     ├── TenantNotFound              --tenant names a tenant the server does not have
-    ├── LockHeld                    another apply/watch holds the folder's lock
+    ├── LockHeld                    another apply/watch holds the instance's lock on the space
     ├── Refused                     a safety guard: too many deletions, prune over part of the set
-    ├── StalePlan (saved_plan.py)   a saved plan no longer matches the manifests or the server
+    ├── StalePlan                   a saved plan no longer matches the manifests or the server
     └── ServerError                 any other refusal: status, method, path, trimmed detail
         └── RetryableServerError    429 / 502 / 503 / 504, with the server's Retry-After if any
 
-`client.py` is the only place that turns httpx errors and statuses into these (`raise … from`), and
-`cli.py` the only place that turns these into text and exit codes.
+Every exception the package raises to its callers lives here. `client.py` is the only place that
+turns httpx errors and statuses into these (`raise … from`), and `cli/app.py` the only place that
+turns these into text and exit codes.
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ class ReconcilerError(Exception):
 
     exit_code = EXIT_FAILED
     kind = "error"
-    retryable = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -67,7 +68,10 @@ class InvalidManifests(ReconcilerError):
 class ServerUnreachable(ReconcilerError):
     exit_code = EXIT_UNREACHABLE
     kind = "unreachable"
-    retryable = True
+
+
+class UncertainWrite(ServerUnreachable):
+    """The request may have reached the server (a timeout or dropped response): look it up."""
 
 
 class AuthError(ReconcilerError):
@@ -92,6 +96,13 @@ class Refused(ReconcilerError):
     kind = "refused"
 
 
+class StalePlan(ReconcilerError):
+    """The saved plan no longer matches the manifests or the server: plan again."""
+
+    exit_code = EXIT_STALE_PLAN
+    kind = "stale_plan"
+
+
 class ServerError(ReconcilerError):
     exit_code = EXIT_SERVER
     kind = "server_error"
@@ -105,7 +116,7 @@ class ServerError(ReconcilerError):
 
 
 class RetryableServerError(ServerError):
-    retryable = True
+    """429 / 502 / 503 / 504: worth another attempt, after the server's Retry-After if it gave one."""
 
     def __init__(
         self,

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import render
-from reconciler.errors import Refused
+from reconciler.errors import Refused, StalePlan
 from reconciler.loading import Loaded, load, load_variables
 from reconciler.model import Change, Manifest, Plan, RemoteModel
 from reconciler.plan import PlanOptions, Scope, deletions
 from reconciler.plan import plan as make_plan
 from reconciler.project import Instance, check_prune_scope, resolve_instance
 from reconciler.references import resolve_secrets
-from reconciler.saved_plan import SavedPlan, StalePlan, manifests_digest, state_fingerprint
+from reconciler.saved_plan import SavedPlan, manifests_digest, state_fingerprint
 from reconciler.schemas import SchemaRegistry
 from reconciler.validate import check_types
 

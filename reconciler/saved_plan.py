@@ -14,18 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import EXIT_STALE_PLAN, ReconcilerError
+from reconciler.errors import ReconcilerError, StalePlan
 from reconciler.model import Manifest, RemoteModel
 
 KIND = "syft-reconciler-plan"
 VERSION = 1
-
-
-class StalePlan(ReconcilerError):
-    """The saved plan no longer matches the manifests or the server: plan again."""
-
-    exit_code = EXIT_STALE_PLAN
-    kind = "stale_plan"
 
 
 def _digest(items: Iterable[Any]) -> str:

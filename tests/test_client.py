@@ -4,8 +4,15 @@ import re
 import httpx
 import pytest
 
-from reconciler.client import RetryPolicy, SpaceClient, UncertainWrite, is_loopback
-from reconciler.errors import AuthError, ReconcilerError, RetryableServerError, ServerError, TenantNotFound
+from reconciler.client import RetryPolicy, SpaceClient, is_loopback
+from reconciler.errors import (
+    AuthError,
+    ReconcilerError,
+    RetryableServerError,
+    ServerError,
+    TenantNotFound,
+    UncertainWrite,
+)
 
 MODEL = {"id": "1", "name": "m", "dtype": "openai", "configuration": {}, "summary": "", "tags": "",
          "created_at": "2026-11-26T18:14:33.508858"}
