@@ -33,7 +33,7 @@ from reconciler.errors import (
     TenantNotFound,
     UncertainWrite,
 )
-from reconciler.model import RemoteModel
+from reconciler.model import ModelType, RemoteModel
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +63,6 @@ class RetryPolicy:
         if retry_after is not None:
             base = max(base, min(retry_after, MAX_RETRY_AFTER))
         return min(base, max(self.max_delay, retry_after or 0.0))
-
-
-@dataclass(frozen=True)
-class TypeInfo:
-    """One model type as the server publishes it."""
-
-    name: str
-    enabled: bool
-    config_schema: dict[str, Any]
 
 
 def is_loopback(host: str) -> bool:
@@ -310,13 +301,14 @@ class SpaceClient:
             raise
         return True
 
-    def list_types(self) -> list[TypeInfo]:
+    def list_types(self) -> list[ModelType]:
         path = f"{API}/models/types/"
         data = self._json("GET", path, self._request("GET", path))
         if not isinstance(data, list):
             raise ServerError(f"GET {path}: expected a list of model types")
         return [
-            TypeInfo(str(t.get("name")), bool(t.get("enabled", True)), dict(t.get("config_schema") or {}))
+            ModelType(str(t.get("name")), dict(t.get("config_schema") or {}), str(t.get("description") or ""),
+                      bool(t.get("enabled", True)))
             for t in data
             if isinstance(t, dict)
         ]

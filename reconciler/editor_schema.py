@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from reconciler.model import ModelType
 from reconciler.schemas import SchemaRegistry
 from reconciler.validate import MAX_NAME
 
@@ -192,14 +193,7 @@ def looks_secret(field: str) -> bool:
     return bool(_SECRET_NAME.search(field))
 
 
-@dataclass(frozen=True)
-class ServerType:
-    """One model type as the server publishes it (`GET /api/v1/models/types/`)."""
 
-    name: str
-    config_schema: Any
-    description: str = ""
-    enabled: bool = True
 
 
 Status = Literal["new", "changed", "unchanged", "not_offered", "skipped"]
@@ -322,7 +316,7 @@ def schema_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str,
     return tuple(lines)
 
 
-def _check_type(server_type: ServerType) -> str | None:
+def _check_type(server_type: ModelType) -> str | None:
     if not _DTYPE_NAME.match(server_type.name) or server_type.name in (".", ".."):
         return "its name cannot be a file name in schemas/"
     if not isinstance(server_type.config_schema, dict):
@@ -346,7 +340,7 @@ def _parse(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def pull(types: Sequence[ServerType], existing: Mapping[str, str]) -> tuple[SchemaUpdate, ...]:
+def pull(types: Sequence[ModelType], existing: Mapping[str, str]) -> tuple[SchemaUpdate, ...]:
     """Per dtype, sorted: the server's types against the existing `schemas/<dtype>.json` texts.
 
     Files of dtypes the server does not offer are kept (status `not_offered`): another server

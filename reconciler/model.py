@@ -138,6 +138,17 @@ class RemoteModel(BaseModel):
         return tuple(t for t in self.tags if not is_ownership_tag(t))
 
 
+@dataclass(frozen=True)
+class ModelType:
+    """One model type as a server publishes it (`GET /api/v1/models/types/`): the authority for
+    that server (`validate --online`, `schema pull`)."""
+
+    name: str
+    config_schema: Any
+    description: str = ""
+    enabled: bool = True
+
+
 class Op(str, Enum):
     """What the plan does with one model."""
 

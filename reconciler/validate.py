@@ -325,7 +325,7 @@ def check_online(
 ) -> tuple[list[Problem], list[str]]:
     """Manifests against the server's published types (errors), and schema skew (warnings).
 
-    `types` are client.TypeInfo values. The server's schemas carry no `additionalProperties`, so
+    `types` are the server's ModelType values. The server's schemas carry no `additionalProperties`, so
     unknown settings pass there; our bundled schemas (offline validate) still refuse them.
     """
     from jsonschema import Draft202012Validator

@@ -9,8 +9,8 @@ import pytest
 from reconciler import manifests
 from reconciler.editor_schema import (
     EDITOR_SCHEMA_PATH,
+    ModelType,
     SchemaUpdate,
-    ServerType,
     allow_references,
     dumps,
     looks_secret,
@@ -148,7 +148,7 @@ def test_pulling_what_a_server_publishes_gives_back_the_bundled_file(path):
     text = path.read_text(encoding="utf-8")
     served = server_config_schema(json.loads(text))
     assert dumps(pulled_schema(path.stem, served, existing=json.loads(text))) == text
-    assert pull([ServerType(path.stem, served)], {path.stem: text}) == (SchemaUpdate(path.stem, "unchanged"),)
+    assert pull([ModelType(path.stem, served)], {path.stem: text}) == (SchemaUpdate(path.stem, "unchanged"),)
 
 
 OPENAI = (bundled_schema_dir() / "openai.json").read_text(encoding="utf-8")
@@ -160,7 +160,7 @@ def test_pull_reports_property_changes_and_rewrites():
     served["properties"]["temperature"] = {"type": "number", "maximum": 2}
     del served["properties"]["system_prompt"]
     served["required"] = ["api_key", "model"]
-    (update,) = pull([ServerType("openai", served)], {"openai": OPENAI})
+    (update,) = pull([ModelType("openai", served)], {"openai": OPENAI})
     assert (update.dtype, update.status) == ("openai", "changed")
     assert update.lines == (
         "+ temperature (number)",
@@ -177,7 +177,7 @@ def test_pull_reports_property_changes_and_rewrites():
 def test_pull_of_a_new_dtype_follows_our_conventions():
     served = {"type": "object", "properties": {"url": {"type": "string"}, "access_token": {"type": "string"},
                                                "max_tokens": {"type": "integer"}}}
-    (update,) = pull([ServerType("gemini", served, description="Gemini model type.\n\nMore text.")], {})
+    (update,) = pull([ModelType("gemini", served, description="Gemini model type.\n\nMore text.")], {})
     assert (update.status, update.lines) == ("new", (
         "+ url (string)", "+ access_token (string, secret)", "+ max_tokens (integer)"))
     assert json.loads(update.text) == {
@@ -194,10 +194,10 @@ def test_pull_of_a_new_dtype_follows_our_conventions():
 
 def test_pull_keeps_files_of_types_not_offered_and_skips_unusable_types():
     updates = pull([
-        ServerType("../evil", {"type": "object"}),
-        ServerType("broken", {"type": 5}),
-        ServerType("listy", ["not", "a", "schema"]),
-        ServerType("off", {"type": "object"}, enabled=False),
+        ModelType("../evil", {"type": "object"}),
+        ModelType("broken", {"type": 5}),
+        ModelType("listy", ["not", "a", "schema"]),
+        ModelType("off", {"type": "object"}, enabled=False),
     ], {"openai": OPENAI})
     assert [(u.dtype, u.status, u.note) for u in updates] == [
         ("../evil", "skipped", "its name cannot be a file name in schemas/"),
@@ -211,9 +211,9 @@ def test_pull_keeps_files_of_types_not_offered_and_skips_unusable_types():
 
 def test_pull_rewrites_a_broken_or_reformatted_file():
     served = server_config_schema(json.loads(OPENAI))
-    (update,) = pull([ServerType("openai", served)], {"openai": "{not json"})
+    (update,) = pull([ModelType("openai", served)], {"openai": "{not json"})
     assert update.lines == ("~ the existing file is not a JSON object; rewritten from the server",)
-    (update,) = pull([ServerType("openai", served)], {"openai": json.dumps(json.loads(OPENAI))})
+    (update,) = pull([ModelType("openai", served)], {"openai": json.dumps(json.loads(OPENAI))})
     assert (update.status, update.lines) == ("changed", ("~ formatting or key order only",))
     assert update.text == OPENAI
 

@@ -114,8 +114,14 @@ def settings_from(kw: dict[str, Any]) -> ServerSettings:
 
 
 @contextlib.contextmanager
-def connect(settings: ServerSettings, *, parallelism: int = 8) -> Iterator[Any]:
-    """A SpaceClient for the configured server, or for the embedded sandbox started here."""
+def connect(settings: ServerSettings, *, parallelism: int = 8,
+            sleep: Callable[[float], Any] | None = None) -> Iterator[Any]:
+    """A SpaceClient for the configured server, or for the embedded sandbox started here.
+
+    `sleep` waits between retries (the watch daemon passes its stop event's wait, so that a stop
+    cuts a retry's wait short)."""
+    import time
+
     from reconciler.client import RetryPolicy, SpaceClient
 
     token = settings.token
@@ -141,6 +147,7 @@ def connect(settings: ServerSettings, *, parallelism: int = 8) -> Iterator[Any]:
             url, token=token, tenant=settings.tenant, timeout=settings.timeout,
             retry=RetryPolicy.with_retries(settings.retries),
             insecure=settings.insecure, ca_cert=settings.ca_cert, max_connections=max(parallelism, 4),
+            sleep=sleep or time.sleep,
         )
         stack.callback(client.close)
         yield client

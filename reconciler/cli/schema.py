@@ -87,11 +87,7 @@ def schema_pull(schemas_dir: Path, dry_run: bool, output: str, **kw: Any) -> Non
         raise ReconcilerError(f"{schemas_dir} is not a folder; create it or pass --schemas-dir")
     existing = _read_texts(schemas_dir)
     with connect(settings) as client:
-        types = [
-            # TypeInfo has no description; a new dtype then gets a generic one (see pulled_schema)
-            editor_schema.ServerType(t.name, t.config_schema, getattr(t, "description", ""), t.enabled)
-            for t in client.list_types()
-        ]
+        types = client.list_types()
         where = describe_target(client)
     updates = editor_schema.pull(types, existing)
     editor_path = schemas_dir.joinpath(*editor_schema.EDITOR_SCHEMA_PATH)

@@ -99,8 +99,8 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
         stack.enter_context(lock_for(instance, settings, command="watch", shared=False))
-        client = stack.enter_context(connect(settings, parallelism=parallelism))
-        client.sleep = stop.wait  # client retries end early on a stop, so the round ends soon
+        # client retries end early on a stop, so the round ends soon
+        client = stack.enter_context(connect(settings, parallelism=parallelism, sleep=stop.wait))
         heartbeat = daemon.Heartbeat(progress=lambda: client.requests)
         on_round = stack.enter_context(_metrics(metrics_host, metrics_port, heartbeat))
         stack.enter_context(_stop_on_signals(stop))
