@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler import forked
+from reconciler import forked, redact, references
 from reconciler import manifests as manifest_files
 from reconciler.errors import InvalidManifests, ReconcilerError
 from reconciler.model import Manifest, Plan, Problem, RemoteModel
@@ -165,25 +165,50 @@ def resolve_secrets(
         resolved, problems = resolve(loaded.manifests, env=base)
         if problems:
             raise InvalidManifests(problems)
+        register_secrets(resolved)
         return tuple(resolved), ()
     fake = _Placeholders(base)
 
     def read(path: Path) -> str:
         try:
-            return path.read_text(encoding="utf-8")
+            return references.read_secret_file(path)
         except (OSError, UnicodeDecodeError):
             fake.missing.add(f"secret file {path}")
             return PLACEHOLDER
 
     resolved, problems = resolve(loaded.manifests, env=fake, read=read)
-    if problems:  # pragma: no cover - placeholders leave nothing unresolved
+    if problems:
         raise InvalidManifests(problems)
+    register_secrets(resolved)
     notes = tuple(
         f"warning: {what} is not available: the local sandbox gets a placeholder "
         "(a real server would refuse to plan)"
         for what in sorted(fake.missing)
     )
     return tuple(resolved), notes
+
+
+def register_secrets(manifests: Sequence[Manifest]) -> None:
+    """Every resolved secret value goes to the scrubber before anything is printed or sent:
+    fields filled from a reference, writeOnly fields, and keys named like secrets at any depth."""
+    for manifest in manifests:
+        for key, value in manifest.configuration.items():
+            if key in manifest.sensitive or redact.looks_secret_key(key):
+                redact.SCRUBBER.register_tree(value)
+            elif isinstance(value, (dict, list)):
+                _register_nested(value)
+
+
+def _register_nested(value: Any) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if redact.looks_secret_key(key):
+                redact.SCRUBBER.register_tree(item)
+            else:
+                _register_nested(item)
+    elif isinstance(value, list):
+        for item in value:
+            _register_nested(item)
 
 
 def check_types(manifests: Sequence[Manifest], offered: Sequence[str], server: str) -> None:
@@ -255,6 +280,22 @@ def check_prune(plan: Plan, *, manifest_count: int, max_delete: int | None, allo
         )
 
 
+def _server_validator(schema: Any) -> Any:
+    """A validator for a server's config_schema, or why there is none (a string)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if not isinstance(schema, dict):
+        return "is not a JSON object"
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return f"is not valid JSON Schema ({str(exc.message)[:120]})"
+    except RecursionError:
+        return "nests too deep"
+    return Draft202012Validator(schema, format_checker=None)
+
+
 def check_online(
     manifests: Sequence[Manifest], types: Sequence[Any], registry: SchemaRegistry, server: str
 ) -> tuple[list[Problem], list[str]]:
@@ -263,7 +304,6 @@ def check_online(
     `types` are client.TypeInfo values. The server's schemas carry no `additionalProperties`, so
     unknown settings pass there; our bundled schemas (offline validate) still refuse them.
     """
-    from jsonschema import Draft202012Validator
 
     from reconciler import references
     from reconciler.schemas import server_config_schema
@@ -287,9 +327,23 @@ def check_online(
                 f"dtype `{manifest.dtype}` is disabled on {server} (its provider library is missing there)",
                 "warning",
             ))
-        validator = validators.setdefault(manifest.dtype, Draft202012Validator(info.config_schema))
+        if manifest.dtype not in validators:
+            validators[manifest.dtype] = _server_validator(info.config_schema)
+        validator = validators[manifest.dtype]
+        if isinstance(validator, str):
+            problems.append(Problem(manifest.source.path, *where, "dtype",
+                                    f"the server's `{manifest.dtype}` schema {validator}; "
+                                    "configuration not checked against it", "warning"))
+            continue
         config = references.placeholder(dict(manifest.configuration))
-        for error in validator.iter_errors(config):
+        try:
+            errors = list(validator.iter_errors(config))
+        except Exception as exc:  # a schema check_schema let through (e.g. a regex Python cannot compile)
+            problems.append(Problem(manifest.source.path, *where, "dtype",
+                                    f"the server's `{manifest.dtype}` schema cannot be applied "
+                                    f"({type(exc).__name__}); configuration not checked against it", "warning"))
+            continue
+        for error in errors:
             path = tuple(str(p) for p in error.absolute_path)
             field = ".".join(("configuration", *path))
             line, column = manifest.positions.get(field, manifest.positions.get("dtype", where))
@@ -306,7 +360,12 @@ def check_online(
         theirs = published[name].config_schema
         if ours == theirs:
             continue
+        if not isinstance(theirs, dict):
+            skew.append(f"the server's `{name}` config_schema is not a JSON object; not compared")
+            continue
         ours_props, theirs_props = ours.get("properties", {}), theirs.get("properties", {})
+        if not isinstance(theirs_props, dict):
+            theirs_props = {}
         details = [f"server adds `{k}`" for k in sorted(set(theirs_props) - set(ours_props))]
         details += [f"server lacks `{k}`" for k in sorted(set(ours_props) - set(theirs_props))]
         details += [f"`{k}` differs" for k in sorted(set(ours_props) & set(theirs_props))

@@ -11,8 +11,10 @@ are built. Pure: the environment and the file reader are passed in.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,8 +134,41 @@ def has_ref(value: Any) -> bool:
 ReadFile = Callable[[Path], str]
 
 
-def read_secret_file(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+MAX_SECRET_FILE = 1024 * 1024
+"""A secret is a key or a certificate, not data: bigger files are refused unread."""
+
+
+def read_secret_file(path: Path, *, limit: int = MAX_SECRET_FILE) -> str:
+    """A regular file's text, at most `limit` bytes: never a FIFO (it would block), a device
+    (`/dev/zero` never ends) or a directory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or directory is never read)")
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB; a secret file holds one secret")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB; a secret file holds one secret")
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # os.environ keeps undecodable bytes as lone surrogates
+        return False
+    return True
 
 
 def resolve(
@@ -152,6 +187,9 @@ def resolve(
             if not is_var:
                 out.append(text)
             elif text in env:
+                if not _utf8(env[text]):
+                    problems.append((path, f"environment variable {text} is not valid UTF-8 text"))
+                    continue
                 out.append(env[text])
             else:
                 problems.append((path, f"environment variable {text} is not set; export it before plan/apply"))

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler import references
+from reconciler import redact, references
 from reconciler.manifests import Document
 from reconciler.model import Manifest, Problem, SourceLocation, normalise_tags
 from reconciler.schemas import DtypeSchema, SchemaRegistry
@@ -147,8 +147,12 @@ def check_name(name: str) -> tuple[str, Literal["error", "warning"]] | None:
         return "must not contain `/` (the server could never read, patch or delete it)", "error"
     if name in (".", ".."):
         return "must not be `.` or `..` (URL paths cannot address it)", "error"
-    if _CONTROL.search(name):
-        return "must not contain control characters", "error"
+    bad = redact.UNSAFE.search(name) or _CONTROL.search(name)
+    if bad:
+        return (f"must not contain control, bidi or line-separator characters (U+{ord(bad.group(0)):04X} at "
+                f"position {bad.start() + 1}): a terminal or a review would show another name"), "error"
+    if any("\ud800" <= c <= "\udfff" for c in name):
+        return "is not valid Unicode text (a lone surrogate)", "error"
     if len(name) > MAX_NAME:
         return f"is {len(name)} characters long; keep names at most {MAX_NAME}", "error"
     if name != name.strip():
@@ -247,6 +251,11 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         for index, tag in enumerate(tags):
             if "," in tag:
                 problems.append(_problem(doc, ("tags", index), "a tag must not contain `,` (the API joins tags with commas)"))
+            elif redact.UNSAFE.search(tag):
+                problems.append(_problem(doc, ("tags", index),
+                                         "a tag must not contain control, bidi or line-separator characters"))
+    elif redact.UNSAFE.search(tags):
+        problems.append(_problem(doc, ("tags",), "tags must not contain control, bidi or line-separator characters"))
 
     schema = registry.get(envelope.dtype)
     if schema is None:

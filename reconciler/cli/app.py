@@ -4,6 +4,7 @@ a traceback only with --debug. Command modules register themselves on `cli`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 import click
 
-from reconciler import __version__, render
+from reconciler import __version__, redact, render
 from reconciler.cli.common import emit_json, state
 from reconciler.errors import (
     EXIT_OK,
@@ -50,8 +51,26 @@ def _report_error(error: ReconcilerError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (tests call this in-process)."""
+    """Run the CLI; returns the exit code (tests call this in-process).
+
+    stdout and stderr pass through the scrubber for the whole run (redact.py): results, errors,
+    logs and --debug tracebacks alike never carry a registered secret, a URL password or a raw
+    terminal escape sequence.
+    """
     state.reset()
+    redact.SCRUBBER.clear()  # one run's secrets; in-process callers (tests) run many
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = redact.ScrubbingStream(streams[0]), redact.ScrubbingStream(streams[1])
+    try:
+        return _main(argv)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="syft-reconciler",
                  standalone_mode=False)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from reconciler import render
+from reconciler import redact, render
 from reconciler.cli.app import cli
 from reconciler.cli.common import (
     bundled_registry,
@@ -132,7 +132,8 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path
             fingerprint=state_fingerprint(observed.models), digest=manifests_digest(loaded.manifests),
             changes=data["changes"],
         )
-        out.write_text(json.dumps(saved.to_json(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(redact.scrub_obj(saved.to_json(data)), indent=2, ensure_ascii=False) + "\n"
+        out.write_text(redact.json_safe(text), encoding="utf-8")
     if output == "json":
         emit_json(data)
     elif output == "markdown":
@@ -152,7 +153,7 @@ def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
 
     if len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file():
         path = Path(paths[0])
-        return SavedPlan.from_json(path.read_text(encoding="utf-8"), str(path)), path
+        return SavedPlan.load(path), path
     return None
 
 
@@ -213,13 +214,13 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
         observed = observe_and_plan(client, manifests, schemas, adopt=adopt, prune=prune)
         the_plan = observed.plan
         if saved is not None:
-            if client.base_url != plan_file.server and not settings.sandbox:
-                raise click.UsageError(f"{plan_path} was made for {plan_file.server}, not {client.base_url}")
+            plan_file.check_target(server=client.base_url, tenant=client.tenant, source=str(plan_path),
+                                   any_server=settings.sandbox)
             allowed = True if replace_all else frozenset(replace)
             plan_file.check(
                 digest=manifests_digest(loaded.manifests), fingerprint=state_fingerprint(observed.models),
-                changes=render.plan_json(the_plan, target=client.base_url, tenant=client.tenant,
-                                         replace_allowed=allowed)["changes"],
+                changes=redact.scrub_obj(render.plan_json(the_plan, target=client.base_url, tenant=client.tenant,
+                                                          replace_allowed=allowed)["changes"]),
                 source=str(plan_path),
             )
         check_prune(the_plan, manifest_count=len(manifests), max_delete=max_delete, allow_empty=allow_empty)
@@ -245,12 +246,12 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
         for change in conflicts:
             click.echo(f"conflict {change.name}: {change.reason}")
         click.echo(render.report_summary(report))
-    sys.exit(_apply_exit(report, conflicts=bool(conflicts)))
+    sys.exit(_apply_exit(report, conflicts=bool(conflicts), signum=executor.signum))
 
 
-def _apply_exit(report: ApplyReport, *, conflicts: bool) -> int:
+def _apply_exit(report: ApplyReport, *, conflicts: bool, signum: int | None = None) -> int:
     if report.interrupted:
-        return 130
+        return 128 + (signum or 2)  # 130 after Ctrl-C, 143 after SIGTERM
     failed = [o for o in report.outcomes if not o.ok]
     if not failed and not conflicts:
         return EXIT_OK
