@@ -259,7 +259,9 @@ class SpaceClient:
             raise ReconcilerError(f"--timeout must be a positive number of seconds, got {timeout}")
         try:
             self._http = httpx.Client(
-                base_url=str(url),
+                # URL credentials would replace the bearer token (httpx sends them as Basic auth);
+                # the API's one credential is the token, so they are dropped (and never printed)
+                base_url=str(url.copy_with(username=None, password=None)),
                 headers=headers,
                 timeout=timeout,
                 follow_redirects=False,

@@ -6,6 +6,7 @@
     ├── AuthError                   401 / 403: stop writing at once
     ├── TenantNotFound              --tenant names a tenant the server does not have
     ├── LockHeld                    another apply/watch holds the folder's lock
+    ├── BadSetting                  a token, tenant or option that can never work (exit 2, one line)
     ├── StalePlan (saved_plan.py)   a saved plan no longer matches the manifests or the server
     └── ServerError                 any other refusal: status, method, path, trimmed detail
         └── RetryableServerError    429 / 502 / 503 / 504, with the server's Retry-After if any
@@ -81,6 +82,13 @@ class TenantNotFound(ReconcilerError):
 class LockHeld(ReconcilerError):
     exit_code = EXIT_LOCKED
     kind = "locked"
+
+
+class BadSetting(ReconcilerError):
+    """A setting refused before any request: one line (and the JSON error), unlike click's usage text."""
+
+    exit_code = EXIT_USAGE
+    kind = "usage"
 
 
 class ServerError(ReconcilerError):

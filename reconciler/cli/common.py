@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from reconciler.errors import BadSetting
+
 DEFAULT_PATHS = (Path("manifests"),)
 SANDBOX_DB = Path(".syft-space") / "sandbox.db"
 
@@ -118,7 +120,7 @@ def _read_token_file(path: Path) -> str:
         return read_secret_file(path, limit=MAX_TOKEN_FILE)
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise click.UsageError(f"cannot read --token-file {path}: {reason}") from exc
+        raise BadSetting(f"cannot read --token-file {path}: {reason}") from None
 
 
 def check_token(token: str | None) -> str | None:
@@ -135,12 +137,12 @@ def check_token(token: str | None) -> str | None:
     redact.register(token, token.strip())
     token = token.strip()
     if not token:
-        raise click.UsageError("the token (--token / SYFT_SPACE_TOKEN / --token-file) is empty")
+        raise BadSetting("the token (--token / SYFT_SPACE_TOKEN / --token-file) is empty")
     bad = next((i for i, c in enumerate(token) if not "!" <= c <= "~"), None)
     if bad is not None:
         what = "whitespace" if token[bad].isspace() else "a control character" if ord(token[bad]) < 128 \
             else "a non-ASCII character"
-        raise click.UsageError(
+        raise BadSetting(
             f"the token contains {what} at position {bad + 1} of {len(token)}; an API key is printable "
             "ASCII (check how the secret was saved)"
         )
