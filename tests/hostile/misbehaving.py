@@ -30,6 +30,8 @@ OPENAI_TYPE = {"name": "openai", "description": "", "icon": "", "enabled": True,
                "config_schema": {"type": "object", "properties": {"api_key": {"type": "string"},
                                                                   "model": {"type": "string"}},
                                  "required": ["api_key", "model"]}}
+OLLAMA_TYPE = {"name": "ollama", "description": "", "icon": "", "enabled": True,
+               "config_schema": {"type": "object", "properties": {"model": {"type": "string"}}}}
 
 
 def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, *, content_type: str = "application/json",
@@ -149,7 +151,7 @@ class Misbehaving:
     def __init__(self, *, host: str = "127.0.0.1") -> None:
         owner = self
         self.models: list[dict[str, Any]] = []
-        self.types: list[Any] = [OPENAI_TYPE]
+        self.types: list[Any] = [OPENAI_TYPE, OLLAMA_TYPE]
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
         self._scripts: dict[tuple[str, str], Action] = {}
         self._lock = threading.Lock()
