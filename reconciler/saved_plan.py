@@ -136,10 +136,11 @@ class SavedPlan:
             raise ReconcilerError(f"{source}: not a valid saved plan: `paths` and `changes` are malformed "
                                   "(edited by hand? run plan --out again)")
         for key, kind, what in _OPTIONS:
-            if key in options and not (isinstance(options[key], kind)
-                                       and all(isinstance(i, str) for i in (options[key] if kind is list else ()))):
+            if key not in options:
+                raise ReconcilerError(f"{source}: not a valid saved plan: option `{key}` is missing")
+            if not (isinstance(options[key], kind)
+                    and all(isinstance(i, str) for i in (options[key] if kind is list else ()))):
                 raise ReconcilerError(f"{source}: not a valid saved plan: option `{key}` must be {what}")
-        options = {"adopt": False, "prune": False, "replace": [], "replace_all": False, "var_files": [], **options}
         return cls(
             paths=tuple(paths), server=field("server", str, "a URL"),
             tenant=field("tenant", (str, type(None)), "a name or null"),
