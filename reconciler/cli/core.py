@@ -211,11 +211,12 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
                            max_create_attempts=settings.retries + 1,
                            replace_all=replace_all, secret_fields=secrets, defaults=defaults)
     with connect(settings, parallelism=parallelism) as client:
+        if saved is not None:  # before the first request: the plan may be for another server
+            plan_file.check_target(server=client.base_url, tenant=client.tenant, source=str(plan_path),
+                                   any_server=settings.sandbox)
         observed = observe_and_plan(client, manifests, schemas, adopt=adopt, prune=prune)
         the_plan = observed.plan
         if saved is not None:
-            plan_file.check_target(server=client.base_url, tenant=client.tenant, source=str(plan_path),
-                                   any_server=settings.sandbox)
             allowed = True if replace_all else frozenset(replace)
             plan_file.check(
                 digest=manifests_digest(loaded.manifests), fingerprint=state_fingerprint(observed.models),
