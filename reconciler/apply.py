@@ -241,7 +241,9 @@ class Executor:
 
     def _budget_left(self) -> float:
         started = getattr(self._local, "started", None)
-        return self.options.model_budget - (time.monotonic() - started) if started else self.options.model_budget
+        if not started:
+            return self.options.model_budget
+        return self.options.model_budget - (time.monotonic() - started)
 
     def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
         if attempt < self.options.max_create_attempts and self.client.retry.delays:

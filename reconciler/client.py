@@ -99,8 +99,8 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def __init__(self, inner: httpcore.NetworkBackend) -> None:
         self._inner = inner
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
         return _DeadlineStream(self._inner.connect_tcp(
             host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options))
 
@@ -253,7 +253,8 @@ class SpaceClient:
             try:
                 verify = ssl.create_default_context(cafile=ca_cert)
             except (OSError, ssl.SSLError, ValueError) as exc:
-                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "not a PEM CA bundle"
+                reason = (getattr(exc, "strerror", None) or getattr(exc, "reason", None)
+                          or "not a PEM CA bundle")
                 raise ReconcilerError(f"cannot use --ca-cert {ca_cert}: {reason}") from None
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ReconcilerError(f"--timeout must be a positive number of seconds, got {timeout}")
@@ -443,7 +444,8 @@ class SpaceClient:
         counts = Counter(m.name for m in models)
         twice = sorted(name for name, n in counts.items() if n > 1)
         if twice:
-            shown = ", ".join(f"`{n}`" for n in twice[:5]) + (f" and {len(twice) - 5} more" if len(twice) > 5 else "")
+            shown = ", ".join(f"`{n}`" for n in twice[:5])
+            shown += f" and {len(twice) - 5} more" if len(twice) > 5 else ""
             raise ServerError(f"GET {path}: the server lists {shown} more than once; "
                               "refusing to plan against an inconsistent answer")
         return models
@@ -545,7 +547,9 @@ def _parse_url(base_url: str) -> httpx.URL:
     return url
 
 
-def _check_answer(method: str, path: str, status: int, model: RemoteModel, *, name: str, dtype: str | None) -> None:
+def _check_answer(
+    method: str, path: str, status: int, model: RemoteModel, *, name: str, dtype: str | None
+) -> None:
     if model.name != name or (dtype is not None and model.dtype != dtype):
         got = f"`{model.name}` ({model.dtype})"
         raise ServerError(

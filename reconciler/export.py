@@ -209,7 +209,9 @@ def _nested_refs(value: Any, prefix: str, env: list[str]) -> Any:
     return _escape(value)
 
 
-def _document(model: RemoteModel, refs: Mapping[str, str], nested: list[str], *, prefix: str) -> dict[str, Any]:
+def _document(
+    model: RemoteModel, refs: Mapping[str, str], nested: list[str], *, prefix: str
+) -> dict[str, Any]:
     configuration = {k: _nested_refs(v, f"{prefix}_{env_prefix(k)}", nested) if k not in refs else v
                      for k, v in model.configuration.items()}
     for field, var in refs.items():

@@ -160,7 +160,8 @@ class _Builder:
         elif tag in _SCALAR_CONSTRUCTORS and node.__class__ is yaml.ScalarNode:
             try:
                 value = _SCALAR_CONSTRUCTORS[tag](node)
-            except (ValueError, KeyError, IndexError, TypeError, OverflowError):  # `!!int "abc"`, `!!bool maybe`
+            # `!!int "abc"`, `!!int ""`, `!!bool maybe`: the constructors raise anything
+            except (ValueError, KeyError, IndexError, TypeError, OverflowError):
                 shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:40] + "…")
                 raise _Bad(node, _dotted(path), f"{shown} is not a valid {tag.rsplit(':', 1)[-1]}") from None
             if value.__class__ is float and not math.isfinite(value):

@@ -62,7 +62,8 @@ def redact_keys(value: Any) -> Any:
 
 def _forms(secret: str) -> set[str]:
     """The ways a value shows up in our outputs: as is, JSON-escaped, repr'd, percent-encoded."""
-    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1]}
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             repr(secret)[1:-1]}
     try:
         forms |= {quote(secret, safe=""), quote(secret), quote_plus(secret)}
     except UnicodeEncodeError:  # a lone surrogate (undecodable bytes from the environment)

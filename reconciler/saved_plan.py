@@ -1,7 +1,8 @@
 """Saved plans: `plan --out plan.json`, then `apply plan.json` executes exactly that plan.
 
-The file holds no secret: only the redacted (and scrubbed: redact.py) change list, a digest of the manifests as written
-(references unresolved) and a fingerprint of the server state the plan was made against. `apply`
+The file holds no secret: only the redacted (and scrubbed: redact.py) change list, a digest of the
+manifests as written (references unresolved) and a fingerprint of the server state the plan was
+made against. `apply`
 reloads the manifests, re-reads the server and recomputes the plan (planning is pure), and refuses
 unless the server and tenant, the manifests, the server state and the change list are what was
 saved. A file edited by hand into another shape is refused with one line. Pure but `load()`.

@@ -32,10 +32,10 @@ configuration:
 
 
 def clean(*texts, debug=False):
-    for text in texts:
+    for output in texts:
         for canary in CANARIES:
-            assert canary not in text, f"{canary} leaked in:\n{text}"
-        assert debug or "Traceback" not in text
+            assert canary not in output, f"{canary} leaked in:\n{output}"
+        assert debug or "Traceback" not in output
 
 
 @pytest.fixture
