@@ -18,12 +18,16 @@ with a name twice, a non-object `config_schema` are errors, not quiet successes.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
 import math
+import os
 import random
+import re
 import ssl
+import stat
 import threading
 import time
 from collections import Counter
@@ -54,6 +58,7 @@ RETRYABLE_STATUS = (429, 502, 503, 504)
 MAX_RETRY_AFTER = 30.0
 MAX_BODY = 64 * 1024 * 1024  # 10,000 models list in ~5 MB; an endless body stops here
 MAX_DEPTH = 64  # JSON nesting; a model's configuration is a few levels deep
+MAX_CA_FILE = 10 * 1024 * 1024
 
 
 # -- the deadline: one per request, checked by every network read and write -------------------
@@ -121,6 +126,21 @@ def _install_deadline(transport: Any) -> bool:
         return False
     pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
     return True
+
+
+_LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")  # JSON pairs them up; a lone one stays
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(value: Any) -> Any:
+    """Lone surrogates (`"\\ud800"` in the JSON) become U+FFFD: no URL, file or terminal can carry them."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_unicode(v) for v in value]
+    return value
 
 
 def _depth(value: Any) -> int:
@@ -251,6 +271,10 @@ class SpaceClient:
         verify: ssl.SSLContext | bool = True
         if ca_cert:
             try:
+                info = os.stat(ca_cert)
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CA_FILE:
+                    # OpenSSL would read /dev/zero or a FIFO until memory or patience runs out
+                    raise OSError(errno.EINVAL, "not a regular file of at most 10 MiB")
                 verify = ssl.create_default_context(cafile=ca_cert)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 reason = (getattr(exc, "strerror", None) or getattr(exc, "reason", None)
@@ -413,7 +437,7 @@ class SpaceClient:
             data = None
         else:
             if _depth(data) <= MAX_DEPTH:
-                return data
+                return _valid_unicode(data) if _LONE_SURROGATE_ESCAPE.search(response.content) else data
         raise ServerError(f"{method} {path}: the answer nests deeper than {MAX_DEPTH} levels; not read",
                           status=response.status_code)
 

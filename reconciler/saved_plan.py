@@ -48,7 +48,7 @@ class StalePlan(ReconcilerError):
 def _digest(items: Iterable[Any]) -> str:
     h = hashlib.sha256()
     for item in items:
-        h.update(json.dumps(item, sort_keys=True, ensure_ascii=False, default=str).encode())
+        h.update(json.dumps(item, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
         h.update(b"\n")
     return "sha256:" + h.hexdigest()
 

@@ -30,6 +30,7 @@ from reconciler.errors import (
     EXIT_FAILED,
     EXIT_OK,
     InvalidManifests,
+    ReconcilerError,
 )
 from reconciler.model import ApplyReport, Outcome, Result
 
@@ -133,7 +134,10 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path
             changes=data["changes"],
         )
         text = json.dumps(redact.scrub_obj(saved.to_json(data)), indent=2, ensure_ascii=False) + "\n"
-        out.write_text(redact.json_safe(text), encoding="utf-8")
+        try:  # a path from undecodable file-name bytes: a \udcxx escape, still JSON
+            out.write_text(redact.json_safe(text), encoding="utf-8", errors="backslashreplace")
+        except OSError as exc:
+            raise ReconcilerError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
     if output == "json":
         emit_json(data)
     elif output == "markdown":

@@ -102,14 +102,18 @@ BAD_SETTINGS = {
     "ca-cert-empty": ["--ca-cert", "{empty}"],
     "ca-cert-directory": ["--ca-cert", "{dir}"],
     "ca-cert-missing": ["--ca-cert", "{dir}/nope.pem"],
+    "ca-cert-fifo": ["--ca-cert", "{dir}/fifo.pem"],
+    "ca-cert-dev-zero": ["--ca-cert", "/dev/zero"],
 }
 
 
+@pytest.mark.timeout(30)
 @pytest.mark.parametrize("case", sorted(BAD_SETTINGS))
 @pytest.mark.parametrize("command", ["plan", "apply", "export", "validate"])
 def test_bad_settings_are_one_line(case, command, cli, manifest_dir, space, tmp_path):
     (tmp_path / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
     (tmp_path / "empty.pem").write_text("")
+    os.mkfifo(tmp_path / "fifo.pem")
     args = [a.format(garbage=tmp_path / "garbage.pem", empty=tmp_path / "empty.pem", dir=tmp_path)
             for a in BAD_SETTINGS[case]]
     if "--server" not in args:
@@ -151,6 +155,9 @@ ANSWERS = {
     "list-huge-number": ("GET", "/api/v1/models/", answer(200, b'[{"name": "ok", "dtype": "ollama", "configuration": {"a": 1' + b"0" * 5000 + b"}}]")),
     "list-422-detail-junk": ("GET", "/api/v1/models/", answer(422, {"detail": [{"loc": 5, "msg": None}, 7]})),
     "list-500-deep-detail": ("GET", "/api/v1/models/", answer(500, b'{"detail": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")),
+    "list-lone-surrogates": ("GET", "/api/v1/models/", answer(200, b'[{"name": "a\\ud800", "dtype": "ollama", '
+                                                             b'"configuration": {"m": "\\udcff"}, "tags": '
+                                                             b'"t\\ud800,managed-by:syft-reconciler"}]')),
     "tenant-junk": ("GET", "/api/v1/tenants/t", answer(200, [1, 2])),
     "redirect-same-origin-hangs": ("GET", "/api/v1/models/", redirect_to("/api/v1/models")),
     "redirect-bad-location": ("GET", "/api/v1/models/", redirect_to("http://[::1")),
@@ -163,8 +170,11 @@ ANSWERS = {
 
 
 @pytest.mark.parametrize("case", sorted(ANSWERS))
-@pytest.mark.parametrize("command", [["plan"], ["apply"], ["validate", "--online"], ["plan", "-o", "json"]])
-def test_server_answers_are_handled(case, command, cli, manifest_dir, space):
+@pytest.mark.parametrize("command", [["plan"], ["apply"], ["validate", "--online"], ["plan", "-o", "json"],
+                                     ["apply", "--prune", "--auto-approve", "-o", "json"], ["plan", "-o", "markdown"],
+                                     ["plan", "--out", "{tmp}/plan.json"], ["plan", "--out", "{tmp}/no/such/dir.json"]])
+def test_server_answers_are_handled(case, command, cli, manifest_dir, space, tmp_path):
+    command = [c.replace("{tmp}", str(tmp_path)) for c in command]
     method, path, action = ANSWERS[case]
     space.script(method, path, action)
     space.script("GET", "/api/v1/models", hang)
