@@ -128,7 +128,9 @@ def echo(status: int = 500, *, as_json: bool = False) -> Action:
     """An error page that quotes the request back: headers (the token) and body (the api_key)."""
 
     def act(handler: BaseHTTPRequestHandler, body: bytes) -> None:
-        quoted = f"{handler.command} {handler.path}\n{handler.headers}\n{body.decode(errors='replace')}"
+        # on one line, body first: a client that shows only the first line still shows it all
+        headers = "; ".join(f"{k}: {v}" for k, v in handler.headers.items())
+        quoted = f"{body.decode(errors='replace')} {handler.command} {handler.path} {headers}"
         if as_json:
             send(handler, status, json.dumps({"detail": quoted}).encode())
         else:

@@ -246,3 +246,25 @@ def test_no_canary_in_a_debug_traceback(cli, root, space, monkeypatch):
     assert "(redacted)" in run.err
     for canary in CANARIES:
         assert canary not in run.all
+
+
+def test_watch_logs_and_healthz_hold_no_canary(root, space, tmp_path):
+    """A watch daemon (a real subprocess, JSON logs) against a server that echoes every create."""
+    from tests.e2e.test_watch import Daemon
+
+    space.script("POST", "/api/v1/models/", echo(500, as_json=True))
+    url = space.url.replace("http://", f"http://admin:{URLPW}@")
+    daemon = Daemon(root, "--server", url, "--token", TOKEN, "--metrics-port", "0", "--retries", "0",
+                    "--resync-interval", "0.2", cwd=tmp_path, env={"OPENAI_API_KEY": ENV})
+    try:
+        metrics = daemon.wait_for("metrics", event="metrics_listening")["url"]
+        daemon.wait_for("a failed round", event="round", status="failed")
+        health = httpx.get(metrics + "/healthz")
+        assert health.status_code == 503
+        daemon.terminate()
+    finally:
+        daemon.kill()
+    assert any(r[0] == "POST" and ENV.encode() in r[3] for r in space.requests)  # the secret was sent...
+    clean(daemon.log, health.text)  # ...and never shown
+    for line in daemon.lines:
+        json.loads(line)
