@@ -157,3 +157,26 @@ def test_arbitrary_server_answers_never_crash_or_leak(models, fmt, adopt, cli, c
     for path in (tmp_path / "out").glob("*.yaml") if (tmp_path / "out").exists() else ():
         text = path.read_text()
         assert not any(c in text for c in CANARIES), text
+
+
+_schema_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(
+        ["object", "string", "integer", "[", "(a", "^x$", "#", "#/properties", "https://example.invalid/s.json",
+         "regex", "date-time", "$ref"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+        ["type", "properties", "required", "pattern", "$ref", "enum", "items", "format", "minimum", "allOf",
+         "additionalProperties", "model", "api_key", "not", "$defs", "patternProperties", "const"]), inner, max_size=4),
+    max_leaves=12)
+
+
+@given(types=st.lists(st.fixed_dictionaries({"name": st.sampled_from(["ollama", "openai", "x/y", ""]) | _text},
+                                            optional={"config_schema": _schema_values, "enabled": _schema_values}),
+                      max_size=4) | _schema_values)
+@SETTINGS
+def test_arbitrary_type_lists_never_crash(types, cli, canaries, space, tmp_path):
+    (canaries / "m1.yaml").write_text("kind: Model\nname: m1\ndtype: ollama\nconfiguration:\n  model: llama3\n")
+    space.types = types
+    for args in (["validate", canaries, "--online"], ["plan", canaries],
+                 ["schema", "pull", "--schemas-dir", tmp_path / "s", "--dry-run"]):
+        run = cli(*args, "--server", space.url, "--token", TOKEN)
+        _assert_clean(run)
