@@ -304,8 +304,6 @@ def check_online(
     `types` are client.TypeInfo values. The server's schemas carry no `additionalProperties`, so
     unknown settings pass there; our bundled schemas (offline validate) still refuse them.
     """
-
-    from reconciler import references
     from reconciler.schemas import server_config_schema
 
     published = {t.name: t for t in types}
