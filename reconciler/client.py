@@ -26,6 +26,7 @@ import math
 import os
 import random
 import re
+import socket
 import ssl
 import stat
 import threading
@@ -106,8 +107,18 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_tcp(
-            host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options))
+        left = _left(timeout, httpcore.ConnectTimeout)
+        if left is None or _is_ip(host):
+            return _DeadlineStream(self._inner.connect_tcp(host, port, left, local_address, socket_options))
+        # getaddrinfo takes no timeout: a slow resolver would hold the request past any deadline
+        last: Exception = httpcore.ConnectError(f"{host} has no address")
+        for address in _resolve(host, port, left):
+            try:
+                return _DeadlineStream(self._inner.connect_tcp(
+                    address, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options))
+            except httpcore.ConnectError as exc:  # the next address, as socket.create_connection does
+                last = exc
+        raise last
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Any = None) -> httpcore.NetworkStream:  # pragma: no cover
@@ -116,6 +127,34 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:  # pragma: no cover - unused by sync pools
         self._inner.sleep(seconds)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[str]:
+    """getaddrinfo in a daemon thread, waited for at most `timeout` seconds."""
+    done = threading.Event()
+    result: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            result.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            result.append(exc)
+        done.set()
+
+    threading.Thread(target=lookup, name="resolve", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectTimeout(f"resolving {host} took longer than the deadline")
+    if isinstance(result[0], Exception):
+        raise httpcore.ConnectError(str(result[0]))
+    return list(dict.fromkeys(str(info[4][0]) for info in result[0]))
 
 
 def _install_deadline(transport: Any) -> bool:

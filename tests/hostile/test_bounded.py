@@ -194,3 +194,26 @@ def test_token_file_is_read_the_careful_way(cli, manifest_dir, space, tmp_path):
         run = cli("plan", root, "--server", space.url, "--token-file", target)
         assert run.code == 2 and "cannot read --token-file" in run.all and "not a regular file" in run.all
     assert stat.S_ISCHR(os.stat("/dev/zero").st_mode) and space.requests == []
+
+
+@pytest.mark.timeout(30)
+def test_a_slow_resolver_is_inside_the_deadline(cli, manifest_dir, monkeypatch):
+    import socket
+    import threading
+
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def slow(host, *args, **kwargs):
+        if host == "slow-dns.example":
+            release.wait(20)
+        return real("127.0.0.1", *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    try:
+        run = cli("plan", manifest_dir({"a.yaml": GOOD}), "--server", "https://slow-dns.example",
+                  "--timeout", "0.5", "--retries", "0")
+    finally:
+        release.set()
+    assert run.code == 4, run.all
+    assert run.err.strip().splitlines()[-1] == "error: cannot connect to https://slow-dns.example: timed out"
