@@ -94,6 +94,8 @@ class _DeadlineStream(httpcore.NetworkStream):
 
     def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
+        # CPython's ssl turns a socket timeout into one deadline for the whole handshake, so a
+        # trickled handshake ends with the request's deadline too (tests/hostile/test_bounded.py)
         return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
                                                      _left(timeout, httpcore.ConnectTimeout)))
 

@@ -20,6 +20,7 @@ from reconciler.errors import RetryableServerError
 from reconciler.model import Manifest, normalise_tags
 from reconciler.plan import plan as make_plan
 from reconciler.references import MAX_SECRET_FILE
+from tests.e2e.test_secrets import tls_files as tls_files  # the fixture
 
 from .misbehaving import deep_json, endless, hang, redirect_to, send, trickle
 
@@ -217,3 +218,75 @@ def test_a_slow_resolver_is_inside_the_deadline(cli, manifest_dir, monkeypatch):
         release.set()
     assert run.code == 4, run.all
     assert run.err.strip().splitlines()[-1] == "error: cannot connect to https://slow-dns.example: timed out"
+
+
+@pytest.fixture
+def trickling_tls(tls_files):
+    """A TLS server behind a proxy that passes the server's bytes on one every 20 ms."""
+    import socket
+    import ssl
+    import threading
+
+    from tests.e2e.stubs import empty_space, stub_server
+
+    cert, key = tls_files
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    stop = threading.Event()
+    with stub_server(empty_space, ssl_context=context) as (url, _):
+        upstream = int(url.rsplit(":", 1)[1])
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.05)
+
+        def pipe(src, dst, slow):
+            src.settimeout(0.05)
+            while not stop.is_set():
+                try:
+                    data = src.recv(1 if slow else 65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if not data:
+                    break
+                try:
+                    dst.sendall(data)
+                except OSError:
+                    break
+                if slow:
+                    stop.wait(0.02)
+            for sock in (src, dst):  # the TLS server's handshake then ends, and so can the server
+                sock.close()
+
+        threads = []
+
+        def accept():
+            while not stop.is_set():
+                try:
+                    client, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                server = socket.create_connection(("127.0.0.1", upstream))
+                for args in ((client, server, False), (server, client, True)):
+                    threads.append(threading.Thread(target=pipe, args=args, daemon=True))
+                    threads[-1].start()
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        try:
+            yield f"https://127.0.0.1:{listener.getsockname()[1]}", cert
+        finally:
+            stop.set()
+            acceptor.join(5)
+            for thread in threads:  # each closes its sockets: the TLS server's handshake ends
+                thread.join(5)
+            listener.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_trickled_tls_handshake_is_inside_the_deadline(cli, manifest_dir, trickling_tls):
+    url, cert = trickling_tls
+    run = cli("plan", manifest_dir({"a.yaml": GOOD}), "--server", url, "--ca-cert", cert,
+              "--timeout", "1", "--retries", "0")
+    assert run.code == 4, run.all
+    assert run.err.strip().splitlines()[-1] == f"error: cannot connect to {url}: timed out"
