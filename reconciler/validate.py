@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -153,6 +154,10 @@ def check_name(name: str) -> tuple[str, Literal["error", "warning"]] | None:
                 f"position {bad.start() + 1}): a terminal or a review would show another name"), "error"
     if any("\ud800" <= c <= "\udfff" for c in name):
         return "is not valid Unicode text (a lone surrogate)", "error"
+    invisible = next((c for c in name if c != "\u200d" and unicodedata.category(c) == "Cf"), None)
+    if invisible is not None:  # zero-width space, soft hyphen, BOM…: `a\u200bb` would pass for `ab`
+        return (f"must not contain invisible format characters (U+{ord(invisible):04X}): it would "
+                "look like another name"), "error"
     if len(name) > MAX_NAME:
         return f"is {len(name)} characters long; keep names at most {MAX_NAME}", "error"
     if name != name.strip():

@@ -80,6 +80,21 @@ HOSTILE_NAMES = ["red\x1b[31mX\x1b[0m", "clear\x1b[2J", "csi\x9b2J", "osc\x1b]0;
                  "nel\x85x", "ls\u2028x", "tab\tx", "bell\x07", "del\x7f", "| --- |", "<script>", "*bold*"]
 
 
+@pytest.mark.parametrize("char", ["\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad", "\u180e", "\u2062", "\U000e0001"],
+                         ids=lambda c: f"U+{ord(c):04X}")
+def test_names_with_invisible_characters_are_refused(char, cli, manifest_dir):
+    root = manifest_dir({"m.yaml": GOOD.format(name=json.dumps(f"a{char}b", ensure_ascii=False))})
+    run = cli("validate", root)
+    assert run.code == 1, run.all
+    assert f"name: must not contain invisible format characters (U+{ord(char):04X})" in run.err
+
+
+def test_emoji_sequences_stay_valid_names(cli, manifest_dir):
+    root = manifest_dir({"m.yaml": GOOD.format(name=json.dumps("team-\U0001F468\u200d\U0001F469\u200d\U0001F467",
+                                                                     ensure_ascii=False))})
+    assert cli("validate", root).code == 0
+
+
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
 def test_server_names_are_escaped_in_every_format(fmt, cli, manifest_dir, space, tmp_path):
     space.models = [{"name": n, "dtype": "ollama", "configuration": {"model": n}, "summary": n, "tags": n.replace(",", "")}
