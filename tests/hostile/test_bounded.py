@@ -290,3 +290,22 @@ def test_a_trickled_tls_handshake_is_inside_the_deadline(cli, manifest_dir, tric
               "--timeout", "1", "--retries", "0")
     assert run.code == 4, run.all
     assert run.err.strip().splitlines()[-1] == f"error: cannot connect to {url}: timed out"
+
+
+def _gzip_bomb(decoded_mib: int) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    block = b"[" + b" " * (1024 * 1024 - 1)
+    data = packer.compress(block) + b"".join(packer.compress(b" " * (1024 * 1024)) for _ in range(decoded_mib))
+    return data + packer.flush()
+
+
+@pytest.mark.timeout(60)
+def test_a_compressed_bomb_stops_at_the_size_cap(cli, manifest_dir, space):
+    bomb = _gzip_bomb(200)  # ~200 KB on the wire, 200 MiB decoded
+    space.script("GET", "/api/v1/models/",
+                 lambda handler, body: send(handler, 200, bomb, headers={"Content-Encoding": "gzip"}))
+    run = cli("plan", manifest_dir({"a.yaml": GOOD}), "--server", space.url, "--timeout", "60")
+    assert run.code == 6, run.all
+    assert "the answer is larger than 64 MiB; stopped reading" in run.err
