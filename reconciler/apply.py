@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class ApplyOptions:
     """The dtypes' secret fields and defaults, to compare a model found after a failed create."""
     owner: str | None = None
     """The owner whose tag created and adopted models carry (ownership.py)."""
+    model_budget: float = 300.0
+    """Seconds one model may take in all (attempts, look-ups, waits): then it is reported failed."""
 
     def may_replace(self, change: Change) -> bool:
         return replace_approved(change, names=self.replace, every=self.replace_all)
@@ -69,6 +72,9 @@ class Executor:
         self.stop = threading.Event()
         self.auth_error: AuthError | None = None
         self.interrupted = False
+        self._local = threading.local()
+        self.signum: int | None = None
+        """The signal that interrupted the run (SIGINT or SIGTERM), for the exit code 128 + n."""
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -77,7 +83,7 @@ class Executor:
         in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP)
         results: dict[str, Outcome] = {}
         self.interrupted = False
-        previous = self._catch_sigint()
+        previous = self._catch_signals()
         try:
             for outcome in self._execute(work):
                 results[outcome.name] = outcome
@@ -85,8 +91,8 @@ class Executor:
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
             self.interrupted = True
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         interrupted = self.interrupted
         for change in work:  # what never ran is reported, not dropped
             if change.name not in results:
@@ -97,26 +103,29 @@ class Executor:
             raise self.auth_error
         return report
 
-    def _catch_sigint(self) -> Any:
-        """Ctrl-C stops new submissions and lets in-flight calls finish and be reported.
+    def _catch_signals(self) -> dict[int, Any]:
+        """Ctrl-C and SIGTERM stop new submissions and let in-flight calls finish and be reported.
 
         A KeyboardInterrupt could land anywhere, even between a request that committed and its
-        report line, so the first Ctrl-C only sets the stop event (and still tells an outer
-        handler, such as the watch daemon's); a second one interrupts for real.
+        report line, so the first signal only sets the stop event (and still tells an outer
+        handler, such as the watch daemon's); a second one acts as the signal normally does.
         """
         if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = signal.getsignal(signal.SIGINT)
+            return {}
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-        def on_sigint(signum: int, frame: Any) -> None:
+        def on_signal(signum: int, frame: Any) -> None:
             self.interrupted = True
+            self.signum = self.signum or signum
             self.stop.set()
-            signal.signal(signal.SIGINT, previous)
-            if callable(previous) and previous is not signal.default_int_handler:
-                previous(signum, frame)
+            before = previous[signum]
+            signal.signal(signum, before if before is not None else signal.SIG_DFL)
+            if callable(before) and before is not signal.default_int_handler:
+                before(signum, frame)
 
-        signal.signal(signal.SIGINT, on_sigint)
-        return previous
+        for sig in previous:
+            signal.signal(sig, on_signal)
+        return {sig: h if h is not None else signal.SIG_DFL for sig, h in previous.items()}
 
     def _execute(self, work: list[Change]) -> Iterable[Outcome]:
         if self.options.parallelism <= 1:
@@ -154,6 +163,7 @@ class Executor:
     def _one(self, change: Change) -> Outcome:
         if self.stop.is_set():
             return Outcome(change.name, change.op, Result.SKIPPED, "not attempted (run stopped)")
+        self._local.started = time.monotonic()  # the per-model budget runs from here
         try:
             if change.op is Op.CREATE:
                 assert change.desired is not None
@@ -185,7 +195,10 @@ class Executor:
         body = manifest.create_body(owner=self.options.owner)
         attempts = 0
         last: ReconcilerError | None = None
+        self._local.started = getattr(self._local, "started", None) or time.monotonic()
         while attempts < self.options.max_create_attempts:
+            if attempts and self._budget_left() <= 0:
+                break
             attempts += 1
             try:
                 self.client.create_model(body)
@@ -227,13 +240,22 @@ class Executor:
                 )
             self._backoff(attempts, getattr(last, "retry_after", None))
         assert last is not None
-        return Outcome(manifest.name, op, Result.FAILED, f"gave up after {attempts} attempts: {last}",
+        spent = time.monotonic() - self._local.started
+        within = f" in {spent:.0f}s (the limit per model is {self.options.model_budget:g}s)" \
+            if self._budget_left() <= 0 else ""
+        return Outcome(manifest.name, op, Result.FAILED, f"gave up after {attempts} attempts{within}: {last}",
                        attempts=attempts, error_kind=last.kind)
+
+    def _budget_left(self) -> float:
+        started = getattr(self._local, "started", None)
+        if not started:
+            return self.options.model_budget
+        return self.options.model_budget - (time.monotonic() - started)
 
     def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
         if attempt < self.options.max_create_attempts and self.client.retry.delays:
-            delay = self.client.retry.delay(attempt - 1, retry_after)
-            if not self.stop.is_set():
+            delay = min(self.client.retry.delay(attempt - 1, retry_after), max(0.0, self._budget_left()))
+            if not self.stop.is_set() and delay > 0:
                 self.client.sleep(delay)
 
     def _update(self, change: Change) -> Outcome:

@@ -6,24 +6,42 @@ POST never retries here: a create that may have landed needs a look-up first (ap
 Collection routes end with `/` and item routes do not, so the server never needs to redirect
 (../shared/syft-space-api.md, "Trailing slashes"); a redirect to another origin is refused, so the
 token never leaves the configured server.
+
+Bounded: `timeout` bounds a whole exchange (connect, send, every read of headers and body) through
+a deadline the network layer checks on each read, so a server trickling bytes cannot hold a call;
+a body has a size cap and a nesting cap. Proxies from the environment are never used for a
+loopback server (the token would travel in clear to the proxy); a URL password and the token are
+registered with the scrubber (redact.py), and no message built from an httpx error quotes a header.
+What the server answers is checked: a create or update that answers with another model, a list
+with a name twice, a non-object `config_schema` are errors, not quiet successes.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import json
 import logging
+import math
+import os
 import random
+import re
+import socket
 import ssl
+import stat
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 from pydantic import ValidationError
 
+from reconciler import redact
 from reconciler.errors import (
     AuthError,
     ReconcilerError,
@@ -40,6 +58,144 @@ log = logging.getLogger(__name__)
 API = "/api/v1"
 RETRYABLE_STATUS = (429, 502, 503, 504)
 MAX_RETRY_AFTER = 30.0
+MAX_BODY = 64 * 1024 * 1024  # 10,000 models list in ~5 MB; an endless body stops here
+MAX_DEPTH = 64  # JSON nesting; a model's configuration is a few levels deep
+MAX_CA_FILE = 10 * 1024 * 1024
+
+
+# -- the deadline: one per request, checked by every network read and write -------------------
+
+_deadline = threading.local()
+
+
+def _left(timeout: float | None, error: type[Exception]) -> float | None:
+    end = getattr(_deadline, "end", None)
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise error("the whole-response deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write waits at most until the request's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        # CPython's ssl turns a socket timeout into one deadline for the whole handshake, so a
+        # trickled handshake ends with the request's deadline too (tests/hostile/test_bounded.py)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                     _left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+        left = _left(timeout, httpcore.ConnectTimeout)
+        if left is None or _is_ip(host):
+            return _DeadlineStream(self._inner.connect_tcp(host, port, left, local_address, socket_options))
+        # getaddrinfo takes no timeout: a slow resolver would hold the request past any deadline
+        last: Exception = httpcore.ConnectError(f"{host} has no address")
+        for address in _resolve(host, port, left):
+            try:
+                return _DeadlineStream(self._inner.connect_tcp(
+                    address, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options))
+            except httpcore.ConnectError as exc:  # the next address, as socket.create_connection does
+                last = exc
+        raise last
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:  # pragma: no cover
+        return _DeadlineStream(self._inner.connect_unix_socket(
+            path, _left(timeout, httpcore.ConnectTimeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover - unused by sync pools
+        self._inner.sleep(seconds)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[str]:
+    """getaddrinfo in a daemon thread, waited for at most `timeout` seconds."""
+    done = threading.Event()
+    result: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            result.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            result.append(exc)
+        done.set()
+
+    threading.Thread(target=lookup, name="resolve", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectTimeout(f"resolving {host} took longer than the deadline")
+    if isinstance(result[0], Exception):
+        raise httpcore.ConnectError(str(result[0]))
+    return list(dict.fromkeys(str(info[4][0]) for info in result[0]))
+
+
+def _install_deadline(transport: Any) -> bool:
+    """Wrap an httpx transport's network backend (httpcore pools keep it in `_network_backend`)."""
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if backend is None or isinstance(backend, _DeadlineBackend):
+        return False
+    pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    return True
+
+
+_LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")  # JSON pairs them up; a lone one stays
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(value: Any) -> Any:
+    """Lone surrogates (`"\\ud800"` in the JSON) become U+FFFD: no URL, file or terminal can carry them."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_unicode(v) for v in value]
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 @dataclass(frozen=True)
@@ -78,19 +234,20 @@ def _detail(response: httpx.Response) -> str:
     """The server's words, without anything it echoed back (422 `input` carries the api_key)."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         text = response.text.strip().splitlines()
-        return text[0][:200] if text else response.reason_phrase
+        return redact.scrub(text[0][:200]) if text else response.reason_phrase
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, str):
-        return detail
+        return redact.scrub(detail.strip().splitlines()[0][:200] if detail.strip() else detail)
     if isinstance(detail, list):
         parts = []
         for item in detail:
             if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc", ()))
+                raw_loc = item.get("loc")
+                loc = ".".join(str(p) for p in raw_loc) if isinstance(raw_loc, list) else ""
                 parts.append(f"{loc}: {item.get('msg', '')}".strip(": "))
-        return "; ".join(parts)
+        return redact.scrub("; ".join(parts)[:500])
     return response.reason_phrase
 
 
@@ -120,16 +277,16 @@ class SpaceClient:
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 32,
         sleep: Callable[[float], None] = time.sleep,
+        max_body: int = MAX_BODY,
     ) -> None:
-        url = httpx.URL(base_url.rstrip("/"))
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ReconcilerError(f"server URL {base_url!r} must look like https://space.example.org")
-        if url.scheme == "http" and token and not insecure and not is_loopback(url.host):
+        url = _parse_url(base_url)
+        loopback = is_loopback(url.host)
+        if url.scheme == "http" and token and not insecure and not loopback:
             raise ReconcilerError(
                 f"refusing to send the token over plain http to {url.host}; "
                 "use https://, or pass --insecure if you really mean it"
             )
-        self.base_url = str(url)
+        self.base_url = redact.url_without_userinfo(str(url))
         self.tenant = tenant
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
@@ -141,19 +298,42 @@ class SpaceClient:
             headers["X-Tenant-Name"] = tenant
         verify: ssl.SSLContext | bool = True
         if ca_cert:
-            verify = ssl.create_default_context(cafile=ca_cert)
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=timeout,
-            follow_redirects=False,
-            transport=transport,
-            verify=verify,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+            try:
+                info = os.stat(ca_cert)
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CA_FILE:
+                    # OpenSSL would read /dev/zero or a FIFO until memory or patience runs out
+                    raise OSError(errno.EINVAL, "not a regular file of at most 10 MiB")
+                verify = ssl.create_default_context(cafile=ca_cert)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                reason = (getattr(exc, "strerror", None) or getattr(exc, "reason", None)
+                          or "not a PEM CA bundle")
+                raise ReconcilerError(f"cannot use --ca-cert {ca_cert}: {reason}") from None
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ReconcilerError(f"--timeout must be a positive number of seconds, got {timeout}")
+        try:
+            self._http = httpx.Client(
+                # URL credentials would replace the bearer token (httpx sends them as Basic auth);
+                # the API's one credential is the token, so they are dropped (and never printed)
+                base_url=str(url.copy_with(username=None, password=None)),
+                headers=headers,
+                timeout=timeout,
+                follow_redirects=False,
+                transport=transport,
+                verify=verify,
+                # An HTTP(S)_PROXY would carry a loopback request (and its token) to another
+                # host, in clear for http://; a proxy cannot reach our loopback anyway.
+                trust_env=not loopback,
+                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            )
+        except (ValueError, TypeError, httpx.InvalidURL) as exc:  # a malformed *_PROXY variable, a header
+            raise ReconcilerError(f"cannot set up the HTTP client: {_reason(exc)}") from None
+        self.deadline_enforced = _install_deadline(self._http._transport)
+        for mounted in self._http._mounts.values():
+            _install_deadline(mounted)
         self._count_lock = threading.Lock()
         self.requests = 0
         self.timeout = timeout
+        self.max_body = max_body
 
     def close(self) -> None:
         self._http.close()
@@ -167,37 +347,73 @@ class SpaceClient:
     # -- one request ------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        response = self._exchange(method, path, path, body)
+        if response.is_redirect:
+            return self._redirect(method, path, body, response)
+        return response
+
+    def _exchange(self, method: str, path: str, target: str | httpx.URL, body: Any) -> httpx.Response:
+        """One request and its whole body within `timeout`, every httpx error translated."""
         with self._count_lock:
             self.requests += 1
         try:
-            response = self._http.request(method, path, json=body)
+            request = self._http.build_request(method, target, json=body)
+        except (ValueError, TypeError, UnicodeError) as exc:  # NaN, a lone surrogate: never sent
+            raise ReconcilerError(f"{method} {path}: the request body cannot be sent as JSON "
+                                  f"({type(exc).__name__})") from None
+        _deadline.end = time.monotonic() + self.timeout
+        try:
+            response = self._http.send(request, stream=True)
+            try:
+                self._read_body(method, path, response)
+            finally:
+                response.close()
         except httpx.ConnectTimeout as exc:
             raise ServerUnreachable(f"cannot connect to {self.base_url}: timed out") from exc
         except httpx.ConnectError as exc:
             raise ServerUnreachable(f"cannot connect to {self.base_url}: {_reason(exc)}") from exc
         except httpx.TimeoutException as exc:
             raise UncertainWrite(
-                f"{method} {path}: no answer from {self.base_url} within {self.timeout:g}s"
+                f"{method} {path}: no complete answer from {self.base_url} within {self.timeout:g}s"
             ) from exc
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise UncertainWrite(f"{method} {path}: connection lost ({_reason(exc)})") from exc
         except httpx.HTTPError as exc:
             raise ServerUnreachable(f"{method} {path}: {_reason(exc)}") from exc
-        if response.is_redirect:
-            return self._redirect(method, path, body, response)
+        except (httpcore.TimeoutException, TimeoutError) as exc:  # pragma: no cover - httpx maps these
+            raise UncertainWrite(f"{method} {path}: no complete answer within {self.timeout:g}s") from exc
+        finally:
+            _deadline.end = None
         return response
 
+    def _read_body(self, method: str, path: str, response: httpx.Response) -> None:
+        """The body, decoded, at most `max_body` bytes, before the deadline (a mock transport too)."""
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self.max_body:
+                raise ServerError(
+                    f"{method} {path}: the answer is larger than {self.max_body // 1048576 or 1} MiB; "
+                    "stopped reading", status=response.status_code,
+                )
+            chunks.append(chunk)
+            _left(None, httpcore.ReadTimeout)
+        response._content = b"".join(chunks)  # what Response.read() would have set
+
     def _redirect(self, method: str, path: str, body: Any, response: httpx.Response) -> httpx.Response:
-        target = response.url.join(response.headers.get("location", ""))
+        try:
+            target = response.url.join(response.headers.get("location", ""))
+        except (httpx.InvalidURL, ValueError, UnicodeError):
+            raise ServerError(f"{method} {path}: the server redirected to an invalid URL",
+                              status=response.status_code) from None
         if (target.scheme, target.host, target.port) != self._origin:
             raise ServerError(
                 f"{method} {path}: the server redirected to {target.scheme}://{target.host}; "
                 "not following (the token is only sent to the configured server)",
                 status=response.status_code,
             )
-        with self._count_lock:
-            self.requests += 1
-        second = self._http.request(method, target, json=body)
+        second = self._exchange(method, path, target, body)
         if second.is_redirect:
             raise ServerError(f"{method} {path}: redirect loop", status=second.status_code)
         return second
@@ -239,12 +455,19 @@ class SpaceClient:
     @staticmethod
     def _json(method: str, path: str, response: httpx.Response) -> Any:
         try:
-            return response.json()
-        except ValueError as exc:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError) as exc:
             raise ServerError(
                 f"{method} {path}: the server answered {response.status_code} with a body that is not JSON",
                 status=response.status_code,
             ) from exc
+        except RecursionError:
+            data = None
+        else:
+            if _depth(data) <= MAX_DEPTH:
+                return _valid_unicode(data) if _LONE_SURROGATE_ESCAPE.search(response.content) else data
+        raise ServerError(f"{method} {path}: the answer nests deeper than {MAX_DEPTH} levels; not read",
+                          status=response.status_code)
 
     def _model(self, method: str, path: str, response: httpx.Response) -> RemoteModel:
         data = self._json(method, path, response)
@@ -267,9 +490,17 @@ class SpaceClient:
         if not isinstance(data, list):
             raise ServerError(f"GET {path}: expected a list of models")
         try:
-            return [RemoteModel.model_validate(item) for item in data]
+            models = [RemoteModel.model_validate(item) for item in data]
         except ValidationError as exc:
             raise ServerError(f"GET {path}: unexpected model shape from the server") from exc
+        counts = Counter(m.name for m in models)
+        twice = sorted(name for name, n in counts.items() if n > 1)
+        if twice:
+            shown = ", ".join(f"`{n}`" for n in twice[:5])
+            shown += f" and {len(twice) - 5} more" if len(twice) > 5 else ""
+            raise ServerError(f"GET {path}: the server lists {shown} more than once; "
+                              "refusing to plan against an inconsistent answer")
+        return models
 
     def get_model(self, name: str) -> RemoteModel | None:
         path = self.item(name)
@@ -282,13 +513,22 @@ class SpaceClient:
         return self._model("GET", path, response)
 
     def create_model(self, body: dict[str, Any]) -> RemoteModel:
-        """One POST, no retry: the caller decides what a failure means (apply.py)."""
+        """One POST, no retry: the caller decides what a failure means (apply.py).
+
+        A success that answers with another model is not a success: the server's word is checked.
+        """
         path = f"{API}/models/"
-        return self._model("POST", path, self._request("POST", path, body, retry=False))
+        response = self._request("POST", path, body, retry=False)
+        model = self._model("POST", path, response)
+        _check_answer("POST", path, response.status_code, model, name=body["name"], dtype=body.get("dtype"))
+        return model
 
     def patch_model(self, name: str, body: dict[str, Any]) -> RemoteModel:
         path = self.item(name)
-        return self._model("PATCH", path, self._request("PATCH", path, body))
+        response = self._request("PATCH", path, body)
+        model = self._model("PATCH", path, response)
+        _check_answer("PATCH", path, response.status_code, model, name=name, dtype=None)
+        return model
 
     def delete_model(self, name: str) -> bool:
         """Delete; False when it was already gone (a 200 does not prove this call removed it)."""
@@ -307,8 +547,8 @@ class SpaceClient:
         if not isinstance(data, list):
             raise ServerError(f"GET {path}: expected a list of model types")
         return [
-            ModelType(str(t.get("name")), dict(t.get("config_schema") or {}), str(t.get("description") or ""),
-                      bool(t.get("enabled", True)))
+            ModelType(str(t.get("name")), t["config_schema"] if t.get("config_schema") is not None else {},
+                      str(t.get("description") or ""), t.get("enabled", True) is not False)
             for t in data
             if isinstance(t, dict)
         ]
@@ -337,5 +577,34 @@ class SpaceClient:
 
 
 def _reason(exc: Exception) -> str:
+    """An httpx error in one line, never quoting a header: h11 puts the offending header's value
+    into its message (a token with a newline once printed the whole `Authorization`)."""
     text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
+    if "header" in text.lower() or isinstance(exc, (httpx.LocalProtocolError, httpcore.LocalProtocolError)):
+        return f"{type(exc).__name__}: the request could not be sent (an invalid header value)"
+    return redact.scrub(text.splitlines()[0][:200])
+
+
+def _parse_url(base_url: str) -> httpx.URL:
+    shown = redact.url_without_userinfo(base_url)
+    try:
+        url = httpx.URL(base_url.rstrip("/"))
+        host = url.host
+    except (httpx.InvalidURL, ValueError, UnicodeError, TypeError):
+        url, host = None, ""
+    if url is None or url.scheme not in ("http", "https") or not host:
+        raise ReconcilerError(f"server URL {shown!a} must look like https://space.example.org")
+    if url.password:
+        redact.register(url.password, f"{url.username}:{url.password}")
+    return url
+
+
+def _check_answer(
+    method: str, path: str, status: int, model: RemoteModel, *, name: str, dtype: str | None
+) -> None:
+    if model.name != name or (dtype is not None and model.dtype != dtype):
+        got = f"`{model.name}` ({model.dtype})"
+        raise ServerError(
+            f"{method} {path}: the server answered {status} with model {got}, not `{name}`; "
+            "not counted as done", status=status,
+        )

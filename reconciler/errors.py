@@ -9,6 +9,8 @@
     ├── LockHeld                    another apply/watch holds the instance's lock on the space
     ├── Refused                     a safety guard: too many deletions, prune over part of the set
     ├── StalePlan                   a saved plan no longer matches the manifests or the server
+    ├── WrongTarget                 a saved plan applied to another server or tenant (exit 2)
+    ├── BadSetting                  a token, tenant or option that can never work (exit 2, one line)
     └── ServerError                 any other refusal: status, method, path, trimmed detail
         └── RetryableServerError    429 / 502 / 503 / 504, with the server's Retry-After if any
 
@@ -101,6 +103,20 @@ class StalePlan(ReconcilerError):
 
     exit_code = EXIT_STALE_PLAN
     kind = "stale_plan"
+
+
+class WrongTarget(ReconcilerError):
+    """The saved plan was made for another server or tenant."""
+
+    exit_code = EXIT_USAGE
+    kind = "wrong_target"
+
+
+class BadSetting(ReconcilerError):
+    """A setting refused before any request: one line (and the JSON error), unlike click's usage text."""
+
+    exit_code = EXIT_USAGE
+    kind = "usage"
 
 
 class ServerError(ReconcilerError):

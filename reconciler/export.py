@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
-from reconciler.editor_schema import looks_secret
+from reconciler import redact
 from reconciler.model import RemoteModel
+from reconciler.redact import looks_secret_key as looks_secret
 from reconciler.schemas import SchemaRegistry
 from reconciler.selection import Selector
 from reconciler.tree import DESCEND, nodes, rebuild
@@ -84,8 +85,13 @@ class _FlowList(list[str]):
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    # PyYAML falls back to a quoted style by itself where a block cannot hold the string exactly
-    style = "|" if "\n" in data else None
+    # PyYAML falls back to a quoted style by itself where a block cannot hold the string exactly,
+    # but a block or plain scalar turns U+0085/U+2028/U+2029 and CR into line breaks on reading:
+    # those, and anything a terminal would act on, go double-quoted with escapes (see to_yaml).
+    if redact.UNSAFE.search(data) or "\x85" in data:
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in data else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
@@ -100,10 +106,13 @@ _Dumper.add_representer(_FlowList, _represent_flow)
 def to_yaml(document: Mapping[str, Any]) -> str:
     """One document as YAML that reads back to the same values (strings that look like
     numbers, booleans or null are quoted by the dumper)."""
-    return str(yaml.dump(
+    text = str(yaml.dump(
         dict(document), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
         default_flow_style=False, width=4096,
     ))
+    # PyYAML writes bidi controls raw even inside double quotes (they are "printable"); such strings
+    # are double-quoted (_represent_str), where a \uXXXX escape reads back as the same character.
+    return redact.json_safe(text)
 
 
 def _escape(value: Any) -> Any:
@@ -145,8 +154,28 @@ def _secret_fields(
     return fields, warnings
 
 
-def _document(model: RemoteModel, refs: Mapping[str, str]) -> dict[str, Any]:
-    configuration = {k: _escape(v) for k, v in model.configuration.items()}
+def _nested_refs(value: Any, prefix: str, env: list[str]) -> Any:
+    """Secret-looking keys below the top level (`headers.Authorization`) become references too."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            name = f"{prefix}_{env_prefix(str(key))}"
+            if looks_secret(key) and isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                env.append(name)
+                out[key] = f"${{{name}}}"
+            else:
+                out[key] = _nested_refs(item, name, env)
+        return out
+    if isinstance(value, list):
+        return [_nested_refs(item, f"{prefix}_{i}", env) for i, item in enumerate(value)]
+    return _escape(value)
+
+
+def _document(
+    model: RemoteModel, refs: Mapping[str, str], nested: list[str], *, prefix: str
+) -> dict[str, Any]:
+    configuration = {k: _nested_refs(v, f"{prefix}_{env_prefix(k)}", nested) if k not in refs else v
+                     for k, v in model.configuration.items()}
     for field, var in refs.items():
         configuration[field] = f"${{{var}}}"
     ordered = {k: configuration[k] for k in (*model.configuration, *refs) if k in configuration}
@@ -209,11 +238,13 @@ def export(
                                "configuration"):
             warnings.append(f"model `{model.name}`: {path} is a mapping with only `file`, which a "
                             "manifest reads as a secret file reference; edit it by hand")
-        env = tuple(refs.values())
+        nested: list[str] = []
+        document = _document(model, refs, nested, prefix=prefixes[model.name])
+        env = tuple(refs.values()) + tuple(nested)
         header = "# Exported by `syft-reconciler export`."
         if env:
             header += f" Set {', '.join(env)} in the environment before plan/apply."
-        text = f"{header}\n{to_yaml(_document(model, refs))}"
+        text = redact.scrub(f"{header}\n{to_yaml(document)}")
         stem = file_stem(model.name)
         if stem.casefold() in stems:  # a safe name that equals another's slug and hash: not in practice
             stem = f"{stem}-{hashlib.sha256(model.name.encode()).hexdigest()}"

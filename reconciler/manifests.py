@@ -8,6 +8,7 @@ This is the only module that imports yaml.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from collections.abc import Iterable
@@ -64,6 +65,7 @@ except ImportError:  # pragma: no cover - a PyYAML built without libyaml
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a manifest folder is config, not data
 MAX_NODES_PER_DOCUMENT = 10_000  # bounds alias expansion ("billion laughs")
+MAX_DEPTH = 32  # nesting; deeper input would exhaust the recursion of every walker after this one
 SUFFIXES = (".yaml", ".yml")
 
 _STR = "tag:yaml.org,2002:str"
@@ -140,6 +142,9 @@ class _Builder:
         self.budget -= 1
         if self.budget < 0:
             raise _TooBig()
+        if len(path) > MAX_DEPTH:
+            raise _Bad(node, _dotted(path[:MAX_DEPTH]) + ".…",
+                       f"nested deeper than {MAX_DEPTH} levels; a manifest is a few levels deep")
         mark = node.start_mark
         self.positions[path] = (mark.line + 1, mark.column + 1)
         tag = node.tag
@@ -153,7 +158,16 @@ class _Builder:
             if node.__class__ is yaml.SequenceNode:
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         elif tag in _SCALAR_CONSTRUCTORS and node.__class__ is yaml.ScalarNode:
-            return _SCALAR_CONSTRUCTORS[tag](node)
+            try:
+                value = _SCALAR_CONSTRUCTORS[tag](node)
+            # `!!int "abc"`, `!!int ""`, `!!bool maybe`: the constructors raise anything
+            except (ValueError, KeyError, IndexError, TypeError, OverflowError):
+                shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:40] + "…")
+                raise _Bad(node, _dotted(path), f"{shown} is not a valid {tag.rsplit(':', 1)[-1]}") from None
+            if value.__class__ is float and not math.isfinite(value):
+                raise _Bad(node, _dotted(path),
+                           f"{node.value} is not a finite number; JSON (and the server) cannot carry it")
+            return value
         raise _Bad(
             node,
             _dotted(path),
@@ -189,6 +203,8 @@ def parse(text: str, path: str) -> tuple[list[Document], list[Problem]]:
     documents: list[Document] = []
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except RecursionError:  # libyaml stops at 1,000 levels, PyYAML's composer recurses before that
+        return [], [Problem(path, 1, 1, "", f"YAML nested too deep (more than {MAX_DEPTH} levels)")]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)

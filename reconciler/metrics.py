@@ -9,6 +9,8 @@ finished; liveness follows the loop's `Heartbeat` only, so bad manifests never r
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -19,7 +21,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 
+from reconciler import redact
 from reconciler.watch import MODEL_STATES, Heartbeat, RoundResult, RoundStatus
+
+log = logging.getLogger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -129,10 +134,33 @@ class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets or drops its connection is its own business: one debug line, no
+        traceback on the daemon's stderr (which may be carrying --log-format json)."""
+        error = sys.exc_info()[1]
+        log.debug("metrics client %s: %s", client_address, type(error).__name__,
+                  extra={"event": "metrics_client_error", "fields": {"error": type(error).__name__}})
+
+
+class _LogStream:
+    """wsgiref's handler writes tracebacks of failed responses here: to the log, one line."""
+
+    def write(self, text: str) -> None:
+        line = text.strip().splitlines()[-1] if text.strip() else ""
+        if line:
+            log.debug("metrics response failed: %s", line[:200],
+                      extra={"event": "metrics_client_error", "fields": {}})
+
+    def flush(self) -> None:
+        pass
+
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # access logs would drown the daemon's own
         pass
+
+    def get_stderr(self) -> Any:
+        return _LogStream()
 
 
 class MetricsServer:
@@ -159,7 +187,7 @@ class MetricsServer:
         }
         if path in probes:
             code, body = probes[path]()
-            data = json.dumps(body).encode()
+            data = json.dumps(redact.scrub_obj(body)).encode()  # unauthenticated: nothing secret
             status = "200 OK" if code == 200 else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
             return [data]

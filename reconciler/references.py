@@ -14,13 +14,16 @@ are passed in.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler import redact
 from reconciler.errors import InvalidManifests
 from reconciler.model import Manifest, Problem
 from reconciler.tree import DESCEND, FieldPath, nodes, rebuild
@@ -117,8 +120,41 @@ def has_ref(value: Any) -> bool:
 ReadFile = Callable[[Path], str]
 
 
-def read_secret_file(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+MAX_SECRET_FILE = 1024 * 1024
+"""A secret is a key or a certificate, not data: bigger files are refused unread."""
+
+
+def read_secret_file(path: Path, *, limit: int = MAX_SECRET_FILE) -> str:
+    """A regular file's text, at most `limit` bytes: never a FIFO (it would block), a device
+    (`/dev/zero` never ends) or a directory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or directory is never read)")
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB; a secret file holds one secret")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB; a secret file holds one secret")
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # os.environ keeps undecodable bytes as lone surrogates
+        return False
+    return True
 
 
 def resolve(
@@ -139,6 +175,9 @@ def resolve(
                 if not is_var:
                     out.append(text)
                 elif text in env:
+                    if not _utf8(env[text]):
+                        problems.append((where, f"environment variable {text} is not valid UTF-8 text"))
+                        continue
                     out.append(env[text])
                 else:
                     problems.append((where, f"environment variable {text} is not set; export it before plan/apply"))
@@ -216,22 +255,37 @@ def resolve_secrets(
         resolved, problems = resolve_manifests(manifests, env=base)
         if problems:
             raise InvalidManifests(problems)
+        register_secrets(resolved)
         return tuple(resolved), ()
     fake = _Placeholders(base)
 
     def read(path: Path) -> str:
         try:
-            return path.read_text(encoding="utf-8")
+            return read_secret_file(path)
         except (OSError, UnicodeDecodeError):
             fake.missing.add(f"secret file {path}")
             return PLACEHOLDER
 
     resolved, problems = resolve_manifests(manifests, env=fake, read=read)
-    if problems:  # pragma: no cover - placeholders leave nothing unresolved
+    if problems:
         raise InvalidManifests(problems)
+    register_secrets(resolved)
     notes = tuple(
         f"warning: {what} is not available: the local sandbox gets a placeholder "
         "(a real server would refuse to plan)"
         for what in sorted(fake.missing)
     )
     return tuple(resolved), notes
+
+
+def register_secrets(manifests: Sequence[Manifest]) -> None:
+    """Every resolved secret value goes to the scrubber before anything is printed or sent:
+    fields filled from a reference, writeOnly fields, and keys named like secrets at any depth."""
+    for manifest in manifests:
+        for path, node in nodes(dict(manifest.configuration)):
+            if not path:
+                continue
+            key = path[-1]
+            if (len(path) == 1 and key in manifest.sensitive) or (
+                    isinstance(key, str) and redact.looks_secret_key(key)):
+                redact.SCRUBBER.register_tree(node)

@@ -1,8 +1,11 @@
 """Plans, problems and apply reports as text, JSON or markdown (pure: returns strings).
 
-Secrets are redacted here and nowhere else: a value is printed only when its field is neither
-marked writeOnly by the dtype schema nor filled from a ${…}/file reference.
-The JSON shapes are a contract: top-level `"version": 1`.
+Secrets are redacted here: a value is printed only when its field is neither marked writeOnly by
+the dtype schema, nor filled from a ${…}/file reference, nor named like a secret (`password`,
+`api-key`, `headers.Authorization`… at any depth: what a server sends is judged by its keys).
+The scrubber (redact.py) then catches any registered value wherever it still shows. Server-sent
+text is escaped for each format: terminal escapes and bidi characters in text, pipes and
+backticks in markdown tables. The JSON shapes are a contract: top-level `"version": 1`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from reconciler.errors import InvalidManifests, ReconcilerError
 from reconciler.model import ApplyReport, Change, FieldDiff, Manifest, Op, Plan, Problem, Result
 from reconciler.plan import replace_approved
+from reconciler.redact import looks_secret_key, neutralise, redact_keys
 
 SENSITIVE = "(sensitive)"
 JSON_VERSION = 1
@@ -39,7 +43,29 @@ _WORD = {
 
 
 def _value(value: Any, *, sensitive: bool) -> Any:
-    return SENSITIVE if sensitive and value is not None else value
+    return (SENSITIVE if value is not None else None) if sensitive else redact_keys(value)
+
+
+def _sensitive(diff: FieldDiff) -> bool:
+    return diff.sensitive or (diff.path[:1] == ("configuration",) and looks_secret_key(diff.path[-1]))
+
+
+def md_code(text: str) -> str:
+    """`text` as a markdown code span that survives a table cell: pipes escaped, fenced with more
+    backticks than it holds, on one line, terminal-safe."""
+    text = neutralise(text, line=True).replace("|", "\\|")
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) or not text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_text(text: str) -> str:
+    """Plain text for a markdown table cell."""
+    return neutralise(text, line=True).replace("|", "\\|")
 
 
 def _show(value: Any) -> str:
@@ -71,9 +97,9 @@ def change_dict(change: Change, *, replace_allowed: bool | None = None) -> dict[
     out["diffs"] = [
         {
             "field": d.dotted,
-            "old": _value(d.old, sensitive=d.sensitive),
-            "new": _value(d.new, sensitive=d.sensitive),
-            **({"sensitive": True} if d.sensitive else {}),
+            "old": _value(d.old, sensitive=_sensitive(d)),
+            "new": _value(d.new, sensitive=_sensitive(d)),
+            **({"sensitive": True} if _sensitive(d) else {}),
         }
         for d in _diffs(change)
     ]
@@ -123,7 +149,7 @@ def deletion_kinds(going: Sequence[Change]) -> str:
 
 def deletions_line(going: Sequence[Change]) -> str:
     """The models a run deletes (prunes, and replaces that will run), shown before anything else."""
-    names = ", ".join(f"{c.name} (replace)" if c.op is Op.REPLACE else c.name for c in going)
+    names = ", ".join(neutralise(c.name, line=True) + (" (replace)" if c.op is Op.REPLACE else "") for c in going)
     return f"  DELETIONS ({len(going)}): {names}"
 
 
@@ -142,8 +168,8 @@ def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool
     for change in ordered:
         if change.op is Op.NOOP and not change.not_comparable and not change.reason:
             continue
-        where = f"  ({change.desired.source})" if change.desired is not None else ""
-        head = f"  {_SYMBOL[change.op]} {_WORD[change.op]} {change.name}{where}"
+        where = f"  ({neutralise(str(change.desired.source))})" if change.desired is not None else ""
+        head = f"  {_SYMBOL[change.op]} {_WORD[change.op]} {neutralise(change.name, line=True)}{where}"
         if change.op is Op.REPLACE and not _allowed(change, replace_allowed):
             never = change.desired is not None and change.desired.replace_policy == "never"
             head += "  [lifecycle.replace: never]" if never else f"  [needs --replace {change.name}]"
@@ -151,17 +177,17 @@ def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool
             head += "  [adopt]"
         lines.append(head)
         for diff in _diffs(change):
-            old = _show(_value(diff.old, sensitive=diff.sensitive))
-            new = _show(_value(diff.new, sensitive=diff.sensitive))
+            old = _show(_value(diff.old, sensitive=_sensitive(diff)))
+            new = _show(_value(diff.new, sensitive=_sensitive(diff)))
             arrow = new if change.op is Op.CREATE else f"{old} -> {new}"
-            lines.append(f"      {diff.dotted}: {arrow}")
+            lines.append(neutralise(f"      {diff.dotted}: {arrow}"))
         if change.not_comparable:
             lines.append(_not_comparable_note(change))
         if change.op is Op.UNMANAGED:
             owner = change.ownership.describe() if change.ownership else "was not created by the reconciler"
             lines.append(f"      on the server, not in the manifests (it {owner}); left alone")
         if change.reason:
-            lines.append(f"      {change.reason}")
+            lines.append(f"      {neutralise(change.reason)}")
     if plan.is_empty:
         lines.append("No changes: the server matches the manifests.")
     return "\n".join(lines)
@@ -198,9 +224,9 @@ def plan_json(
 
 
 def plan_markdown(plan: Plan, *, target: str) -> str:
-    lines = [f"### Syft Space plan for `{target}`", "", f"**{summary_line(plan)}**", ""]
+    lines = [f"### Syft Space plan for {md_code(target)}", "", f"**{summary_line(plan)}**", ""]
     if plan.deletes:
-        names = ", ".join(f"`{c.name}`" for c in plan.deletes)
+        names = ", ".join(md_code(c.name) for c in plan.deletes)
         lines += [f"> **Deletes {len(plan.deletes)} model(s):** {names}", ""]
     if plan.is_empty:
         lines.append("No changes: the server matches the manifests.")
@@ -209,9 +235,9 @@ def plan_markdown(plan: Plan, *, target: str) -> str:
     for change in plan.changes:
         if change.op is Op.NOOP:
             continue
-        fields = ", ".join(f"`{d.dotted}`" for d in _diffs(change)) or change.reason
-        source = f"`{change.desired.source}`" if change.desired else ""
-        lines.append(f"| {_SYMBOL[change.op]} {_WORD[change.op]} | `{change.name}` | {source} | {fields} |")
+        fields = ", ".join(md_code(d.dotted) for d in _diffs(change)) or md_text(change.reason)
+        source = md_code(str(change.desired.source)) if change.desired else ""
+        lines.append(f"| {_SYMBOL[change.op]} {_WORD[change.op]} | {md_code(change.name)} | {source} | {fields} |")
     return "\n".join(lines)
 
 
@@ -241,7 +267,7 @@ _RESULT_WORD = {
 def outcome_line(outcome: Any) -> str:
     retried = f" (after {outcome.attempts} attempts)" if outcome.attempts > 1 else ""
     message = f": {outcome.message}" if outcome.message else ""
-    return f"{_RESULT_WORD[outcome.result]:<9}{outcome.name}{retried}{message}"
+    return neutralise(f"{_RESULT_WORD[outcome.result]:<9}{outcome.name}{retried}{message}")
 
 
 def report_summary(report: ApplyReport) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler import render
-from reconciler.errors import Refused, StalePlan
+from reconciler import redact, render
+from reconciler.errors import Refused
 from reconciler.loading import Loaded, load, load_variables
 from reconciler.model import Change, Manifest, Plan, RemoteModel
 from reconciler.plan import PlanOptions, Scope, deletions
@@ -147,11 +147,9 @@ def replay_request(saved: SavedPlan, *, owner: str | None, config: Path | None, 
 
 
 def verify_saved(saved: SavedPlan, desired: Desired, planned: Planned, options: PlanOptions, *,
-                 server: str, tenant: str | None, any_server: bool, source: str) -> None:
+                 server: str, tenant: str | None, source: str) -> None:
     """Refuse (StalePlan) unless the plan made now is exactly the saved one."""
-    if server != saved.server and not any_server:
-        raise StalePlan(f"{source} was made for {saved.server}, not {server}; nothing was written")
-    changes = render.plan_json(planned.plan, target=server, tenant=tenant,
-                               replace_allowed=options.replace_allowed)["changes"]
+    changes = redact.scrub_obj(render.plan_json(planned.plan, target=server, tenant=tenant,
+                                                replace_allowed=options.replace_allowed)["changes"])
     saved.check(digest=manifests_digest(desired.loaded.manifests),
                 fingerprint=state_fingerprint(planned.observed.models), changes=changes, source=source)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler import references
+from reconciler import redact, references
 from reconciler.errors import InvalidManifests
 from reconciler.manifests import Document
 from reconciler.model import Manifest, Problem, SourceLocation, normalise_tags
@@ -164,8 +165,16 @@ def check_name(name: str) -> tuple[str, Literal["error", "warning"]] | None:
         return "must not contain `/` (the server could never read, patch or delete it)", "error"
     if name in (".", ".."):
         return "must not be `.` or `..` (URL paths cannot address it)", "error"
-    if _CONTROL.search(name):
-        return "must not contain control characters", "error"
+    bad = redact.UNSAFE.search(name) or _CONTROL.search(name)
+    if bad:
+        return (f"must not contain control, bidi or line-separator characters (U+{ord(bad.group(0)):04X} at "
+                f"position {bad.start() + 1}): a terminal or a review would show another name"), "error"
+    if any("\ud800" <= c <= "\udfff" for c in name):
+        return "is not valid Unicode text (a lone surrogate)", "error"
+    invisible = next((c for c in name if c != "\u200d" and unicodedata.category(c) == "Cf"), None)
+    if invisible is not None:  # zero-width space, soft hyphen, BOM…: `a\u200bb` would pass for `ab`
+        return (f"must not contain invisible format characters (U+{ord(invisible):04X}): it would "
+                "look like another name"), "error"
     if len(name) > MAX_NAME:
         return f"is {len(name)} characters long; keep names at most {MAX_NAME}", "error"
     if name != name.strip():
@@ -270,8 +279,13 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         for index, tag in enumerate(tags):
             if "," in tag:
                 problems.append(_problem(doc, ("tags", index), "a tag must not contain `,` (the API joins tags with commas)"))
+            elif redact.UNSAFE.search(tag):
+                problems.append(_problem(doc, ("tags", index),
+                                         "a tag must not contain control, bidi or line-separator characters"))
             elif is_ownership_tag(tag.strip()):
                 problems.append(_problem(doc, ("tags", index), _OWNERSHIP_TAG))
+    elif redact.UNSAFE.search(tags):
+        problems.append(_problem(doc, ("tags",), "tags must not contain control, bidi or line-separator characters"))
     elif any(is_ownership_tag(t) for t in normalise_tags(tags)):
         problems.append(_problem(doc, ("tags",), _OWNERSHIP_TAG))
 
@@ -320,6 +334,22 @@ def check_types(manifests: Sequence[Manifest], offered: Sequence[str], server: s
         raise InvalidManifests(problems)
 
 
+def _server_validator(schema: Any) -> Any:
+    """A validator for a server's config_schema, or why there is none (a string)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if not isinstance(schema, dict):
+        return "is not a JSON object"
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return f"is not valid JSON Schema ({str(exc.message)[:120]})"
+    except RecursionError:
+        return "nests too deep"
+    return Draft202012Validator(schema, format_checker=None)
+
+
 def check_online(
     manifests: Sequence[Manifest], types: Sequence[Any], registry: SchemaRegistry, server: str
 ) -> tuple[list[Problem], list[str]]:
@@ -328,8 +358,6 @@ def check_online(
     `types` are the server's ModelType values. The server's schemas carry no `additionalProperties`, so
     unknown settings pass there; our bundled schemas (offline validate) still refuse them.
     """
-    from jsonschema import Draft202012Validator
-
     from reconciler.schemas import server_config_schema
 
     published = {t.name: t for t in types}
@@ -351,9 +379,23 @@ def check_online(
                 f"dtype `{manifest.dtype}` is disabled on {server} (its provider library is missing there)",
                 "warning",
             ))
-        validator = validators.setdefault(manifest.dtype, Draft202012Validator(info.config_schema))
+        if manifest.dtype not in validators:
+            validators[manifest.dtype] = _server_validator(info.config_schema)
+        validator = validators[manifest.dtype]
+        if isinstance(validator, str):
+            problems.append(Problem(manifest.source.path, *where, "dtype",
+                                    f"the server's `{manifest.dtype}` schema {validator}; "
+                                    "configuration not checked against it", "warning"))
+            continue
         config = references.placeholder(dict(manifest.configuration))
-        for error in validator.iter_errors(config):
+        try:
+            errors = list(validator.iter_errors(config))
+        except Exception as exc:  # a schema check_schema let through (e.g. a regex Python cannot compile)
+            problems.append(Problem(manifest.source.path, *where, "dtype",
+                                    f"the server's `{manifest.dtype}` schema cannot be applied "
+                                    f"({type(exc).__name__}); configuration not checked against it", "warning"))
+            continue
+        for error in errors:
             path = tuple(str(p) for p in error.absolute_path)
             field = ".".join(("configuration", *path))
             line, column = manifest.positions.get(field, manifest.positions.get("dtype", where))
@@ -370,7 +412,12 @@ def check_online(
         theirs = published[name].config_schema
         if ours == theirs:
             continue
+        if not isinstance(theirs, dict):
+            skew.append(f"the server's `{name}` config_schema is not a JSON object; not compared")
+            continue
         ours_props, theirs_props = ours.get("properties", {}), theirs.get("properties", {})
+        if not isinstance(theirs_props, dict):
+            theirs_props = {}
         details = [f"server adds `{k}`" for k in sorted(set(theirs_props) - set(ours_props))]
         details += [f"server lacks `{k}`" for k in sorted(set(ours_props) - set(theirs_props))]
         details += [f"`{k}` differs" for k in sorted(set(ours_props) & set(theirs_props))

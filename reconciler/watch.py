@@ -349,7 +349,7 @@ class Reconciler:
         self.options = options
         self.settings = settings
         self.applied: str | None = None
-        """Digest of the desired state last applied without a failed write."""
+        """Digest of the desired state the server was last known to match (None: unknown)."""
         self.applied_commit: str | None = None
         self._announced: str | None = None
 
@@ -407,6 +407,10 @@ class Reconciler:
         elif any(c.writes for c in plan.changes):
             selected = sum(1 for m in manifests if scope.selection.selects(m.name, m.dtype, m.tags))
             s.plan.check(plan, manifest_count=selected)
+            # From the first write on, the server matches no known desired state until this apply
+            # succeeds: a round that fails half way (or raises) leaves `applied` unknown, so the
+            # next round writes whatever the manifests say, a revert to the old state included.
+            self.applied = None
             report = Executor(self.client, self.options, on_outcome=_log_outcome).run(plan)
         for change in plan.changes:
             if change.op is Op.CONFLICT:
@@ -414,7 +418,7 @@ class Reconciler:
                             change.name, change.reason or "pass --adopt to take it over",
                             extra=_ev("conflict", model=change.name))
         failed = [o for o in report.outcomes if o.result is Result.FAILED] if report else []
-        if write and not failed:
+        if write and not failed and not (report is not None and report.interrupted):
             self.applied, self.applied_commit = digest, commit
             if commit:
                 log.info("applied commit %s", commit, extra=_ev("applied_commit", commit=commit))

@@ -4,6 +4,7 @@ a traceback only with --debug. Command modules register themselves on `cli`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 import click
 
-from reconciler import __version__, render
+from reconciler import __version__, redact, render
 from reconciler.cli.options import RunState, current, emit_json
 from reconciler.errors import (
     EXIT_OK,
@@ -50,8 +51,25 @@ def _report_error(error: ReconcilerError, state: RunState) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (tests call this in-process)."""
-    state = RunState()  # the commands' click context object: no global state
+    """Run the CLI; returns the exit code (tests call this in-process).
+
+    stdout and stderr pass through the scrubber for the whole run (redact.py): results, errors,
+    logs and --debug tracebacks alike never carry a registered secret, a URL password or a raw
+    terminal escape sequence.
+    """
+    redact.SCRUBBER.clear()  # one run's secrets; in-process callers (tests) run many
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = redact.ScrubbingStream(streams[0]), redact.ScrubbingStream(streams[1])
+    try:
+        return _main(argv, RunState())  # the commands' click context object: no global state
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: Sequence[str] | None, state: RunState) -> int:
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="syft-reconciler",
                  standalone_mode=False, obj=state)

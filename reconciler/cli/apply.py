@@ -70,10 +70,13 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
     desired = round.desire(request, schemas, os.environ)
     warn(desired.notes)
     with connect(settings, parallelism=parallelism) as client:
+        if saved is not None:  # before the first request: the plan may be for another server
+            plan_file.check_target(server=client.base_url, tenant=client.tenant, source=str(plan_path),
+                                   any_server=settings.sandbox)
         planned = round.plan_against(client, desired, schemas, options, instance.owner)
         if saved is not None:
             round.verify_saved(plan_file, desired, planned, options, server=client.base_url,
-                               tenant=client.tenant, any_server=settings.sandbox, source=str(plan_path))
+                               tenant=client.tenant, source=str(plan_path))
         if planned.refused:
             raise Refused(planned.refused)
         if output == "text":
@@ -88,7 +91,8 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
             max_create_attempts=settings.retries + 1, replace_all=options.replace_all,
             facts=schemas.facts, owner=instance.owner,
         )
-        report = Executor(client, apply_options, on_outcome=progress.outcome).run(planned.plan)
+        executor = Executor(client, apply_options, on_outcome=progress.outcome)
+        report = executor.run(planned.plan)
         progress.done()
     conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
     if output == "json":
@@ -100,7 +104,7 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
         for change in conflicts:
             click.echo(f"conflict {change.name}: {change.reason}")
         click.echo(render.report_summary(report))
-    sys.exit(_apply_exit(report, conflicts=bool(conflicts)))
+    sys.exit(_apply_exit(report, conflicts=bool(conflicts), signum=executor.signum))
 
 
 def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
@@ -109,7 +113,7 @@ def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
 
     if len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file():
         path = Path(paths[0])
-        return SavedPlan.from_json(path.read_text(encoding="utf-8"), str(path)), path
+        return SavedPlan.load(path), path
     return None
 
 
@@ -120,9 +124,9 @@ def _confirm(going: tuple[Change, ...], *, auto_approve: bool) -> None:
                       abort=True, err=True)
 
 
-def _apply_exit(report: ApplyReport, *, conflicts: bool) -> int:
+def _apply_exit(report: ApplyReport, *, conflicts: bool, signum: int | None = None) -> int:
     if report.interrupted:
-        return 130
+        return 128 + (signum or 2)  # 130 after Ctrl-C, 143 after SIGTERM
     failed = [o for o in report.outcomes if not o.ok]
     if not failed and not conflicts:
         return EXIT_OK

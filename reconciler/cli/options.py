@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from reconciler.errors import BadSetting
+
 DEFAULT_PATHS = (Path("manifests"),)
 SANDBOX_DB = Path(".syft-space") / "sandbox.db"
 
@@ -34,7 +36,11 @@ def current() -> RunState:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """One JSON document on stdout: scrubbed, and inert on a terminal (redact.py)."""
+    from reconciler import redact
+
+    text = json.dumps(redact.scrub_obj(data), indent=2, ensure_ascii=False, default=str)
+    click.echo(redact.json_safe(text))
 
 
 def paths_or_default(paths: Sequence[str]) -> list[Path]:
@@ -113,6 +119,56 @@ def settings_from(kw: dict[str, Any]) -> ServerSettings:
     return ServerSettings(**{k: kw.pop(k) for k in keys})
 
 
+MAX_TOKEN_FILE = 64 * 1024
+
+
+def _read_token_file(path: Path) -> str:
+    from reconciler.references import read_secret_file
+
+    try:
+        return read_secret_file(path, limit=MAX_TOKEN_FILE)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise BadSetting(f"cannot read --token-file {path}: {reason}") from None
+
+
+def check_token(token: str | None) -> str | None:
+    """The token as it goes into `Authorization: Bearer`, registered with the scrubber first.
+
+    Surrounding whitespace (a CI secret saved with its line end) is stripped, as for --token-file;
+    whitespace, control or non-ASCII characters inside are refused: an HTTP library would otherwise
+    quote the whole header in its error. The message never shows the token.
+    """
+    from reconciler import redact
+
+    if token is None:
+        return None
+    redact.register(token, token.strip())
+    token = token.strip()
+    if not token:
+        raise BadSetting("the token (--token / SYFT_SPACE_TOKEN / --token-file) is empty")
+    bad = next((i for i, c in enumerate(token) if not "!" <= c <= "~"), None)
+    if bad is not None:
+        what = "whitespace" if token[bad].isspace() else "a control character" if ord(token[bad]) < 128 \
+            else "a non-ASCII character"
+        raise BadSetting(
+            f"the token contains {what} at position {bad + 1} of {len(token)}; an API key is printable "
+            "ASCII (check how the secret was saved)"
+        )
+    return token
+
+
+def check_tenant_name(tenant: str | None) -> None:
+    """X-Tenant-Name is an HTTP header: printable ASCII only."""
+    if tenant is None:
+        return
+    if tenant == "" or any(not " " <= c <= "~" for c in tenant) or tenant != tenant.strip():
+        raise click.UsageError(
+            f"tenant name {tenant!a} cannot be sent as the X-Tenant-Name header: use printable ASCII "
+            "without surrounding spaces"
+        )
+
+
 @contextlib.contextmanager
 def connect(settings: ServerSettings, *, parallelism: int = 8,
             sleep: Callable[[float], Any] | None = None) -> Iterator[Any]:
@@ -126,10 +182,9 @@ def connect(settings: ServerSettings, *, parallelism: int = 8,
 
     token = settings.token
     if settings.token_file:
-        try:
-            token = settings.token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise click.UsageError(f"cannot read --token-file {settings.token_file}: {exc.strerror}") from exc
+        token = _read_token_file(settings.token_file)
+    token = check_token(token)
+    check_tenant_name(settings.tenant)
     with contextlib.ExitStack() as stack:
         if settings.sandbox:
             from reconciler.sandbox import SandboxConfig, SandboxServer

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from reconciler import render
+from reconciler import redact, render
 from reconciler.cli.app import cli
 from reconciler.cli.options import (
     bundled_registry,
@@ -27,7 +27,7 @@ from reconciler.cli.options import (
     var_file_option,
     warn,
 )
-from reconciler.errors import EXIT_USAGE
+from reconciler.errors import EXIT_USAGE, ReconcilerError
 
 
 @cli.command()
@@ -63,7 +63,11 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path
     data["refused"] = planned.refused
     if out is not None:
         saved = round.saved_plan(request, desired, planned, data, server=client.base_url, tenant=client.tenant)
-        out.write_text(json.dumps(saved.to_json(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(redact.scrub_obj(saved.to_json(data)), indent=2, ensure_ascii=False) + "\n"
+        try:  # a path from undecodable file-name bytes: a \udcxx escape, still JSON
+            out.write_text(redact.json_safe(text), encoding="utf-8", errors="backslashreplace")
+        except OSError as exc:
+            raise ReconcilerError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
     if output == "json":
         emit_json(data)
     elif output == "markdown":

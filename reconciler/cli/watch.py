@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from reconciler import redact
 from reconciler.cli.app import cli
 from reconciler.cli.options import (
     bundled_registry,
@@ -174,7 +175,8 @@ class JsonFormatter(logging.Formatter):
             data.setdefault(key, value)
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False, default=str)
+        # scrubbed here too, so the JSON stays JSON (the stream's own pass then finds nothing)
+        return redact.json_safe(json.dumps(redact.scrub_obj(data), ensure_ascii=False, default=str))
 
 
 def _configure_logging(fmt: str, *, debug: bool) -> None:

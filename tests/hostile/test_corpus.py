@@ -48,7 +48,7 @@ CASES = {
     "name-too-long": ({"m.yaml": GOOD.replace("name: ok", "name: " + "x" * 300)},
                       "m.yaml:2:7: name: is 300 characters long; keep names at most 255"),
     "name-control-char": ({"m.yaml": GOOD.replace("name: ok", 'name: "a\\tb"')},
-                          "m.yaml:2:7: name: must not contain control characters"),
+                          "m.yaml:2:7: name: must not contain control, bidi or line-separator characters (U+0009 at position 2)"),
     "same-name-two-files": ({"a.yaml": GOOD, "b.yaml": GOOD},
                             "b.yaml:2:7: name: `ok` is also defined at"),
     "merge-key": ({"m.yaml": "base: &b {model: x}\nconfiguration:\n  <<: *b\n"},

@@ -1,0 +1,101 @@
+"""The scrubber and the terminal/markdown escaping (reconciler/redact.py), and the layering rule."""
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler import redact
+
+
+@pytest.mark.parametrize(("key", "secret"), [
+    ("api_key", True), ("API_KEY", True), ("apiKey", True), ("api-key", True), ("apikey", True),
+    ("x-api-key", True), ("password", True), ("db_password", True), ("passwd", True), ("secret", True),
+    ("client_secret", True), ("secret_key", True), ("secretKey", True), ("access_key", True),
+    ("private_key", True), ("token", True), ("access_token", True), ("authToken", True),
+    ("Authorization", True), ("proxy-authorization", True), ("credentials", True), ("Cookie", True),
+    ("max_tokens", False), ("tokenizer", False), ("model", False), ("base_url", False), ("keywords", False),
+    ("secretary", False), ("passwords_allowed", False), ("temperature", False), ("key_id", False), (3, False),
+])
+def test_secret_looking_keys(key, secret):
+    assert redact.looks_secret_key(key) is secret
+
+
+def test_redact_keys_at_any_depth():
+    value = {"a": 1, "headers": {"Authorization": "Bearer x", "Accept": "json"}, "list": [{"password": "p"}],
+             "token": None}
+    assert redact.redact_keys(value) == {"a": 1, "headers": {"Authorization": "(sensitive)", "Accept": "json"},
+                                         "list": [{"password": "(sensitive)"}], "token": None}
+
+
+_no_mask = st.characters(exclude_characters="(redacted)")  # else a mask next to text can spell it again
+
+
+@given(st.text(_no_mask, min_size=redact.MIN_SECRET, max_size=20), st.text(max_size=20), st.text(max_size=20))
+@settings(max_examples=300, deadline=None)
+def test_a_registered_secret_never_survives_in_any_form(secret, before, after):
+    scrubber = redact.Scrubber()
+    scrubber.register(secret)
+    for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+                 repr(secret)[1:-1]):
+        assert secret not in scrubber.scrub(before + form + after)
+
+
+@pytest.mark.parametrize("text", [
+    "https://user:pw@host/x", "http://u@h", "HTTPS://a:b@c", "see ftp://anon:x@ftp.example.org:21/",
+    '"url": "https://k:v@h"', "git+ssh://git:tok@github.com/x",
+])
+def test_url_userinfo_is_cut(text):
+    out = redact.Scrubber().scrub(text)
+    assert "@" in out and "***@" in out
+    assert not any(part in out for part in ("user:pw", "a:b", "anon:x", "k:v", "git:tok"))
+
+
+@pytest.mark.parametrize("text", ["Authorization: Bearer abc.def-ghi", "bearer   0123456789", "Basic dXNlcjpwdw=="])
+def test_bearer_and_basic_credentials_are_cut(text):
+    assert redact.Scrubber().scrub(text).endswith(redact.MASK)
+
+
+@given(st.text())
+@settings(max_examples=300, deadline=None)
+def test_neutralised_text_is_terminal_safe_and_json_safe_text_is_the_same_json(text):
+    assert not redact.UNSAFE.search(redact.neutralise(text))
+    assert "\n" not in redact.neutralise(text, line=True)
+    encoded = redact.json_safe(json.dumps({"v": text}, ensure_ascii=False))
+    assert not redact.UNSAFE.search(encoded) and json.loads(encoded) == {"v": text}
+
+
+def test_the_stream_scrubs_and_neutralises_every_write_but_our_progress_line():
+    inner = io.StringIO()
+    scrubber = redact.Scrubber()
+    scrubber.register("hunter2-secret")
+    stream = redact.ScrubbingStream(inner, scrubber)
+    stream.write("key hunter2-secret \x1b[31mred\u202e\n")
+    stream.write("\r\x1b[K[3/10]")
+    assert inner.getvalue() == "key (redacted) \\x1b[31mred\\u202e\n\r\x1b[K[3/10]"
+    with pytest.raises(TypeError):
+        stream.write(b"bytes")  # type: ignore[arg-type]
+
+
+def test_an_ascii_terminal_gets_escapes_not_a_crash():
+    raw = io.BytesIO()
+    inner = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
+    stream = redact.ScrubbingStream(inner, redact.Scrubber())
+    stream.write("café \udcff\n")
+    stream.flush()
+    assert raw.getvalue() == b"caf\\xe9 \\udcff\n"
+
+
+CORE = ("errors", "model", "manifests", "schemas", "validate", "plan", "render", "redact", "references",
+        "saved_plan", "variables", "export")
+
+
+def test_core_modules_import_no_shell_library():
+    code = ("import sys\n" + "".join(f"import reconciler.{m}\n" for m in CORE)
+            + "print(sorted(m for m in ('httpx', 'httpcore', 'click', 'watchfiles') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
