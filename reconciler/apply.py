@@ -9,13 +9,12 @@ and run it again" safe. An auth error stops every further write at once.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
 
 from reconciler.client import SpaceClient
 from reconciler.errors import (
@@ -30,6 +29,7 @@ from reconciler.model import ApplyReport, Change, Manifest, Op, Outcome, Plan, R
 from reconciler.ownership import owner_tag, ownership
 from reconciler.plan import diff_model, replace_approved
 from reconciler.schemas import DtypeFacts
+from reconciler.signals import graceful
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,29 @@ class ApplyOptions:
 
     def may_replace(self, change: Change) -> bool:
         return replace_approved(change, names=self.replace, every=self.replace_all)
+
+
+class Next(Enum):
+    """What a failed create calls for."""
+
+    BACKOFF = "backoff"  # refused before processing (429) or never sent (not connected): wait, send again
+    LOOK_UP = "look up"  # 409, 5xx, timeout, lost answer: it may exist now, so look before sending again
+    RAISE = "raise"  # 401/403, 400/422 and friends: sending the same body again cannot help
+
+
+def classify(error: ReconcilerError) -> Next:
+    """The one place that decides how a failed create goes on (../shared/syft-space-api.md, races)."""
+    if isinstance(error, AuthError):
+        return Next.RAISE
+    if isinstance(error, RetryableServerError) and error.status == 429:
+        return Next.BACKOFF
+    if isinstance(error, UncertainWrite):
+        return Next.LOOK_UP
+    if isinstance(error, ServerUnreachable):
+        return Next.BACKOFF
+    if isinstance(error, ServerError):  # 502/503/504: a proxy may have given up on a request that went through
+        return Next.RAISE if error.status is not None and error.status != 409 and error.status < 500 else Next.LOOK_UP
+    return Next.RAISE
 
 
 class Executor:
@@ -83,16 +106,13 @@ class Executor:
         in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP)
         results: dict[str, Outcome] = {}
         self.interrupted = False
-        previous = self._catch_signals()
         try:
-            for outcome in self._execute(work):
-                results[outcome.name] = outcome
-                self.on_outcome(outcome)
+            with graceful(self._on_signal, then="previous"):
+                for outcome in self._execute(work):
+                    results[outcome.name] = outcome
+                    self.on_outcome(outcome)
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
             self.interrupted = True
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         interrupted = self.interrupted
         for change in work:  # what never ran is reported, not dropped
             if change.name not in results:
@@ -103,29 +123,11 @@ class Executor:
             raise self.auth_error
         return report
 
-    def _catch_signals(self) -> dict[int, Any]:
-        """Ctrl-C and SIGTERM stop new submissions and let in-flight calls finish and be reported.
-
-        A KeyboardInterrupt could land anywhere, even between a request that committed and its
-        report line, so the first signal only sets the stop event (and still tells an outer
-        handler, such as the watch daemon's); a second one acts as the signal normally does.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def on_signal(signum: int, frame: Any) -> None:
-            self.interrupted = True
-            self.signum = self.signum or signum
-            self.stop.set()
-            before = previous[signum]
-            signal.signal(signum, before if before is not None else signal.SIG_DFL)
-            if callable(before) and before is not signal.default_int_handler:
-                before(signum, frame)
-
-        for sig in previous:
-            signal.signal(sig, on_signal)
-        return {sig: h if h is not None else signal.SIG_DFL for sig, h in previous.items()}
+    def _on_signal(self, signum: int) -> None:
+        """The first Ctrl-C or SIGTERM: submit nothing more; in-flight calls finish and are reported."""
+        self.interrupted = True
+        self.signum = self.signum or signum
+        self.stop.set()
 
     def _execute(self, work: list[Change]) -> Iterable[Outcome]:
         if self.options.parallelism <= 1:
@@ -203,41 +205,16 @@ class Executor:
             try:
                 self.client.create_model(body)
                 return Outcome(manifest.name, op, done, attempts=attempts)
-            except AuthError:
-                raise
-            except RetryableServerError as exc:
-                last = exc
-                if exc.status == 429:  # refused before processing: wait as told, then again
-                    self._backoff(attempts, exc.retry_after)
-                    continue
-                # 502/503/504: a proxy may have given up on a request that went through
-            except ServerError as exc:
-                if exc.status is not None and exc.status != 409 and exc.status < 500:
-                    raise  # 400/422 and friends: retrying the same body cannot help
-                last = exc
-            except UncertainWrite as exc:
-                last = exc
-            except ServerUnreachable as exc:  # not connected: nothing was sent
-                last = exc
-                self._backoff(attempts)
+            except ReconcilerError as exc:
+                last, step = exc, classify(exc)
+            if step is Next.RAISE:
+                raise last
+            if step is Next.BACKOFF:
+                self._backoff(attempts, getattr(last, "retry_after", None))
                 continue
-            # 409, 5xx, timeout, lost response: it may exist now. Look before trying again.
-            remote = self.client.get_model(manifest.name)
-            if remote is not None:
-                owned = ownership(remote.tags, self.options.owner)
-                if not owned.mine:
-                    return Outcome(manifest.name, op, Result.CONFLICT,
-                                   f"created concurrently, {owned.describe()}",
-                                   attempts=attempts, error_kind="conflict")
-                if self._same(manifest, remote):
-                    note = "" if attempts == 1 and done is Result.CREATED else "confirmed present after a failed response"
-                    result = Result.PRESENT if isinstance(last, ServerError) and last.status == 409 else done
-                    return Outcome(manifest.name, op, result, note, attempts=attempts)
-                return Outcome(
-                    manifest.name, op, Result.CONFLICT,
-                    "created concurrently by someone else with different content",
-                    attempts=attempts, error_kind="conflict",
-                )
+            found = self._look_up(manifest, op, done=done, last=last, attempts=attempts)
+            if found is not None:
+                return found
             self._backoff(attempts, getattr(last, "retry_after", None))
         assert last is not None
         spent = time.monotonic() - self._local.started
@@ -245,6 +222,25 @@ class Executor:
             if self._budget_left() <= 0 else ""
         return Outcome(manifest.name, op, Result.FAILED, f"gave up after {attempts} attempts{within}: {last}",
                        attempts=attempts, error_kind=last.kind)
+
+    def _look_up(self, manifest: Manifest, op: Op, *, done: Result, last: ReconcilerError,
+                 attempts: int) -> Outcome | None:
+        """After a 409, 5xx, timeout or lost answer the model may exist now: equal and ours is
+        success, anything else a conflict; None when it is not there (send again)."""
+        remote = self.client.get_model(manifest.name)
+        if remote is None:
+            return None
+        owned = ownership(remote.tags, self.options.owner)
+        if not owned.mine:
+            return Outcome(manifest.name, op, Result.CONFLICT, f"created concurrently, {owned.describe()}",
+                           attempts=attempts, error_kind="conflict")
+        if not self._same(manifest, remote):
+            return Outcome(manifest.name, op, Result.CONFLICT,
+                           "created concurrently by someone else with different content",
+                           attempts=attempts, error_kind="conflict")
+        note = "" if attempts == 1 and done is Result.CREATED else "confirmed present after a failed response"
+        result = Result.PRESENT if isinstance(last, ServerError) and last.status == 409 else done
+        return Outcome(manifest.name, op, result, note, attempts=attempts)
 
     def _budget_left(self) -> float:
         started = getattr(self._local, "started", None)

@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import socket
 import ssl
@@ -33,7 +32,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +40,7 @@ import httpx
 from pydantic import ValidationError
 
 from reconciler import redact
+from reconciler.backoff import Backoff
 from reconciler.errors import (
     AuthError,
     ReconcilerError,
@@ -57,7 +56,6 @@ log = logging.getLogger(__name__)
 
 API = "/api/v1"
 RETRYABLE_STATUS = (429, 502, 503, 504)
-MAX_RETRY_AFTER = 30.0
 MAX_BODY = 64 * 1024 * 1024  # 10,000 models list in ~5 MB; an endless body stops here
 MAX_DEPTH = 64  # JSON nesting; a model's configuration is a few levels deep
 MAX_CA_FILE = 10 * 1024 * 1024
@@ -198,29 +196,6 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff between attempts; len(delays) + 1 attempts in all. Jitter is ±`jitter` of each."""
-
-    delays: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
-    jitter: float = 0.5
-    max_delay: float = 10.0
-
-    @classmethod
-    def with_retries(cls, retries: int) -> RetryPolicy:
-        """`retries` retries after the first attempt, doubling from 0.25 s up to 4 s."""
-        return cls(delays=tuple(min(0.25 * 2**i, 4.0) for i in range(retries)))
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if not self.delays:
-            return 0.0
-        base = self.delays[min(attempt, len(self.delays) - 1)]
-        base *= 1 + random.uniform(-self.jitter, self.jitter)
-        if retry_after is not None:
-            base = max(base, min(retry_after, MAX_RETRY_AFTER))
-        return min(base, max(self.max_delay, retry_after or 0.0))
-
-
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
         return True
@@ -271,7 +246,7 @@ class SpaceClient:
         token: str | None = None,
         tenant: str | None = None,
         timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
+        retry: Backoff | None = None,
         insecure: bool = False,
         ca_cert: str | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -288,7 +263,7 @@ class SpaceClient:
             )
         self.base_url = redact.url_without_userinfo(str(url))
         self.tenant = tenant
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or Backoff()
         self.sleep = sleep
         self._origin = (url.scheme, url.host, url.port)
         headers = {"Accept": "application/json", "User-Agent": "syft-space-reconciler"}

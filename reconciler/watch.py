@@ -26,6 +26,7 @@ import watchfiles
 
 from reconciler import render
 from reconciler.apply import ApplyOptions, Executor
+from reconciler.backoff import DAEMON_BACKOFF, Backoff
 from reconciler.client import SpaceClient
 from reconciler.errors import (
     AuthError,
@@ -95,20 +96,6 @@ class RoundResult:
 
 class ReconcileOnce(Protocol):
     def __call__(self, trigger: Trigger) -> RoundResult: ...
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between rounds that failed against the server: each capped at `cap`, then ±`jitter`
-    of it, so that daemons that lost the same server do not all come back in the same second."""
-
-    delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
-    jitter: float = 0.25
-    cap: float = 60.0
-
-    def delay(self, failures: int, rng: random.Random) -> float:
-        base = min(self.cap, self.delays[min(failures, len(self.delays) - 1)])
-        return base * (1 + rng.uniform(-self.jitter, self.jitter))
 
 
 @dataclass(frozen=True)
@@ -198,7 +185,7 @@ def run(
     reconcile_once: ReconcileOnce,
     stop: threading.Event,
     *,
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = DAEMON_BACKOFF,
     on_round: Callable[[RoundResult], None] = lambda result: None,
     wait: Callable[[float], bool] | None = None,
     rng: random.Random | None = None,
@@ -230,7 +217,7 @@ def run(
             if not result.status.retry:
                 beat.beat("waiting", idle_silence)
                 return
-            delay = backoff.delay(failures, rng)
+            delay = backoff.delay(failures, rng=rng)
             failures += 1
             log.info("next attempt in %.1fs", delay,
                      extra=_ev("backoff", delay_s=round(delay, 3), failures=failures))

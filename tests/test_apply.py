@@ -4,7 +4,8 @@ import httpx
 import pytest
 
 from reconciler.apply import ApplyOptions, Executor
-from reconciler.client import RetryPolicy, SpaceClient
+from reconciler.backoff import Backoff
+from reconciler.client import SpaceClient
 from reconciler.errors import AuthError
 from reconciler.model import OWNER_TAG, Manifest, Op, Result
 from reconciler.plan import plan
@@ -50,7 +51,7 @@ class MockSpace:
 
     def client(self):
         return SpaceClient("http://127.0.0.1:1", transport=httpx.MockTransport(self.handler),
-                           retry=RetryPolicy(delays=(0.0,), jitter=0), sleep=lambda s: None)
+                           retry=Backoff(delays=(0.0,), jitter=0), sleep=lambda s: None)
 
 
 def m(name, model="gpt-4o", summary=""):

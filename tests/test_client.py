@@ -4,7 +4,8 @@ import re
 import httpx
 import pytest
 
-from reconciler.client import RetryPolicy, SpaceClient, is_loopback
+from reconciler.backoff import Backoff
+from reconciler.client import SpaceClient, is_loopback
 from reconciler.errors import (
     AuthError,
     ReconcilerError,
@@ -21,7 +22,7 @@ MODEL = {"id": "1", "name": "m", "dtype": "openai", "configuration": {}, "summar
 def client_for(handler, **kw):
     sleeps = []
     c = SpaceClient("http://127.0.0.1:1", token="tok", transport=httpx.MockTransport(handler),
-                    retry=RetryPolicy(delays=(0.1, 0.2), jitter=0), sleep=sleeps.append, **kw)
+                    retry=Backoff(delays=(0.1, 0.2), jitter=0), sleep=sleeps.append, **kw)
     return c, sleeps
 
 

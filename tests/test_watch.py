@@ -17,8 +17,9 @@ import watchfiles
 
 from reconciler import sources
 from reconciler.apply import ApplyOptions
+from reconciler.backoff import Backoff
 from reconciler.cli.watch import JsonFormatter
-from reconciler.client import RetryPolicy, SpaceClient
+from reconciler.client import SpaceClient
 from reconciler.errors import LockHeld, ServerError
 from reconciler.lock import space_lock
 from reconciler.metrics import DaemonMetrics, MetricsServer
@@ -27,7 +28,6 @@ from reconciler.sandbox import SandboxConfig
 from reconciler.schemas import SchemaRegistry
 from reconciler.sources import GitHead, ManifestLoader, WorkTree, manifest_filter
 from reconciler.watch import (
-    Backoff,
     Reconciler,
     RoundResult,
     RoundStatus,
@@ -294,7 +294,7 @@ def make_round(registry, monkeypatch):
     clients = []
 
     def make(root, url, *, token=None, **settings):
-        client = SpaceClient(url, token=token, retry=RetryPolicy(delays=()))
+        client = SpaceClient(url, token=token, retry=Backoff(delays=()))
         clients.append(client)
         options = ApplyOptions(facts=registry.facts, max_create_attempts=1)
         return Reconciler(ManifestLoader([root], registry, WorkTree()), client, registry, options=options,

@@ -178,7 +178,8 @@ def connect(settings: ServerSettings, *, parallelism: int = 8,
     cuts a retry's wait short)."""
     import time
 
-    from reconciler.client import RetryPolicy, SpaceClient
+    from reconciler.backoff import Backoff
+    from reconciler.client import SpaceClient
 
     token = settings.token
     if settings.token_file:
@@ -200,7 +201,7 @@ def connect(settings: ServerSettings, *, parallelism: int = 8,
             )
         client = SpaceClient(
             url, token=token, tenant=settings.tenant, timeout=settings.timeout,
-            retry=RetryPolicy.with_retries(settings.retries),
+            retry=Backoff.with_retries(settings.retries),
             insecure=settings.insecure, ca_cert=settings.ca_cert, max_connections=max(parallelism, 4),
             sleep=sleep or time.sleep,
         )

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 
 from reconciler import redact
+from reconciler.backoff import DAEMON_BACKOFF
 from reconciler.cli.app import cli
 from reconciler.cli.options import (
     bundled_registry,
@@ -32,6 +32,7 @@ from reconciler.cli.options import (
     settings_from,
     var_file_option,
 )
+from reconciler.signals import graceful
 
 log = logging.getLogger("reconciler.watch")
 
@@ -104,7 +105,8 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
         client = stack.enter_context(connect(settings, parallelism=parallelism, sleep=stop.wait))
         heartbeat = daemon.Heartbeat(progress=lambda: client.requests)
         on_round = stack.enter_context(_metrics(metrics_host, metrics_port, heartbeat))
-        stack.enter_context(_stop_on_signals(stop))
+        # the first SIGTERM/SIGINT lets the current round finish; a second one interrupts it
+        stack.enter_context(graceful(lambda signum: stop.set(), then="interrupt"))
         reconciler = daemon.Reconciler(ManifestLoader(roots, schemas, source, var_files=var_files), client,
                                        schemas, options=apply_options, settings=config)
         batches = daemon.change_batches(source.watch_paths(roots), keep=source.keep, stop=stop,
@@ -115,7 +117,7 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
         log.info("watching %s for %s", watched, describe_target(client),
                  extra={"event": "start", "fields": {"paths": [str(p) for p in roots], "git": use_git,
                                                      "server": client.base_url, "owner": instance.owner}})
-        backoff = daemon.Backoff(cap=min(daemon.Backoff.cap, max(resync_interval, 1.0)))
+        backoff = dataclasses.replace(DAEMON_BACKOFF, cap=min(DAEMON_BACKOFF.cap, max(resync_interval, 1.0)))
         daemon.run(batches, reconciler, stop, backoff=backoff, on_round=on_round, heartbeat=heartbeat,
                    round_silence=daemon.request_budget(timeout=settings.timeout, retries=settings.retries),
                    idle_silence=idle_silence)
@@ -139,23 +141,6 @@ def _metrics(host: str, port: int | None, heartbeat: Any) -> Iterator[Any]:
         log.info("serving %s/healthz, /livez, /readyz and /metrics", server.url,
                  extra={"event": "metrics_listening", "fields": {"url": server.url}})
         yield metrics.observe
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """The first SIGTERM/SIGINT lets the current round finish; a second one interrupts it."""
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 class JsonFormatter(logging.Formatter):

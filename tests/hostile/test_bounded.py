@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.apply import ApplyOptions, Executor
-from reconciler.client import MAX_RETRY_AFTER, RetryPolicy, SpaceClient
+from reconciler.backoff import MAX_RETRY_AFTER, Backoff
+from reconciler.client import SpaceClient
 from reconciler.errors import RetryableServerError
 from reconciler.model import Manifest, normalise_tags
 from reconciler.plan import plan as make_plan
@@ -67,7 +68,7 @@ def test_deep_json_answers_are_refused(cli, manifest_dir, space, depth):
 
 def test_a_small_body_cap_holds_for_error_bodies_too(space):
     space.script("GET", "/api/v1/models/", endless())
-    with SpaceClient(space.url, timeout=30, max_body=100_000, retry=RetryPolicy(delays=())) as client:
+    with SpaceClient(space.url, timeout=30, max_body=100_000, retry=Backoff(delays=())) as client:
         with pytest.raises(Exception, match="larger than 1 MiB"):
             client.list_models()
 
@@ -75,7 +76,7 @@ def test_a_small_body_cap_holds_for_error_bodies_too(space):
 @given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none()), st.integers(0, 30))
 @settings(max_examples=200, deadline=None)
 def test_retry_after_is_capped(retry_after, attempt):
-    delay = RetryPolicy().delay(attempt, retry_after if retry_after is None or retry_after == retry_after else None)
+    delay = Backoff().delay(attempt, retry_after if retry_after is None or retry_after == retry_after else None)
     assert 0 <= delay <= MAX_RETRY_AFTER
 
 
@@ -84,7 +85,7 @@ def test_retry_after_header_values_are_capped(header):
     from reconciler.client import _retry_after
 
     value = _retry_after(httpx.Response(429, headers={"retry-after": header}))
-    delay = RetryPolicy().delay(0, value)
+    delay = Backoff().delay(0, value)
     assert 0 <= delay <= MAX_RETRY_AFTER and not math.isnan(delay)
 
 
@@ -92,7 +93,7 @@ class _AlwaysBusy:
     """A client whose creates are refused with 429 and a long Retry-After, forever."""
 
     def __init__(self):
-        self.retry = RetryPolicy()
+        self.retry = Backoff()
         self.slept = []
         self.posts = 0
 

@@ -15,12 +15,13 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reconciler.loading import load
 
 from reconciler import manifests as manifest_files
 from reconciler.apply import ApplyOptions
-from reconciler.client import RetryPolicy, SpaceClient
+from reconciler.backoff import Backoff
+from reconciler.client import SpaceClient
 from reconciler.export import to_yaml
+from reconciler.loading import load
 from reconciler.metrics import DaemonMetrics, MetricsServer
 from reconciler.sandbox import SandboxConfig
 from reconciler.schemas import SchemaRegistry
@@ -81,7 +82,7 @@ FAILURES = {
 def test_watch_applies_a_revert_after_a_half_failed_round(failure, manifest_dir, space):
     registry = SchemaRegistry.load()
     root = manifest_dir({"m.yaml": GOOD.format(name="m", summary="a")})
-    client = SpaceClient(space.url, timeout=0.5, retry=RetryPolicy(delays=()))
+    client = SpaceClient(space.url, timeout=0.5, retry=Backoff(delays=()))
     metrics = DaemonMetrics()
     reconciler = Reconciler(lambda: (load([root], registry), None), client, registry,
                             options=ApplyOptions(parallelism=1, max_create_attempts=1), settings=WatchSettings())
