@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.hostile.misbehaving import Misbehaving, endless, trickle  # noqa: E402
+from tests.hostile.misbehaving import Misbehaving, endless, trickle
 
 GOOD = "kind: Model\nname: ok\ndtype: ollama\nconfiguration:\n  model: llama3\n"
 
@@ -27,7 +27,11 @@ GOOD = "kind: Model\nname: ok\ndtype: ollama\nconfiguration:\n  model: llama3\n"
 def timed(*args: str) -> tuple[float, int, str]:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True)
-    return time.perf_counter() - start, proc.returncode, proc.stderr.strip().splitlines()[-1] if proc.stderr else ""
+    return (
+        time.perf_counter() - start,
+        proc.returncode,
+        proc.stderr.strip().splitlines()[-1] if proc.stderr else "",
+    )
 
 
 def main() -> None:
@@ -41,7 +45,9 @@ def main() -> None:
         (root / "a.yaml").write_text(GOOD)
         with Misbehaving() as space:
             space.script("GET", "/api/v1/models/", trickle(b"[" + b" " * 400 + b"]", every=0.1))
-            seconds, code, last = timed("plan", str(root), "--server", space.url, "--timeout", "2", "--retries", "0")
+            seconds, code, last = timed(
+                "plan", str(root), "--server", space.url, "--timeout", "2", "--retries", "0"
+            )
             print(f"plan --timeout 2 vs a trickling server: {seconds:.2f} s (exit {code}: {last})")
             space.script("GET", "/api/v1/models/", endless())
             seconds, code, last = timed("plan", str(root), "--server", space.url, "--timeout", "60")

@@ -76,8 +76,19 @@ def free_port() -> int:
 def sandbox(latency_ms: int = 0) -> Iterator[str]:
     """A fresh in-memory sandbox in its own process; yields its URL."""
     port = free_port()
-    command = [PY, "-m", "reconciler", "sandbox", "serve", "--port", str(port), "--db", ":memory:",
-               "--latency-ms", str(latency_ms)]
+    command = [
+        PY,
+        "-m",
+        "reconciler",
+        "sandbox",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        ":memory:",
+        "--latency-ms",
+        str(latency_ms),
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -188,8 +199,15 @@ def bodies(n: int) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         dtype, _ = DTYPES[i % len(DTYPES)]
-        out.append({"name": f"model-{i:05}", "dtype": dtype, "summary": f"benchmark model {i}",
-                    "tags": f"bench,{dtype}", "configuration": {"api_key": "sk-bench", "model": "m"}})
+        out.append(
+            {
+                "name": f"model-{i:05}",
+                "dtype": dtype,
+                "summary": f"benchmark model {i}",
+                "tags": f"bench,{dtype}",
+                "configuration": {"api_key": "sk-bench", "model": "m"},
+            }
+        )
     return out
 
 
@@ -228,8 +246,12 @@ def ansible_available() -> Path | None:
         return playbook
     try:
         subprocess.run([PY, "-m", "venv", str(ANSIBLE_VENV)], check=True, capture_output=True)
-        subprocess.run([str(ANSIBLE_VENV / "bin" / "pip"), "install", "-q", "ansible-core"], check=True,
-                       capture_output=True, timeout=600)
+        subprocess.run(
+            [str(ANSIBLE_VENV / "bin" / "pip"), "install", "-q", "ansible-core"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         print(f"(Ansible baseline skipped: could not install ansible-core: {exc})", file=sys.stderr)
         shutil.rmtree(ANSIBLE_VENV, ignore_errors=True)
@@ -244,10 +266,18 @@ def ansible_loop(url: str, n: int, playbook_bin: Path) -> float:
         models.write_text(json.dumps(bodies(n)))
         book = Path(tmp) / "create.yaml"
         book.write_text(PLAYBOOK)
-        env = {**os.environ, "ANSIBLE_LOCALHOST_WARNING": "False", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False"}
+        env = {
+            **os.environ,
+            "ANSIBLE_LOCALHOST_WARNING": "False",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        }
         start = time.perf_counter()
-        done = subprocess.run([str(playbook_bin), str(book), "-e", f"server={url}", "-e", f"models_file={models}"],
-                              capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [str(playbook_bin), str(book), "-e", f"server={url}", "-e", f"models_file={models}"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stdout[-2000:]
     return n / elapsed
@@ -267,7 +297,9 @@ def raw_ceiling(url: str, n: int, threads: int = 16) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny N, no Ansible (the smoke test)")
     parser.add_argument("--sizes", default="1000,10000", help="N for validate and no-op plan")
     parser.add_argument("--apply-n", type=int, default=1000, help="N for the apply matrix and baselines")
@@ -308,17 +340,27 @@ def main(argv: list[str] | None = None) -> int:
                 with sandbox(latency) as url:
                     rate, p95, _ = apply_in_process(folder, url, p)
                 ours[p] = rate
-                row(f"apply N={apply_n} p={p} latency={latency}ms", f"{rate:.0f} models/s", f"p95 {p95:.1f} ms/request")
+                row(
+                    f"apply N={apply_n} p={p} latency={latency}ms",
+                    f"{rate:.0f} models/s",
+                    f"p95 {p95:.1f} ms/request",
+                )
             with sandbox(latency) as url:
                 script = sequential_script(url, apply_n)
             best = max(ours.values())
-            row(f"baseline: sequential script latency={latency}ms", f"{script:.0f} models/s",
-                f"ours (best p) is {best / script:.1f}x faster")
+            row(
+                f"baseline: sequential script latency={latency}ms",
+                f"{script:.0f} models/s",
+                f"ours (best p) is {best / script:.1f}x faster",
+            )
             if ansible_bin is not None:
                 with sandbox(latency) as url:
                     loop = ansible_loop(url, args.ansible_n, ansible_bin)
-                row(f"baseline: Ansible uri loop latency={latency}ms N={args.ansible_n}", f"{loop:.1f} models/s",
-                    f"ours is {best / loop:.0f}x faster")
+                row(
+                    f"baseline: Ansible uri loop latency={latency}ms N={args.ansible_n}",
+                    f"{loop:.1f} models/s",
+                    f"ours is {best / loop:.0f}x faster",
+                )
             if latency == 0:
                 top = max(parallelisms)
                 row(f"apply p={top} as a share of the raw ceiling", f"{ours[top] / ceiling:.0%}")

@@ -108,8 +108,21 @@ def measure(work: Path, count: int, rounds: int, resync: float) -> dict[str, flo
     root.mkdir()
     for i in range(count):
         (root / f"m{i:05}.yaml").write_text(model_yaml(f"m{i:05}"))
-    daemon = Process(["watch", str(root), "--server", url, "--log-format", "json", "--metrics-port", "0",
-                      "--resync-interval", str(resync)], work)
+    daemon = Process(
+        [
+            "watch",
+            str(root),
+            "--server",
+            url,
+            "--log-format",
+            "json",
+            "--metrics-port",
+            "0",
+            "--resync-interval",
+            str(resync),
+        ],
+        work,
+    )
     pid = daemon.proc.pid
     sampler = Sampler(pid)
     out: dict[str, float] = {}
@@ -125,8 +138,11 @@ def measure(work: Path, count: int, rounds: int, resync: float) -> dict[str, flo
         sampler.reset()
         seen, since = len(daemon.rounds(trigger="resync")), time.time()
         wanted = seen + rounds + 1  # the first one may have started before `since`
-        resyncs = wait_until(lambda: (r := daemon.rounds(trigger="resync")) and len(r) >= wanted and r,
-                             120 + rounds * (resync + 30), f"{rounds} resync rounds")[seen + 1: wanted]
+        resyncs = wait_until(
+            lambda: (r := daemon.rounds(trigger="resync")) and len(r) >= wanted and r,
+            120 + rounds * (resync + 30),
+            f"{rounds} resync rounds",
+        )[seen + 1 : wanted]
         windows = [(end - float(r["duration_s"]), end) for r in resyncs for end in [when(r)]]
         costs = [at(sampler.cpu, end) - at(sampler.cpu, start) for start, end in windows]
         out["resync_wall"] = statistics.median(float(r["duration_s"]) for r in resyncs)
@@ -137,8 +153,11 @@ def measure(work: Path, count: int, rounds: int, resync: float) -> dict[str, flo
         sampler.reset()
         mark, cpu2 = len(daemon.rounds(trigger="files")), cpu_s(pid)
         (root / "m00000.yaml").write_text(model_yaml("m00000").replace("benchmark model", "edited model"))
-        edit = wait_until(lambda: (r := daemon.rounds(trigger="files")) and len(r) > mark and r[mark],
-                          120, "the files round")
+        edit = wait_until(
+            lambda: (r := daemon.rounds(trigger="files")) and len(r) > mark and r[mark],
+            120,
+            "the files round",
+        )
         out["edit_wall"], out["edit_cpu"] = float(edit["duration_s"]), cpu_s(pid) - cpu2
         out["edit_peak"] = sampler.peak
         out["hwm"] = hwm_mb(pid)
@@ -155,25 +174,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="resync rounds to measure")
     parser.add_argument("--resync", type=float, default=5.0, help="--resync-interval for the measurement")
     args = parser.parse_args()
-    print(f"watch footprint (Python {sys.version.split()[0]}, {os.cpu_count()} cores); "
-          f"sandbox and daemon are separate processes; resync every {args.resync:g} s here")
+    print(
+        f"watch footprint (Python {sys.version.split()[0]}, {os.cpu_count()} cores); "
+        f"sandbox and daemon are separate processes; resync every {args.resync:g} s here"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for count in args.models:
             m = measure(Path(tmp), count, args.rounds, args.resync)
             at60 = m["resync_cpu"] / 60 + m["idle_cpu_per_s"]
             print(f"\n{count} models")
-            print(f"  RSS at start {m['rss_start']:.0f} MB; "
-                  f"peak during the first round {m['first_peak']:.0f} MB; "
-                  f"high-water mark (VmHWM) {m['hwm']:.0f} MB")
-            print(f"  first round (create all): {m['first_wall']:.2f} s wall; "
-                  f"CPU since the process started (imports too): {m['first_cpu']:.2f} s")
-            print(f"  no-op resync round: {m['resync_wall']:.2f} s wall, {m['resync_cpu']:.2f} s CPU "
-                  f"(medians of {args.rounds}); "
-                  f"RSS after them {m['steady_rss']:.0f} MB, peak during them {m['steady_peak']:.0f} MB")
+            print(
+                f"  RSS at start {m['rss_start']:.0f} MB; "
+                f"peak during the first round {m['first_peak']:.0f} MB; "
+                f"high-water mark (VmHWM) {m['hwm']:.0f} MB"
+            )
+            print(
+                f"  first round (create all): {m['first_wall']:.2f} s wall; "
+                f"CPU since the process started (imports too): {m['first_cpu']:.2f} s"
+            )
+            print(
+                f"  no-op resync round: {m['resync_wall']:.2f} s wall, {m['resync_cpu']:.2f} s CPU "
+                f"(medians of {args.rounds}); "
+                f"RSS after them {m['steady_rss']:.0f} MB, peak during them {m['steady_peak']:.0f} MB"
+            )
             print(f"  idle between rounds: {m['idle_cpu_per_s'] * 1000:.1f} millicores")
             print(f"  average CPU at the default 60 s resync: ~{at60 * 1000:.0f} millicores")
-            print(f"  one edited file: files round {m['edit_wall']:.2f} s wall, {m['edit_cpu']:.2f} s CPU, "
-                  f"peak RSS {m['edit_peak']:.0f} MB")
+            print(
+                f"  one edited file: files round {m['edit_wall']:.2f} s wall, {m['edit_cpu']:.2f} s CPU, "
+                f"peak RSS {m['edit_peak']:.0f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ PY = sys.executable
 
 
 def model_yaml(name: str) -> str:
-    return (f"kind: Model\nname: {name}\ndtype: openai\nconfiguration:\n  api_key: ${{OPENAI_API_KEY}}\n"
-            f"  model: gpt-4o\nsummary: benchmark model {name}\ntags: [bench]\n")
+    return (
+        f"kind: Model\nname: {name}\ndtype: openai\nconfiguration:\n  api_key: ${{OPENAI_API_KEY}}\n"
+        f"  model: gpt-4o\nsummary: benchmark model {name}\ntags: [bench]\n"
+    )
 
 
 def free_port() -> int:
@@ -55,8 +57,14 @@ class Process:
 
     def __init__(self, args: list[str], cwd: Path) -> None:
         env = {**os.environ, "OPENAI_API_KEY": "sk-benchmark"}
-        self.proc = subprocess.Popen([PY, "-m", "reconciler", *args], cwd=cwd, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [PY, "-m", "reconciler", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.events: list[dict] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -69,8 +77,11 @@ class Process:
                 pass
 
     def rounds(self, **match: str) -> list[dict]:
-        return [e for e in self.events
-                if e.get("event") == "round" and all(e.get(k) == v for k, v in match.items())]
+        return [
+            e
+            for e in self.events
+            if e.get("event") == "round" and all(e.get(k) == v for k, v in match.items())
+        ]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -122,14 +133,18 @@ def resync_cost(work: Path, count: int, rounds: int) -> tuple[float, list[float]
     root.mkdir()
     for i in range(count):
         (root / f"m{i:05}.yaml").write_text(model_yaml(f"m{i:05}"))
-    daemon = Process(["watch", str(root), "--server", url, "--log-format", "json", "--resync-interval", "2"],
-                     work)
+    daemon = Process(
+        ["watch", str(root), "--server", url, "--log-format", "json", "--resync-interval", "2"], work
+    )
     try:
         first = wait_until(lambda: daemon.rounds(trigger="startup"), 600, "the first round")[0]
         if first["status"] != "ok":
             raise SystemExit(f"the first round failed: {first['msg']}")
-        resyncs = wait_until(lambda: (r := daemon.rounds(trigger="resync")) and len(r) >= rounds and r,
-                             60 + 5 * rounds, f"{rounds} resync rounds")
+        resyncs = wait_until(
+            lambda: (r := daemon.rounds(trigger="resync")) and len(r) >= rounds and r,
+            60 + 5 * rounds,
+            f"{rounds} resync rounds",
+        )
         return float(first["duration_s"]), [float(r["duration_s"]) for r in resyncs[:rounds]]
     finally:
         daemon.stop()
@@ -146,13 +161,17 @@ def main() -> None:
         work = Path(tmp)
         times = sorted(latency(work, args.saves))
         p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-        print(f"save → model on server, {len(times)} saves: median {statistics.median(times) * 1000:.0f} ms, "
-              f"p95 {p95 * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms (target: median ≤ 500 ms)")
+        print(
+            f"save → model on server, {len(times)} saves: median {statistics.median(times) * 1000:.0f} ms, "
+            f"p95 {p95 * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms (target: median ≤ 500 ms)"
+        )
         first, resyncs = resync_cost(work, args.manifests, args.rounds)
         print(f"first round over {args.manifests} new manifests (parse, validate, create all): {first:.2f} s")
         median = statistics.median(resyncs)
-        print(f"resync round over {args.manifests} unchanged manifests: median {median:.2f} s "
-              f"(rounds: {', '.join(f'{d:.2f}' for d in resyncs)} s)")
+        print(
+            f"resync round over {args.manifests} unchanged manifests: median {median:.2f} s "
+            f"(rounds: {', '.join(f'{d:.2f}' for d in resyncs)} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -74,8 +74,14 @@ def classify(error: ReconcilerError) -> Next:
         return Next.LOOK_UP
     if isinstance(error, ServerUnreachable):
         return Next.BACKOFF
-    if isinstance(error, ServerError):  # 502/503/504: a proxy may have given up on a request that went through
-        return Next.RAISE if error.status is not None and error.status != 409 and error.status < 500 else Next.LOOK_UP
+    if isinstance(
+        error, ServerError
+    ):  # 502/503/504: a proxy may have given up on a request that went through
+        return (
+            Next.RAISE
+            if error.status is not None and error.status != 409 and error.status < 500
+            else Next.LOOK_UP
+        )
     return Next.RAISE
 
 
@@ -116,7 +122,9 @@ class Executor:
         interrupted = self.interrupted
         for change in work:  # what never ran is reported, not dropped
             if change.name not in results:
-                results[change.name] = Outcome(change.name, change.op, Result.SKIPPED, "not attempted (run stopped)")
+                results[change.name] = Outcome(
+                    change.name, change.op, Result.SKIPPED, "not attempted (run stopped)"
+                )
         outcomes = tuple(results[c.name] for c in work)
         report = ApplyReport(outcomes, in_sync=in_sync, interrupted=interrupted)
         if self.auth_error is not None:
@@ -143,10 +151,10 @@ class Executor:
         try:
             while True:
                 while not self.stop.is_set() and len(pending) < self.options.parallelism * 2:
-                    change = next(queue, None)
-                    if change is None:
+                    upcoming = next(queue, None)
+                    if upcoming is None:
                         break
-                    pending.add(pool.submit(self._one, change))
+                    pending.add(pool.submit(self._one, upcoming))
                 if not pending:
                     return
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -218,13 +226,23 @@ class Executor:
             self._backoff(attempts, getattr(last, "retry_after", None))
         assert last is not None
         spent = time.monotonic() - self._local.started
-        within = f" in {spent:.0f}s (the limit per model is {self.options.model_budget:g}s)" \
-            if self._budget_left() <= 0 else ""
-        return Outcome(manifest.name, op, Result.FAILED, f"gave up after {attempts} attempts{within}: {last}",
-                       attempts=attempts, error_kind=last.kind)
+        within = (
+            f" in {spent:.0f}s (the limit per model is {self.options.model_budget:g}s)"
+            if self._budget_left() <= 0
+            else ""
+        )
+        return Outcome(
+            manifest.name,
+            op,
+            Result.FAILED,
+            f"gave up after {attempts} attempts{within}: {last}",
+            attempts=attempts,
+            error_kind=last.kind,
+        )
 
-    def _look_up(self, manifest: Manifest, op: Op, *, done: Result, last: ReconcilerError,
-                 attempts: int) -> Outcome | None:
+    def _look_up(
+        self, manifest: Manifest, op: Op, *, done: Result, last: ReconcilerError, attempts: int
+    ) -> Outcome | None:
         """After a 409, 5xx, timeout or lost answer the model may exist now: equal and ours is
         success, anything else a conflict; None when it is not there (send again)."""
         remote = self.client.get_model(manifest.name)
@@ -232,18 +250,29 @@ class Executor:
             return None
         owned = ownership(remote.tags, self.options.owner)
         if not owned.mine:
-            return Outcome(manifest.name, op, Result.CONFLICT, f"created concurrently, {owned.describe()}",
-                           attempts=attempts, error_kind="conflict")
+            return Outcome(
+                manifest.name,
+                op,
+                Result.CONFLICT,
+                f"created concurrently, {owned.describe()}",
+                attempts=attempts,
+                error_kind="conflict",
+            )
         if not self._same(manifest, remote):
-            return Outcome(manifest.name, op, Result.CONFLICT,
-                           "created concurrently by someone else with different content",
-                           attempts=attempts, error_kind="conflict")
+            return Outcome(
+                manifest.name,
+                op,
+                Result.CONFLICT,
+                "created concurrently by someone else with different content",
+                attempts=attempts,
+                error_kind="conflict",
+            )
         note = "" if attempts == 1 and done is Result.CREATED else "confirmed present after a failed response"
         result = Result.PRESENT if isinstance(last, ServerError) and last.status == 409 else done
         return Outcome(manifest.name, op, result, note, attempts=attempts)
 
     def _budget_left(self) -> float:
-        started = getattr(self._local, "started", None)
+        started: float | None = getattr(self._local, "started", None)
         if not started:
             return self.options.model_budget
         return self.options.model_budget - (time.monotonic() - started)
@@ -257,7 +286,10 @@ class Executor:
     def _update(self, change: Change) -> Outcome:
         assert change.desired is not None
         manifest = change.desired
-        body = {"summary": manifest.summary, "tags": ",".join((*manifest.tags, owner_tag(self.options.owner)))}
+        body = {
+            "summary": manifest.summary,
+            "tags": ",".join((*manifest.tags, owner_tag(self.options.owner))),
+        }
         try:
             self.client.patch_model(manifest.name, body)
         except ServerError as exc:
@@ -276,11 +308,16 @@ class Executor:
         assert change.desired is not None
         if not self.options.may_replace(change):
             fields = ", ".join(d.dotted for d in change.diffs if d.path[0] in ("dtype", "configuration"))
-            how = ("its manifest says `lifecycle.replace: never`" if change.desired.replace_policy == "never"
-                   else f"pass --replace {change.name} (delete + create), or allow it in the manifest "
-                   "with `lifecycle: {replace: allow}`")
+            how = (
+                "its manifest says `lifecycle.replace: never`"
+                if change.desired.replace_policy == "never"
+                else f"pass --replace {change.name} (delete + create), or allow it in the manifest "
+                "with `lifecycle: {replace: allow}`"
+            )
             return Outcome(
-                change.name, change.op, Result.SKIPPED,
+                change.name,
+                change.op,
+                Result.SKIPPED,
                 f"{fields} changed; the API cannot change them in place: {how}",
             )
         self.client.delete_model(change.name)

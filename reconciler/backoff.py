@@ -27,7 +27,9 @@ class Backoff:
         """`retries` retries after the first attempt, doubling from 0.25 s up to 4 s."""
         return cls(delays=tuple(min(0.25 * 2**i, 4.0) for i in range(retries)))
 
-    def delay(self, attempt: int, retry_after: float | None = None, *, rng: random.Random | None = None) -> float:
+    def delay(
+        self, attempt: int, retry_after: float | None = None, *, rng: random.Random | None = None
+    ) -> float:
         """Seconds to wait after failure number `attempt` (from 0)."""
         if not self.delays:
             return 0.0

@@ -67,7 +67,7 @@ _deadline = threading.local()
 
 
 def _left(timeout: float | None, error: type[Exception]) -> float | None:
-    end = getattr(_deadline, "end", None)
+    end: float | None = getattr(_deadline, "end", None)
     if end is None:
         return timeout
     left = end - time.monotonic()
@@ -91,12 +91,14 @@ class _DeadlineStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
         # CPython's ssl turns a socket timeout into one deadline for the whole handshake, so a
         # trickled handshake ends with the request's deadline too (tests/hostile/test_bounded.py)
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
-                                                     _left(timeout, httpcore.ConnectTimeout)))
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout))
+        )
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -106,8 +108,14 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def __init__(self, inner: httpcore.NetworkBackend) -> None:
         self._inner = inner
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
         left = _left(timeout, httpcore.ConnectTimeout)
         if left is None or _is_ip(host):
             return _DeadlineStream(self._inner.connect_tcp(host, port, left, local_address, socket_options))
@@ -115,16 +123,21 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         last: Exception = httpcore.ConnectError(f"{host} has no address")
         for address in _resolve(host, port, left):
             try:
-                return _DeadlineStream(self._inner.connect_tcp(
-                    address, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options))
+                return _DeadlineStream(
+                    self._inner.connect_tcp(
+                        address, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+                    )
+                )
             except httpcore.ConnectError as exc:  # the next address, as socket.create_connection does
                 last = exc
         raise last
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Any = None) -> httpcore.NetworkStream:  # pragma: no cover
-        return _DeadlineStream(self._inner.connect_unix_socket(
-            path, _left(timeout, httpcore.ConnectTimeout), socket_options))
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:  # pragma: no cover
+        return _DeadlineStream(
+            self._inner.connect_unix_socket(path, _left(timeout, httpcore.ConnectTimeout), socket_options)
+        )
 
     def sleep(self, seconds: float) -> None:  # pragma: no cover - unused by sync pools
         self._inner.sleep(seconds)
@@ -280,8 +293,9 @@ class SpaceClient:
                     raise OSError(errno.EINVAL, "not a regular file of at most 10 MiB")
                 verify = ssl.create_default_context(cafile=ca_cert)
             except (OSError, ssl.SSLError, ValueError) as exc:
-                reason = (getattr(exc, "strerror", None) or getattr(exc, "reason", None)
-                          or "not a PEM CA bundle")
+                reason = (
+                    getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "not a PEM CA bundle"
+                )
                 raise ReconcilerError(f"cannot use --ca-cert {ca_cert}: {reason}") from None
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ReconcilerError(f"--timeout must be a positive number of seconds, got {timeout}")
@@ -298,7 +312,9 @@ class SpaceClient:
                 # An HTTP(S)_PROXY would carry a loopback request (and its token) to another
                 # host, in clear for http://; a proxy cannot reach our loopback anyway.
                 trust_env=not loopback,
-                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
             )
         except (ValueError, TypeError, httpx.InvalidURL) as exc:  # a malformed *_PROXY variable, a header
             raise ReconcilerError(f"cannot set up the HTTP client: {_reason(exc)}") from None
@@ -334,8 +350,9 @@ class SpaceClient:
         try:
             request = self._http.build_request(method, target, json=body)
         except (ValueError, TypeError, UnicodeError) as exc:  # NaN, a lone surrogate: never sent
-            raise ReconcilerError(f"{method} {path}: the request body cannot be sent as JSON "
-                                  f"({type(exc).__name__})") from None
+            raise ReconcilerError(
+                f"{method} {path}: the request body cannot be sent as JSON ({type(exc).__name__})"
+            ) from None
         _deadline.end = time.monotonic() + self.timeout
         try:
             response = self._http.send(request, stream=True)
@@ -370,7 +387,8 @@ class SpaceClient:
             if size > self.max_body:
                 raise ServerError(
                     f"{method} {path}: the answer is larger than {self.max_body // 1048576 or 1} MiB; "
-                    "stopped reading", status=response.status_code,
+                    "stopped reading",
+                    status=response.status_code,
                 )
             chunks.append(chunk)
             _left(None, httpcore.ReadTimeout)
@@ -380,8 +398,9 @@ class SpaceClient:
         try:
             target = response.url.join(response.headers.get("location", ""))
         except (httpx.InvalidURL, ValueError, UnicodeError):
-            raise ServerError(f"{method} {path}: the server redirected to an invalid URL",
-                              status=response.status_code) from None
+            raise ServerError(
+                f"{method} {path}: the server redirected to an invalid URL", status=response.status_code
+            ) from None
         if (target.scheme, target.host, target.port) != self._origin:
             raise ServerError(
                 f"{method} {path}: the server redirected to {target.scheme}://{target.host}; "
@@ -407,7 +426,9 @@ class SpaceClient:
         if status in RETRYABLE_STATUS:
             raise RetryableServerError(
                 f"{where}: server busy ({status} {detail})",
-                status=status, detail=detail, retry_after=_retry_after(response),
+                status=status,
+                detail=detail,
+                retry_after=_retry_after(response),
             )
         raise ServerError(f"{where}: {status} {detail}", status=status, detail=detail)
 
@@ -441,8 +462,10 @@ class SpaceClient:
         else:
             if _depth(data) <= MAX_DEPTH:
                 return _valid_unicode(data) if _LONE_SURROGATE_ESCAPE.search(response.content) else data
-        raise ServerError(f"{method} {path}: the answer nests deeper than {MAX_DEPTH} levels; not read",
-                          status=response.status_code)
+        raise ServerError(
+            f"{method} {path}: the answer nests deeper than {MAX_DEPTH} levels; not read",
+            status=response.status_code,
+        )
 
     def _model(self, method: str, path: str, response: httpx.Response) -> RemoteModel:
         data = self._json(method, path, response)
@@ -473,8 +496,10 @@ class SpaceClient:
         if twice:
             shown = ", ".join(f"`{n}`" for n in twice[:5])
             shown += f" and {len(twice) - 5} more" if len(twice) > 5 else ""
-            raise ServerError(f"GET {path}: the server lists {shown} more than once; "
-                              "refusing to plan against an inconsistent answer")
+            raise ServerError(
+                f"GET {path}: the server lists {shown} more than once; "
+                "refusing to plan against an inconsistent answer"
+            )
         return models
 
     def get_model(self, name: str) -> RemoteModel | None:
@@ -522,8 +547,12 @@ class SpaceClient:
         if not isinstance(data, list):
             raise ServerError(f"GET {path}: expected a list of model types")
         return [
-            ModelType(str(t.get("name")), t["config_schema"] if t.get("config_schema") is not None else {},
-                      str(t.get("description") or ""), t.get("enabled", True) is not False)
+            ModelType(
+                str(t.get("name")),
+                t["config_schema"] if t.get("config_schema") is not None else {},
+                str(t.get("description") or ""),
+                t.get("enabled", True) is not False,
+            )
             for t in data
             if isinstance(t, dict)
         ]
@@ -543,7 +572,9 @@ class SpaceClient:
             raise
         data = self._json("GET", path, response)
         if isinstance(data, dict) and data.get("is_active") is False:
-            raise TenantNotFound(f"tenant {self.tenant!r} on {self.base_url} is not active; nothing was written")
+            raise TenantNotFound(
+                f"tenant {self.tenant!r} on {self.base_url} is not active; nothing was written"
+            )
 
     def tenant_names(self) -> Sequence[str]:
         path = f"{API}/tenants"
@@ -581,5 +612,6 @@ def _check_answer(
         got = f"`{model.name}` ({model.dtype})"
         raise ServerError(
             f"{method} {path}: the server answered {status} with model {got}, not `{name}`; "
-            "not counted as done", status=status,
+            "not counted as done",
+            status=status,
         )

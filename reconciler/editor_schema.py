@@ -105,7 +105,7 @@ def _envelope(dtypes: list[str]) -> dict[str, Any]:
             "description": "Settings checked against the dtype's schema; secrets as ${ENV_VAR} "
             "or {file: PATH}.",
         },
-        "summary": {"type": "string", "description": "Optional, default \"\".", "default": ""},
+        "summary": {"type": "string", "description": 'Optional, default "".', "default": ""},
         "tags": {
             "description": "A list of tags, or the API's one comma-separated string.",
             "anyOf": [
@@ -156,7 +156,8 @@ def manifest_schema(registry: SchemaRegistry, dtype: str | None = None) -> dict[
     if dtype is not None:
         # draft-07 ignores the siblings of a `$ref`, hence the `allOf`
         schema["properties"]["configuration"] = {
-            **schema["properties"]["configuration"], "allOf": [{"$ref": f"#/definitions/{dtype}"}]
+            **schema["properties"]["configuration"],
+            "allOf": [{"$ref": f"#/definitions/{dtype}"}],
         }
     else:
         schema["allOf"] = [
@@ -191,9 +192,6 @@ _DTYPE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
 def looks_secret(field: str) -> bool:
     """`api_key`, `password`, `access_token`, `client_secret`…, but not `max_tokens`."""
     return bool(_SECRET_NAME.search(field))
-
-
-
 
 
 Status = Literal["new", "changed", "unchanged", "not_offered", "skipped"]
@@ -248,9 +246,9 @@ def pulled_schema(
         if key == "properties" and isinstance(value, dict):
             value = {
                 field: {**prop, "writeOnly": True}
-                if isinstance(prop, dict) and "writeOnly" not in prop and (
-                    looks_secret(field) or bool(old_props.get(field, {}).get("writeOnly"))
-                )
+                if isinstance(prop, dict)
+                and "writeOnly" not in prop
+                and (looks_secret(field) or bool(old_props.get(field, {}).get("writeOnly")))
                 else prop
                 for field, prop in value.items()
             }
@@ -356,8 +354,9 @@ def pull(types: Sequence[ModelType], existing: Mapping[str, str]) -> tuple[Schem
             continue
         old_text = existing.get(server_type.name)
         old = None if old_text is None else _parse(old_text)
-        new = pulled_schema(server_type.name, server_type.config_schema, existing=old,
-                            description=server_type.description)
+        new = pulled_schema(
+            server_type.name, server_type.config_schema, existing=old, description=server_type.description
+        )
         note = "" if server_type.enabled else "disabled on the server"
         text = dumps(new)
         if old_text is None:

@@ -123,9 +123,7 @@ class ServerError(ReconcilerError):
     exit_code = EXIT_SERVER
     kind = "server_error"
 
-    def __init__(
-        self, message: str, *, status: int | None = None, detail: str = ""
-    ) -> None:
+    def __init__(self, message: str, *, status: int | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.detail = detail[:MAX_DETAIL]

@@ -106,10 +106,16 @@ _Dumper.add_representer(_FlowList, _represent_flow)
 def to_yaml(document: Mapping[str, Any]) -> str:
     """One document as YAML that reads back to the same values (strings that look like
     numbers, booleans or null are quoted by the dumper)."""
-    text = str(yaml.dump(
-        dict(document), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-        default_flow_style=False, width=4096,
-    ))
+    text = str(
+        yaml.dump(
+            dict(document),
+            Dumper=_Dumper,
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=False,
+            width=4096,
+        )
+    )
     # PyYAML writes bidi controls raw even inside double quotes (they are "printable"); such strings
     # are double-quoted (_represent_str), where a \uXXXX escape reads back as the same character.
     return redact.json_safe(text)
@@ -127,9 +133,7 @@ def _file_like(value: Any, path: str) -> Iterable[str]:
             yield ".".join((path, *map(str, where)))
 
 
-def _secret_fields(
-    model: RemoteModel, registry: SchemaRegistry, prefix: str
-) -> tuple[list[str], list[str]]:
+def _secret_fields(model: RemoteModel, registry: SchemaRegistry, prefix: str) -> tuple[list[str], list[str]]:
     """(secret fields to write as references, warnings)."""
     schema = registry.get(model.dtype)
     config = model.configuration
@@ -174,8 +178,10 @@ def _nested_refs(value: Any, prefix: str, env: list[str]) -> Any:
 def _document(
     model: RemoteModel, refs: Mapping[str, str], nested: list[str], *, prefix: str
 ) -> dict[str, Any]:
-    configuration = {k: _nested_refs(v, f"{prefix}_{env_prefix(k)}", nested) if k not in refs else v
-                     for k, v in model.configuration.items()}
+    configuration = {
+        k: _nested_refs(v, f"{prefix}_{env_prefix(k)}", nested) if k not in refs else v
+        for k, v in model.configuration.items()
+    }
     for field, var in refs.items():
         configuration[field] = f"${{{var}}}"
     ordered = {k: configuration[k] for k in (*model.configuration, *refs) if k in configuration}
@@ -202,7 +208,8 @@ def _prefixes(names: Sequence[str]) -> dict[str, str]:
     base = {name: env_prefix(name) for name in names}
     taken = Counter(base.values())
     return {
-        name: prefix if taken[prefix] == 1
+        name: prefix
+        if taken[prefix] == 1
         else f"{prefix}_{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:6].upper()}"
         for name, prefix in base.items()
     }
@@ -234,10 +241,13 @@ def export(
         fields, notes = _secret_fields(model, registry, prefixes[model.name])
         warnings.extend(notes)
         refs = {field: f"{prefixes[model.name]}_{env_prefix(field)}" for field in fields}
-        for path in _file_like({k: v for k, v in model.configuration.items() if k not in refs},
-                               "configuration"):
-            warnings.append(f"model `{model.name}`: {path} is a mapping with only `file`, which a "
-                            "manifest reads as a secret file reference; edit it by hand")
+        for path in _file_like(
+            {k: v for k, v in model.configuration.items() if k not in refs}, "configuration"
+        ):
+            warnings.append(
+                f"model `{model.name}`: {path} is a mapping with only `file`, which a "
+                "manifest reads as a secret file reference; edit it by hand"
+            )
         nested: list[str] = []
         document = _document(model, refs, nested, prefix=prefixes[model.name])
         env = tuple(refs.values()) + tuple(nested)

@@ -48,7 +48,10 @@ def load_variables(var_files: Sequence[Path]) -> dict[str, Any]:
 
 
 def load(
-    paths: Sequence[Path], registry: SchemaRegistry, *, variables: Mapping[str, Any] | None = None,
+    paths: Sequence[Path],
+    registry: SchemaRegistry,
+    *,
+    variables: Mapping[str, Any] | None = None,
     find: Callable[[Sequence[Path]], tuple[list[Path], list[Problem]]] = manifest_files.find_files,
     read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]] = manifest_files.read_file,
     parallel: bool = True,
@@ -74,7 +77,9 @@ PARALLEL_MIN_FILES = 2000  # below this a fork costs more than it saves
 
 
 def _load(
-    paths: Sequence[Path], registry: SchemaRegistry, variables: Mapping[str, Any],
+    paths: Sequence[Path],
+    registry: SchemaRegistry,
+    variables: Mapping[str, Any],
     find: Callable[[Sequence[Path]], tuple[list[Path], list[Problem]]],
     read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]],
     *,
@@ -99,7 +104,9 @@ def _load(
 
 
 def _read_and_validate(
-    files: Sequence[Path], registry: SchemaRegistry, variables: Mapping[str, Any],
+    files: Sequence[Path],
+    registry: SchemaRegistry,
+    variables: Mapping[str, Any],
     read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]],
 ) -> tuple[list[Manifest], list[Problem]]:
     problems: list[Problem] = []
@@ -133,6 +140,13 @@ def _merge(
             manifests.append(manifest)
             continue
         line, column = manifest.positions.get("name", (manifest.source.line, manifest.source.column))
-        problems.append(Problem(manifest.source.path, line, column, "name",
-                                f"`{manifest.name}` is also defined at {other.source}; names must be unique"))
+        problems.append(
+            Problem(
+                manifest.source.path,
+                line,
+                column,
+                "name",
+                f"`{manifest.name}` is also defined at {other.source}; names must be unique",
+            )
+        )
     return manifests, problems

@@ -41,12 +41,12 @@ class _Resolver(yaml.resolver.Resolver):
         if kind is yaml.ScalarNode and implicit[0]:
             tag = self._cache.get(value)
             if tag is None:
-                tag = super().resolve(kind, value, implicit)
+                tag = str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
                 if len(self._cache) > 100_000:
                     self._cache.clear()
                 self._cache[value] = tag
             return tag
-        return super().resolve(kind, value, implicit)
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
 
 
 try:  # the C parser is ~10x faster; PyYAML wheels ship it
@@ -72,7 +72,6 @@ _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _constructor = yaml.constructor.SafeConstructor()
-
 
 
 @dataclass(frozen=True)
@@ -143,8 +142,11 @@ class _Builder:
         if self.budget < 0:
             raise _TooBig()
         if len(path) > MAX_DEPTH:
-            raise _Bad(node, _dotted(path[:MAX_DEPTH]) + ".…",
-                       f"nested deeper than {MAX_DEPTH} levels; a manifest is a few levels deep")
+            raise _Bad(
+                node,
+                _dotted(path[:MAX_DEPTH]) + ".…",
+                f"nested deeper than {MAX_DEPTH} levels; a manifest is a few levels deep",
+            )
         mark = node.start_mark
         self.positions[path] = (mark.line + 1, mark.column + 1)
         tag = node.tag
@@ -165,8 +167,11 @@ class _Builder:
                 shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:40] + "…")
                 raise _Bad(node, _dotted(path), f"{shown} is not a valid {tag.rsplit(':', 1)[-1]}") from None
             if value.__class__ is float and not math.isfinite(value):
-                raise _Bad(node, _dotted(path),
-                           f"{node.value} is not a finite number; JSON (and the server) cannot carry it")
+                raise _Bad(
+                    node,
+                    _dotted(path),
+                    f"{node.value} is not a finite number; JSON (and the server) cannot carry it",
+                )
             return value
         raise _Bad(
             node,
@@ -202,7 +207,7 @@ def parse(text: str, path: str) -> tuple[list[Document], list[Problem]]:
     """Parse one file's text into documents; a file with a syntax error yields only problems."""
     documents: list[Document] = []
     try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        nodes = list(yaml.compose_all(text, Loader=_Loader))  # type: ignore[arg-type]  # a CParser subclass
     except RecursionError:  # libyaml stops at 1,000 levels, PyYAML's composer recurses before that
         return [], [Problem(path, 1, 1, "", f"YAML nested too deep (more than {MAX_DEPTH} levels)")]
     except yaml.MarkedYAMLError as exc:
@@ -226,11 +231,16 @@ def parse(text: str, path: str) -> tuple[list[Document], list[Problem]]:
             problems.append(Problem(path, bad.line, bad.column, bad.field, bad.message))
             continue
         except _TooBig:
-            problems.append(Problem(
-                path, node.start_mark.line + 1, node.start_mark.column + 1, "",
-                f"document expands to more than {MAX_NODES_PER_DOCUMENT} values "
-                "(YAML aliases used as a bomb?); keep manifests small and alias-free",
-            ))
+            problems.append(
+                Problem(
+                    path,
+                    node.start_mark.line + 1,
+                    node.start_mark.column + 1,
+                    "",
+                    f"document expands to more than {MAX_NODES_PER_DOCUMENT} values "
+                    "(YAML aliases used as a bomb?); keep manifests small and alias-free",
+                )
+            )
             continue
         except yaml.YAMLError as exc:  # a scalar the safe constructor refuses
             problems.append(Problem(path, node.start_mark.line + 1, 1, "", f"YAML error: {exc}"))
@@ -288,8 +298,16 @@ def _walk(folder: str, real_root: Path, seen: set[str], found: list[str], proble
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        problems.append(Problem(folder, 1, 1, "", f"cannot read this folder: {exc.strerror or exc}; "
-                                "fix its permissions (a folder that is not read cannot be pruned safely)"))
+        problems.append(
+            Problem(
+                folder,
+                1,
+                1,
+                "",
+                f"cannot read this folder: {exc.strerror or exc}; "
+                "fix its permissions (a folder that is not read cannot be pruned safely)",
+            )
+        )
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -311,16 +329,27 @@ def _walk(folder: str, real_root: Path, seen: set[str], found: list[str], proble
             continue
         if target.is_dir():
             if not target.is_relative_to(real_root):
-                problems.append(Problem(entry.path, 1, 1, "",
-                                        f"symlink to a folder outside {real_root} (to {target}); "
-                                        "not followed: move the manifests inside, or list the folder as a path"))
+                problems.append(
+                    Problem(
+                        entry.path,
+                        1,
+                        1,
+                        "",
+                        f"symlink to a folder outside {real_root} (to {target}); "
+                        "not followed: move the manifests inside, or list the folder as a path",
+                    )
+                )
             else:
                 _walk(entry.path, real_root, seen, found, problems)
             continue
         if not entry.name.endswith(SUFFIXES):
             continue
         if not target.is_relative_to(real_root):
-            problems.append(Problem(entry.path, 1, 1, "", f"symlink leads outside {real_root} (to {target}); not followed"))
+            problems.append(
+                Problem(
+                    entry.path, 1, 1, "", f"symlink leads outside {real_root} (to {target}); not followed"
+                )
+            )
             continue
         found.append(entry.path)
 
@@ -335,7 +364,13 @@ def read_file(path: Path) -> tuple[list[Document], list[Problem]]:
         size = info.st_size
         if size > MAX_FILE_BYTES:
             return [], [
-                Problem(label, 1, 1, "", f"file is {size / 1048576:.1f} MiB; the limit is {MAX_FILE_BYTES // 1048576} MiB — split it")
+                Problem(
+                    label,
+                    1,
+                    1,
+                    "",
+                    f"file is {size / 1048576:.1f} MiB; the limit is {MAX_FILE_BYTES // 1048576} MiB — split it",
+                )
             ]
         data = path.read_bytes()
     except OSError as exc:
@@ -370,7 +405,9 @@ def read_variables(path: Path) -> tuple[dict[str, Any], list[Problem]]:
     for key, value in doc.value.items():
         line, column = doc.where((key,))
         if isinstance(value, (dict, list)) or value is None:
-            problems.append(Problem(str(path), line, column, key, "a variable must be a string, number or boolean"))
+            problems.append(
+                Problem(str(path), line, column, key, "a variable must be a string, number or boolean")
+            )
         else:
             out[key] = value
     return out, problems

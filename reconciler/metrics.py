@@ -41,19 +41,38 @@ class DaemonMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.rounds = Counter("syft_reconciler_rounds", "Reconcile rounds run, by trigger and outcome.",
-                              ["trigger", "status"], registry=r)
-        self.failures = Counter("syft_reconciler_round_failures", "Rounds that did not succeed, by outcome.",
-                                ["status"], registry=r)
-        self.last_success = Gauge("syft_reconciler_last_success_timestamp_seconds",
-                                  "Unix time the last successful round finished.", registry=r)
-        self.duration = Histogram("syft_reconciler_round_duration_seconds", "Wall time of one round.",
-                                  buckets=DURATION_BUCKETS, registry=r)
-        self.models = Gauge("syft_reconciler_models",
-                            "Models by state after the last round that read the server.",
-                            ["state"], registry=r)
-        self.commit = Info("syft_reconciler_applied_commit", "The git commit last applied in full (--git).",
-                           registry=r)
+        self.rounds = Counter(
+            "syft_reconciler_rounds",
+            "Reconcile rounds run, by trigger and outcome.",
+            ["trigger", "status"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "syft_reconciler_round_failures",
+            "Rounds that did not succeed, by outcome.",
+            ["status"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "syft_reconciler_last_success_timestamp_seconds",
+            "Unix time the last successful round finished.",
+            registry=r,
+        )
+        self.duration = Histogram(
+            "syft_reconciler_round_duration_seconds",
+            "Wall time of one round.",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.models = Gauge(
+            "syft_reconciler_models",
+            "Models by state after the last round that read the server.",
+            ["state"],
+            registry=r,
+        )
+        self.commit = Info(
+            "syft_reconciler_applied_commit", "The git commit last applied in full (--git).", registry=r
+        )
         for state in MODEL_STATES:
             self.models.labels(state).set(0)
         self._lock = threading.Lock()
@@ -93,8 +112,11 @@ class DaemonMetrics:
         }
         if last is not None:
             body["last_round"] = {
-                "trigger": last.trigger.value, "finished_at": _iso(last_at),
-                "duration_s": round(last.duration, 4), "message": last.message, "models": dict(last.models),
+                "trigger": last.trigger.value,
+                "finished_at": _iso(last_at),
+                "duration_s": round(last.duration, 4),
+                "message": last.message,
+                "models": dict(last.models),
             }
         return (200 if last is not None and last.ok else 503), body
 
@@ -107,14 +129,19 @@ class DaemonMetrics:
         status = last.status.value if last else "starting"
         reason = _NOT_READY.get(last.status if last else None, "")
         detail = last.message if last else ""
-        return 503, {"ready": False, "status": status, "reason": f"{reason}: {detail}" if detail else reason,
-                     "last_success": _iso(success_at)}
+        return 503, {
+            "ready": False,
+            "status": status,
+            "reason": f"{reason}: {detail}" if detail else reason,
+            "last_success": _iso(success_at),
+        }
 
 
 _NOT_READY: dict[RoundStatus | None, str] = {
     None: "the first round has not finished yet",
-    RoundStatus.INVALID: ("the manifests are invalid; nothing was written and the server keeps the last "
-                          "good state"),
+    RoundStatus.INVALID: (
+        "the manifests are invalid; nothing was written and the server keeps the last good state"
+    ),
     RoundStatus.UNREACHABLE: "the server is unreachable or busy; retrying with backoff",
     RoundStatus.AUTH: "the server refused the credentials; nothing was written",
     RoundStatus.FAILED: "the last round failed against the server",
@@ -125,8 +152,12 @@ _NOT_READY: dict[RoundStatus | None, str] = {
 def liveness(heartbeat: Heartbeat) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) for /livez: 200 while the loop keeps its promise to be heard from."""
     now = heartbeat.status()
-    body = {"alive": now.alive, "phase": now.phase, "silent_s": round(now.silent_s, 3),
-            "allowed_s": round(now.allowed_s, 3)}
+    body = {
+        "alive": now.alive,
+        "phase": now.phase,
+        "silent_s": round(now.silent_s, 3),
+        "allowed_s": round(now.allowed_s, 3),
+    }
     return (200 if now.alive else 503), body
 
 
@@ -138,8 +169,12 @@ class _Server(ThreadingMixIn, WSGIServer):
         """A client that resets or drops its connection is its own business: one debug line, no
         traceback on the daemon's stderr (which may be carrying --log-format json)."""
         error = sys.exc_info()[1]
-        log.debug("metrics client %s: %s", client_address, type(error).__name__,
-                  extra={"event": "metrics_client_error", "fields": {"error": type(error).__name__}})
+        log.debug(
+            "metrics client %s: %s",
+            client_address,
+            type(error).__name__,
+            extra={"event": "metrics_client_error", "fields": {"error": type(error).__name__}},
+        )
 
 
 class _LogStream:
@@ -148,8 +183,11 @@ class _LogStream:
     def write(self, text: str) -> None:
         line = text.strip().splitlines()[-1] if text.strip() else ""
         if line:
-            log.debug("metrics response failed: %s", line[:200],
-                      extra={"event": "metrics_client_error", "fields": {}})
+            log.debug(
+                "metrics response failed: %s",
+                line[:200],
+                extra={"event": "metrics_client_error", "fields": {}},
+            )
 
     def flush(self) -> None:
         pass
@@ -167,8 +205,14 @@ class MetricsServer:
     """`/healthz`, `/livez`, `/readyz` and `/metrics` on host:port (port 0: any free one) in a
     background thread. Without a heartbeat, /livez answers 200 while the server runs."""
 
-    def __init__(self, metrics: DaemonMetrics, *, host: str = "127.0.0.1", port: int = 0,
-                 heartbeat: Heartbeat | None = None) -> None:
+    def __init__(
+        self,
+        metrics: DaemonMetrics,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
         self.metrics = metrics
         self.heartbeat = heartbeat
         self._prometheus = make_wsgi_app(metrics.registry)
@@ -180,7 +224,7 @@ class MetricsServer:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             return self._prometheus(environ, start_response)  # type: ignore[no-any-return]
-        probes = {
+        probes: dict[str, Callable[[], tuple[int, dict[str, Any]]]] = {
             "/healthz": self.metrics.health,
             "/readyz": self.metrics.readiness,
             "/livez": lambda: liveness(self.heartbeat) if self.heartbeat else (200, {"alive": True}),

@@ -84,9 +84,7 @@ class Manifest:
     sensitive: frozenset[str] = frozenset()
     resolved: bool = True
     # "configuration.api_key" → (line, column), so later problems can point at the field
-    positions: Mapping[str, tuple[int, int]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    positions: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
     replace_policy: ReplacePolicy = "manual"
 
     def create_body(self, *, owner: str | None = None) -> dict[str, Any]:
@@ -207,9 +205,7 @@ class Plan:
     @property
     def pending(self) -> tuple[Change, ...]:
         """Changes that need a write (or a decision) for the server to match the manifests."""
-        return tuple(
-            c for c in self.changes if c.op in (*WRITE_OPS, Op.CONFLICT)
-        )
+        return tuple(c for c in self.changes if c.op in (*WRITE_OPS, Op.CONFLICT))
 
     @property
     def is_empty(self) -> bool:
@@ -244,7 +240,13 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.result in (Result.CREATED, Result.UPDATED, Result.REPLACED, Result.DELETED, Result.PRESENT)
+        return self.result in (
+            Result.CREATED,
+            Result.UPDATED,
+            Result.REPLACED,
+            Result.DELETED,
+            Result.PRESENT,
+        )
 
 
 @dataclass(frozen=True)

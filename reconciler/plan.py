@@ -31,7 +31,11 @@ def looks_masked(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return "***" in value or "…" in value or (bool(value) and set(value) <= {"*", "•", "x", "X"} and len(value) >= 4)
+        return (
+            "***" in value
+            or "…" in value
+            or (bool(value) and set(value) <= {"*", "•", "x", "X"} and len(value) >= 4)
+        )
     return False
 
 
@@ -70,12 +74,14 @@ def diff_configuration(
         if new is _MISSING and key in defaults and same(old, defaults[key]):
             continue
         if new is _MISSING or old is _MISSING or not same(new, old):
-            diffs.append(FieldDiff(
-                ("configuration", key),
-                None if old is _MISSING else old,
-                None if new is _MISSING else new,
-                sensitive=sensitive,
-            ))
+            diffs.append(
+                FieldDiff(
+                    ("configuration", key),
+                    None if old is _MISSING else old,
+                    None if new is _MISSING else new,
+                    sensitive=sensitive,
+                )
+            )
     return tuple(diffs), tuple(not_comparable)
 
 
@@ -89,7 +95,9 @@ def diff_model(
         not_comparable: tuple[str, ...] = ()
     else:
         config_diffs, not_comparable = diff_configuration(
-            desired, observed.configuration, secret_fields=facts.secrets_of(desired.dtype),
+            desired,
+            observed.configuration,
+            secret_fields=facts.secrets_of(desired.dtype),
             defaults=facts.defaults_of(desired.dtype),
         )
         replace.extend(config_diffs)
@@ -145,8 +153,14 @@ def plan(
             continue
         replace, update, not_comparable = diff_model(manifest, remote, facts)
         owned = ownership(remote.tags, scope.owner)
-        common = Change(Op.NOOP, manifest.name, desired=manifest, observed=remote,
-                        not_comparable=not_comparable, ownership=owned)
+        common = Change(
+            Op.NOOP,
+            manifest.name,
+            desired=manifest,
+            observed=remote,
+            not_comparable=not_comparable,
+            ownership=owned,
+        )
         takeover = not owned.mine and may_take(owned, adopt=scope.adopt, adopt_from=scope.adopt_from)
         if not owned.mine and not takeover:
             changes.append(_foreign(owned, replace + update, common))
@@ -169,17 +183,27 @@ def plan(
 def _foreign(owned: Ownership, diffs: tuple[FieldDiff, ...], common: Change) -> Change:
     """A same-named model this run may not take over: a conflict, or in sync but not ours."""
     if owned.claim is Claim.OTHER:
-        return dataclasses.replace(common, op=Op.CONFLICT, diffs=diffs, reason=(
-            f"exists on the server and {owned.describe()}, not by this repository's owner; another "
-            f"repository manages it (take it over only on purpose: "
-            f"--adopt-from {' --adopt-from '.join(owned.owners)})"
-        ))
+        return dataclasses.replace(
+            common,
+            op=Op.CONFLICT,
+            diffs=diffs,
+            reason=(
+                f"exists on the server and {owned.describe()}, not by this repository's owner; another "
+                f"repository manages it (take it over only on purpose: "
+                f"--adopt-from {' --adopt-from '.join(owned.owners)})"
+            ),
+        )
     if diffs:
-        return dataclasses.replace(common, op=Op.CONFLICT, diffs=diffs, reason=(
-            f"exists on the server, differs, and {owned.describe()}; pass --adopt to take it over"
-        ))
+        return dataclasses.replace(
+            common,
+            op=Op.CONFLICT,
+            diffs=diffs,
+            reason=(f"exists on the server, differs, and {owned.describe()}; pass --adopt to take it over"),
+        )
     # equal content: in sync (e.g. right after `export`), but not ours to prune or replace
-    return dataclasses.replace(common, reason=f"in sync, but it {owned.describe()}: apply --adopt to manage it")
+    return dataclasses.replace(
+        common, reason=f"in sync, but it {owned.describe()}: apply --adopt to manage it"
+    )
 
 
 def _stray_tags(remote: RemoteModel, owner: str | None) -> bool:
@@ -215,20 +239,27 @@ def delete_limit(max_delete: MaxDelete, owned: int) -> int | None:
 def deletions(plan: Plan, *, names: frozenset[str] = frozenset(), every: bool = False) -> tuple[Change, ...]:
     """The changes that delete a model on the server: prunes, and replaces that will run."""
     return tuple(
-        c for c in plan.changes
+        c
+        for c in plan.changes
         if c.op is Op.DELETE or (c.op is Op.REPLACE and replace_approved(c, names=names, every=every))
     )
 
 
 def owned_count(plan: Plan) -> int:
     """The owner's models on the server within the plan's selection."""
-    return sum(1 for c in plan.changes if c.observed is not None and c.ownership is not None
-               and c.ownership.mine)
+    return sum(
+        1 for c in plan.changes if c.observed is not None and c.ownership is not None and c.ownership.mine
+    )
 
 
 def check_deletions(
-    plan: Plan, *, manifest_count: int, max_delete: MaxDelete = None, allow_empty: bool = False,
-    names: frozenset[str] = frozenset(), every: bool = False,
+    plan: Plan,
+    *,
+    manifest_count: int,
+    max_delete: MaxDelete = None,
+    allow_empty: bool = False,
+    names: frozenset[str] = frozenset(),
+    every: bool = False,
 ) -> None:
     """Refuse, before any write, deletions that look like an accident (the blast-radius limit).
 
@@ -245,9 +276,12 @@ def check_deletions(
     owned = owned_count(plan)
     limit = delete_limit(max_delete, owned)
     if limit is not None and len(going) > limit:
-        how = (f"the limit set by --max-delete {max_delete}" if isinstance(max_delete, int) else
-               f"the default limit of {limit} (at most {DEFAULT_MAX_DELETE}, and at most half of the "
-               f"{owned} model(s) this owner has here)")
+        how = (
+            f"the limit set by --max-delete {max_delete}"
+            if isinstance(max_delete, int)
+            else f"the default limit of {limit} (at most {DEFAULT_MAX_DELETE}, and at most half of the "
+            f"{owned} model(s) this owner has here)"
+        )
         raise Refused(
             f"refusing to delete {len(going)} model(s) ({_kinds(going)}): more than {how}; "
             f"nothing was written. Check the plan, then raise the limit with --max-delete "
@@ -278,8 +312,13 @@ class PlanOptions:
     allow_empty: bool = False
 
     def scope(self, owner: str | None) -> Scope:
-        return Scope(owner=owner, adopt=self.adopt, adopt_from=frozenset(self.adopt_from), prune=self.prune,
-                     selection=Selection.from_options(self.selectors, self.targets))
+        return Scope(
+            owner=owner,
+            adopt=self.adopt,
+            adopt_from=frozenset(self.adopt_from),
+            prune=self.prune,
+            selection=Selection.from_options(self.selectors, self.targets),
+        )
 
     @property
     def replace_allowed(self) -> frozenset[str] | bool:
@@ -288,25 +327,40 @@ class PlanOptions:
 
     def check(self, plan: Plan, *, manifest_count: int) -> None:
         """The blast-radius limit (check_deletions) with these options; raises Refused."""
-        check_deletions(plan, manifest_count=manifest_count, max_delete=self.max_delete,
-                        allow_empty=self.allow_empty, names=frozenset(self.replace), every=self.replace_all)
+        check_deletions(
+            plan,
+            manifest_count=manifest_count,
+            max_delete=self.max_delete,
+            allow_empty=self.allow_empty,
+            names=frozenset(self.replace),
+            every=self.replace_all,
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "adopt": self.adopt, "adopt_from": sorted(self.adopt_from), "prune": self.prune,
-            "replace": sorted(self.replace), "replace_all": self.replace_all,
-            "selectors": list(self.selectors), "targets": sorted(self.targets),
-            "max_delete": self.max_delete, "allow_empty": self.allow_empty,
+            "adopt": self.adopt,
+            "adopt_from": sorted(self.adopt_from),
+            "prune": self.prune,
+            "replace": sorted(self.replace),
+            "replace_all": self.replace_all,
+            "selectors": list(self.selectors),
+            "targets": sorted(self.targets),
+            "max_delete": self.max_delete,
+            "allow_empty": self.allow_empty,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PlanOptions:
         """From a saved plan (older plans lack the newer keys: their defaults apply)."""
         return cls(
-            adopt=bool(data.get("adopt", False)), adopt_from=tuple(data.get("adopt_from", ())),
-            prune=bool(data.get("prune", False)), replace=tuple(data.get("replace", ())),
-            replace_all=bool(data.get("replace_all", False)), selectors=tuple(data.get("selectors", ())),
-            targets=tuple(data.get("targets", ())), max_delete=data.get("max_delete"),
+            adopt=bool(data.get("adopt", False)),
+            adopt_from=tuple(data.get("adopt_from", ())),
+            prune=bool(data.get("prune", False)),
+            replace=tuple(data.get("replace", ())),
+            replace_all=bool(data.get("replace_all", False)),
+            selectors=tuple(data.get("selectors", ())),
+            targets=tuple(data.get("targets", ())),
+            max_delete=data.get("max_delete"),
             allow_empty=bool(data.get("allow_empty", False)),
         )
 

@@ -48,7 +48,9 @@ def load_project(file: Path) -> Project:
     label = str(file)
     docs, problems = manifest_files.read_file(file)
     if not problems and (len(docs) != 1 or not isinstance(docs[0].value, dict)):
-        problems.append(Problem(label, 1, 1, "", f"a project file is one YAML mapping with {', '.join(FIELDS)}"))
+        problems.append(
+            Problem(label, 1, 1, "", f"a project file is one YAML mapping with {', '.join(FIELDS)}")
+        )
     if problems:
         raise InvalidManifests(problems)
     doc = docs[0]
@@ -58,8 +60,11 @@ def load_project(file: Path) -> Project:
     for key in value:
         if key not in FIELDS:
             line, column = doc.where((key,), key=True)
-            problems.append(Problem(label, line, column, str(key),
-                                    f"unknown field (a project file has: {', '.join(FIELDS)})"))
+            problems.append(
+                Problem(
+                    label, line, column, str(key), f"unknown field (a project file has: {', '.join(FIELDS)})"
+                )
+            )
     if owner is not None:
         why = check_owner(owner) if isinstance(owner, str) else "owner must be a string"
         if why:
@@ -67,8 +72,14 @@ def load_project(file: Path) -> Project:
     if isinstance(paths, str):
         paths = [paths]
     if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
-        problems.append(Problem(label, *doc.where(("paths",)), "paths",
-                                "must be a list of folders or files, relative to this file"))
+        problems.append(
+            Problem(
+                label,
+                *doc.where(("paths",)),
+                "paths",
+                "must be a list of folders or files, relative to this file",
+            )
+        )
         paths = []
     if problems:
         raise InvalidManifests(sorted(problems, key=lambda p: (p.line, p.column)))
@@ -170,8 +181,11 @@ def check_prune_scope(instance: Instance, *, what: str = "--prune") -> None:
         )
     given = [_absolute(r) for r in instance.roots]
     if instance.declared:
-        missing = [d for d in instance.declared if not any(d == g or (g.is_dir() and d.is_relative_to(g))
-                                                         for g in given)]
+        missing = [
+            d
+            for d in instance.declared
+            if not any(d == g or (g.is_dir() and d.is_relative_to(g)) for g in given)
+        ]
         if missing:
             shown = ", ".join(str(m) for m in missing)
             raise Refused(

@@ -53,8 +53,10 @@ def looks_secret_key(key: object) -> bool:
 def redact_keys(value: Any) -> Any:
     """The value with everything under a secret-looking key replaced by `(sensitive)`."""
     if isinstance(value, dict):
-        return {k: (SENSITIVE if looks_secret_key(k) and v is not None else redact_keys(v))
-                for k, v in value.items()}
+        return {
+            k: (SENSITIVE if looks_secret_key(k) and v is not None else redact_keys(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [redact_keys(v) for v in value]
     return value
@@ -62,8 +64,12 @@ def redact_keys(value: Any) -> Any:
 
 def _forms(secret: str) -> set[str]:
     """The ways a value shows up in our outputs: as is, JSON-escaped, repr'd, percent-encoded."""
-    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-             repr(secret)[1:-1]}
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+    }
     try:
         forms |= {quote(secret, safe=""), quote(secret), quote_plus(secret)}
     except UnicodeEncodeError:  # a lone surrogate (undecodable bytes from the environment)

@@ -32,7 +32,6 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 
 
-
 @dataclass(frozen=True)
 class EnvRef:
     """A string made of literal parts and environment variable names."""
@@ -100,7 +99,9 @@ def scan(value: Any, path: FieldPath = ()) -> tuple[Any, list[tuple[FieldPath, s
         if isinstance(node, dict) and "file" in node and len(node) == 1:
             target = node["file"]
             if not isinstance(target, str) or not target:
-                problems.append(((*where, "file"), "a file reference needs a path: {file: /run/secrets/NAME}"))
+                problems.append(
+                    ((*where, "file"), "a file reference needs a path: {file: /run/secrets/NAME}")
+                )
                 return node
             return FileRef(target)
         return DESCEND
@@ -180,7 +181,9 @@ def resolve(
                         continue
                     out.append(env[text])
                 else:
-                    problems.append((where, f"environment variable {text} is not set; export it before plan/apply"))
+                    problems.append(
+                        (where, f"environment variable {text} is not set; export it before plan/apply")
+                    )
             return "".join(out)
         if isinstance(node, FileRef):
             target = Path(node.path).expanduser()
@@ -218,8 +221,9 @@ def resolve_manifests(
             field = ".".join(str(p) for p in path)
             top = ".".join(str(p) for p in path[:2])
             line, column = manifest.positions.get(top, (manifest.source.line, manifest.source.column))
-            problems.append(Problem(manifest.source.path, line, column, field,
-                                    f"{message} (model `{manifest.name}`)"))
+            problems.append(
+                Problem(manifest.source.path, line, column, field, f"{message} (model `{manifest.name}`)")
+            )
         out.append(dataclasses.replace(manifest, configuration=configuration, resolved=True))
     return out, problems
 
@@ -287,5 +291,6 @@ def register_secrets(manifests: Sequence[Manifest]) -> None:
                 continue
             key = path[-1]
             if (len(path) == 1 and key in manifest.sensitive) or (
-                    isinstance(key, str) and redact.looks_secret_key(key)):
+                isinstance(key, str) and redact.looks_secret_key(key)
+            ):
                 redact.SCRUBBER.register_tree(node)

@@ -149,7 +149,9 @@ def deletion_kinds(going: Sequence[Change]) -> str:
 
 def deletions_line(going: Sequence[Change]) -> str:
     """The models a run deletes (prunes, and replaces that will run), shown before anything else."""
-    names = ", ".join(neutralise(c.name, line=True) + (" (replace)" if c.op is Op.REPLACE else "") for c in going)
+    names = ", ".join(
+        neutralise(c.name, line=True) + (" (replace)" if c.op is Op.REPLACE else "") for c in going
+    )
     return f"  DELETIONS ({len(going)}): {names}"
 
 
@@ -158,13 +160,15 @@ _DESTRUCTIVE = (Op.DELETE, Op.REPLACE)
 
 def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool = False) -> str:
     lines = [f"Plan for {target}: {summary_line(plan)}."]
-    going = [c for c in plan.changes if c.op is Op.DELETE
-             or (c.op is Op.REPLACE and _allowed(c, replace_allowed))]
+    going = [
+        c for c in plan.changes if c.op is Op.DELETE or (c.op is Op.REPLACE and _allowed(c, replace_allowed))
+    ]
     if going:
         lines.append(deletions_line(going))
     # what deletes comes first, then the rest, each part sorted by name
-    ordered = [c for c in plan.changes if c.op in _DESTRUCTIVE] + \
-        [c for c in plan.changes if c.op not in _DESTRUCTIVE]
+    ordered = [c for c in plan.changes if c.op in _DESTRUCTIVE] + [
+        c for c in plan.changes if c.op not in _DESTRUCTIVE
+    ]
     for change in ordered:
         if change.op is Op.NOOP and not change.not_comparable and not change.reason:
             continue
@@ -214,10 +218,7 @@ def plan_json(
         "summary": plan.counts(),
         "in_sync": plan.is_empty,
         "deletes": [c.name for c in plan.deletes],
-        "changes": [
-            change_dict(c, replace_allowed=_allowed(c, replace_allowed))
-            for c in plan.changes
-        ],
+        "changes": [change_dict(c, replace_allowed=_allowed(c, replace_allowed)) for c in plan.changes],
         "warnings": [p.as_dict() for p in warnings],
         "error": None,
     }
@@ -237,7 +238,9 @@ def plan_markdown(plan: Plan, *, target: str) -> str:
             continue
         fields = ", ".join(md_code(d.dotted) for d in _diffs(change)) or md_text(change.reason)
         source = md_code(str(change.desired.source)) if change.desired else ""
-        lines.append(f"| {_SYMBOL[change.op]} {_WORD[change.op]} | {md_code(change.name)} | {source} | {fields} |")
+        lines.append(
+            f"| {_SYMBOL[change.op]} {_WORD[change.op]} | {md_code(change.name)} | {source} | {fields} |"
+        )
     return "\n".join(lines)
 
 
@@ -274,7 +277,13 @@ def report_summary(report: ApplyReport) -> str:
     c = report.counts()
     parts = [f"{c[r.value]} {r.value}" for r in Result if c[r.value]]
     parts.append(f"{report.in_sync} in sync")
-    head = "Apply interrupted" if report.interrupted else "Apply complete" if report.ok else "Apply finished with failures"
+    head = (
+        "Apply interrupted"
+        if report.interrupted
+        else "Apply complete"
+        if report.ok
+        else "Apply finished with failures"
+    )
     return f"{head}: {', '.join(parts)}."
 
 

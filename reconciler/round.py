@@ -50,7 +50,9 @@ def observe_and_plan(
         offered = [t.name for t in client.list_types()]
         check_types(manifests, offered, client.base_url)
     observed = {m.name: m for m in client.list_models()}
-    the_plan = make_plan(manifests, observed, facts=registry.facts, scope=scope or Scope(adopt=adopt, prune=prune))
+    the_plan = make_plan(
+        manifests, observed, facts=registry.facts, scope=scope or Scope(adopt=adopt, prune=prune)
+    )
     return Observed(the_plan, observed)
 
 
@@ -123,33 +125,67 @@ def plan_against(
 
 
 def saved_plan(
-    request: Request, desired: Desired, planned: Planned, data: Mapping[str, Any], *, server: str,
+    request: Request,
+    desired: Desired,
+    planned: Planned,
+    data: Mapping[str, Any],
+    *,
+    server: str,
     tenant: str | None,
 ) -> SavedPlan:
     """The plan to save: its changes, what it was made from, and the options to replay it with."""
     return SavedPlan(
-        paths=tuple(str(p) for p in request.instance.roots), server=server, tenant=tenant,
-        options={**request.options.as_json(), "var_files": [str(p) for p in request.var_files],
-                 "owner": request.instance.owner},
+        paths=tuple(str(p) for p in request.instance.roots),
+        server=server,
+        tenant=tenant,
+        options={
+            **request.options.as_json(),
+            "var_files": [str(p) for p in request.var_files],
+            "owner": request.instance.owner,
+        },
         fingerprint=state_fingerprint(planned.observed.models),
-        digest=manifests_digest(desired.loaded.manifests), changes=list(data["changes"]),
+        digest=manifests_digest(desired.loaded.manifests),
+        changes=list(data["changes"]),
     )
 
 
-def replay_request(saved: SavedPlan, *, owner: str | None, config: Path | None, placeholders: bool) -> Request:
+def replay_request(
+    saved: SavedPlan, *, owner: str | None, config: Path | None, placeholders: bool
+) -> Request:
     """The request a saved plan was made with (`apply FILE`); another owner is refused."""
     planned_owner = saved.options.get("owner")
     if owner is not None and owner != planned_owner:
-        raise Refused(f"the saved plan was made for owner {planned_owner!r}, not {owner!r}; nothing was written")
+        raise Refused(
+            f"the saved plan was made for owner {planned_owner!r}, not {owner!r}; nothing was written"
+        )
     instance = resolve_instance(saved.paths, owner=planned_owner, config=config)
-    return Request(instance, PlanOptions.from_json(saved.options),
-                   tuple(Path(p) for p in saved.options.get("var_files", ())), placeholders)
+    return Request(
+        instance,
+        PlanOptions.from_json(saved.options),
+        tuple(Path(p) for p in saved.options.get("var_files", ())),
+        placeholders,
+    )
 
 
-def verify_saved(saved: SavedPlan, desired: Desired, planned: Planned, options: PlanOptions, *,
-                 server: str, tenant: str | None, source: str) -> None:
+def verify_saved(
+    saved: SavedPlan,
+    desired: Desired,
+    planned: Planned,
+    options: PlanOptions,
+    *,
+    server: str,
+    tenant: str | None,
+    source: str,
+) -> None:
     """Refuse (StalePlan) unless the plan made now is exactly the saved one."""
-    changes = redact.scrub_obj(render.plan_json(planned.plan, target=server, tenant=tenant,
-                                                replace_allowed=options.replace_allowed)["changes"])
-    saved.check(digest=manifests_digest(desired.loaded.manifests),
-                fingerprint=state_fingerprint(planned.observed.models), changes=changes, source=source)
+    changes = redact.scrub_obj(
+        render.plan_json(planned.plan, target=server, tenant=tenant, replace_allowed=options.replace_allowed)[
+            "changes"
+        ]
+    )
+    saved.check(
+        digest=manifests_digest(desired.loaded.manifests),
+        fingerprint=state_fingerprint(planned.observed.models),
+        changes=changes,
+        source=source,
+    )

@@ -26,15 +26,21 @@ VERSION = 1
 
 
 MAX_FILE = 64 * 1024 * 1024
-_OPTIONS = (("adopt", bool, "true or false"), ("prune", bool, "true or false"),
-            ("replace", list, "a list of names"), ("replace_all", bool, "true or false"),
-            ("var_files", list, "a list of paths"))
+_OPTIONS = (
+    ("adopt", bool, "true or false"),
+    ("prune", bool, "true or false"),
+    ("replace", list, "a list of names"),
+    ("replace_all", bool, "true or false"),
+    ("var_files", list, "a list of paths"),
+)
 
 
 def _digest(items: Iterable[Any]) -> str:
     h = hashlib.sha256()
     for item in items:
-        h.update(json.dumps(item, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+        h.update(
+            json.dumps(item, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
+        )
         h.update(b"\n")
     return "sha256:" + h.hexdigest()
 
@@ -50,8 +56,16 @@ def state_fingerprint(observed: Mapping[str, RemoteModel]) -> str:
 def manifests_digest(manifests: Sequence[Manifest]) -> str:
     """A hash of the manifests as written: references stay references, so no secret goes in."""
     return _digest(
-        [m.name, m.dtype, {k: str(v) if not isinstance(v, (str, int, float, bool, type(None), list, dict)) else v
-                           for k, v in m.configuration.items()}, m.summary, list(m.tags)]
+        [
+            m.name,
+            m.dtype,
+            {
+                k: str(v) if not isinstance(v, (str, int, float, bool, type(None), list, dict)) else v
+                for k, v in m.configuration.items()
+            },
+            m.summary,
+            list(m.tags),
+        ]
         for m in sorted(manifests, key=lambda m: m.name)
     )
 
@@ -107,32 +121,43 @@ class SavedPlan:
         if not isinstance(data, dict) or data.get("kind") != KIND:
             raise ReconcilerError(f"{source}: not a saved plan (write one with `plan --out {source}`)")
         if data.get("version") != VERSION:
-            raise ReconcilerError(f"{source}: saved plan version {data.get('version')!r}; this tool reads {VERSION}")
+            raise ReconcilerError(
+                f"{source}: saved plan version {data.get('version')!r}; this tool reads {VERSION}"
+            )
 
         def field(key: str, kind: type | tuple[type, ...], what: str) -> Any:
             value = data.get(key)
             if not isinstance(value, kind):
-                raise ReconcilerError(f"{source}: not a valid saved plan: `{key}` must be {what} "
-                                      "(edited by hand? run plan --out again)")
+                raise ReconcilerError(
+                    f"{source}: not a valid saved plan: `{key}` must be {what} "
+                    "(edited by hand? run plan --out again)"
+                )
             return value
 
         paths = field("paths", list, "a list of paths")
         options = field("options", dict, "a mapping")
         changes = field("changes", list, "a list of changes")
         if not all(isinstance(p, str) for p in paths) or not all(isinstance(c, dict) for c in changes):
-            raise ReconcilerError(f"{source}: not a valid saved plan: `paths` and `changes` are malformed "
-                                  "(edited by hand? run plan --out again)")
+            raise ReconcilerError(
+                f"{source}: not a valid saved plan: `paths` and `changes` are malformed "
+                "(edited by hand? run plan --out again)"
+            )
         for key, kind, what in _OPTIONS:
             if key not in options:
                 raise ReconcilerError(f"{source}: not a valid saved plan: option `{key}` is missing")
-            if not (isinstance(options[key], kind)
-                    and all(isinstance(i, str) for i in (options[key] if kind is list else ()))):
+            if not (
+                isinstance(options[key], kind)
+                and all(isinstance(i, str) for i in (options[key] if kind is list else ()))
+            ):
                 raise ReconcilerError(f"{source}: not a valid saved plan: option `{key}` must be {what}")
         return cls(
-            paths=tuple(paths), server=field("server", str, "a URL"),
+            paths=tuple(paths),
+            server=field("server", str, "a URL"),
             tenant=field("tenant", (str, type(None)), "a name or null"),
-            options=options, fingerprint=field("state_fingerprint", str, "a digest"),
-            digest=field("manifests_digest", str, "a digest"), changes=changes,
+            options=options,
+            fingerprint=field("state_fingerprint", str, "a digest"),
+            digest=field("manifests_digest", str, "a digest"),
+            changes=changes,
         )
 
     def check_target(self, *, server: str, tenant: str | None, source: str, any_server: bool = False) -> None:

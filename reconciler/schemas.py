@@ -39,8 +39,7 @@ def server_config_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     props = out.get("properties")
     if isinstance(props, dict):
         out["properties"] = {
-            name: {k: v for k, v in prop.items() if k != "writeOnly"}
-            for name, prop in props.items()
+            name: {k: v for k, v in prop.items() if k != "writeOnly"} for name, prop in props.items()
         }
     return out
 
@@ -110,8 +109,7 @@ class SchemaRegistry:
     def load(cls, directory: Path | None = None) -> SchemaRegistry:
         directory = directory or bundled_schema_dir()
         schemas = {
-            p.stem: json.loads(p.read_text(encoding="utf-8"))
-            for p in sorted(directory.glob("*.json"))
+            p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))
         }
         return cls(schemas)
 

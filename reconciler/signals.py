@@ -27,7 +27,7 @@ def graceful(first: Callable[[int], None], *, then: Literal["previous", "interru
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    previous: dict[int, Any] = {int(sig): signal.getsignal(sig) for sig in STOP_SIGNALS}
     seen: set[int] = set()
 
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -41,10 +41,10 @@ def graceful(first: Callable[[int], None], *, then: Literal["previous", "interru
             if callable(before) and before is not signal.default_int_handler:
                 before(signum, frame)
 
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, handle)
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, handle)
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)

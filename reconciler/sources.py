@@ -254,8 +254,14 @@ class ManifestLoader:
     The --var-files are read again every round (they are small), so editing one is a change too.
     """
 
-    def __init__(self, roots: Sequence[Path], registry: SchemaRegistry, source: Source, *,
-                 var_files: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        roots: Sequence[Path],
+        registry: SchemaRegistry,
+        source: Source,
+        *,
+        var_files: Sequence[Path] = (),
+    ) -> None:
         self.roots = list(roots)
         self.registry = registry
         self.source = source
@@ -270,8 +276,12 @@ class ManifestLoader:
         if self._last is None or self._last[0] != key:
             try:
                 result: Loaded | InvalidManifests = load(
-                    self.roots, self.registry, variables=variables, read=self.source.read,
-                    find=lambda roots: (list(listing.files), list(listing.problems)), parallel=False,
+                    self.roots,
+                    self.registry,
+                    variables=variables,
+                    read=self.source.read,
+                    find=lambda roots: (list(listing.files), list(listing.problems)),
+                    parallel=False,
                 )
             except InvalidManifests as exc:
                 result = exc

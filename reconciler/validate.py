@@ -86,15 +86,23 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
     kind = error["type"]
     field = str(loc[0]) if loc else ""
     if kind == "extra_forbidden" and field == "lifecycle" and len(loc) > 1:
-        return loc, (
-            f"unknown setting{_suggest(str(loc[1]), LIFECYCLE_FIELDS)} (lifecycle has: "
-            f"{', '.join(LIFECYCLE_FIELDS)})"
-        ), True
+        return (
+            loc,
+            (
+                f"unknown setting{_suggest(str(loc[1]), LIFECYCLE_FIELDS)} (lifecycle has: "
+                f"{', '.join(LIFECYCLE_FIELDS)})"
+            ),
+            True,
+        )
     if kind == "extra_forbidden":
-        return loc, (
-            f"unknown field{_suggest(field, ENVELOPE_FIELDS)} "
-            f"(a manifest has: {', '.join(ENVELOPE_FIELDS)})"
-        ), True
+        return (
+            loc,
+            (
+                f"unknown field{_suggest(field, ENVELOPE_FIELDS)} "
+                f"(a manifest has: {', '.join(ENVELOPE_FIELDS)})"
+            ),
+            True,
+        )
     if kind == "missing":
         hint = " — add `kind: Model`" if field == "kind" else ""
         return loc, f"required field is missing{hint}", False
@@ -111,9 +119,11 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
         else:
             break
     if field == "tags":
-        return loc[:2] if len(loc) > 1 and isinstance(loc[1], int) else loc[:1], (
-            f"must be a list of strings or one comma-separated string, got {_type_name(value)}"
-        ), False
+        return (
+            loc[:2] if len(loc) > 1 and isinstance(loc[1], int) else loc[:1],
+            (f"must be a list of strings or one comma-separated string, got {_type_name(value)}"),
+            False,
+        )
     expected = {
         "string_type": "a string",
         "dict_type": "a mapping of settings",
@@ -131,9 +141,7 @@ def _schema_message(error: Any, *, sensitive: bool) -> tuple[tuple[str | int, ..
         known = sorted(error.schema.get("properties", {}))
         extras = [k for k in instance if k not in known] if isinstance(instance, dict) else []
         extra = extras[0] if extras else "?"
-        return (*path, extra), (
-            f"unknown setting{_suggest(extra, known)} (known: {', '.join(known)})"
-        ), True
+        return (*path, extra), (f"unknown setting{_suggest(extra, known)} (known: {', '.join(known)})"), True
     if rule == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
         return (*path, missing), "required setting is missing", False
@@ -167,24 +175,29 @@ def check_name(name: str) -> tuple[str, Literal["error", "warning"]] | None:
         return "must not be `.` or `..` (URL paths cannot address it)", "error"
     bad = redact.UNSAFE.search(name) or _CONTROL.search(name)
     if bad:
-        return (f"must not contain control, bidi or line-separator characters (U+{ord(bad.group(0)):04X} at "
-                f"position {bad.start() + 1}): a terminal or a review would show another name"), "error"
+        return (
+            f"must not contain control, bidi or line-separator characters (U+{ord(bad.group(0)):04X} at "
+            f"position {bad.start() + 1}): a terminal or a review would show another name"
+        ), "error"
     if any("\ud800" <= c <= "\udfff" for c in name):
         return "is not valid Unicode text (a lone surrogate)", "error"
     invisible = next((c for c in name if c != "\u200d" and unicodedata.category(c) == "Cf"), None)
     if invisible is not None:  # zero-width space, soft hyphen, BOM…: `a\u200bb` would pass for `ab`
-        return (f"must not contain invisible format characters (U+{ord(invisible):04X}): it would "
-                "look like another name"), "error"
+        return (
+            f"must not contain invisible format characters (U+{ord(invisible):04X}): it would "
+            "look like another name"
+        ), "error"
     if len(name) > MAX_NAME:
         return f"is {len(name)} characters long; keep names at most {MAX_NAME}", "error"
     if name != name.strip():
-        return "has leading or trailing spaces; the server keeps them, so `a` and ` a` are two models", "warning"
+        return (
+            "has leading or trailing spaces; the server keeps them, so `a` and ` a` are two models",
+            "warning",
+        )
     return None
 
 
-def validate(
-    documents: Sequence[Document], registry: SchemaRegistry
-) -> tuple[list[Manifest], list[Problem]]:
+def validate(documents: Sequence[Document], registry: SchemaRegistry) -> tuple[list[Manifest], list[Problem]]:
     """Every document as a Manifest (references unresolved), and every problem found."""
     manifests: list[Manifest] = []
     problems: list[Problem] = []
@@ -198,8 +211,13 @@ def validate(
             _, other = first_seen[manifest.name]
             line, column = doc.where(("name",))
             problems.append(
-                Problem(doc.path, line, column, "name",
-                        f"`{manifest.name}` is also defined at {other.source}; names must be unique")
+                Problem(
+                    doc.path,
+                    line,
+                    column,
+                    "name",
+                    f"`{manifest.name}` is also defined at {other.source}; names must be unique",
+                )
             )
             continue
         first_seen[manifest.name] = (doc, manifest)
@@ -207,8 +225,14 @@ def validate(
     return manifests, problems
 
 
-def _problem(doc: Document, path: tuple[str | int, ...], message: str, *, key: bool = False,
-             severity: Literal["error", "warning"] = "error") -> Problem:
+def _problem(
+    doc: Document,
+    path: tuple[str | int, ...],
+    message: str,
+    *,
+    key: bool = False,
+    severity: Literal["error", "warning"] = "error",
+) -> Problem:
     line, column = doc.where(path, key=key)
     return Problem(doc.path, line, column, ".".join(str(p) for p in path), message, severity)
 
@@ -222,23 +246,24 @@ def _check_configuration(
     for path, message in ref_problems:
         problems.append(_problem(doc, path, message))
     secret_fields = schema.secret_fields
-    sensitive = frozenset(
-        k for k, v in configuration.items() if k in secret_fields or references.has_ref(v)
-    )
+    sensitive = frozenset(k for k, v in configuration.items() if k in secret_fields or references.has_ref(v))
     for error in schema.errors(references.placeholder(configuration)):
         top = error.absolute_path[0] if error.absolute_path else None
         path, message, key = _schema_message(error, sensitive=top in sensitive)
         if error.validator == "type" and top is not None and references.has_ref(configuration.get(top)):
             message += " (a ${…} or file reference always gives a string)"
         problems.append(_problem(doc, ("configuration", *path), message, key=key))
-    for key in sorted(secret_fields):
-        value = configuration.get(key)
+    for secret in sorted(secret_fields):
+        value = configuration.get(secret)
         if isinstance(value, str) and value:
-            problems.append(_problem(
-                doc, ("configuration", key),
-                "a literal secret is committed to git; use ${ENV_VAR} or {file: /run/secrets/NAME}",
-                severity="warning",
-            ))
+            problems.append(
+                _problem(
+                    doc,
+                    ("configuration", secret),
+                    "a literal secret is committed to git; use ${ENV_VAR} or {file: /run/secrets/NAME}",
+                    severity="warning",
+                )
+            )
     return configuration, sensitive, problems
 
 
@@ -248,10 +273,36 @@ _OWNERSHIP_TAG = (
 )
 
 
+def _check_tags(doc: Document, tags: list[str] | str) -> list[Problem]:
+    """Commas (the API joins tags with them), unsafe characters, and our own ownership tag."""
+    if isinstance(tags, str):
+        if redact.UNSAFE.search(tags):
+            return [
+                _problem(doc, ("tags",), "tags must not contain control, bidi or line-separator characters")
+            ]
+        if any(is_ownership_tag(t) for t in normalise_tags(tags)):
+            return [_problem(doc, ("tags",), _OWNERSHIP_TAG)]
+        return []
+    problems: list[Problem] = []
+    for index, tag in enumerate(tags):
+        if "," in tag:
+            message = "a tag must not contain `,` (the API joins tags with commas)"
+        elif redact.UNSAFE.search(tag):
+            message = "a tag must not contain control, bidi or line-separator characters"
+        elif is_ownership_tag(tag.strip()):
+            message = _OWNERSHIP_TAG
+        else:
+            continue
+        problems.append(_problem(doc, ("tags", index), message))
+    return problems
+
+
 def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | None, list[Problem]]:
     if not isinstance(doc.value, dict):
         what = "a list" if isinstance(doc.value, list) else f"the scalar {doc.value!r}"[:60]
-        return None, [_problem(doc, (), f"a manifest must be a mapping (kind, name, dtype, configuration…), got {what}")]
+        return None, [
+            _problem(doc, (), f"a manifest must be a mapping (kind, name, dtype, configuration…), got {what}")
+        ]
     problems: list[Problem] = []
     try:
         envelope = Envelope.model_validate(doc.value)
@@ -259,7 +310,9 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         errors = exc.errors()
         # A typo such as `configuraton` is one problem, not also "configuration is missing".
         suggested = {
-            s for e in errors if e["type"] == "extra_forbidden"
+            s
+            for e in errors
+            if e["type"] == "extra_forbidden"
             for s in difflib.get_close_matches(str(e["loc"][0]), ENVELOPE_FIELDS, n=1)
         }
         for error in errors:
@@ -275,23 +328,17 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         problems.append(_problem(doc, ("name",), message, severity=severity))
 
     tags = envelope.tags
-    if isinstance(tags, list):
-        for index, tag in enumerate(tags):
-            if "," in tag:
-                problems.append(_problem(doc, ("tags", index), "a tag must not contain `,` (the API joins tags with commas)"))
-            elif redact.UNSAFE.search(tag):
-                problems.append(_problem(doc, ("tags", index),
-                                         "a tag must not contain control, bidi or line-separator characters"))
-            elif is_ownership_tag(tag.strip()):
-                problems.append(_problem(doc, ("tags", index), _OWNERSHIP_TAG))
-    elif redact.UNSAFE.search(tags):
-        problems.append(_problem(doc, ("tags",), "tags must not contain control, bidi or line-separator characters"))
-    elif any(is_ownership_tag(t) for t in normalise_tags(tags)):
-        problems.append(_problem(doc, ("tags",), _OWNERSHIP_TAG))
+    problems.extend(_check_tags(doc, tags))
 
     schema = registry.get(envelope.dtype)
     if schema is None:
-        problems.append(_problem(doc, ("dtype",), f"unknown dtype `{envelope.dtype}`{_suggest(envelope.dtype, registry.dtypes)} (known: {', '.join(registry.dtypes)})"))
+        problems.append(
+            _problem(
+                doc,
+                ("dtype",),
+                f"unknown dtype `{envelope.dtype}`{_suggest(envelope.dtype, registry.dtypes)} (known: {', '.join(registry.dtypes)})",
+            )
+        )
         return None, problems
 
     configuration, sensitive, config_problems = _check_configuration(doc, envelope.configuration, schema)
@@ -323,7 +370,9 @@ def check_types(manifests: Sequence[Manifest], offered: Sequence[str], server: s
     available = set(offered)
     problems = [
         Problem(
-            m.source.path, *m.positions.get("dtype", (m.source.line, m.source.column)), "dtype",
+            m.source.path,
+            *m.positions.get("dtype", (m.source.line, m.source.column)),
+            "dtype",
             f"the server {server} does not offer dtype `{m.dtype}` (it offers: "
             f"{', '.join(sorted(available)) or 'none'})",
         )
@@ -367,41 +416,74 @@ def check_online(
         where = manifest.positions.get("dtype", (manifest.source.line, manifest.source.column))
         info = published.get(manifest.dtype)
         if info is None:
-            problems.append(Problem(
-                manifest.source.path, *where, "dtype",
-                f"the server {server} does not offer dtype `{manifest.dtype}` "
-                f"(it offers: {', '.join(sorted(published)) or 'none'})",
-            ))
+            problems.append(
+                Problem(
+                    manifest.source.path,
+                    *where,
+                    "dtype",
+                    f"the server {server} does not offer dtype `{manifest.dtype}` "
+                    f"(it offers: {', '.join(sorted(published)) or 'none'})",
+                )
+            )
             continue
         if not info.enabled:
-            problems.append(Problem(
-                manifest.source.path, *where, "dtype",
-                f"dtype `{manifest.dtype}` is disabled on {server} (its provider library is missing there)",
-                "warning",
-            ))
+            problems.append(
+                Problem(
+                    manifest.source.path,
+                    *where,
+                    "dtype",
+                    f"dtype `{manifest.dtype}` is disabled on {server} (its provider library is missing there)",
+                    "warning",
+                )
+            )
         if manifest.dtype not in validators:
             validators[manifest.dtype] = _server_validator(info.config_schema)
         validator = validators[manifest.dtype]
         if isinstance(validator, str):
-            problems.append(Problem(manifest.source.path, *where, "dtype",
-                                    f"the server's `{manifest.dtype}` schema {validator}; "
-                                    "configuration not checked against it", "warning"))
+            problems.append(
+                Problem(
+                    manifest.source.path,
+                    *where,
+                    "dtype",
+                    f"the server's `{manifest.dtype}` schema {validator}; "
+                    "configuration not checked against it",
+                    "warning",
+                )
+            )
             continue
         config = references.placeholder(dict(manifest.configuration))
         try:
             errors = list(validator.iter_errors(config))
         except Exception as exc:  # a schema check_schema let through (e.g. a regex Python cannot compile)
-            problems.append(Problem(manifest.source.path, *where, "dtype",
-                                    f"the server's `{manifest.dtype}` schema cannot be applied "
-                                    f"({type(exc).__name__}); configuration not checked against it", "warning"))
+            problems.append(
+                Problem(
+                    manifest.source.path,
+                    *where,
+                    "dtype",
+                    f"the server's `{manifest.dtype}` schema cannot be applied "
+                    f"({type(exc).__name__}); configuration not checked against it",
+                    "warning",
+                )
+            )
             continue
         for error in errors:
             path = tuple(str(p) for p in error.absolute_path)
             field = ".".join(("configuration", *path))
             line, column = manifest.positions.get(field, manifest.positions.get("dtype", where))
-            shown = error.message if not (path and path[0] in manifest.sensitive) else f"invalid ({error.validator})"
-            problems.append(Problem(manifest.source.path, line, column, field,
-                                    f"the server's `{manifest.dtype}` schema says: {shown}"))
+            shown = (
+                error.message
+                if not (path and path[0] in manifest.sensitive)
+                else f"invalid ({error.validator})"
+            )
+            problems.append(
+                Problem(
+                    manifest.source.path,
+                    line,
+                    column,
+                    field,
+                    f"the server's `{manifest.dtype}` schema says: {shown}",
+                )
+            )
     skew: list[str] = []
     for name in sorted(published):
         bundled = registry.get(name)
@@ -420,10 +502,15 @@ def check_online(
             theirs_props = {}
         details = [f"server adds `{k}`" for k in sorted(set(theirs_props) - set(ours_props))]
         details += [f"server lacks `{k}`" for k in sorted(set(ours_props) - set(theirs_props))]
-        details += [f"`{k}` differs" for k in sorted(set(ours_props) & set(theirs_props))
-                    if ours_props[k] != theirs_props[k]]
+        details += [
+            f"`{k}` differs"
+            for k in sorted(set(ours_props) & set(theirs_props))
+            if ours_props[k] != theirs_props[k]
+        ]
         if ours.get("required") != theirs.get("required"):
             details.append(f"required: ours {ours.get('required')}, server {theirs.get('required')}")
-        skew.append(f"schemas/{name}.json differs from the server's `{name}`: "
-                    f"{'; '.join(details) or 'other keywords differ'} (run `schema pull`)")
+        skew.append(
+            f"schemas/{name}.json differs from the server's `{name}`: "
+            f"{'; '.join(details) or 'other keywords differ'} (run `schema pull`)"
+        )
     return problems, skew

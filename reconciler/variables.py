@@ -23,7 +23,6 @@ _VAR = re.compile(r"(?<!\$)\$\{var:([^}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-
 def substitute(
     value: Any, variables: Mapping[str, Any], path: FieldPath = ()
 ) -> tuple[Any, list[tuple[FieldPath, str]]]:

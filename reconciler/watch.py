@@ -45,7 +45,6 @@ from reconciler.schemas import SchemaRegistry
 log = logging.getLogger(__name__)
 
 
-
 def _ev(event: str, **fields: Any) -> dict[str, Any]:
     """`extra=` for a log call: the event name and fields of a structured (--log-format json) line."""
     return {"event": event, "fields": fields}
@@ -141,8 +140,9 @@ class Heartbeat:
     models stays alive while a hung one does not. A loop that ended is not alive.
     """
 
-    def __init__(self, *, progress: Callable[[], int] = lambda: 0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, progress: Callable[[], int] = lambda: 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._progress = progress
         self._clock = clock
         self._lock = threading.Lock()
@@ -219,8 +219,11 @@ def run(
                 return
             delay = backoff.delay(failures, rng=rng)
             failures += 1
-            log.info("next attempt in %.1fs", delay,
-                     extra=_ev("backoff", delay_s=round(delay, 3), failures=failures))
+            log.info(
+                "next attempt in %.1fs",
+                delay,
+                extra=_ev("backoff", delay_s=round(delay, 3), failures=failures),
+            )
             beat.beat("backoff", delay)
             if wait(delay):
                 return
@@ -265,8 +268,14 @@ def change_batches(
     while True:
         targets = [os.path.realpath(p) for p in paths]
         raw = watchfiles.watch(
-            *paths, watch_filter=None, debounce=debounce_ms, step=step_ms, stop_event=stop,
-            rust_timeout=tick_ms, yield_on_timeout=True, raise_interrupt=False,
+            *paths,
+            watch_filter=None,
+            debounce=debounce_ms,
+            step=step_ms,
+            stop_event=stop,
+            rust_timeout=tick_ms,
+            yield_on_timeout=True,
+            raise_interrupt=False,
         )
         relinked: list[str] = []
         try:
@@ -361,22 +370,41 @@ class Reconciler:
             log.error("%s", exc, extra=_ev("round_error", kind=exc.kind))
             status, message = RoundStatus.FAILED, str(exc)
         except Exception as exc:  # a bug must not end the daemon; the next round may well work
-            log.error("unexpected error: %s: %s%s", type(exc).__name__, exc,
-                      "" if self.settings.debug else " (run with --debug for the traceback)",
-                      exc_info=self.settings.debug, extra=_ev("unexpected_error"))
+            log.error(
+                "unexpected error: %s: %s%s",
+                type(exc).__name__,
+                exc,
+                "" if self.settings.debug else " (run with --debug for the traceback)",
+                exc_info=self.settings.debug,
+                extra=_ev("unexpected_error"),
+            )
             status, message = RoundStatus.ERROR, f"{type(exc).__name__}: {exc}"
         result = RoundResult(trigger, status, time.monotonic() - start, message, models, commit)
         where = f" at {commit[:12]}" if commit else ""
-        log.log(logging.INFO if result.ok else logging.WARNING,
-                "round %s (%s%s, %.2fs)%s", status.value, trigger.value, where, result.duration,
-                f": {message}" if message else "",
-                extra=_ev("round", trigger=trigger.value, status=status.value,
-                          duration_s=round(result.duration, 4), models=dict(models), commit=commit))
+        log.log(
+            logging.INFO if result.ok else logging.WARNING,
+            "round %s (%s%s, %.2fs)%s",
+            status.value,
+            trigger.value,
+            where,
+            result.duration,
+            f": {message}" if message else "",
+            extra=_ev(
+                "round",
+                trigger=trigger.value,
+                status=status.value,
+                duration_s=round(result.duration, 4),
+                models=dict(models),
+                commit=commit,
+            ),
+        )
         return result
 
     def _round(self) -> tuple[RoundStatus, str, dict[str, int], str | None]:
         loaded, commit = self.loader()
-        manifests, notes = resolve_secrets(loaded.manifests, os.environ, placeholders=self.settings.placeholders)
+        manifests, notes = resolve_secrets(
+            loaded.manifests, os.environ, placeholders=self.settings.placeholders
+        )
         digest = desired_digest(manifests)
         if digest != self._announced:  # say a desired state's warnings once, not every round
             self._announced = digest
@@ -401,9 +429,12 @@ class Reconciler:
             report = Executor(self.client, self.options, on_outcome=_log_outcome).run(plan)
         for change in plan.changes:
             if change.op is Op.CONFLICT:
-                log.warning("conflict: `%s` is on the server and was not created by the reconciler: %s",
-                            change.name, change.reason or "pass --adopt to take it over",
-                            extra=_ev("conflict", model=change.name))
+                log.warning(
+                    "conflict: `%s` is on the server and was not created by the reconciler: %s",
+                    change.name,
+                    change.reason or "pass --adopt to take it over",
+                    extra=_ev("conflict", model=change.name),
+                )
         failed = [o for o in report.outcomes if o.result is Result.FAILED] if report else []
         if write and not failed and not (report is not None and report.interrupted):
             self.applied, self.applied_commit = digest, commit
@@ -424,9 +455,18 @@ class Reconciler:
 
 def _log_outcome(outcome: Outcome) -> None:
     level = logging.INFO if outcome.ok else logging.WARNING
-    log.log(level, "%s", render.outcome_line(outcome).strip(),
-            extra=_ev("model", model=outcome.name, op=outcome.op.value, result=outcome.result.value,
-                      attempts=outcome.attempts))
+    log.log(
+        level,
+        "%s",
+        render.outcome_line(outcome).strip(),
+        extra=_ev(
+            "model",
+            model=outcome.name,
+            op=outcome.op.value,
+            result=outcome.result.value,
+            attempts=outcome.attempts,
+        ),
+    )
 
 
 def _report_drift(plan: Plan) -> None:
@@ -434,15 +474,24 @@ def _report_drift(plan: Plan) -> None:
         if change.op is Op.CREATE:
             what = "is missing on the server; not recreated (--self-heal would)"
         elif change.op is Op.UPDATE:
-            what = (f"differs on the server ({', '.join(d.dotted for d in change.diffs)}); "
-                    "not reverted (--self-heal would)")
+            what = (
+                f"differs on the server ({', '.join(d.dotted for d in change.diffs)}); "
+                "not reverted (--self-heal would)"
+            )
         elif change.op is Op.REPLACE:
-            what = (f"differs on the server ({', '.join(d.dotted for d in change.diffs)}); "
-                    f"needs --replace {change.name} and --self-heal")
+            what = (
+                f"differs on the server ({', '.join(d.dotted for d in change.diffs)}); "
+                f"needs --replace {change.name} and --self-heal"
+            )
         elif change.op is Op.DELETE:
             what = "is ours and in no manifest; not pruned (--self-heal would)"
         else:
             continue
-        log.warning("drift: `%s` %s", change.name, what,
-                    extra=_ev("drift", model=change.name, op=change.op.value,
-                              differs=[d.dotted for d in change.diffs]))
+        log.warning(
+            "drift: `%s` %s",
+            change.name,
+            what,
+            extra=_ev(
+                "drift", model=change.name, op=change.op.value, differs=[d.dotted for d in change.diffs]
+            ),
+        )

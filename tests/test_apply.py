@@ -46,16 +46,26 @@ class MockSpace:
             self.models[name].update(json.loads(request.content))
             return httpx.Response(200, json=self.models[name])
         if method == "DELETE":
-            return httpx.Response(200, json={"message": "ok"}) if self.models.pop(name, None) else httpx.Response(404)
+            return (
+                httpx.Response(200, json={"message": "ok"})
+                if self.models.pop(name, None)
+                else httpx.Response(404)
+            )
         raise AssertionError(method)
 
     def client(self):
-        return SpaceClient("http://127.0.0.1:1", transport=httpx.MockTransport(self.handler),
-                           retry=Backoff(delays=(0.0,), jitter=0), sleep=lambda s: None)
+        return SpaceClient(
+            "http://127.0.0.1:1",
+            transport=httpx.MockTransport(self.handler),
+            retry=Backoff(delays=(0.0,), jitter=0),
+            sleep=lambda s: None,
+        )
 
 
 def m(name, model="gpt-4o", summary=""):
-    return Manifest(name, "openai", {"api_key": "k", "model": model}, summary, (), sensitive=frozenset({"api_key"}))
+    return Manifest(
+        name, "openai", {"api_key": "k", "model": model}, summary, (), sensitive=frozenset({"api_key"})
+    )
 
 
 def run(space, desired, **options):
@@ -166,7 +176,9 @@ def test_replace_only_when_asked():
 
 def test_429_on_create_waits_as_told_and_retries_without_a_look_up():
     space = MockSpace()
-    space.script.append(("POST", httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "slow down"})))
+    space.script.append(
+        ("POST", httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "slow down"}))
+    )
     sleeps = []
     client = space.client()
     client.sleep = sleeps.append

@@ -4,29 +4,63 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(300)
 def test_benchmark_table_runs_quick():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("Machine: ")
-    for what in ("validate N=20", "no-op plan N=20", "sandbox raw POST ceiling", "apply N=20 p=1 latency=0ms",
-                 "baseline: sequential script latency=0ms", "apply p=4 as a share of the raw ceiling"):
+    for what in (
+        "validate N=20",
+        "no-op plan N=20",
+        "sandbox raw POST ceiling",
+        "apply N=20 p=1 latency=0ms",
+        "baseline: sequential script latency=0ms",
+        "apply p=4 as a share of the raw ceiling",
+    ):
         assert any(line.strip().startswith(what) for line in lines), what
     assert any("2 HTTP requests" in line for line in lines)  # one list + one types, whatever N
 
 
+@pytest.mark.timeout(300)
 def test_watch_footprint_runs_at_tiny_n():
     """benchmarks/watch_footprint.py sizes deploy/'s resources; it must keep running."""
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "watch_footprint.py"), "--models", "20",
-                           "--rounds", "1", "--resync", "0.5"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "watch_footprint.py"),
+            "--models",
+            "20",
+            "--rounds",
+            "1",
+            "--resync",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [line.strip() for line in done.stdout.splitlines()]
     assert lines[2] == "20 models"
-    for what in ("RSS at start", "first round (create all)", "no-op resync round", "idle between rounds",
-                 "average CPU at the default 60 s resync", "one edited file"):
+    for what in (
+        "RSS at start",
+        "first round (create all)",
+        "no-op resync round",
+        "idle between rounds",
+        "average CPU at the default 60 s resync",
+        "one edited file",
+    ):
         assert any(line.startswith(what) for line in lines), what

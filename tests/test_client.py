@@ -15,20 +15,38 @@ from reconciler.errors import (
     UncertainWrite,
 )
 
-MODEL = {"id": "1", "name": "m", "dtype": "openai", "configuration": {}, "summary": "", "tags": "",
-         "created_at": "2026-11-26T18:14:33.508858"}
+MODEL = {
+    "id": "1",
+    "name": "m",
+    "dtype": "openai",
+    "configuration": {},
+    "summary": "",
+    "tags": "",
+    "created_at": "2026-11-26T18:14:33.508858",
+}
 
 
 def client_for(handler, **kw):
     sleeps = []
-    c = SpaceClient("http://127.0.0.1:1", token="tok", transport=httpx.MockTransport(handler),
-                    retry=Backoff(delays=(0.1, 0.2), jitter=0), sleep=sleeps.append, **kw)
+    c = SpaceClient(
+        "http://127.0.0.1:1",
+        token="tok",
+        transport=httpx.MockTransport(handler),
+        retry=Backoff(delays=(0.1, 0.2), jitter=0),
+        sleep=sleeps.append,
+        **kw,
+    )
     return c, sleeps
 
 
 def test_list_retries_503_then_succeeds_and_honours_retry_after():
-    answers = iter([httpx.Response(503), httpx.Response(429, headers={"Retry-After": "3"}),
-                    httpx.Response(200, json=[MODEL])])
+    answers = iter(
+        [
+            httpx.Response(503),
+            httpx.Response(429, headers={"Retry-After": "3"}),
+            httpx.Response(200, json=[MODEL]),
+        ]
+    )
     c, sleeps = client_for(lambda request: next(answers))
     assert [m.name for m in c.list_models()] == ["m"]
     assert sleeps == [0.1, 3.0] and c.requests == 3
@@ -58,8 +76,16 @@ def test_timeout_on_post_is_uncertain():
 
 
 def test_422_detail_never_shows_the_echoed_input():
-    body = {"detail": [{"type": "missing", "loc": ["body", "dtype"], "msg": "Field required",
-                        "input": {"configuration": {"api_key": "sk-canary-422"}}}]}
+    body = {
+        "detail": [
+            {
+                "type": "missing",
+                "loc": ["body", "dtype"],
+                "msg": "Field required",
+                "input": {"configuration": {"api_key": "sk-canary-422"}},
+            }
+        ]
+    }
     c, _ = client_for(lambda r: httpx.Response(422, json=body))
     with pytest.raises(ServerError) as info:
         c.create_model({})
@@ -114,7 +140,9 @@ def test_same_origin_redirect_is_followed_once():
 
 
 def test_unknown_tenant_is_refused():
-    c, _ = client_for(lambda r: httpx.Response(404, json={"detail": "Tenant 'acme' not found"}), tenant="acme")
+    c, _ = client_for(
+        lambda r: httpx.Response(404, json={"detail": "Tenant 'acme' not found"}), tenant="acme"
+    )
     with pytest.raises(TenantNotFound, match=re.escape("tenant 'acme' does not exist on http://127.0.0.1:1")):
         c.check_tenant()
 
@@ -126,8 +154,10 @@ def test_plain_http_token_to_remote_host_is_refused():
     SpaceClient("https://space.example.org", token="t").close()
 
 
-@pytest.mark.parametrize(("host", "expected"), [("localhost", True), ("127.0.0.2", True), ("::1", True),
-                                                 ("10.0.0.1", False), ("example.org", False)])
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("localhost", True), ("127.0.0.2", True), ("::1", True), ("10.0.0.1", False), ("example.org", False)],
+)
 def test_is_loopback(host, expected):
     assert is_loopback(host) is expected
 

@@ -91,11 +91,18 @@ def test_every_base_resource_validates_strictly_against_the_kubernetes_schemas(v
     assert sorted(kinds) == ["Service", "ServiceAccount", "StatefulSet"]
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    (("spec", "template", "spec", "containers", 0, "livenessProb"), {}, "Additional properties"),
-    (("spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"), "9464", "is not of type"),
-    (("spec", "template", "spec", "initContainers", 0, "restartPolicy"), 7, "is not of type"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("spec", "template", "spec", "containers", 0, "livenessProb"), {}, "Additional properties"),
+        (
+            ("spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"),
+            "9464",
+            "is not of type",
+        ),
+        (("spec", "template", "spec", "initContainers", 0, "restartPolicy"), 7, "is not of type"),
+    ],
+)
 def test_the_validator_catches_a_broken_statefulset(path, value, message):
     """The check above can fail: the same validator refuses a typo'd field and wrong types."""
     doc = copy.deepcopy(by_kind("StatefulSet"))
@@ -111,8 +118,11 @@ def merge(base, patch):
     """Strategic merge as far as the overlay uses it: maps merge, lists of named maps merge by name."""
     if isinstance(base, dict) and isinstance(patch, dict):
         return {**base, **{k: merge(base[k], v) if k in base else v for k, v in patch.items()}}
-    if isinstance(base, list) and isinstance(patch, list) and all(isinstance(i, dict) and "name" in i
-                                                                  for i in base + patch):
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and all(isinstance(i, dict) and "name" in i for i in base + patch)
+    ):
         out, names = [copy.deepcopy(i) for i in base], [i["name"] for i in base]
         for item in patch:
             if item["name"] in names:
@@ -129,8 +139,11 @@ def render_overlay():
     docs = [copy.deepcopy(doc) for _, doc in base_resources()]
     for entry in spec["patches"]:
         (patch,) = load_all(OVERLAY / entry["path"])
-        (target,) = [d for d in docs if (d["kind"], d["metadata"]["name"]) == (patch["kind"],
-                                                                            patch["metadata"]["name"])]
+        (target,) = [
+            d
+            for d in docs
+            if (d["kind"], d["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])
+        ]
         docs[docs.index(target)] = merge(target, patch)
     for doc in docs:
         doc["metadata"]["namespace"] = spec["namespace"]
@@ -172,7 +185,10 @@ def test_probes_port_annotations_and_service_match_the_daemons_arguments():
     assert daemon["startupProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
     assert daemon["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert template["metadata"]["annotations"] == {
-        "prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": "/metrics",
+    }
     service = by_kind("Service")
     assert service["spec"]["clusterIP"] == "None"
     assert sts["spec"]["serviceName"] == service["metadata"]["name"]
@@ -268,24 +284,36 @@ def image_venv(tmp_path_factory):
         if keyword == "COPY":
             *sources, dest = rest.split()
             for source in sources:
-                target = src / dest / (Path(source).name if dest.endswith("/") and not source.endswith("/")
-                                       else "")
+                target = (
+                    src
+                    / dest
+                    / (Path(source).name if dest.endswith("/") and not source.endswith("/") else "")
+                )
                 if (REPO / source).is_dir():
                     shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
                 else:
                     shutil.copy(REPO / source, target)
     (build,) = [c for c in run_lines(builder) if c.startswith("pip wheel")]
     pip = [sys.executable, "-m", "pip"]
-    done = subprocess.run(pip + shlex.split(build.replace("/wheels", str(wheels)))[1:], cwd=src,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        pip + shlex.split(build.replace("/wheels", str(wheels)))[1:],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert workdir == "/src" and not (src / "tests").exists()
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     (install,) = [c for c in run_lines(runtime) if c.startswith("pip install")]
     install_args = shlex.split(install.replace("/wheels", str(wheels)))[1:]
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", *install_args],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", *install_args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return venv / "bin"
 
@@ -322,10 +350,12 @@ def mapped(args, paths, port):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # its fixture builds the wheels and a venv, as the image's Dockerfile does
 def test_the_image_has_the_package_from_its_wheel_only(image_venv):
     code = "import reconciler; print(reconciler.__file__)"
-    where = subprocess.run([str(image_venv / "python"), "-c", code], cwd="/", capture_output=True, text=True,
-                           check=True).stdout.strip()
+    where = subprocess.run(
+        [str(image_venv / "python"), "-c", code], cwd="/", capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert Path(where).is_relative_to(image_venv.parent) and "site-packages" in where
     schemas = Path(where).parent / "_schemas"
     bundled = sorted(p.name for p in (REPO / "schemas").glob("*.json"))
@@ -334,8 +364,9 @@ def test_the_image_has_the_package_from_its_wheel_only(image_venv):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args_from", ["Dockerfile CMD", "StatefulSet args"])
-def test_the_images_command_line_runs_the_daemon_against_the_sandbox(args_from, tmp_path, sandbox_factory,
-                                                                    image_venv):
+def test_the_images_command_line_runs_the_daemon_against_the_sandbox(
+    args_from, tmp_path, sandbox_factory, image_venv
+):
     token = "tok-deploy-canary-5e1f"
     sandbox = sandbox_factory(token=token)
     entrypoint = instruction("ENTRYPOINT")
@@ -361,8 +392,9 @@ def test_the_images_command_line_runs_the_daemon_against_the_sandbox(args_from, 
     command = [str(image_venv / entrypoint[0]), *entrypoint[1:], *mapped(args, paths, port)]
     inside = tuple(paths)  # no path of the container's is left unmapped
     assert not [a for a in command[2:] if a.split("=")[-1].startswith(inside)], shlex.join(command)
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + DEADLINE_S

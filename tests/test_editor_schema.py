@@ -58,7 +58,8 @@ def test_the_example_points_its_editor_at_the_schema():
     first = example.read_text(encoding="utf-8").splitlines()[0]
     assert first == "# yaml-language-server: $schema=../../schemas/editor/manifest.schema.json"
     assert (example.parent / first.split("$schema=")[1]).resolve() == (
-        ROOT / "schemas" / "editor" / "manifest.schema.json")
+        ROOT / "schemas" / "editor" / "manifest.schema.json"
+    )
 
 
 BASE = {"kind": "Model", "name": "m", "dtype": "openai", "configuration": {"api_key": "${K}", "model": "x"}}
@@ -111,7 +112,10 @@ def test_one_dtype_only():
     schema = manifest_schema(REGISTRY, "ollama")
     validator = jsonschema.Draft7Validator(schema)
     assert schema["properties"]["dtype"]["const"] == "ollama" and list(schema["definitions"]) == [
-        "ollama", "fileReference", "envReference"]
+        "ollama",
+        "fileReference",
+        "envReference",
+    ]
     assert validator.is_valid(case(dtype="ollama", configuration={"model": "m"}))
     assert not validator.is_valid(case())
     assert not validator.is_valid(case(dtype="ollama", configuration={"model": "m", "api_key": "k"}))
@@ -121,8 +125,10 @@ def test_one_dtype_only():
 
 def test_allow_references_keeps_annotations_and_adds_env_branch_only_for_constrained_strings():
     assert allow_references({"type": "string", "title": "T", "default": "d"}) == {
-        "title": "T", "default": "d",
-        "anyOf": [{"type": "string"}, {"$ref": "#/definitions/fileReference"}]}
+        "title": "T",
+        "default": "d",
+        "anyOf": [{"type": "string"}, {"$ref": "#/definitions/fileReference"}],
+    }
     constrained = allow_references({"type": "string", "enum": ["a"]})
     assert constrained["anyOf"][1] == {"$ref": "#/definitions/envReference"}
     array = {"type": "array", "items": {"type": "string"}}
@@ -134,11 +140,22 @@ def test_allow_references_keeps_annotations_and_adds_env_branch_only_for_constra
 # -- schema pull -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("field", "secret"), [
-    ("api_key", True), ("apikey", True), ("openai_api_key", True), ("access_token", True), ("token", True),
-    ("client_secret", True), ("password", True), ("max_tokens", False), ("model", False),
-    ("keep_alive", False), ("secret_name", False),
-])
+@pytest.mark.parametrize(
+    ("field", "secret"),
+    [
+        ("api_key", True),
+        ("apikey", True),
+        ("openai_api_key", True),
+        ("access_token", True),
+        ("token", True),
+        ("client_secret", True),
+        ("password", True),
+        ("max_tokens", False),
+        ("model", False),
+        ("keep_alive", False),
+        ("secret_name", False),
+    ],
+)
 def test_looks_secret(field, secret):
     assert looks_secret(field) is secret
 
@@ -170,39 +187,65 @@ def test_pull_reports_property_changes_and_rewrites():
     )
     new = json.loads(update.text)
     assert new["title"] == "OpenAI" and new["properties"]["api_key"]["writeOnly"] is True
-    assert list(new) == ["$schema", "$id", "title", "description", "type", "properties", "required",
-                         "additionalProperties", "order"]
+    assert list(new) == [
+        "$schema",
+        "$id",
+        "title",
+        "description",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "order",
+    ]
 
 
 def test_pull_of_a_new_dtype_follows_our_conventions():
-    served = {"type": "object", "properties": {"url": {"type": "string"}, "access_token": {"type": "string"},
-                                               "max_tokens": {"type": "integer"}}}
+    served = {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string"},
+            "access_token": {"type": "string"},
+            "max_tokens": {"type": "integer"},
+        },
+    }
     (update,) = pull([ModelType("gemini", served, description="Gemini model type.\n\nMore text.")], {})
-    assert (update.status, update.lines) == ("new", (
-        "+ url (string)", "+ access_token (string, secret)", "+ max_tokens (integer)"))
+    assert (update.status, update.lines) == (
+        "new",
+        ("+ url (string)", "+ access_token (string, secret)", "+ max_tokens (integer)"),
+    )
     assert json.loads(update.text) == {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/OpenMined/syft-space-reconciler/schemas/gemini.json",
         "title": "gemini",
         "description": "Gemini model type.",
         "type": "object",
-        "properties": {"url": {"type": "string"}, "access_token": {"type": "string", "writeOnly": True},
-                       "max_tokens": {"type": "integer"}},
+        "properties": {
+            "url": {"type": "string"},
+            "access_token": {"type": "string", "writeOnly": True},
+            "max_tokens": {"type": "integer"},
+        },
         "additionalProperties": False,
     }
 
 
 def test_pull_keeps_files_of_types_not_offered_and_skips_unusable_types():
-    updates = pull([
-        ModelType("../evil", {"type": "object"}),
-        ModelType("broken", {"type": 5}),
-        ModelType("listy", ["not", "a", "schema"]),
-        ModelType("off", {"type": "object"}, enabled=False),
-    ], {"openai": OPENAI})
+    updates = pull(
+        [
+            ModelType("../evil", {"type": "object"}),
+            ModelType("broken", {"type": 5}),
+            ModelType("listy", ["not", "a", "schema"]),
+            ModelType("off", {"type": "object"}, enabled=False),
+        ],
+        {"openai": OPENAI},
+    )
     assert [(u.dtype, u.status, u.note) for u in updates] == [
         ("../evil", "skipped", "its name cannot be a file name in schemas/"),
-        ("broken", "skipped", "its config_schema is not a valid JSON Schema (5 is not valid under any of the "
-                              "given schemas)"),
+        (
+            "broken",
+            "skipped",
+            "its config_schema is not a valid JSON Schema (5 is not valid under any of the given schemas)",
+        ),
         ("listy", "skipped", "its config_schema is not a JSON object"),
         ("off", "new", "disabled on the server"),
         ("openai", "not_offered", "not offered by the server; kept"),

@@ -32,23 +32,26 @@ def read_back(text, env, path="exported/x.yaml"):
     return resolved[0]
 
 
-@pytest.mark.parametrize(("name", "stem"), [
-    ("gpt-4o", "gpt-4o"),
-    ("llama_3.1", "llama_3.1"),
-    ("GPT-4o", "gpt-4o-"),
-    ("my model", "my-model-"),
-    ("100% ready?", "100-ready-"),
-    ("модель", "model-"),
-    ("Ünïcødé", "unic-de-"),  # NFKD keeps what has an ASCII base letter
-    (".hidden", "hidden-"),
-    ("con", "con-"),
-    (" padded ", "padded-"),
-    ("---", "model-"),
-])
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("gpt-4o", "gpt-4o"),
+        ("llama_3.1", "llama_3.1"),
+        ("GPT-4o", "gpt-4o-"),
+        ("my model", "my-model-"),
+        ("100% ready?", "100-ready-"),
+        ("модель", "model-"),
+        ("Ünïcødé", "unic-de-"),  # NFKD keeps what has an ASCII base letter
+        (".hidden", "hidden-"),
+        ("con", "con-"),
+        (" padded ", "padded-"),
+        ("---", "model-"),
+    ],
+)
 def test_file_stem_is_safe_and_keeps_safe_names(name, stem):
     got = file_stem(name)
     if stem.endswith("-"):
-        assert got.startswith(stem) and re.fullmatch(r"[0-9a-f]{8}", got[len(stem):])
+        assert got.startswith(stem) and re.fullmatch(r"[0-9a-f]{8}", got[len(stem) :])
     else:
         assert got == stem
     assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*", got)
@@ -62,13 +65,16 @@ def test_file_stems_are_unique_case_insensitively_and_deterministic():
     assert max(len(s) for s in stems) <= 89
 
 
-@pytest.mark.parametrize(("name", "prefix"), [
-    ("gpt-4o", "GPT_4O"),
-    ("my model", "MY_MODEL"),
-    ("4o", "MODEL_4O"),
-    ("модель", "MODEL"),
-    ("a--b", "A_B"),
-])
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [
+        ("gpt-4o", "GPT_4O"),
+        ("my model", "MY_MODEL"),
+        ("4o", "MODEL_4O"),
+        ("модель", "MODEL"),
+        ("a--b", "A_B"),
+    ],
+)
 def test_env_prefix(name, prefix):
     assert env_prefix(name) == prefix
 
@@ -79,8 +85,12 @@ def test_selectors():
     assert parse_selector("name=gpt-*").matches(model.name, model.dtype, model.user_tags)
     assert parse_selector("dtype=open*").matches(model.name, model.dtype, model.user_tags)
     assert parse_selector("tag=ch*").matches(model.name, model.dtype, model.user_tags)
-    assert not parse_selector("tag=managed-by:*").matches(model.name, model.dtype, model.user_tags)  # the owner tag is not a user tag
-    assert not parse_selector("name=GPT-*").matches(model.name, model.dtype, model.user_tags)  # case-sensitive, like names
+    assert not parse_selector("tag=managed-by:*").matches(
+        model.name, model.dtype, model.user_tags
+    )  # the owner tag is not a user tag
+    assert not parse_selector("name=GPT-*").matches(
+        model.name, model.dtype, model.user_tags
+    )  # case-sensitive, like names
     with pytest.raises(ValueError, match=r"^`owner=me` is not KEY=GLOB with KEY one of name, dtype, tag$"):
         parse_selector("owner=me")
     with pytest.raises(ValueError, match="not KEY=GLOB"):
@@ -88,16 +98,23 @@ def test_selectors():
 
 
 def test_selectors_are_anded():
-    models = [remote("a", tags="prod"), remote("c", tags="dev"),
-              remote("b", tags="prod", dtype="ollama", configuration={"model": "m"})]
+    models = [
+        remote("a", tags="prod"),
+        remote("c", tags="dev"),
+        remote("b", tags="prod", dtype="ollama", configuration={"model": "m"}),
+    ]
     result = export(models, REGISTRY, selectors=[Selector("tag", "prod"), Selector("dtype", "openai")])
     assert [f.name for f in result.files] == ["a"]
     assert (result.matched, result.total) == (1, 3)
 
 
 def test_secret_becomes_a_reference_and_the_rest_round_trips():
-    model = remote("gpt-4o", summary="GPT-4o for chat", tags=f"openai,chat,{OWNER_TAG}",
-                   configuration={"api_key": "sk-secret-1", "model": "gpt-4o"})
+    model = remote(
+        "gpt-4o",
+        summary="GPT-4o for chat",
+        tags=f"openai,chat,{OWNER_TAG}",
+        configuration={"api_key": "sk-secret-1", "model": "gpt-4o"},
+    )
     result = export([model], REGISTRY)
     (file,) = result.files
     assert file.file_name == "gpt-4o.yaml" and file.env == ("GPT_4O_API_KEY",)
@@ -114,8 +131,12 @@ def test_secret_becomes_a_reference_and_the_rest_round_trips():
     )
     back = read_back(file.text, {"GPT_4O_API_KEY": "sk-secret-1"})
     assert (back.name, back.dtype, dict(back.configuration), back.summary, back.tags) == (
-        "gpt-4o", "openai", {"api_key": "sk-secret-1", "model": "gpt-4o"}, "GPT-4o for chat",
-        ("openai", "chat"))
+        "gpt-4o",
+        "openai",
+        {"api_key": "sk-secret-1", "model": "gpt-4o"},
+        "GPT-4o for chat",
+        ("openai", "chat"),
+    )
     assert result.warnings == ()
 
 
@@ -175,18 +196,53 @@ def test_names_no_manifest_can_hold_are_skipped():
 
 
 AWKWARD = [
-    "yes", "no", "on", "null", "~", "", "1.0", "0x1F", "1_000", "2024-01-01", "- item", "#hash", "a: b",
-    "*alias", "&anchor", "!tag", "%x", "@x", "`x", "'quoted'", '"dq"', " lead", "trail ", "tab\there",
-    "multi\nline\n", "multi\nline no end", "trailing  \nspaces\n", "\n", "ünïcødé ☀", "${NOT_A_REF}",
-    "$${twice}", "$", "{file: x}", "[a]", "=",
+    "yes",
+    "no",
+    "on",
+    "null",
+    "~",
+    "",
+    "1.0",
+    "0x1F",
+    "1_000",
+    "2024-01-01",
+    "- item",
+    "#hash",
+    "a: b",
+    "*alias",
+    "&anchor",
+    "!tag",
+    "%x",
+    "@x",
+    "`x",
+    "'quoted'",
+    '"dq"',
+    " lead",
+    "trail ",
+    "tab\there",
+    "multi\nline\n",
+    "multi\nline no end",
+    "trailing  \nspaces\n",
+    "\n",
+    "ünïcødé ☀",
+    "${NOT_A_REF}",
+    "$${twice}",
+    "$",
+    "{file: x}",
+    "[a]",
+    "=",
 ]
 
 
 @pytest.mark.parametrize("value", AWKWARD)
 def test_awkward_values_round_trip_exactly(value):
     name = (f"m {value}".strip() or "m") if value.isprintable() else "m"
-    model = remote(name, summary=value, tags=[value] if value.strip() and "," not in value else [],
-                   configuration={"api_key": "k", "model": value, "system_prompt": value})
+    model = remote(
+        name,
+        summary=value,
+        tags=[value] if value.strip() and "," not in value else [],
+        configuration={"api_key": "k", "model": value, "system_prompt": value},
+    )
     (file,) = export([model], REGISTRY).files
     var = file.env[0]
     back = read_back(file.text, {var: "k"})

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from reconciler import forked, loading
@@ -26,13 +26,15 @@ SCRIPT = textwrap.dedent('''
             return {"names": None, "problems": [str(p) for p in exc.problems]}
 
     print(json.dumps({"serial": run(False), "parallel": run(True)}))
-''')
+""")
 
 GOOD = "kind: Model\\nname: {name}\\ndtype: ollama\\nconfiguration:\\n  model: m\\n"
 
 
 def load_both(root):
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(root)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(root)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -53,16 +55,19 @@ def test_clash_across_the_halves_and_problems_from_both(tmp_path):
     result = load_both(tmp_path)
     assert result["parallel"] == result["serial"]
     problems = result["serial"]["problems"]
-    assert any(p.startswith(f"{tmp_path}/d.yaml:2:7: name: `same` is also defined at {tmp_path}/a.yaml") for p in problems)
+    assert any(
+        p.startswith(f"{tmp_path}/d.yaml:2:7: name: `same` is also defined at {tmp_path}/a.yaml")
+        for p in problems
+    )
     assert any(p.startswith(f"{tmp_path}/b.yaml:") for p in problems)
 
 
 def test_a_failing_child_gives_none_and_a_good_one_its_value():
-    script = textwrap.dedent('''
+    script = textwrap.dedent("""
         from reconciler.forked import Forked
         def boom():
             raise RuntimeError("x")
         print(Forked(lambda: {"a": [1, 2]}).result(), Forked(boom).result())
-    ''')
+    """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "{'a': [1, 2]} None", done.stderr

@@ -29,13 +29,24 @@ TAG_SETS = st.lists(
 
 
 def remote(name, tags, *, model="gpt-4o", summary=""):
-    return RemoteModel(name=name, dtype="openai", configuration={"api_key": "k", "model": model},
-                       summary=summary, tags=",".join(t for t in tags if t))
+    return RemoteModel(
+        name=name,
+        dtype="openai",
+        configuration={"api_key": "k", "model": model},
+        summary=summary,
+        tags=",".join(t for t in tags if t),
+    )
 
 
 def manifest(name, *, model="gpt-4o", summary="", tags=(), policy="manual"):
-    return Manifest(name=name, dtype="openai", configuration={"api_key": "k", "model": model},
-                    summary=summary, tags=tuple(tags), replace_policy=policy)
+    return Manifest(
+        name=name,
+        dtype="openai",
+        configuration={"api_key": "k", "model": model},
+        summary=summary,
+        tags=tuple(tags),
+        replace_policy=policy,
+    )
 
 
 servers = st.dictionaries(
@@ -45,9 +56,12 @@ servers = st.dictionaries(
 )
 desired_sets = st.dictionaries(
     st.sampled_from(NAMES),
-    st.tuples(st.sampled_from(["gpt-4o", "gpt-4.1"]), st.sampled_from(["", "s"]),
-              st.lists(st.sampled_from(["prod", "dev"]), max_size=2, unique=True),
-              st.sampled_from(["manual", "allow", "never"])),
+    st.tuples(
+        st.sampled_from(["gpt-4o", "gpt-4.1"]),
+        st.sampled_from(["", "s"]),
+        st.lists(st.sampled_from(["prod", "dev"]), max_size=2, unique=True),
+        st.sampled_from(["manual", "allow", "never"]),
+    ),
     max_size=12,
 )
 scopes = st.builds(
@@ -58,9 +72,14 @@ scopes = st.builds(
     prune=st.booleans(),
     selection=st.builds(
         Selection,
-        selectors=st.lists(st.builds(Selector, key=st.sampled_from(["name", "tag", "dtype"]),
-                                     pattern=st.sampled_from(["*", "m1*", "prod", "openai", "none"])),
-                           max_size=2).map(tuple),
+        selectors=st.lists(
+            st.builds(
+                Selector,
+                key=st.sampled_from(["name", "tag", "dtype"]),
+                pattern=st.sampled_from(["*", "m1*", "prod", "openai", "none"]),
+            ),
+            max_size=2,
+        ).map(tuple),
         targets=st.frozensets(st.sampled_from(NAMES), max_size=3),
     ),
 )
@@ -69,9 +88,13 @@ scopes = st.builds(
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(server=servers, wanted=desired_sets, scope=scopes)
 def test_a_plan_touches_only_what_it_owns_or_was_told_to_take(server, wanted, scope):
-    observed = {n: remote(n, tags, model=model, summary=summary) for n, (tags, model, summary) in server.items()}
-    desired = [manifest(n, model=model, summary=summary, tags=tags, policy=policy)
-               for n, (model, summary, tags, policy) in wanted.items()]
+    observed = {
+        n: remote(n, tags, model=model, summary=summary) for n, (tags, model, summary) in server.items()
+    }
+    desired = [
+        manifest(n, model=model, summary=summary, tags=tags, policy=policy)
+        for n, (model, summary, tags, policy) in wanted.items()
+    ]
     result = plan(desired, observed, scope=scope)
     seen = set()
     for change in result.changes:
@@ -90,7 +113,8 @@ def test_a_plan_touches_only_what_it_owns_or_was_told_to_take(server, wanted, sc
             assert owned.claim is Claim.MINE and scope.prune and change.name not in wanted
         if change.op in (Op.UPDATE, Op.REPLACE):
             took = (owned.claim in (Claim.UNOWNED, Claim.LEGACY) and scope.adopt) or (
-                owned.claim is Claim.OTHER and set(owned.owners) <= scope.adopt_from)
+                owned.claim is Claim.OTHER and set(owned.owners) <= scope.adopt_from
+            )
             assert owned.mine or (took and change.adopt), (change, owned)
         if owned.claim is Claim.OTHER and not set(owned.owners) <= scope.adopt_from:
             assert change.op in (Op.CONFLICT, Op.UNMANAGED)
@@ -103,9 +127,13 @@ def test_a_plan_touches_only_what_it_owns_or_was_told_to_take(server, wanted, sc
 
 
 @settings(max_examples=300, deadline=None)
-@given(server=servers, wanted=desired_sets, scope=scopes,
-       max_delete=st.one_of(st.none(), st.integers(0, 15), st.just(UNLIMITED)),
-       every=st.booleans())
+@given(
+    server=servers,
+    wanted=desired_sets,
+    scope=scopes,
+    max_delete=st.one_of(st.none(), st.integers(0, 15), st.just(UNLIMITED)),
+    every=st.booleans(),
+)
 def test_the_blast_radius_limit_holds_for_any_plan(server, wanted, scope, max_delete, every):
     observed = {n: remote(n, tags, model=model) for n, (tags, model, _) in server.items()}
     desired = [manifest(n, model=model, policy=policy) for n, (model, _, _, policy) in wanted.items()]
@@ -131,18 +159,21 @@ def test_the_default_limit(owned, limit):
     assert delete_limit(UNLIMITED, owned) is None
 
 
-@pytest.mark.parametrize("tags, me, claim, owners", [
-    ((), "a", Claim.UNOWNED, ()),
-    (("prod",), None, Claim.UNOWNED, ()),
-    ((TAG_PREFIX,), None, Claim.MINE, ()),
-    ((TAG_PREFIX,), "a", Claim.LEGACY, ()),
-    ((owner_tag("a"),), "a", Claim.MINE, ("a",)),
-    ((owner_tag("a"), TAG_PREFIX), "a", Claim.MINE, ("a",)),  # left over from a migration
-    ((owner_tag("a"),), "b", Claim.OTHER, ("a",)),
-    ((owner_tag("a"),), None, Claim.OTHER, ("a",)),
-    ((owner_tag("b"), owner_tag("a")), "a", Claim.OTHER, ("a", "b")),  # two claims: nobody's alone
-    ((f"{TAG_PREFIX}x",), None, Claim.UNOWNED, ()),  # only the exact prefix and prefix/ count
-])
+@pytest.mark.parametrize(
+    "tags, me, claim, owners",
+    [
+        ((), "a", Claim.UNOWNED, ()),
+        (("prod",), None, Claim.UNOWNED, ()),
+        ((TAG_PREFIX,), None, Claim.MINE, ()),
+        ((TAG_PREFIX,), "a", Claim.LEGACY, ()),
+        ((owner_tag("a"),), "a", Claim.MINE, ("a",)),
+        ((owner_tag("a"), TAG_PREFIX), "a", Claim.MINE, ("a",)),  # left over from a migration
+        ((owner_tag("a"),), "b", Claim.OTHER, ("a",)),
+        ((owner_tag("a"),), None, Claim.OTHER, ("a",)),
+        ((owner_tag("b"), owner_tag("a")), "a", Claim.OTHER, ("a", "b")),  # two claims: nobody's alone
+        ((f"{TAG_PREFIX}x",), None, Claim.UNOWNED, ()),  # only the exact prefix and prefix/ count
+    ],
+)
 def test_claims(tags, me, claim, owners):
     assert ownership(tags, me).claim is claim and ownership(tags, me).owners == owners
 

@@ -9,15 +9,24 @@ DEFAULTS = {"openai": {"model": "gpt-3.5-turbo", "system_prompt": ""}}
 
 
 def manifest(name="m", **kw):
-    base = {"dtype": "openai", "configuration": {"api_key": "k", "model": "gpt-4o"},
-            "summary": "s", "tags": ("a",), "sensitive": frozenset({"api_key"})}
+    base = {
+        "dtype": "openai",
+        "configuration": {"api_key": "k", "model": "gpt-4o"},
+        "summary": "s",
+        "tags": ("a",),
+        "sensitive": frozenset({"api_key"}),
+    }
     base.update(kw)
     return Manifest(name=name, **base)
 
 
 def remote(name="m", **kw):
-    base = {"dtype": "openai", "configuration": {"api_key": "k", "model": "gpt-4o"},
-            "summary": "s", "tags": f"a,{OWNER_TAG}"}
+    base = {
+        "dtype": "openai",
+        "configuration": {"api_key": "k", "model": "gpt-4o"},
+        "summary": "s",
+        "tags": f"a,{OWNER_TAG}",
+    }
     base.update(kw)
     return RemoteModel(name=name, **base)
 
@@ -52,12 +61,18 @@ def test_tag_order_and_owner_tag_do_not_count():
     ("observed", "diff"),
     [
         ({"dtype": "anthropic"}, FieldDiff(("dtype",), "anthropic", "openai")),
-        ({"configuration": {"api_key": "k", "model": "gpt-4"}},
-         FieldDiff(("configuration", "model"), "gpt-4", "gpt-4o")),
-        ({"configuration": {"api_key": "other", "model": "gpt-4o"}},
-         FieldDiff(("configuration", "api_key"), "other", "k", sensitive=True)),
-        ({"configuration": {"api_key": "k", "model": "gpt-4o", "base_url": "http://x"}},
-         FieldDiff(("configuration", "base_url"), "http://x", None)),
+        (
+            {"configuration": {"api_key": "k", "model": "gpt-4"}},
+            FieldDiff(("configuration", "model"), "gpt-4", "gpt-4o"),
+        ),
+        (
+            {"configuration": {"api_key": "other", "model": "gpt-4o"}},
+            FieldDiff(("configuration", "api_key"), "other", "k", sensitive=True),
+        ),
+        (
+            {"configuration": {"api_key": "k", "model": "gpt-4o", "base_url": "http://x"}},
+            FieldDiff(("configuration", "base_url"), "http://x", None),
+        ),
     ],
 )
 def test_dtype_or_configuration_is_a_replace(observed, diff):

@@ -86,8 +86,11 @@ def test_the_loop_beats_before_rounds_and_backoffs_and_livez_sees_a_stuck_round(
         return False
 
     batches = queue.Queue()
-    loop = threading.Thread(target=run, args=(iter(batches.get, None), once, stop),
-                            kwargs={"heartbeat": beat, "round_silence": 100, "idle_silence": 3, "wait": wait})
+    loop = threading.Thread(
+        target=run,
+        args=(iter(batches.get, None), once, stop),
+        kwargs={"heartbeat": beat, "round_silence": 100, "idle_silence": 3, "wait": wait},
+    )
     metrics = DaemonMetrics()
     with MetricsServer(metrics, port=0, heartbeat=beat) as server, httpx.Client(base_url=server.url) as http:
         loop.start()
@@ -116,21 +119,31 @@ def test_livez_without_a_heartbeat_only_says_the_server_runs():
         assert response.status_code == 200 and response.json() == {"alive": True}
 
 
-@pytest.mark.parametrize(("status", "reason"), [
-    (RoundStatus.INVALID, "the manifests are invalid; nothing was written and the server keeps the last "
-                          "good state: 2 problems"),
-    (RoundStatus.UNREACHABLE, "the server is unreachable or busy; retrying with backoff: 2 problems"),
-    (RoundStatus.AUTH, "the server refused the credentials; nothing was written: 2 problems"),
-    (RoundStatus.FAILED, "the last round failed against the server: 2 problems"),
-    (RoundStatus.ERROR, "the last round hit an unexpected error: 2 problems"),
-])
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (
+            RoundStatus.INVALID,
+            "the manifests are invalid; nothing was written and the server keeps the last "
+            "good state: 2 problems",
+        ),
+        (RoundStatus.UNREACHABLE, "the server is unreachable or busy; retrying with backoff: 2 problems"),
+        (RoundStatus.AUTH, "the server refused the credentials; nothing was written: 2 problems"),
+        (RoundStatus.FAILED, "the last round failed against the server: 2 problems"),
+        (RoundStatus.ERROR, "the last round hit an unexpected error: 2 problems"),
+    ],
+)
 def test_readyz_says_why_it_is_not_ready(status, reason):
     metrics = DaemonMetrics()
     with MetricsServer(metrics, port=0) as server, httpx.Client(base_url=server.url) as http:
         first = http.get("/readyz")
         assert first.status_code == 503
-        assert first.json() == {"ready": False, "status": "starting", "last_success": None,
-                                "reason": "the first round has not finished yet"}
+        assert first.json() == {
+            "ready": False,
+            "status": "starting",
+            "last_success": None,
+            "reason": "the first round has not finished yet",
+        }
         metrics.observe(RoundResult(Trigger.STARTUP, RoundStatus.OK, 0.1, "fine"))
         ok = http.get("/readyz")
         assert ok.status_code == 200 and ok.json()["ready"] is True and ok.json()["last_success"]
@@ -153,8 +166,9 @@ def test_a_flipped_symlink_is_a_change_and_the_watch_follows_it(tmp_path):
     ticks = []
 
     def consume():
-        for batch in change_batches([root], keep=manifest_filter, stop=stop, resync_interval=0.2,
-                                    on_tick=lambda: ticks.append(1)):
+        for batch in change_batches(
+            [root], keep=manifest_filter, stop=stop, resync_interval=0.2, on_tick=lambda: ticks.append(1)
+        ):
             got.put(batch)
 
     thread = threading.Thread(target=consume)
@@ -189,6 +203,7 @@ def test_without_a_flip_the_watch_is_started_once(tmp_path, monkeypatch):
         yield set()
 
     monkeypatch.setattr(watchfiles, "watch", fake_watch)
-    out = list(change_batches([Path(tmp_path)], keep=manifest_filter, stop=threading.Event(),
-                              resync_interval=1))
+    out = list(
+        change_batches([Path(tmp_path)], keep=manifest_filter, stop=threading.Event(), resync_interval=1)
+    )
     assert out == [set()] and len(calls) == 1

@@ -12,24 +12,60 @@ from hypothesis import strategies as st
 from reconciler import redact
 
 
-@pytest.mark.parametrize(("key", "secret"), [
-    ("api_key", True), ("API_KEY", True), ("apiKey", True), ("api-key", True), ("apikey", True),
-    ("x-api-key", True), ("password", True), ("db_password", True), ("passwd", True), ("secret", True),
-    ("client_secret", True), ("secret_key", True), ("secretKey", True), ("access_key", True),
-    ("private_key", True), ("token", True), ("access_token", True), ("authToken", True),
-    ("Authorization", True), ("proxy-authorization", True), ("credentials", True), ("Cookie", True),
-    ("max_tokens", False), ("tokenizer", False), ("model", False), ("base_url", False), ("keywords", False),
-    ("secretary", False), ("passwords_allowed", False), ("temperature", False), ("key_id", False), (3, False),
-])
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("api_key", True),
+        ("API_KEY", True),
+        ("apiKey", True),
+        ("api-key", True),
+        ("apikey", True),
+        ("x-api-key", True),
+        ("password", True),
+        ("db_password", True),
+        ("passwd", True),
+        ("secret", True),
+        ("client_secret", True),
+        ("secret_key", True),
+        ("secretKey", True),
+        ("access_key", True),
+        ("private_key", True),
+        ("token", True),
+        ("access_token", True),
+        ("authToken", True),
+        ("Authorization", True),
+        ("proxy-authorization", True),
+        ("credentials", True),
+        ("Cookie", True),
+        ("max_tokens", False),
+        ("tokenizer", False),
+        ("model", False),
+        ("base_url", False),
+        ("keywords", False),
+        ("secretary", False),
+        ("passwords_allowed", False),
+        ("temperature", False),
+        ("key_id", False),
+        (3, False),
+    ],
+)
 def test_secret_looking_keys(key, secret):
     assert redact.looks_secret_key(key) is secret
 
 
 def test_redact_keys_at_any_depth():
-    value = {"a": 1, "headers": {"Authorization": "Bearer x", "Accept": "json"}, "list": [{"password": "p"}],
-             "token": None}
-    assert redact.redact_keys(value) == {"a": 1, "headers": {"Authorization": "(sensitive)", "Accept": "json"},
-                                         "list": [{"password": "(sensitive)"}], "token": None}
+    value = {
+        "a": 1,
+        "headers": {"Authorization": "Bearer x", "Accept": "json"},
+        "list": [{"password": "p"}],
+        "token": None,
+    }
+    assert redact.redact_keys(value) == {
+        "a": 1,
+        "headers": {"Authorization": "(sensitive)", "Accept": "json"},
+        "list": [{"password": "(sensitive)"}],
+        "token": None,
+    }
 
 
 _no_mask = st.characters(exclude_characters="(redacted)")  # else a mask next to text can spell it again
@@ -40,22 +76,35 @@ _no_mask = st.characters(exclude_characters="(redacted)")  # else a mask next to
 def test_a_registered_secret_never_survives_in_any_form(secret, before, after):
     scrubber = redact.Scrubber()
     scrubber.register(secret)
-    for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-                 repr(secret)[1:-1]):
+    for form in (
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+    ):
         assert secret not in scrubber.scrub(before + form + after)
 
 
-@pytest.mark.parametrize("text", [
-    "https://user:pw@host/x", "http://u@h", "HTTPS://a:b@c", "see ftp://anon:x@ftp.example.org:21/",
-    '"url": "https://k:v@h"', "git+ssh://git:tok@github.com/x",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://user:pw@host/x",
+        "http://u@h",
+        "HTTPS://a:b@c",
+        "see ftp://anon:x@ftp.example.org:21/",
+        '"url": "https://k:v@h"',
+        "git+ssh://git:tok@github.com/x",
+    ],
+)
 def test_url_userinfo_is_cut(text):
     out = redact.Scrubber().scrub(text)
     assert "@" in out and "***@" in out
     assert not any(part in out for part in ("user:pw", "a:b", "anon:x", "k:v", "git:tok"))
 
 
-@pytest.mark.parametrize("text", ["Authorization: Bearer abc.def-ghi", "bearer   0123456789", "Basic dXNlcjpwdw=="])
+@pytest.mark.parametrize(
+    "text", ["Authorization: Bearer abc.def-ghi", "bearer   0123456789", "Basic dXNlcjpwdw=="]
+)
 def test_bearer_and_basic_credentials_are_cut(text):
     assert redact.Scrubber().scrub(text).endswith(redact.MASK)
 
@@ -90,12 +139,27 @@ def test_an_ascii_terminal_gets_escapes_not_a_crash():
     assert raw.getvalue() == b"caf\\xe9 \\udcff\n"
 
 
-CORE = ("errors", "model", "manifests", "schemas", "validate", "plan", "render", "redact", "references",
-        "saved_plan", "variables", "export")
+CORE = (
+    "errors",
+    "model",
+    "manifests",
+    "schemas",
+    "validate",
+    "plan",
+    "render",
+    "redact",
+    "references",
+    "saved_plan",
+    "variables",
+    "export",
+)
 
 
 def test_core_modules_import_no_shell_library():
-    code = ("import sys\n" + "".join(f"import reconciler.{m}\n" for m in CORE)
-            + "print(sorted(m for m in ('httpx', 'httpcore', 'click', 'watchfiles') if m in sys.modules))")
+    code = (
+        "import sys\n"
+        + "".join(f"import reconciler.{m}\n" for m in CORE)
+        + "print(sorted(m for m in ('httpx', 'httpcore', 'click', 'watchfiles') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

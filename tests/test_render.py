@@ -10,14 +10,34 @@ CANARY = "sk-canary-0123456789"
 
 def sample_plan():
     desired = [
-        Manifest("new", "openai", {"api_key": CANARY, "model": "gpt-4o"}, "s", ("a",),
-                 SourceLocation("m/new.yaml", 1, 1), frozenset({"api_key"})),
-        Manifest("changed", "openai", {"api_key": CANARY, "model": "gpt-4o"}, "new summary", (),
-                 SourceLocation("m/c.yaml", 3, 1), frozenset({"api_key"})),
+        Manifest(
+            "new",
+            "openai",
+            {"api_key": CANARY, "model": "gpt-4o"},
+            "s",
+            ("a",),
+            SourceLocation("m/new.yaml", 1, 1),
+            frozenset({"api_key"}),
+        ),
+        Manifest(
+            "changed",
+            "openai",
+            {"api_key": CANARY, "model": "gpt-4o"},
+            "new summary",
+            (),
+            SourceLocation("m/c.yaml", 3, 1),
+            frozenset({"api_key"}),
+        ),
     ]
-    observed = {"changed": RemoteModel(name="changed", dtype="openai",
-                                       configuration={"api_key": "sk-old-secret", "model": "gpt-4"},
-                                       summary="old", tags=OWNER_TAG)}
+    observed = {
+        "changed": RemoteModel(
+            name="changed",
+            dtype="openai",
+            configuration={"api_key": "sk-old-secret", "model": "gpt-4"},
+            summary="old",
+            tags=OWNER_TAG,
+        )
+    }
     return plan(desired, observed, facts=DtypeFacts({"openai": frozenset({"api_key"})}))
 
 

@@ -8,11 +8,24 @@ from reconciler.schemas import SchemaRegistry, server_config_schema
 
 REGISTRY = SchemaRegistry.load()
 CASES = [
-    {}, {"api_key": "k"}, {"api_key": 1}, {"api_key": "k", "model": "m"}, {"model": "m"},
-    {"model": "m", "base_url": "u"}, {"api_key": "k", "unknown": 1}, {"model": "m", "num_ctx": 0},
-    {"model": "m", "num_ctx": 2048}, {"model": "m", "num_ctx": "2048"}, {"api_key": "k", "max_tokens": 1.5},
-    {"api_key": "k", "temperature": 3}, {"api_key": "k", "temperature": 0.5}, {"model": "m", "temperature": True},
-    {"base_url": "u", "model": "m", "api_key": None}, [], "text", None,
+    {},
+    {"api_key": "k"},
+    {"api_key": 1},
+    {"api_key": "k", "model": "m"},
+    {"model": "m"},
+    {"model": "m", "base_url": "u"},
+    {"api_key": "k", "unknown": 1},
+    {"model": "m", "num_ctx": 0},
+    {"model": "m", "num_ctx": 2048},
+    {"model": "m", "num_ctx": "2048"},
+    {"api_key": "k", "max_tokens": 1.5},
+    {"api_key": "k", "temperature": 3},
+    {"api_key": "k", "temperature": 0.5},
+    {"model": "m", "temperature": True},
+    {"base_url": "u", "model": "m", "api_key": None},
+    [],
+    "text",
+    None,
 ]
 
 

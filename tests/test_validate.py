@@ -35,23 +35,35 @@ def test_good_manifest():
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("configuration:", "configuraton:"),
-         "m.yaml:4:1: configuraton: unknown field; did you mean `configuration`? "
-         "(a manifest has: kind, name, dtype, configuration, summary, tags, lifecycle)"),
-        (("dtype: openai", "dtype: opena1"),
-         "m.yaml:3:8: dtype: unknown dtype `opena1`; did you mean `openai`? "
-         "(known: anthropic, ollama, openai, vllm)"),
-        (("  model: gpt-4o", "  modle: gpt-4o"),
-         "m.yaml:6:3: configuration.modle: unknown setting; did you mean `model`? "
-         "(known: api_key, base_url, model, system_prompt)"),
+        (
+            ("configuration:", "configuraton:"),
+            "m.yaml:4:1: configuraton: unknown field; did you mean `configuration`? "
+            "(a manifest has: kind, name, dtype, configuration, summary, tags, lifecycle)",
+        ),
+        (
+            ("dtype: openai", "dtype: opena1"),
+            "m.yaml:3:8: dtype: unknown dtype `opena1`; did you mean `openai`? "
+            "(known: anthropic, ollama, openai, vllm)",
+        ),
+        (
+            ("  model: gpt-4o", "  modle: gpt-4o"),
+            "m.yaml:6:3: configuration.modle: unknown setting; did you mean `model`? "
+            "(known: api_key, base_url, model, system_prompt)",
+        ),
         (("name: gpt", "name: 12"), "m.yaml:2:7: name: must be a string, got an integer"),
-        (("name: gpt", "name: a/b"),
-         "m.yaml:2:7: name: must not contain `/` (the server could never read, patch or delete it)"),
-        (("name: gpt", 'name: ""'),
-         "m.yaml:2:7: name: must not be empty (the server could never read, patch or delete it)"),
+        (
+            ("name: gpt", "name: a/b"),
+            "m.yaml:2:7: name: must not contain `/` (the server could never read, patch or delete it)",
+        ),
+        (
+            ("name: gpt", 'name: ""'),
+            "m.yaml:2:7: name: must not be empty (the server could never read, patch or delete it)",
+        ),
         (("kind: Model", "kind: Endpoint"), "m.yaml:1:7: kind: must be `Model`, got 'Endpoint'"),
-        (("tags: [a, \" b \", a]", "tags: [a, 'x,y']"),
-         "m.yaml:8:11: tags.1: a tag must not contain `,` (the API joins tags with commas)"),
+        (
+            ('tags: [a, " b ", a]', "tags: [a, 'x,y']"),
+            "m.yaml:8:11: tags.1: a tag must not contain `,` (the API joins tags with commas)",
+        ),
         (("summary: s", "summary:"), "m.yaml:7:9: summary: must be a string, got null"),
     ],
 )
@@ -92,7 +104,9 @@ def test_all_problems_in_one_run_and_duplicate_names():
 
 def test_document_must_be_a_mapping():
     _, problems = run("- a\n- b\n")
-    assert problems == ["m.yaml:1:1: a manifest must be a mapping (kind, name, dtype, configuration…), got a list"]
+    assert problems == [
+        "m.yaml:1:1: a manifest must be a mapping (kind, name, dtype, configuration…), got a list"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -27,4 +27,6 @@ def test_unknown_and_malformed():
         (("name",), "unknown variable `NOPE` (defined: CTX, ENV, ON)"),
         (("b",), "`${var:1x}` is not a valid variable name"),
     ]
-    assert substitute("${var:X}", {})[1] == [((), "unknown variable `X` (defined: none: pass --var-file FILE)")]
+    assert substitute("${var:X}", {})[1] == [
+        ((), "unknown variable `X` (defined: none: pass --var-file FILE)")
+    ]

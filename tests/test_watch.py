@@ -39,13 +39,20 @@ from reconciler.watch import (
 
 KEY = "sk-canary-watch-9b1e"
 STARTUP, FILES, RESYNC, RETRY = Trigger.STARTUP, Trigger.FILES, Trigger.RESYNC, Trigger.RETRY
-OK, INVALID, UNREACHABLE, AUTH, FAILED = (RoundStatus.OK, RoundStatus.INVALID, RoundStatus.UNREACHABLE,
-                                          RoundStatus.AUTH, RoundStatus.FAILED)
+OK, INVALID, UNREACHABLE, AUTH, FAILED = (
+    RoundStatus.OK,
+    RoundStatus.INVALID,
+    RoundStatus.UNREACHABLE,
+    RoundStatus.AUTH,
+    RoundStatus.FAILED,
+)
 
 
 def model(name, *, summary="", model_name="gpt-4o"):
-    return (f"kind: Model\nname: {name}\ndtype: openai\nconfiguration:\n  api_key: ${{OPENAI_API_KEY}}\n"
-            f"  model: {model_name}\nsummary: {summary!r}\n")
+    return (
+        f"kind: Model\nname: {name}\ndtype: openai\nconfiguration:\n  api_key: ${{OPENAI_API_KEY}}\n"
+        f"  model: {model_name}\nsummary: {summary!r}\n"
+    )
 
 
 class Script:
@@ -86,8 +93,14 @@ def test_the_stop_event_ends_the_loop_after_the_current_round():
 def test_server_failures_are_retried_with_a_capped_jittered_backoff_then_recover():
     once = Script(UNREACHABLE, UNREACHABLE, AUTH, FAILED, RoundStatus.ERROR, UNREACHABLE, UNREACHABLE)
     waits = []
-    rounds = run([], once, threading.Event(), backoff=Backoff(delays=(1, 2, 4, 8), jitter=0.25, cap=5),
-                 wait=lambda delay: waits.append(delay) or False, rng=random.Random(7))
+    rounds = run(
+        [],
+        once,
+        threading.Event(),
+        backoff=Backoff(delays=(1, 2, 4, 8), jitter=0.25, cap=5),
+        wait=lambda delay: waits.append(delay) or False,
+        rng=random.Random(7),
+    )
     assert rounds == 8 and once.triggers == [STARTUP] + [RETRY] * 7
     for delay, base in zip(waits, [1, 2, 4, 8, 8, 8, 8], strict=True):
         assert min(5, base) * 0.75 <= delay <= min(5, base) * 1.25
@@ -97,8 +110,13 @@ def test_server_failures_are_retried_with_a_capped_jittered_backoff_then_recover
 def test_the_backoff_starts_over_after_a_success():
     once = Script(UNREACHABLE, UNREACHABLE, OK, UNREACHABLE)
     waits = []
-    run([{"a.yaml"}], once, threading.Event(), backoff=Backoff(delays=(1, 10), jitter=0),
-        wait=lambda delay: waits.append(delay) or False)
+    run(
+        [{"a.yaml"}],
+        once,
+        threading.Event(),
+        backoff=Backoff(delays=(1, 10), jitter=0),
+        wait=lambda delay: waits.append(delay) or False,
+    )
     assert waits == [1, 10, 1]
 
 
@@ -126,8 +144,14 @@ def test_a_stop_during_the_backoff_ends_the_loop():
 
 def test_batches_keep_manifests_only_and_yield_a_resync_when_it_is_due(monkeypatch):
     added, modified = watchfiles.Change.added, watchfiles.Change.modified
-    raw = [set(), {(modified, "/m/a.yaml")}, {(modified, "/m/.a.yaml.swp"), (added, "/m/notes.txt")},
-           set(), set(), {(added, "/m/b.yml")}]
+    raw = [
+        set(),
+        {(modified, "/m/a.yaml")},
+        {(modified, "/m/.a.yaml.swp"), (added, "/m/notes.txt")},
+        set(),
+        set(),
+        {(added, "/m/b.yml")},
+    ]
     calls = []
 
     def fake_watch(*paths, **kwargs):
@@ -137,11 +161,14 @@ def test_batches_keep_manifests_only_and_yield_a_resync_when_it_is_due(monkeypat
     monkeypatch.setattr(watchfiles, "watch", fake_watch)
     clock = iter([0.0, 1.0, 2.0, 3.0, 12.0, 13.0])
     stop = threading.Event()
-    out = list(change_batches([Path("/m")], keep=manifest_filter, stop=stop, resync_interval=10,
-                              clock=lambda: next(clock)))
+    out = list(
+        change_batches(
+            [Path("/m")], keep=manifest_filter, stop=stop, resync_interval=10, clock=lambda: next(clock)
+        )
+    )
     # the first tick is a resync; noise (t=2) and a tick before the interval (t=3) are not
     assert out == [set(), {"/m/a.yaml"}, set(), {"/m/b.yml"}]
-    (paths, kwargs), = calls
+    ((paths, kwargs),) = calls
     assert paths == (Path("/m"),) and kwargs["stop_event"] is stop and kwargs["yield_on_timeout"]
     assert kwargs["rust_timeout"] == 1000 and kwargs["watch_filter"] is None
 
@@ -152,8 +179,9 @@ def first_manifest_batch(root, change, *, step_ms=300):
     got = queue.Queue()
 
     def consume():
-        for batch in change_batches([root], keep=manifest_filter, stop=stop, resync_interval=0.2,
-                                    step_ms=step_ms, debounce_ms=5000):
+        for batch in change_batches(
+            [root], keep=manifest_filter, stop=stop, resync_interval=0.2, step_ms=step_ms, debounce_ms=5000
+        ):
             got.put(batch)
 
     thread = threading.Thread(target=consume)
@@ -245,8 +273,13 @@ def test_outside_the_racy_window_the_stat_is_trusted_without_reading(tmp_path, r
 
 
 def git(cwd, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=cwd,
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def test_git_head_reads_only_committed_manifests_and_names_the_commit(tmp_path, registry):
@@ -297,8 +330,13 @@ def make_round(registry, monkeypatch):
         client = SpaceClient(url, token=token, retry=Backoff(delays=()))
         clients.append(client)
         options = ApplyOptions(facts=registry.facts, max_create_attempts=1)
-        return Reconciler(ManifestLoader([root], registry, WorkTree()), client, registry, options=options,
-                          settings=WatchSettings(**settings))
+        return Reconciler(
+            ManifestLoader([root], registry, WorkTree()),
+            client,
+            registry,
+            options=options,
+            settings=WatchSettings(**settings),
+        )
 
     yield make
     for client in clients:
@@ -332,8 +370,13 @@ def test_a_changed_folder_is_applied_and_drift_on_the_server_is_only_reported(
 
     (tmp_path / "b.yaml").write_text(model("b", summary="edited"))
     result = once(FILES)  # the manifests changed: the whole folder is applied, a included
-    assert result.ok and result.models == {"in_sync": 2, "pending": 0, "replace_needed": 0, "conflict": 0,
-                                           "unmanaged": 0}
+    assert result.ok and result.models == {
+        "in_sync": 2,
+        "pending": 0,
+        "replace_needed": 0,
+        "conflict": 0,
+        "unmanaged": 0,
+    }
     assert names(sandbox) == ["a", "b"] and result.message == "1 created, 1 updated; now 2 in sync"
     assert KEY not in caplog.text
 
@@ -410,8 +453,13 @@ def test_the_folder_lock_refuses_a_second_holder_until_released(tmp_path):
     with folder_lock([tmp_path], command="watch") as path:
         assert path == tmp_path / f".syft-reconciler-{lock_key('http://127.0.0.1:1', None)}.lock"
         # however the set is spelled: a file in it, a subfolder, a trailing slash, a `..` detour
-        for spelling in ([tmp_path / "a.yaml"], [tmp_path / "sub"], [f"{tmp_path}/"],
-                         [tmp_path / "sub" / ".."], [tmp_path / "sub", tmp_path]):
+        for spelling in (
+            [tmp_path / "a.yaml"],
+            [tmp_path / "sub"],
+            [f"{tmp_path}/"],
+            [tmp_path / "sub" / ".."],
+            [tmp_path / "sub", tmp_path],
+        ):
             (tmp_path / ".git").mkdir(exist_ok=True)  # the checkout's top is the home
             with pytest.raises(LockHeld) as caught, folder_lock(spelling, command="apply", shared=True):
                 pass
@@ -437,8 +485,10 @@ def test_a_project_file_is_the_home_of_the_lock(tmp_path):
 
 
 def test_applies_share_the_lock_but_never_with_a_watch(tmp_path):
-    with folder_lock([tmp_path], command="apply", shared=True), \
-            folder_lock([tmp_path], command="apply", shared=True):
+    with (
+        folder_lock([tmp_path], command="apply", shared=True),
+        folder_lock([tmp_path], command="apply", shared=True),
+    ):
         with pytest.raises(LockHeld), folder_lock([tmp_path], command="watch"):
             pass
     with folder_lock([tmp_path], command="watch"):
@@ -507,7 +557,12 @@ def test_json_logs_are_one_object_per_line_with_the_event_and_its_fields():
     data = json.loads(line)
     assert "\n" not in line and data["ts"].endswith("Z")
     assert {k: data[k] for k in ("level", "event", "msg", "model", "op")} == {
-        "level": "warning", "event": "drift", "msg": "drift: `a`", "model": "a", "op": "create"}
+        "level": "warning",
+        "event": "drift",
+        "msg": "drift: `a`",
+        "model": "a",
+        "op": "create",
+    }
     other = logging.LogRecord("httpx", logging.INFO, __file__, 1, "hi", (), None)
     plain = json.loads(JsonFormatter().format(other))
     assert plain["event"] == "log" and plain["logger"] == "httpx"

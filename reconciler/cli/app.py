@@ -71,8 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None, state: RunState) -> int:
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="syft-reconciler",
-                 standalone_mode=False, obj=state)
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="syft-reconciler",
+            standalone_mode=False,
+            obj=state,
+        )
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -94,12 +98,11 @@ def _main(argv: Sequence[str] | None, state: RunState) -> int:
     except Exception as exc:  # the last line of defence: one line, no traceback without --debug
         if state.debug:
             traceback.print_exc()
-        click.echo(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                   err=True)
+        click.echo(
+            f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True
+        )
         return EXIT_UNEXPECTED
     return EXIT_OK
-
-
 
 
 def run() -> None:

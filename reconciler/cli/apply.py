@@ -38,13 +38,27 @@ from reconciler.model import ApplyReport, Change, Op, Outcome, Result
 @instance_options
 @output_option("text", "json")
 @plan_options
-@click.option("--parallelism", "-p", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Requests in flight at once.")
+@click.option(
+    "--parallelism",
+    "-p",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once.",
+)
 @click.option("--fail-fast", is_flag=True, help="Stop after the first failed model.")
-@click.option("--auto-approve", is_flag=True,
-              help="Do not ask before deleting or replacing (asked only on a terminal).")
-def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool, auto_approve: bool,
-          var_files: tuple[Path, ...], **kw: Any) -> None:
+@click.option(
+    "--auto-approve", is_flag=True, help="Do not ask before deleting or replacing (asked only on a terminal)."
+)
+def apply(
+    paths: tuple[str, ...],
+    output: str,
+    parallelism: int,
+    fail_fast: bool,
+    auto_approve: bool,
+    var_files: tuple[Path, ...],
+    **kw: Any,
+) -> None:
     """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
     from reconciler import round
     from reconciler.apply import ApplyOptions, Executor
@@ -59,8 +73,9 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
                 "a saved plan carries its own plan options (--adopt, --prune, --replace, --selector, "
                 "--max-delete, --var-file, …); give them to `plan`"
             )
-        request = round.replay_request(plan_file, owner=kw["owner"], config=kw["config"],
-                                       placeholders=settings.sandbox)
+        request = round.replay_request(
+            plan_file, owner=kw["owner"], config=kw["config"], placeholders=settings.sandbox
+        )
     else:
         request = round.Request(instance_from(paths, kw), options, var_files, placeholders=settings.sandbox)
     options, instance = request.options, request.instance
@@ -71,12 +86,23 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
     warn(desired.notes)
     with connect(settings, parallelism=parallelism) as client:
         if saved is not None:  # before the first request: the plan may be for another server
-            plan_file.check_target(server=client.base_url, tenant=client.tenant, source=str(plan_path),
-                                   any_server=settings.sandbox)
+            plan_file.check_target(
+                server=client.base_url,
+                tenant=client.tenant,
+                source=str(plan_path),
+                any_server=settings.sandbox,
+            )
         planned = round.plan_against(client, desired, schemas, options, instance.owner)
         if saved is not None:
-            round.verify_saved(plan_file, desired, planned, options, server=client.base_url,
-                               tenant=client.tenant, source=str(plan_path))
+            round.verify_saved(
+                plan_file,
+                desired,
+                planned,
+                options,
+                server=client.base_url,
+                tenant=client.tenant,
+                source=str(plan_path),
+            )
         if planned.refused:
             raise Refused(planned.refused)
         if output == "text":
@@ -87,9 +113,13 @@ def apply(paths: tuple[str, ...], output: str, parallelism: int, fail_fast: bool
         _confirm(planned.going, auto_approve=auto_approve)
         progress = _Progress(len([c for c in planned.plan.changes if c.writes]), enabled=output == "text")
         apply_options = ApplyOptions(
-            parallelism=parallelism, fail_fast=fail_fast, replace=frozenset(options.replace),
-            max_create_attempts=settings.retries + 1, replace_all=options.replace_all,
-            facts=schemas.facts, owner=instance.owner,
+            parallelism=parallelism,
+            fail_fast=fail_fast,
+            replace=frozenset(options.replace),
+            max_create_attempts=settings.retries + 1,
+            replace_all=options.replace_all,
+            facts=schemas.facts,
+            owner=instance.owner,
         )
         executor = Executor(client, apply_options, on_outcome=progress.outcome)
         report = executor.run(planned.plan)
@@ -120,8 +150,11 @@ def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
 def _confirm(going: tuple[Change, ...], *, auto_approve: bool) -> None:
     """On a terminal, deletions (prune and replace) are asked for; CI has no terminal."""
     if going and not auto_approve and sys.stdin.isatty():
-        click.confirm(f"Delete {len(going)} model(s) from the server ({render.deletion_kinds(going)})?",
-                      abort=True, err=True)
+        click.confirm(
+            f"Delete {len(going)} model(s) from the server ({render.deletion_kinds(going)})?",
+            abort=True,
+            err=True,
+        )
 
 
 def _apply_exit(report: ApplyReport, *, conflicts: bool, signum: int | None = None) -> int:

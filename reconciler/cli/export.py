@@ -33,11 +33,24 @@ def _selectors(ctx: click.Context, param: click.Parameter, values: Sequence[str]
 
 
 @cli.command()
-@click.option("--output-dir", "-d", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("exported"), show_default=True, help="Folder to write the manifests into.")
-@click.option("--selector", "-l", "selectors", multiple=True, metavar="KEY=GLOB", callback=_selectors,
-              help="Only models whose name, dtype or one tag matches, e.g. tag=prod, name='gpt-*'. "
-              "Repeat to narrow (all must match).")
+@click.option(
+    "--output-dir",
+    "-d",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("exported"),
+    show_default=True,
+    help="Folder to write the manifests into.",
+)
+@click.option(
+    "--selector",
+    "-l",
+    "selectors",
+    multiple=True,
+    metavar="KEY=GLOB",
+    callback=_selectors,
+    help="Only models whose name, dtype or one tag matches, e.g. tag=prod, name='gpt-*'. "
+    "Repeat to narrow (all must match).",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @server_options
 @output_option("text", "json")
@@ -64,21 +77,31 @@ def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **k
     env = [var for f in result.files for var in f.env]
     notes = [f"skipped model {name!r}: {reason}" for name, reason in result.skipped] + list(result.warnings)
     if output == "json":
-        emit_json({
-            "version": JSON_VERSION, "server": where, "output_dir": str(output_dir),
-            "files": [{"file": str(t), "name": f.name, "dtype": f.dtype, "env": list(f.env)}
-                      for t, f in zip(targets, result.files, strict=True)],
-            "skipped": [{"name": n, "reason": r} for n, r in result.skipped],
-            "env": env, "warnings": notes, "error": None,
-        })
+        emit_json(
+            {
+                "version": JSON_VERSION,
+                "server": where,
+                "output_dir": str(output_dir),
+                "files": [
+                    {"file": str(t), "name": f.name, "dtype": f.dtype, "env": list(f.env)}
+                    for t, f in zip(targets, result.files, strict=True)
+                ],
+                "skipped": [{"name": n, "reason": r} for n, r in result.skipped],
+                "env": env,
+                "warnings": notes,
+                "error": None,
+            }
+        )
         return
     for note in notes:
         click.echo(f"warning: {note}", err=True)
     for target, exported in zip(targets, result.files, strict=True):
         click.echo(f"wrote {target} (model {exported.name!r})")
     if not result.files:
-        click.echo(f"No models to export from {where} ({result.matched} of {result.total} matched); "
-                   "nothing was written.")
+        click.echo(
+            f"No models to export from {where} ({result.matched} of {result.total} matched); "
+            "nothing was written."
+        )
         return
     summary = f"Exported {len(result.files)} of {result.total} model(s) from {where} to {output_dir}/."
     if env:

@@ -64,33 +64,69 @@ def _remember_output(ctx: click.Context, param: click.Parameter, value: str) -> 
 def output_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         return click.option(
-            "--output", "-o", type=click.Choice(choices), default="text", show_default=True,
-            callback=_remember_output, is_eager=True,
-            help="Output format; json has a top-level \"version\": 1.",
+            "--output",
+            "-o",
+            type=click.Choice(choices),
+            default="text",
+            show_default=True,
+            callback=_remember_output,
+            is_eager=True,
+            help='Output format; json has a top-level "version": 1.',
         )(f)
+
     return decorate
 
 
 def server_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--server", envvar="SYFT_SPACE_URL", metavar="URL",
-                     help="Syft Space base URL [env SYFT_SPACE_URL]."),
-        click.option("--token", envvar="SYFT_SPACE_TOKEN", metavar="TOKEN", show_default=False,
-                     help="Admin API key [env SYFT_SPACE_TOKEN]; never printed."),
-        click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Read the admin API key from a file."),
-        click.option("--tenant", envvar="SYFT_SPACE_TENANT",
-                     help="Tenant (X-Tenant-Name); checked to exist first [env SYFT_SPACE_TENANT]."),
-        click.option("--timeout", type=float, default=10.0, show_default=True,
-                     help="Seconds to wait for each response."),
-        click.option("--retries", type=click.IntRange(0, 20), default=5, show_default=True,
-                     help="Retries per request on connect errors, timeouts, 429 and 502/503/504."),
-        click.option("--insecure", is_flag=True,
-                     help="Allow sending the token over plain http to a non-loopback host."),
-        click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False),
-                     help="CA bundle for a server with a private CA (TLS is always verified)."),
-        click.option("--sandbox", is_flag=True,
-                     help=f"Use the embedded local sandbox server (state in {SANDBOX_DB})."),
+        click.option(
+            "--server",
+            envvar="SYFT_SPACE_URL",
+            metavar="URL",
+            help="Syft Space base URL [env SYFT_SPACE_URL].",
+        ),
+        click.option(
+            "--token",
+            envvar="SYFT_SPACE_TOKEN",
+            metavar="TOKEN",
+            show_default=False,
+            help="Admin API key [env SYFT_SPACE_TOKEN]; never printed.",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Read the admin API key from a file.",
+        ),
+        click.option(
+            "--tenant",
+            envvar="SYFT_SPACE_TENANT",
+            help="Tenant (X-Tenant-Name); checked to exist first [env SYFT_SPACE_TENANT].",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=10.0,
+            show_default=True,
+            help="Seconds to wait for each response.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(0, 20),
+            default=5,
+            show_default=True,
+            help="Retries per request on connect errors, timeouts, 429 and 502/503/504.",
+        ),
+        click.option(
+            "--insecure", is_flag=True, help="Allow sending the token over plain http to a non-loopback host."
+        ),
+        click.option(
+            "--ca-cert",
+            type=click.Path(exists=True, dir_okay=False),
+            help="CA bundle for a server with a private CA (TLS is always verified).",
+        ),
+        click.option(
+            "--sandbox", is_flag=True, help=f"Use the embedded local sandbox server (state in {SANDBOX_DB})."
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -114,8 +150,7 @@ class ServerSettings:
 
 
 def settings_from(kw: dict[str, Any]) -> ServerSettings:
-    keys = ("server", "token", "token_file", "tenant", "timeout", "retries", "insecure", "ca_cert",
-            "sandbox")
+    keys = ("server", "token", "token_file", "tenant", "timeout", "retries", "insecure", "ca_cert", "sandbox")
     return ServerSettings(**{k: kw.pop(k) for k in keys})
 
 
@@ -149,8 +184,13 @@ def check_token(token: str | None) -> str | None:
         raise BadSetting("the token (--token / SYFT_SPACE_TOKEN / --token-file) is empty")
     bad = next((i for i, c in enumerate(token) if not "!" <= c <= "~"), None)
     if bad is not None:
-        what = "whitespace" if token[bad].isspace() else "a control character" if ord(token[bad]) < 128 \
+        what = (
+            "whitespace"
+            if token[bad].isspace()
+            else "a control character"
+            if ord(token[bad]) < 128
             else "a non-ASCII character"
+        )
         raise BadSetting(
             f"the token contains {what} at position {bad + 1} of {len(token)}; an API key is printable "
             "ASCII (check how the secret was saved)"
@@ -170,8 +210,9 @@ def check_tenant_name(tenant: str | None) -> None:
 
 
 @contextlib.contextmanager
-def connect(settings: ServerSettings, *, parallelism: int = 8,
-            sleep: Callable[[float], Any] | None = None) -> Iterator[Any]:
+def connect(
+    settings: ServerSettings, *, parallelism: int = 8, sleep: Callable[[float], Any] | None = None
+) -> Iterator[Any]:
     """A SpaceClient for the configured server, or for the embedded sandbox started here.
 
     `sleep` waits between retries (the watch daemon passes its stop event's wait, so that a stop
@@ -200,9 +241,14 @@ def connect(settings: ServerSettings, *, parallelism: int = 8,
                 "no server: set SYFT_SPACE_URL, pass --server URL, or --sandbox for the local sandbox"
             )
         client = SpaceClient(
-            url, token=token, tenant=settings.tenant, timeout=settings.timeout,
+            url,
+            token=token,
+            tenant=settings.tenant,
+            timeout=settings.timeout,
             retry=Backoff.with_retries(settings.retries),
-            insecure=settings.insecure, ca_cert=settings.ca_cert, max_connections=max(parallelism, 4),
+            insecure=settings.insecure,
+            ca_cert=settings.ca_cert,
+            max_connections=max(parallelism, 4),
             sleep=sleep or time.sleep,
         )
         stack.callback(client.close)
@@ -210,7 +256,7 @@ def connect(settings: ServerSettings, *, parallelism: int = 8,
 
 
 def describe_target(client: Any) -> str:
-    return client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
+    return str(client.base_url) + (f" (tenant {client.tenant})" if client.tenant else "")
 
 
 def warn(problems: Sequence[Any]) -> None:
@@ -218,19 +264,25 @@ def warn(problems: Sequence[Any]) -> None:
         click.echo(str(problem), err=True)
 
 
-
-
 # -- the instance: owner, project file, selection ----------------------------------------------
 
 
 def instance_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--owner and --config: who this run acts for (project.py)."""
-    f = click.option("--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="The project file (default: syft-reconciler.yaml at or above the manifests).")(f)
-    return click.option("--owner", envvar="SYFT_RECONCILER_OWNER", metavar="NAME",
-                        help="This repository's owner name: the tag on the models it creates; prune, "
-                        "replace and self-heal touch only its models [env SYFT_RECONCILER_OWNER; "
-                        "default: owner: in syft-reconciler.yaml].")(f)
+    f = click.option(
+        "--config",
+        "config",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The project file (default: syft-reconciler.yaml at or above the manifests).",
+    )(f)
+    return click.option(
+        "--owner",
+        envvar="SYFT_RECONCILER_OWNER",
+        metavar="NAME",
+        help="This repository's owner name: the tag on the models it creates; prune, "
+        "replace and self-heal touch only its models [env SYFT_RECONCILER_OWNER; "
+        "default: owner: in syft-reconciler.yaml].",
+    )(f)
 
 
 def instance_from(paths: Sequence[str], kw: dict[str, Any]) -> Any:
@@ -277,7 +329,10 @@ def lock_for(instance: Any, settings: ServerSettings, *, command: str, shared: b
 
 def var_file_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--var-file", "var_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        "--var-file",
+        "var_files",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="YAML file of NAME: value for ${var:NAME} in manifests (repeatable; later files win).",
     )(f)
 
@@ -287,33 +342,76 @@ def var_file_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def plan_options(f: Any) -> Any:
     """The options that change what is planned: shared by plan, apply and watch."""
-    for option in reversed([
-        click.option("--adopt", is_flag=True,
-                     help="Take over same-named models not created by the reconciler (or with the legacy tag)."),
-        click.option("--adopt-from", "adopt_from", multiple=True, metavar="OWNER",
-                     help="Also take over same-named models of this other owner (repeatable)."),
-        click.option("--prune", is_flag=True,
-                     help="Delete this owner's models that are no longer in the manifests (needs an owner)."),
-        click.option("--replace", "replace", multiple=True, metavar="NAME",
-                     help="Recreate this model (delete + create) if its dtype/configuration changed."),
-        click.option("--replace-all", is_flag=True,
-                     help="Recreate every model whose dtype/configuration changed."),
-        click.option("--selector", "-l", "selectors", multiple=True, metavar="KEY=GLOB",
-                     help="Act only on models whose name, dtype or a tag matches (name=gpt-*, dtype=openai, "
-                     "tag=prod; repeatable, all must match)."),
-        click.option("--target", "targets", multiple=True, metavar="NAME",
-                     help="Act only on this model (repeatable); nothing else is created, changed or deleted."),
-        click.option("--max-delete", type=MaxDeleteType(), default=None,
-                     help="Deletions (prune and replace) allowed in one run; default: at most 10 and at "
-                     "most half of this owner's models. `unlimited` lifts the limit."),
-        click.option("--allow-empty", is_flag=True, help="With --prune: allow an empty manifest set."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--adopt",
+                is_flag=True,
+                help="Take over same-named models not created by the reconciler (or with the legacy tag).",
+            ),
+            click.option(
+                "--adopt-from",
+                "adopt_from",
+                multiple=True,
+                metavar="OWNER",
+                help="Also take over same-named models of this other owner (repeatable).",
+            ),
+            click.option(
+                "--prune",
+                is_flag=True,
+                help="Delete this owner's models that are no longer in the manifests (needs an owner).",
+            ),
+            click.option(
+                "--replace",
+                "replace",
+                multiple=True,
+                metavar="NAME",
+                help="Recreate this model (delete + create) if its dtype/configuration changed.",
+            ),
+            click.option(
+                "--replace-all", is_flag=True, help="Recreate every model whose dtype/configuration changed."
+            ),
+            click.option(
+                "--selector",
+                "-l",
+                "selectors",
+                multiple=True,
+                metavar="KEY=GLOB",
+                help="Act only on models whose name, dtype or a tag matches (name=gpt-*, dtype=openai, "
+                "tag=prod; repeatable, all must match).",
+            ),
+            click.option(
+                "--target",
+                "targets",
+                multiple=True,
+                metavar="NAME",
+                help="Act only on this model (repeatable); nothing else is created, changed or deleted.",
+            ),
+            click.option(
+                "--max-delete",
+                type=MaxDeleteType(),
+                default=None,
+                help="Deletions (prune and replace) allowed in one run; default: at most 10 and at "
+                "most half of this owner's models. `unlimited` lifts the limit.",
+            ),
+            click.option("--allow-empty", is_flag=True, help="With --prune: allow an empty manifest set."),
+        ]
+    ):
         f = option(f)
     return f
 
 
-PLAN_OPTION_KEYS = ("adopt", "adopt_from", "prune", "replace", "replace_all", "selectors", "targets",
-                    "max_delete", "allow_empty")
+PLAN_OPTION_KEYS = (
+    "adopt",
+    "adopt_from",
+    "prune",
+    "replace",
+    "replace_all",
+    "selectors",
+    "targets",
+    "max_delete",
+    "allow_empty",
+)
 
 
 def plan_options_from(kw: dict[str, Any]) -> Any:
@@ -325,4 +423,3 @@ def plan_options_from(kw: dict[str, Any]) -> Any:
     for key in ("adopt_from", "replace", "selectors", "targets"):
         values[key] = tuple(values[key])
     return PlanOptions(**values)
-

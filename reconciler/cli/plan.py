@@ -37,12 +37,24 @@ from reconciler.errors import EXIT_USAGE, ReconcilerError
 @instance_options
 @output_option("text", "json", "markdown")
 @plan_options
-@click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 when in sync, 2 when changes are pending, 1 on error (like Terraform).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save the plan; `apply FILE` then executes exactly it.")
-def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path | None,
-         var_files: tuple[Path, ...], **kw: Any) -> None:
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when in sync, 2 when changes are pending, 1 on error (like Terraform).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan; `apply FILE` then executes exactly it.",
+)
+def plan(
+    paths: tuple[str, ...],
+    output: str,
+    detailed_exitcode: bool,
+    out: Path | None,
+    var_files: tuple[Path, ...],
+    **kw: Any,
+) -> None:
     """Show what apply would change on the server (read-only)."""
     from reconciler import round
 
@@ -57,12 +69,19 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, out: Path
         planned = round.plan_against(client, desired, schemas, options, instance.owner)
         where = describe_target(client)
     the_plan = planned.plan
-    data = render.plan_json(the_plan, target=client.base_url, tenant=client.tenant,
-                            replace_allowed=options.replace_allowed, warnings=desired.loaded.warnings)
+    data = render.plan_json(
+        the_plan,
+        target=client.base_url,
+        tenant=client.tenant,
+        replace_allowed=options.replace_allowed,
+        warnings=desired.loaded.warnings,
+    )
     data["owner"] = instance.owner
     data["refused"] = planned.refused
     if out is not None:
-        saved = round.saved_plan(request, desired, planned, data, server=client.base_url, tenant=client.tenant)
+        saved = round.saved_plan(
+            request, desired, planned, data, server=client.base_url, tenant=client.tenant
+        )
         text = json.dumps(redact.scrub_obj(saved.to_json(data)), indent=2, ensure_ascii=False) + "\n"
         try:  # a path from undecodable file-name bytes: a \udcxx escape, still JSON
             out.write_text(redact.json_safe(text), encoding="utf-8", errors="backslashreplace")

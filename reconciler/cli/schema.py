@@ -36,7 +36,8 @@ class _SchemaGroup(click.Group):
         if found is not None:
             return found
         return click.Command(
-            cmd_name, callback=lambda: _print_schema(cmd_name),
+            cmd_name,
+            callback=lambda: _print_schema(cmd_name),
             help=f"Print the manifest schema for dtype `{cmd_name}`.",
         )
 
@@ -73,8 +74,13 @@ def schema(ctx: click.Context, dtype: str | None) -> None:
 
 
 @schema.command("pull")
-@click.option("--schemas-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas"),
-              show_default=True, help="The folder of <dtype>.json files to refresh.")
+@click.option(
+    "--schemas-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="The folder of <dtype>.json files to refresh.",
+)
 @click.option("--dry-run", is_flag=True, help="Only show what would change; write nothing.")
 @server_options
 @output_option("text", "json")
@@ -102,8 +108,14 @@ def schema_pull(schemas_dir: Path, dry_run: bool, output: str, **kw: Any) -> Non
         if editor_changed and editor_text is not None:
             editor_path.parent.mkdir(parents=True, exist_ok=True)
             editor_path.write_text(editor_text, encoding="utf-8")
-    _report_pull(updates, schemas_dir=schemas_dir, where=where, dry_run=dry_run, output=output,
-                 editor=editor_path if editor_changed else None)
+    _report_pull(
+        updates,
+        schemas_dir=schemas_dir,
+        where=where,
+        dry_run=dry_run,
+        output=output,
+        editor=editor_path if editor_changed else None,
+    )
 
 
 def _read_texts(directory: Path) -> dict[str, str]:
@@ -125,29 +137,55 @@ def _editor_text(existing: dict[str, str], updates: Sequence[editor_schema.Schem
     try:
         registry = SchemaRegistry({dtype: json.loads(text) for dtype, text in texts.items()})
     except Exception as exc:  # any broken file: keep the editor schema, say why
-        click.echo(f"warning: editor schema not regenerated: {type(exc).__name__}: "
-                   f"{str(exc).splitlines()[0] if str(exc) else ''}", err=True)
+        click.echo(
+            f"warning: editor schema not regenerated: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}",
+            err=True,
+        )
         return None
     return editor_schema.dumps(editor_schema.manifest_schema(registry))
 
 
 _STATUS_WORDS = {
-    "new": "new", "changed": "changed", "unchanged": "unchanged",
-    "not_offered": "not offered by the server; kept", "skipped": "skipped",
+    "new": "new",
+    "changed": "changed",
+    "unchanged": "unchanged",
+    "not_offered": "not offered by the server; kept",
+    "skipped": "skipped",
 }
 
 
-def _report_pull(updates: Sequence[editor_schema.SchemaUpdate], *, schemas_dir: Path, where: str,
-                 dry_run: bool, output: str, editor: Path | None) -> None:
+def _report_pull(
+    updates: Sequence[editor_schema.SchemaUpdate],
+    *,
+    schemas_dir: Path,
+    where: str,
+    dry_run: bool,
+    output: str,
+    editor: Path | None,
+) -> None:
     verb = "would write" if dry_run else "wrote"
     if output == "json":
-        emit_json({
-            "version": JSON_VERSION, "server": where, "schemas_dir": str(schemas_dir), "dry_run": dry_run,
-            "dtypes": [{"dtype": u.dtype, "status": u.status, "changes": list(u.lines),
+        emit_json(
+            {
+                "version": JSON_VERSION,
+                "server": where,
+                "schemas_dir": str(schemas_dir),
+                "dry_run": dry_run,
+                "dtypes": [
+                    {
+                        "dtype": u.dtype,
+                        "status": u.status,
+                        "changes": list(u.lines),
                         "file": str(schemas_dir / f"{u.dtype}.json") if u.text is not None else None,
-                        "note": u.note} for u in updates],
-            "editor_schema": str(editor) if editor else None, "error": None,
-        })
+                        "note": u.note,
+                    }
+                    for u in updates
+                ],
+                "editor_schema": str(editor) if editor else None,
+                "error": None,
+            }
+        )
         return
     for update in updates:
         if update.status == "skipped":
@@ -165,8 +203,10 @@ def _report_pull(updates: Sequence[editor_schema.SchemaUpdate], *, schemas_dir: 
         click.echo(f"editor schema: {verb} {editor}")
     counts = {s: sum(1 for u in updates if u.status == s) for s in ("new", "changed", "unchanged")}
     offered = counts["new"] + counts["changed"] + counts["unchanged"]
-    summary = (f"Pulled {offered} model type(s) from {where}: {counts['new']} new, "
-               f"{counts['changed']} changed, {counts['unchanged']} unchanged.")
+    summary = (
+        f"Pulled {offered} model type(s) from {where}: {counts['new']} new, "
+        f"{counts['changed']} changed, {counts['unchanged']} unchanged."
+    )
     if dry_run:
         summary += " Dry run: nothing was written."
     click.echo(summary)

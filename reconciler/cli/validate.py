@@ -29,12 +29,14 @@ from reconciler.errors import InvalidManifests
 @var_file_option
 @output_option("text", "json")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-@click.option("--online", is_flag=True,
-              help="Also check dtypes and configuration against the server's published types.")
+@click.option(
+    "--online", is_flag=True, help="Also check dtypes and configuration against the server's published types."
+)
 @server_options
 @instance_options
-def validate(paths: tuple[str, ...], output: str, strict: bool, online: bool, var_files: tuple[Path, ...],
-             **kw: Any) -> None:
+def validate(
+    paths: tuple[str, ...], output: str, strict: bool, online: bool, var_files: tuple[Path, ...], **kw: Any
+) -> None:
     """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
     from reconciler.loading import load, load_variables
     from reconciler.validate import check_online
@@ -54,11 +56,17 @@ def validate(paths: tuple[str, ...], output: str, strict: bool, online: bool, va
     if strict and warnings:
         raise InvalidManifests(warnings)
     if output == "json":
-        emit_json({
-            "version": render.JSON_VERSION, "valid": True, "files": loaded.files,
-            "models": [m.name for m in loaded.manifests],
-            "warnings": [w.as_dict() for w in warnings], "schema_skew": skew, "error": None,
-        })
+        emit_json(
+            {
+                "version": render.JSON_VERSION,
+                "valid": True,
+                "files": loaded.files,
+                "models": [m.name for m in loaded.manifests],
+                "warnings": [w.as_dict() for w in warnings],
+                "schema_skew": skew,
+                "error": None,
+            }
+        )
         return
     warn(warnings)
     for line in skew:

@@ -43,26 +43,75 @@ log = logging.getLogger("reconciler.watch")
 @instance_options
 @plan_options
 @var_file_option
-@click.option("--parallelism", "-p", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Requests in flight at once.")
-@click.option("--self-heal", is_flag=True,
-              help="Also undo changes made on the server (recreate, revert) while the manifests stand still.")
-@click.option("--resync-interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
-              metavar="SECONDS", help="A round at least this often, to catch changes made on the server.")
-@click.option("--debounce-ms", type=click.IntRange(1), default=1600, show_default=True,
-              help="Longest time to gather file changes into one round.")
-@click.option("--step-ms", type=click.IntRange(1), default=50, show_default=True,
-              help="A batch of file changes ends after this long without a new one.")
-@click.option("--git", "use_git", is_flag=True,
-              help="Reconcile the files committed at HEAD (not the working tree); record the commit.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: one object per line on stderr (ts, level, event, msg, fields).")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve /healthz, /livez, /readyz and Prometheus /metrics on this port (0: any free one).")
+@click.option(
+    "--parallelism",
+    "-p",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--self-heal",
+    is_flag=True,
+    help="Also undo changes made on the server (recreate, revert) while the manifests stand still.",
+)
+@click.option(
+    "--resync-interval",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="A round at least this often, to catch changes made on the server.",
+)
+@click.option(
+    "--debounce-ms",
+    type=click.IntRange(1),
+    default=1600,
+    show_default=True,
+    help="Longest time to gather file changes into one round.",
+)
+@click.option(
+    "--step-ms",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="A batch of file changes ends after this long without a new one.",
+)
+@click.option(
+    "--git",
+    "use_git",
+    is_flag=True,
+    help="Reconcile the files committed at HEAD (not the working tree); record the commit.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object per line on stderr (ts, level, event, msg, fields).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /healthz, /livez, /readyz and Prometheus /metrics on this port (0: any free one).",
+)
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
-def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int, self_heal: bool,
-          resync_interval: float, debounce_ms: int, step_ms: int, use_git: bool,
-          log_format: str, metrics_port: int | None, metrics_host: str, **kw: Any) -> None:
+def watch(
+    paths: tuple[str, ...],
+    var_files: tuple[Path, ...],
+    parallelism: int,
+    self_heal: bool,
+    resync_interval: float,
+    debounce_ms: int,
+    step_ms: int,
+    use_git: bool,
+    log_format: str,
+    metrics_port: int | None,
+    metrics_host: str,
+    **kw: Any,
+) -> None:
     """Keep the server converged with the manifests: a round on every change, and every resync interval.
 
     Rounds write when the manifests changed (or the last round's writes failed); otherwise they
@@ -87,13 +136,20 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
     _configure_logging(log_format, debug=debug)
     schemas = bundled_registry()
     apply_options = ApplyOptions(
-        parallelism=parallelism, replace=frozenset(options.replace), replace_all=options.replace_all,
-        max_create_attempts=settings.retries + 1, facts=schemas.facts,
+        parallelism=parallelism,
+        replace=frozenset(options.replace),
+        replace_all=options.replace_all,
+        max_create_attempts=settings.retries + 1,
+        facts=schemas.facts,
         owner=instance.owner,
     )
     config = daemon.WatchSettings(
-        resync_interval=resync_interval, self_heal=self_heal, plan=options, owner=instance.owner,
-        placeholders=settings.sandbox, debug=debug,
+        resync_interval=resync_interval,
+        self_heal=self_heal,
+        plan=options,
+        owner=instance.owner,
+        placeholders=settings.sandbox,
+        debug=debug,
     )
     source: Source = GitHead.open(roots) if use_git else WorkTree()
     # the watcher ticks at least every second; a batch of changes takes up to the debounce
@@ -107,20 +163,48 @@ def watch(paths: tuple[str, ...], var_files: tuple[Path, ...], parallelism: int,
         on_round = stack.enter_context(_metrics(metrics_host, metrics_port, heartbeat))
         # the first SIGTERM/SIGINT lets the current round finish; a second one interrupts it
         stack.enter_context(graceful(lambda signum: stop.set(), then="interrupt"))
-        reconciler = daemon.Reconciler(ManifestLoader(roots, schemas, source, var_files=var_files), client,
-                                       schemas, options=apply_options, settings=config)
-        batches = daemon.change_batches(source.watch_paths(roots), keep=source.keep, stop=stop,
-                                        resync_interval=resync_interval, debounce_ms=debounce_ms,
-                                        step_ms=step_ms,
-                                        on_tick=lambda: heartbeat.beat("waiting", idle_silence))
+        reconciler = daemon.Reconciler(
+            ManifestLoader(roots, schemas, source, var_files=var_files),
+            client,
+            schemas,
+            options=apply_options,
+            settings=config,
+        )
+        batches = daemon.change_batches(
+            source.watch_paths(roots),
+            keep=source.keep,
+            stop=stop,
+            resync_interval=resync_interval,
+            debounce_ms=debounce_ms,
+            step_ms=step_ms,
+            on_tick=lambda: heartbeat.beat("waiting", idle_silence),
+        )
         watched = ", ".join(str(p) for p in roots) + (" (at git HEAD)" if use_git else "")
-        log.info("watching %s for %s", watched, describe_target(client),
-                 extra={"event": "start", "fields": {"paths": [str(p) for p in roots], "git": use_git,
-                                                     "server": client.base_url, "owner": instance.owner}})
+        log.info(
+            "watching %s for %s",
+            watched,
+            describe_target(client),
+            extra={
+                "event": "start",
+                "fields": {
+                    "paths": [str(p) for p in roots],
+                    "git": use_git,
+                    "server": client.base_url,
+                    "owner": instance.owner,
+                },
+            },
+        )
         backoff = dataclasses.replace(DAEMON_BACKOFF, cap=min(DAEMON_BACKOFF.cap, max(resync_interval, 1.0)))
-        daemon.run(batches, reconciler, stop, backoff=backoff, on_round=on_round, heartbeat=heartbeat,
-                   round_silence=daemon.request_budget(timeout=settings.timeout, retries=settings.retries),
-                   idle_silence=idle_silence)
+        daemon.run(
+            batches,
+            reconciler,
+            stop,
+            backoff=backoff,
+            on_round=on_round,
+            heartbeat=heartbeat,
+            round_silence=daemon.request_budget(timeout=settings.timeout, retries=settings.retries),
+            idle_silence=idle_silence,
+        )
     log.info("stopped", extra={"event": "stop", "fields": {}})
 
 
@@ -135,11 +219,15 @@ def _metrics(host: str, port: int | None, heartbeat: Any) -> Iterator[Any]:
     try:
         server = MetricsServer(metrics, host=host, port=port, heartbeat=heartbeat)
     except OSError as exc:
-        raise click.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror}",
-                                 param_hint="--metrics-port") from exc
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {exc.strerror}", param_hint="--metrics-port"
+        ) from exc
     with server:
-        log.info("serving %s/healthz, /livez, /readyz and /metrics", server.url,
-                 extra={"event": "metrics_listening", "fields": {"url": server.url}})
+        log.info(
+            "serving %s/healthz, /livez, /readyz and /metrics",
+            server.url,
+            extra={"event": "metrics_listening", "fields": {"url": server.url}},
+        )
         yield metrics.observe
 
 
@@ -148,7 +236,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            "ts": datetime.fromtimestamp(record.created, timezone.utc)
+            .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "event": getattr(record, "event", "log"),

@@ -136,9 +136,9 @@ def rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     """A query's rows as dicts by column name, JSON columns decoded."""
     names = [d[0] for d in cursor.description]
     return [
-        {n: json.loads(v) if n in _JSON_COLUMNS and v is not None else v
-         for n, v in zip(names, row, strict=True)}
+        {
+            n: json.loads(v) if n in _JSON_COLUMNS and v is not None else v
+            for n, v in zip(names, row, strict=True)
+        }
         for row in cursor
     ]
-
-

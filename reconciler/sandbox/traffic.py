@@ -145,8 +145,7 @@ class TrafficMiddleware:
         if faulty and state.draw(config.reset_rate):
             state.count_outcome(key, "reset")
             # Nothing was processed: a status line promising a body, then the connection closes.
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-length", b"1")]})
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]})
             raise ResponseDropped(key)
         may_drop = faulty and method in _WRITES and config.drop_after_commit_rate > 0
         slow = faulty and state.draw(config.slow_rate)

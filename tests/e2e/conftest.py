@@ -39,8 +39,15 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def model_yaml(name: str, *, dtype: str = "openai", model: str = "gpt-4o", key: str = "${OPENAI_API_KEY}",
-               summary: str = "", tags: str = "[]") -> str:
+def model_yaml(
+    name: str,
+    *,
+    dtype: str = "openai",
+    model: str = "gpt-4o",
+    key: str = "${OPENAI_API_KEY}",
+    summary: str = "",
+    tags: str = "[]",
+) -> str:
     if dtype == "ollama":
         config = f"  model: {model}\n"
     else:
@@ -71,11 +78,27 @@ def api(sandbox):
         yield client
 
 
-def seed_model(api: httpx.Client, name: str, *, owned: bool = True, model: str = "gpt-4o",
-               key: str = "sk-test", summary: str = "", tags: str = "") -> None:
+def seed_model(
+    api: httpx.Client,
+    name: str,
+    *,
+    owned: bool = True,
+    model: str = "gpt-4o",
+    key: str = "sk-test",
+    summary: str = "",
+    tags: str = "",
+) -> None:
     all_tags = ",".join(t for t in (tags, OWNER_TAG if owned else "") if t)
-    response = api.post("/models/", json={"name": name, "dtype": "openai", "summary": summary, "tags": all_tags,
-                                          "configuration": {"api_key": key, "model": model}})
+    response = api.post(
+        "/models/",
+        json={
+            "name": name,
+            "dtype": "openai",
+            "summary": summary,
+            "tags": all_tags,
+            "configuration": {"api_key": key, "model": model},
+        },
+    )
     assert response.status_code == 201, response.text
 
 

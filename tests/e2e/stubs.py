@@ -13,7 +13,9 @@ Route = Callable[[BaseHTTPRequestHandler, Any], tuple[int, Any, dict[str, str]]]
 
 
 @contextmanager
-def stub_server(route: Route, *, host: str = "127.0.0.1", ssl_context: Any = None) -> Iterator[tuple[str, list]]:
+def stub_server(
+    route: Route, *, host: str = "127.0.0.1", ssl_context: Any = None
+) -> Iterator[tuple[str, list]]:
     """Serve `route(handler, body) -> (status, json body, headers)`; yields (url, seen requests)."""
     seen: list[dict[str, Any]] = []
 
@@ -54,7 +56,15 @@ def stub_server(route: Route, *, host: str = "127.0.0.1", ssl_context: Any = Non
 def empty_space(handler: BaseHTTPRequestHandler, body: Any) -> tuple[int, Any, dict[str, str]]:
     """A server with the openai type and no models, that creates whatever it is sent."""
     if handler.path == "/api/v1/models/types/":
-        return 200, [{"name": "openai", "description": "", "config_schema": {}, "icon": "", "enabled": True}], {}
+        return (
+            200,
+            [{"name": "openai", "description": "", "config_schema": {}, "icon": "", "enabled": True}],
+            {},
+        )
     if handler.command == "POST":
-        return 201, {**body, "id": "00000000-0000-0000-0000-000000000001", "created_at": "2026-11-26T00:00:00"}, {}
+        return (
+            201,
+            {**body, "id": "00000000-0000-0000-0000-000000000001", "created_at": "2026-11-26T00:00:00"},
+            {},
+        )
     return 200, [], {}

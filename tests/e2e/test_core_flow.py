@@ -40,11 +40,18 @@ def test_validate_ok_and_bad(cli, manifest_dir):
 
 
 def test_plan_apply_then_noop(cli, manifest_dir, sandbox, api):
-    root = manifest_dir({"a.yaml": model_yaml("a", summary="first", tags="[x, y]"),
-                         "more.yaml": model_yaml("b") + "---\n" + model_yaml("c", dtype="ollama", model="llama3")})
+    root = manifest_dir(
+        {
+            "a.yaml": model_yaml("a", summary="first", tags="[x, y]"),
+            "more.yaml": model_yaml("b") + "---\n" + model_yaml("c", dtype="ollama", model="llama3"),
+        }
+    )
     run = cli("plan", root, "--server", sandbox.url, "--detailed-exitcode")
     assert run.code == 2
-    assert run.out.splitlines()[0] == f"Plan for {sandbox.url}: 3 to create, 0 to update, 0 to replace, 0 in sync."
+    assert (
+        run.out.splitlines()[0]
+        == f"Plan for {sandbox.url}: 3 to create, 0 to update, 0 to replace, 0 in sync."
+    )
     assert "configuration.api_key: (sensitive)" in run.out and KEY not in run.all
     assert posts(sandbox) == 0
 
@@ -100,8 +107,12 @@ def test_json_output_and_error_kinds(cli, manifest_dir, sandbox):
     root = manifest_dir({"a.yaml": model_yaml("a")})
     data = json.loads(cli("plan", root, "--server", sandbox.url, "-o", "json").out)
     assert data["version"] == 1 and data["summary"]["create"] == 1
-    assert data["changes"][0]["diffs"][1] == {"field": "configuration.api_key", "old": None,
-                                              "new": "(sensitive)", "sensitive": True}
+    assert data["changes"][0]["diffs"][1] == {
+        "field": "configuration.api_key",
+        "old": None,
+        "new": "(sensitive)",
+        "sensitive": True,
+    }
     (root / "a.yaml").write_text("kind: Model\n")
     run = cli("plan", root, "--server", sandbox.url, "-o", "json")
     data = json.loads(run.out)
@@ -110,11 +121,15 @@ def test_json_output_and_error_kinds(cli, manifest_dir, sandbox):
 
 
 def test_invalid_manifests_write_nothing(cli, manifest_dir, sandbox, api):
-    root = manifest_dir({"good.yaml": model_yaml("good"),
-                         "bad.yaml": model_yaml("bad").replace("model: gpt-4o", "model: 4")})
+    root = manifest_dir(
+        {"good.yaml": model_yaml("good"), "bad.yaml": model_yaml("bad").replace("model: gpt-4o", "model: 4")}
+    )
     run = cli("apply", root, "--server", sandbox.url)
     assert run.code == 1
-    assert run.err.splitlines()[0] == f"{root}/bad.yaml:6:10: configuration.model: must be a string, got an integer"
+    assert (
+        run.err.splitlines()[0]
+        == f"{root}/bad.yaml:6:10: configuration.model: must be a string, got an integer"
+    )
     assert sandbox.stats() == {} and names(api) == []
 
 
@@ -135,14 +150,17 @@ def test_update_and_replace(cli, manifest_dir, sandbox, api):
     assert cli("apply", root, "--server", sandbox.url).code == 0
     (root / "a.yaml").write_text(model_yaml("a", summary="better", tags="[t]"))
     run = cli("plan", root, "--server", sandbox.url)
-    assert '  ~ update a' in run.out and 'summary: "" -> "better"' in run.out
+    assert "  ~ update a" in run.out and 'summary: "" -> "better"' in run.out
     assert cli("apply", root, "--server", sandbox.url).code == 0
     assert api.get("/models/a").json()["summary"] == "better"
 
     (root / "a.yaml").write_text(model_yaml("a", model="gpt-4.1", summary="better", tags="[t]"))
     run = cli("apply", root, "--server", sandbox.url)
     assert run.code == 1
-    assert "skipped  a: configuration.model changed; the API cannot change them in place: pass --replace a" in run.out
+    assert (
+        "skipped  a: configuration.model changed; the API cannot change them in place: pass --replace a"
+        in run.out
+    )
     assert api.get("/models/a").json()["configuration"]["model"] == "gpt-4o"
     run = cli("apply", root, "--server", sandbox.url, "--replace", "a")
     assert run.code == 0 and "replaced a" in run.out

@@ -23,13 +23,38 @@ SCHEMAS = bundled_schema_dir()
 # name → (dtype, configuration, summary, tags, lifecycle); each secret is a canary that must never be written
 SPACE = {
     "gpt-4o": ("openai", {"api_key": "sk-canary-one-1111", "model": "gpt-4o"}, "chat", "openai,chat"),
-    "GPT-4o": ("openai", {"api_key": "sk-canary-two-2222", "model": "gpt-4o",
-                          "system_prompt": "Be brief.\nCite ${SOURCES} verbatim.\n"}, "yes", "true,1.0"),
-    "Claude Sonnet ☀": ("anthropic", {"api_key": "sk-canary-three-3333", "model": "claude-sonnet-4-5",
-                                      "max_tokens": 4096, "temperature": 0.3}, "null", "anthropic"),
+    "GPT-4o": (
+        "openai",
+        {
+            "api_key": "sk-canary-two-2222",
+            "model": "gpt-4o",
+            "system_prompt": "Be brief.\nCite ${SOURCES} verbatim.\n",
+        },
+        "yes",
+        "true,1.0",
+    ),
+    "Claude Sonnet ☀": (
+        "anthropic",
+        {
+            "api_key": "sk-canary-three-3333",
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 4096,
+            "temperature": 0.3,
+        },
+        "null",
+        "anthropic",
+    ),
     "100% ready?": ("ollama", {"model": "llama3.2", "num_ctx": 8192}, "", ""),
-    "qwen vllm": ("vllm", {"base_url": "http://vllm:8000/v1", "model": "Qwen/Qwen2.5-7B-Instruct",
-                           "api_key": "sk-canary-four-4444"}, "", "local"),
+    "qwen vllm": (
+        "vllm",
+        {
+            "base_url": "http://vllm:8000/v1",
+            "model": "Qwen/Qwen2.5-7B-Instruct",
+            "api_key": "sk-canary-four-4444",
+        },
+        "",
+        "local",
+    ),
     " padded ": ("ollama", {"model": "m"}, "  ", ""),
 }
 CANARIES = [c["api_key"] for _, c, _, _ in SPACE.values() if "api_key" in c]
@@ -38,8 +63,16 @@ CANARIES = [c["api_key"] for _, c, _, _ in SPACE.values() if "api_key" in c]
 def seed(api, space=SPACE, *, owned=("gpt-4o",)):
     for name, (dtype, config, summary, tags) in space.items():
         all_tags = ",".join(t for t in (tags, OWNER_TAG if name in owned else "") if t)
-        response = api.post("/models/", json={"name": name, "dtype": dtype, "configuration": config,
-                                              "summary": summary, "tags": all_tags})
+        response = api.post(
+            "/models/",
+            json={
+                "name": name,
+                "dtype": dtype,
+                "configuration": config,
+                "summary": summary,
+                "tags": all_tags,
+            },
+        )
         assert response.status_code == 201, response.text
 
 
@@ -76,10 +109,12 @@ def test_export_then_plan_is_in_sync(cli, sandbox, api, tmp_path, monkeypatch):
     files = exported_texts(out_dir)
     assert len(files) == 6 and "gpt-4o.yaml" in files
     lines = run.out.splitlines()
-    assert sorted(lines[:-1]) == sorted(f"wrote {out_dir / name} (model {yaml.safe_load(text)['name']!r})"
-                                        for name, text in files.items())
+    assert sorted(lines[:-1]) == sorted(
+        f"wrote {out_dir / name} (model {yaml.safe_load(text)['name']!r})" for name, text in files.items()
+    )
     assert lines[-1].startswith(
-        f"Exported 6 of 7 model(s) from {sandbox.url} to {out_dir}/. Before plan/apply, set: ")
+        f"Exported 6 of 7 model(s) from {sandbox.url} to {out_dir}/. Before plan/apply, set: "
+    )
     assert run.err.splitlines() == [
         "warning: skipped model 'a/b': the name must not contain `/` (the server could never read, patch or "
         "delete it)",
@@ -100,7 +135,8 @@ def test_export_then_plan_is_in_sync(cli, sandbox, api, tmp_path, monkeypatch):
     run = cli("plan", out_dir, "--server", sandbox.url, "--detailed-exitcode")
     assert run.code == 0, run.all
     assert run.out.splitlines()[0] == (
-        f"Plan for {sandbox.url}: 0 to create, 0 to update, 0 to replace, 6 in sync, 1 unmanaged.")
+        f"Plan for {sandbox.url}: 0 to create, 0 to update, 0 to replace, 6 in sync, 1 unmanaged."
+    )
     assert_no_canary(run.all)
 
 
@@ -118,7 +154,8 @@ def test_export_with_a_redacting_server_still_writes_references(cli, sandbox, ap
     )
     assert run.out.splitlines()[-1] == (
         f"Exported 2 of 2 model(s) from {sandbox.url} to {tmp_path / 'out'}/. Before plan/apply, set: "
-        "GPT_4O_API_KEY.")
+        "GPT_4O_API_KEY."
+    )
     monkeypatch.setenv("GPT_4O_API_KEY", "anything: the server cannot compare it")
     run = cli("plan", tmp_path / "out", "--server", sandbox.url, "--detailed-exitcode")
     assert run.code == 0, run.all
@@ -131,8 +168,9 @@ def test_export_refuses_to_overwrite_without_force(cli, sandbox, api, tmp_path):
     (out_dir / "gpt-4o.yaml").write_text("edited by hand\n")
     run = cli("export", "--server", sandbox.url, "-d", out_dir)
     assert (run.code, run.out) == (1, "")
-    assert run.err == (f"error: {out_dir / 'gpt-4o.yaml'} already exists; pass --force to overwrite "
-                       "(nothing was written)\n")
+    assert run.err == (
+        f"error: {out_dir / 'gpt-4o.yaml'} already exists; pass --force to overwrite (nothing was written)\n"
+    )
     assert (out_dir / "gpt-4o.yaml").read_text() == "edited by hand\n"
     run = cli("export", "--server", sandbox.url, "-d", out_dir, "--force")
     assert run.code == 0 and "kind: Model" in (out_dir / "gpt-4o.yaml").read_text()
@@ -141,8 +179,19 @@ def test_export_refuses_to_overwrite_without_force(cli, sandbox, api, tmp_path):
 
 def test_export_selectors(cli, sandbox, api, tmp_path):
     seed(api)
-    run = cli("export", "--server", sandbox.url, "-d", tmp_path / "a", "--selector", "dtype=openai",
-              "--selector", "tag=chat", "-o", "json")
+    run = cli(
+        "export",
+        "--server",
+        sandbox.url,
+        "-d",
+        tmp_path / "a",
+        "--selector",
+        "dtype=openai",
+        "--selector",
+        "tag=chat",
+        "-o",
+        "json",
+    )
     assert run.code == 0, run.all
     data = json.loads(run.out)
     assert [f["name"] for f in data["files"]] == ["gpt-4o"]
@@ -157,21 +206,36 @@ def test_export_selectors(cli, sandbox, api, tmp_path):
     assert run.code == 2 and run.out == ""
     assert run.err.splitlines()[-1] == (
         "Error: Invalid value for '--selector' / '-l': `owner=me` is not KEY=GLOB with KEY one of name, "
-        "dtype, tag")
+        "dtype, tag"
+    )
 
 
 def test_export_of_a_dtype_without_bundled_schema(cli, tmp_path):
     def mystery_space(handler, body):
-        return 200, [{"id": "1", "name": "gem", "dtype": "gemini", "summary": "", "tags": "",
-                      "configuration": {"access_token": "sk-canary-one-1111", "model": "g"},
-                      "created_at": "2026-11-26T00:00:00", "connected_endpoints": []}], {}
+        return (
+            200,
+            [
+                {
+                    "id": "1",
+                    "name": "gem",
+                    "dtype": "gemini",
+                    "summary": "",
+                    "tags": "",
+                    "configuration": {"access_token": "sk-canary-one-1111", "model": "g"},
+                    "created_at": "2026-11-26T00:00:00",
+                    "connected_endpoints": [],
+                }
+            ],
+            {},
+        )
 
     with stub_server(mystery_space) as (url, _):
         run = cli("export", "--server", url, "-d", tmp_path / "out")
     assert run.code == 0, run.all
     assert run.err == (
         "warning: model `gem`: dtype `gemini` has no bundled schema, so secrets are recognised by name only "
-        "(api_key, password, *_token, *_secret…); review the file before you commit it\n")
+        "(api_key, password, *_token, *_secret…); review the file before you commit it\n"
+    )
     text = (tmp_path / "out" / "gem.yaml").read_text()
     assert "  access_token: ${GEM_ACCESS_TOKEN}\n  model: g\n" in text
     assert_no_canary(run.all, text)
@@ -196,21 +260,25 @@ def test_schema_for_one_dtype(cli):
     run = cli("schema", "ollama")
     assert run.code == 0
     schema = json.loads(run.out)
-    assert schema["properties"]["dtype"] == {"description": "The model type: one of the bundled "
-                                             "schemas/<dtype>.json.", "const": "ollama"}
+    assert schema["properties"]["dtype"] == {
+        "description": "The model type: one of the bundled schemas/<dtype>.json.",
+        "const": "ollama",
+    }
     assert cli("schema", "--dtype", "ollama").out == run.out
 
 
 def test_schema_of_an_unknown_dtype(cli):
     run = cli("schema", "opena")
     assert (run.code, run.out) == (1, "")
-    assert run.err == ("error: unknown dtype `opena`; did you mean `openai`? "
-                       "(known: anthropic, ollama, openai, vllm)\n")
+    assert run.err == (
+        "error: unknown dtype `opena`; did you mean `openai`? (known: anthropic, ollama, openai, vllm)\n"
+    )
     run = cli("schema", "--dtype", "pull")
     assert run.code == 1 and run.err.startswith("error: unknown dtype `pull`")
     run = cli("schema", "--dtype", "openai", "ollama")
     assert run.code == 2 and run.err.splitlines()[-1] == (
-        "Error: give the dtype either as --dtype or as the argument, not both")
+        "Error: give the dtype either as --dtype or as the argument, not both"
+    )
 
 
 @pytest.fixture
@@ -242,7 +310,11 @@ def test_schema_pull_reproduces_the_bundled_schemas(cli, sandbox, schemas_copy):
     run = cli("schema", "pull", "--schemas-dir", schemas_copy, "--server", sandbox.url, "-o", "json")
     data = json.loads(run.out)
     assert [(d["dtype"], d["status"]) for d in data["dtypes"]] == [
-        ("anthropic", "unchanged"), ("ollama", "unchanged"), ("openai", "unchanged"), ("vllm", "unchanged")]
+        ("anthropic", "unchanged"),
+        ("ollama", "unchanged"),
+        ("openai", "unchanged"),
+        ("vllm", "unchanged"),
+    ]
     assert data["editor_schema"] is None and tree(schemas_copy) == before
 
 
@@ -278,10 +350,12 @@ def test_schema_pull_reports_and_rewrites_a_modified_schema(cli, sandbox, schema
     run = cli("schema", "pull", "--schemas-dir", schemas_copy, "--server", sandbox.url)
     assert run.code == 0
     assert run.out.splitlines() == [line.replace("would write", "wrote") for line in expected[:-1]] + [
-        f"Pulled 1 model type(s) from {sandbox.url}: 0 new, 1 changed, 0 unchanged."]
+        f"Pulled 1 model type(s) from {sandbox.url}: 0 new, 1 changed, 0 unchanged."
+    ]
     assert path.read_text() == bundled
     assert (schemas_copy / "editor" / "manifest.schema.json").read_bytes() == (
-        SCHEMAS / "editor" / "manifest.schema.json").read_bytes()
+        SCHEMAS / "editor" / "manifest.schema.json"
+    ).read_bytes()
 
 
 def test_schema_pull_adds_a_new_dtype(cli, sandbox, schemas_copy):
@@ -335,8 +409,11 @@ def workflow_commands():
     commands = []
     for job in workflow["jobs"].values():
         for step in job["steps"]:
-            commands += [line.strip() for line in step.get("run", "").splitlines()
-                         if line.strip().startswith("syft-reconciler")]
+            commands += [
+                line.strip()
+                for line in step.get("run", "").splitlines()
+                if line.strip().startswith("syft-reconciler")
+            ]
     return commands
 
 

@@ -1,6 +1,5 @@
 """One repository, two spaces: --var-file per environment, through the CLI."""
 
-
 MANIFEST = """kind: Model
 name: chat-${var:ENV}
 dtype: ollama
@@ -34,7 +33,8 @@ def test_missing_variable_and_bad_var_file(cli, manifest_dir, tmp_path):
     run = cli("validate", root)
     assert run.code == 1
     assert run.err.splitlines()[0] == (
-        f"{root}/chat.yaml:2:7: name: unknown variable `ENV` (defined: none: pass --var-file FILE)")
+        f"{root}/chat.yaml:2:7: name: unknown variable `ENV` (defined: none: pass --var-file FILE)"
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text("ENV: [a, b]\n")
     run = cli("validate", root, "--var-file", bad)

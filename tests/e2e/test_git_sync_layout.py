@@ -28,8 +28,16 @@ def publish(root, commit, files):
 def test_every_published_commit_reaches_the_server(tmp_path, sandbox, daemons):  # noqa: F811
     git = tmp_path / "git"
     publish(git, "c1", {"a.yaml": model_yaml("a")})
-    daemon = daemons(git / "repo" / "manifests", "--server", sandbox.url, "--metrics-port", "0",
-                     "--resync-interval", "600", cwd=tmp_path)  # no resync: only the watch can see it
+    daemon = daemons(
+        git / "repo" / "manifests",
+        "--server",
+        sandbox.url,
+        "--metrics-port",
+        "0",
+        "--resync-interval",
+        "600",
+        cwd=tmp_path,
+    )  # no resync: only the watch can see it
     url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
     daemon.wait_for("the first round", event="round", trigger="startup", status="ok")
     daemon.wait_for("the watcher", event="round", trigger="resync")  # the first tick: it is live

@@ -29,7 +29,9 @@ def project(root, owner, models, *, paths="[manifests]"):
     (root / "manifests").mkdir(parents=True, exist_ok=True)
     (root / "syft-reconciler.yaml").write_text(f"owner: {owner}\npaths: {paths}\n")
     for name, text in models.items():
-        (root / "manifests" / f"{name}.yaml").write_text(text if text.startswith("kind") else model_yaml(name))
+        (root / "manifests" / f"{name}.yaml").write_text(
+            text if text.startswith("kind") else model_yaml(name)
+        )
     return root
 
 
@@ -47,7 +49,9 @@ def test_two_owners_share_a_space_without_touching_each_other(cli, sandbox, api,
 
     # b prunes: only its own model goes, team-a's are reported as theirs
     (b / "manifests" / "b2.yaml").unlink()
-    run = cli("plan", "--config", b / "syft-reconciler.yaml", "--server", sandbox.url, "--prune", "-o", "json")
+    run = cli(
+        "plan", "--config", b / "syft-reconciler.yaml", "--server", sandbox.url, "--prune", "-o", "json"
+    )
     plan = json.loads(run.out)
     assert run.code == 0 and plan["deletes"] == ["b2"] and plan["owner"] == "team-b"
     theirs = {c["name"]: c for c in plan["changes"] if c["op"] == "unmanaged"}
@@ -74,8 +78,9 @@ def test_self_heal_restores_only_its_own_models(sandbox, api, tmp_path, cli):
     a = project(tmp_path / "team-a", "team-a", {"a1": ""})
     b = project(tmp_path / "team-b", "team-b", {"b1": ""})
     assert cli("apply", a / "manifests", "--server", sandbox.url).code == 0
-    daemon = Daemon(b / "manifests", "--server", sandbox.url, "--self-heal", "--prune",
-                    "--resync-interval", "0.2", cwd=b)
+    daemon = Daemon(
+        b / "manifests", "--server", sandbox.url, "--self-heal", "--prune", "--resync-interval", "0.2", cwd=b
+    )
     try:
         daemon.wait_for("the first round", event="round", status="ok")
         assert names(api) == ["a1", "b1"]
@@ -97,8 +102,9 @@ def test_self_heal_restores_only_its_own_models(sandbox, api, tmp_path, cli):
 
 
 def test_one_file_or_one_subfolder_never_prunes_the_rest(cli, sandbox, api, tmp_path, manifest_dir):
-    root = manifest_dir({"m0.yaml": model_yaml("m0"), "sub/m1.yaml": model_yaml("m1"),
-                         "sub/m2.yaml": model_yaml("m2")})
+    root = manifest_dir(
+        {"m0.yaml": model_yaml("m0"), "sub/m1.yaml": model_yaml("m1"), "sub/m2.yaml": model_yaml("m2")}
+    )
     assert cli("apply", root, "--server", sandbox.url, "--owner", "ops").code == 0
     run = cli("apply", root / "m0.yaml", "--server", sandbox.url, "--owner", "ops", "--prune")
     assert run.code == 11 and "--prune over a single file" in run.err and "nothing was written" in run.err
@@ -137,12 +143,15 @@ def test_one_file_or_one_subfolder_never_prunes_the_rest(cli, sandbox, api, tmp_
     assert names(api) == ["m0", "m1", "m2"]
 
 
-def test_unreadable_and_symlinked_folders_are_never_pruned(cli, sandbox, api, tmp_path, manifest_dir, monkeypatch):
+def test_unreadable_and_symlinked_folders_are_never_pruned(
+    cli, sandbox, api, tmp_path, manifest_dir, monkeypatch
+):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "x.yaml").write_text(model_yaml("x"))
-    root = manifest_dir({"a.yaml": model_yaml("a"), "real/b.yaml": model_yaml("b"),
-                         "locked/c.yaml": model_yaml("c")})
+    root = manifest_dir(
+        {"a.yaml": model_yaml("a"), "real/b.yaml": model_yaml("b"), "locked/c.yaml": model_yaml("c")}
+    )
     assert cli("apply", root, "--server", sandbox.url, "--owner", "ops").code == 0
     assert names(api) == ["a", "b", "c"]
 
@@ -198,8 +207,13 @@ def test_a_mass_deletion_is_refused_without_max_delete(cli, sandbox, api, manife
 
 def test_a_manifest_may_allow_its_own_replacement(cli, sandbox, api, manifest_dir):
     allow = model_yaml("r", model="gpt-4o") + "lifecycle:\n  replace: allow\n"
-    root = manifest_dir({"r.yaml": allow, "n.yaml": model_yaml("n") + "lifecycle: {replace: never}\n",
-                         "m.yaml": model_yaml("m")})
+    root = manifest_dir(
+        {
+            "r.yaml": allow,
+            "n.yaml": model_yaml("n") + "lifecycle: {replace: never}\n",
+            "m.yaml": model_yaml("m"),
+        }
+    )
     assert cli("apply", root, "--server", sandbox.url, "--owner", "ops").code == 0
     first = api.get("/models/r").json()["id"]
     (root / "r.yaml").write_text(allow.replace("model: gpt-4o", "model: gpt-4.1"))
@@ -217,7 +231,10 @@ def test_a_manifest_may_allow_its_own_replacement(cli, sandbox, api, manifest_di
     (root / "m.yaml").write_text(model_yaml("m") + "lifecycle: {replace: sometimes, prune: no}\n")
     run = cli("validate", root)
     assert run.code == 1
-    assert "m.yaml:9:22: lifecycle.replace: must be one of 'manual', 'allow' or 'never', got 'sometimes'" in run.err
+    assert (
+        "m.yaml:9:22: lifecycle.replace: must be one of 'manual', 'allow' or 'never', got 'sometimes'"
+        in run.err
+    )
     assert "lifecycle.prune: unknown setting (lifecycle has: replace)" in run.err
     assert sorted(names(api)) == ["m", "n", "r"]
 
@@ -231,8 +248,13 @@ def test_replace_asks_on_a_terminal(sandbox, api, manifest_dir, tmp_path):
     first = api.get("/models/r").json()["id"]
     primary, secondary = pty.openpty()
     try:
-        proc = subprocess.Popen([*command, "--replace", "r"], env=env, stdin=secondary,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*command, "--replace", "r"],
+            env=env,
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         os.write(primary, b"n\n")
         _, err = proc.communicate(timeout=DEADLINE_S)
     finally:
@@ -240,36 +262,67 @@ def test_replace_asks_on_a_terminal(sandbox, api, manifest_dir, tmp_path):
         os.close(secondary)
     assert b"Delete 1 model(s) from the server (1 replaced)?" in err and proc.returncode == 130
     assert api.get("/models/r").json()["id"] == first
-    proc = subprocess.run([*command, "--replace", "r", "--auto-approve"], env=env, capture_output=True,
-                          stdin=subprocess.DEVNULL, timeout=DEADLINE_S)
+    proc = subprocess.run(
+        [*command, "--replace", "r", "--auto-approve"],
+        env=env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=DEADLINE_S,
+    )
     assert proc.returncode == 0 and api.get("/models/r").json()["id"] != first
 
 
 def test_selection_plans_and_applies_only_what_it_selects(cli, sandbox, api, manifest_dir):
-    root = manifest_dir({
-        "p1.yaml": model_yaml("p1", tags="[prod]"), "p2.yaml": model_yaml("p2", tags="[prod, chat]"),
-        "d1.yaml": model_yaml("d1", tags="[dev]"), "old-p.yaml": model_yaml("old-p", tags="[prod]"),
-        "old-d.yaml": model_yaml("old-d", tags="[dev]"),
-    })
-    assert cli("apply", root, "--server", sandbox.url, "--owner", "ops", "--target", "old-p",
-               "--target", "old-d").code == 0
+    root = manifest_dir(
+        {
+            "p1.yaml": model_yaml("p1", tags="[prod]"),
+            "p2.yaml": model_yaml("p2", tags="[prod, chat]"),
+            "d1.yaml": model_yaml("d1", tags="[dev]"),
+            "old-p.yaml": model_yaml("old-p", tags="[prod]"),
+            "old-d.yaml": model_yaml("old-d", tags="[dev]"),
+        }
+    )
+    assert (
+        cli(
+            "apply", root, "--server", sandbox.url, "--owner", "ops", "--target", "old-p", "--target", "old-d"
+        ).code
+        == 0
+    )
     assert names(api) == ["old-d", "old-p"]
     for gone in ("old-p", "old-d"):
         (root / f"{gone}.yaml").unlink()
-    run = cli("plan", root, "--server", sandbox.url, "--owner", "ops", "-l", "tag=prod", "--prune", "-o", "json")
+    run = cli(
+        "plan", root, "--server", sandbox.url, "--owner", "ops", "-l", "tag=prod", "--prune", "-o", "json"
+    )
     plan = json.loads(run.out)
-    assert {c["name"]: c["op"] for c in plan["changes"]} == {"p1": "create", "p2": "create", "old-p": "delete"}
+    assert {c["name"]: c["op"] for c in plan["changes"]} == {
+        "p1": "create",
+        "p2": "create",
+        "old-p": "delete",
+    }
     run = cli("apply", root, "--server", sandbox.url, "--owner", "ops", "-l", "tag=prod", "--prune")
     assert run.code == 0 and names(api) == ["old-d", "p1", "p2"]
-    run = cli("apply", root, "--server", sandbox.url, "--owner", "ops", "-l", "tag=prod", "-l", "name=*2",
-              "--prune")
+    run = cli(
+        "apply", root, "--server", sandbox.url, "--owner", "ops", "-l", "tag=prod", "-l", "name=*2", "--prune"
+    )
     assert run.code == 0 and "0 to create" in run.out and names(api) == ["old-d", "p1", "p2"]
     run = cli("apply", root, "--server", sandbox.url, "--owner", "ops", "--target", "d1")
     assert run.code == 0 and names(api) == ["d1", "old-d", "p1", "p2"]
     run = cli("plan", root, "--server", sandbox.url, "-l", "colour=red")
     assert run.code == 2 and "`colour=red` is not KEY=GLOB" in run.err
     # a selection that matches no manifest must not prune the rest of what it matches
-    run = cli("apply", root, "--server", sandbox.url, "--owner", "ops", "-l", "tag=dev", "-l", "name=old*",
-              "--prune")
+    run = cli(
+        "apply",
+        root,
+        "--server",
+        sandbox.url,
+        "--owner",
+        "ops",
+        "-l",
+        "tag=dev",
+        "-l",
+        "name=old*",
+        "--prune",
+    )
     assert run.code == 11 and "refusing to prune with no manifests" in run.err
     assert names(api) == ["d1", "old-d", "p1", "p2"]

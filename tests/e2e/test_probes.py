@@ -34,15 +34,20 @@ def codes(responses):
 
 def test_probes_in_the_good_state_and_after_an_invalid_manifest(tmp_path, manifest_dir, sandbox, daemons):
     root = manifest_dir({"a.yaml": model_yaml("a")})
-    daemon = daemons(root, "--server", sandbox.url, "--resync-interval", "1", "--metrics-port", "0",
-                     cwd=tmp_path)
+    daemon = daemons(
+        root, "--server", sandbox.url, "--resync-interval", "1", "--metrics-port", "0", cwd=tmp_path
+    )
     url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
     daemon.wait_for("the first round", event="round", trigger="startup", status="ok")
     good = probes(url)
     assert codes(good) == {"/livez": 200, "/readyz": 200, "/healthz": 200}
     assert good["/livez"].json()["alive"] is True
-    assert good["/readyz"].json() == {"ready": True, "status": "ok", "reason": "",
-                                      "last_success": good["/healthz"].json()["last_success"]}
+    assert good["/readyz"].json() == {
+        "ready": True,
+        "status": "ok",
+        "reason": "",
+        "last_success": good["/healthz"].json()["last_success"],
+    }
 
     mark = daemon.mark()
     (root / "a.yaml").write_text(model_yaml("a").replace("name: a", "name: a\nnmae: typo"))
@@ -66,8 +71,20 @@ def test_probes_with_the_server_unreachable(tmp_path, manifest_dir, daemons):
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     root = manifest_dir({"a.yaml": model_yaml("a")})
-    daemon = daemons(root, "--server", dead, "--retries", "0", "--timeout", "1", "--resync-interval", "1",
-                     "--metrics-port", "0", cwd=tmp_path)
+    daemon = daemons(
+        root,
+        "--server",
+        dead,
+        "--retries",
+        "0",
+        "--timeout",
+        "1",
+        "--resync-interval",
+        "1",
+        "--metrics-port",
+        "0",
+        cwd=tmp_path,
+    )
     url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
     daemon.wait_for("a failed round", event="round", status="unreachable")
     daemon.wait_for("a second failed round", since=daemon.mark(), event="round", status="unreachable")
@@ -76,7 +93,8 @@ def test_probes_with_the_server_unreachable(tmp_path, manifest_dir, daemons):
     assert now["/livez"].json()["phase"] in ("backoff", "round")
     ready = now["/readyz"].json()
     assert (ready["ready"], ready["status"], ready["last_success"]) == (False, "unreachable", None)
-    assert ready["reason"].startswith("the server is unreachable or busy; retrying with backoff: "
-                                      "cannot connect")
+    assert ready["reason"].startswith(
+        "the server is unreachable or busy; retrying with backoff: cannot connect"
+    )
     assert daemon.proc.poll() is None
     assert daemon.terminate() == 0

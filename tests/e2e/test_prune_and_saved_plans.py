@@ -41,10 +41,14 @@ def test_prune_guards(cli, manifest_dir, sandbox, api):
     run = cli("apply", root, "--server", sandbox.url, "--prune")
     assert run.code == 11 and run.err.strip() == (
         "error: refusing to prune with no manifests: it would delete all 3 model(s) this owner manages; "
-        "check the path, or pass --allow-empty; nothing was written")
+        "check the path, or pass --allow-empty; nothing was written"
+    )
     (root / "m0.yaml").write_text(model_yaml("m0"))
     run = cli("apply", root, "--server", sandbox.url, "--prune")  # the default limit: half of 3 is 1
-    assert run.code == 11 and "refusing to delete 2 model(s) (2 pruned): more than the default limit of 1" in run.err
+    assert (
+        run.code == 11
+        and "refusing to delete 2 model(s) (2 pruned): more than the default limit of 1" in run.err
+    )
     run = cli("apply", root, "--server", sandbox.url, "--prune", "--max-delete", "1")
     assert run.code == 11 and "more than the limit set by --max-delete 1" in run.err
     assert names(api) == ["m0", "m1", "m2"]
@@ -97,4 +101,5 @@ def test_not_a_plan_file(cli, sandbox, tmp_path):
     bogus.write_text('{"hello": 1}')
     run = cli("apply", bogus, "--server", sandbox.url)
     assert run.code == 1 and run.err.strip() == (
-        f"error: {bogus}: not a saved plan (write one with `plan --out {bogus}`)")
+        f"error: {bogus}: not a saved plan (write one with `plan --out {bogus}`)"
+    )

@@ -59,8 +59,10 @@ def test_two_applies_racing_with_500s_converge_without_duplicates(manifest_dir, 
     root = manifest_dir({f"m{i:02}.yaml": model_yaml(f"m{i:02}") for i in range(count)})
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     command = [sys.executable, "-m", "reconciler", "apply", str(root), "--server", sandbox.url, "-p", "2"]
-    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, out + err
@@ -82,10 +84,13 @@ def test_names_round_trip_percent_encoded(cli, manifest_dir, sandbox, api):
     assert stored and stored[0]["summary"] == "patched"
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ('"a/b"', "must not contain `/` (the server could never read, patch or delete it)"),
-    ('""', "must not be empty (the server could never read, patch or delete it)"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ('"a/b"', "must not contain `/` (the server could never read, patch or delete it)"),
+        ('""', "must not be empty (the server could never read, patch or delete it)"),
+    ],
+)
 def test_unaddressable_names_are_refused(cli, manifest_dir, sandbox, name, message):
     root = manifest_dir({"a.yaml": model_yaml(name)})
     run = cli("apply", root, "--server", sandbox.url)
@@ -109,15 +114,19 @@ def test_redacted_secret_is_not_comparable_not_drift(cli, manifest_dir, sandbox,
     assert run.code == 0, run.out
     assert "configuration.api_key: not comparable (the server does not echo it)" in run.out
     data = json.loads(cli("plan", root, "--server", sandbox.url, "-o", "json").out)
-    assert data["changes"][0]["op"] == "noop" and data["changes"][0]["not_comparable"] == ["configuration.api_key"]
+    assert data["changes"][0]["op"] == "noop" and data["changes"][0]["not_comparable"] == [
+        "configuration.api_key"
+    ]
 
 
 def test_dtype_the_server_does_not_offer_fails_before_any_write(cli, manifest_dir, sandbox):
     sandbox.reset(SandboxConfig(types=("openai",)))
-    root = manifest_dir({
-        "a.yaml": model_yaml("a"),
-        "c.yaml": "kind: Model\nname: c\ndtype: anthropic\nconfiguration:\n  api_key: ${OPENAI_API_KEY}\n",
-    })
+    root = manifest_dir(
+        {
+            "a.yaml": model_yaml("a"),
+            "c.yaml": "kind: Model\nname: c\ndtype: anthropic\nconfiguration:\n  api_key: ${OPENAI_API_KEY}\n",
+        }
+    )
     run = cli("apply", root, "--server", sandbox.url)
     assert run.code == 1
     assert run.err.splitlines()[0] == (
@@ -149,14 +158,27 @@ class _Echo422(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/api/v1/models/types/":
-            self._send(200, [{"name": "openai", "description": "", "config_schema": {}, "icon": "", "enabled": True}])
+            self._send(
+                200, [{"name": "openai", "description": "", "config_schema": {}, "icon": "", "enabled": True}]
+            )
         else:
             self._send(200, [])
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self._send(422, {"detail": [{"type": "string_type", "loc": ["body", "summary"],
-                                     "msg": "Input should be a valid string", "input": body}]})
+        self._send(
+            422,
+            {
+                "detail": [
+                    {
+                        "type": "string_type",
+                        "loc": ["body", "summary"],
+                        "msg": "Input should be a valid string",
+                        "input": body,
+                    }
+                ]
+            },
+        )
 
 
 @pytest.fixture

@@ -22,11 +22,13 @@ CANARIES = (ENV_CANARY, FILE_CANARY, TOKEN_CANARY)
 def secret_manifests(manifest_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", ENV_CANARY)
     (tmp_path / "key").write_text(FILE_CANARY + "\n")
-    return manifest_dir({
-        "env.yaml": model_yaml("env"),
-        "file.yaml": model_yaml("file", key="{file: ../key}"),
-        "inline.yaml": model_yaml("inline", key="Bearer-${OPENAI_API_KEY}"),
-    })
+    return manifest_dir(
+        {
+            "env.yaml": model_yaml("env"),
+            "file.yaml": model_yaml("file", key="{file: ../key}"),
+            "inline.yaml": model_yaml("inline", key="Bearer-${OPENAI_API_KEY}"),
+        }
+    )
 
 
 def assert_clean(*outputs):
@@ -41,10 +43,13 @@ def test_no_canary_in_any_output_channel(cli, secret_manifests, sandbox, api, ca
     root = secret_manifests
     server = ["--server", sandbox.url, "--token", TOKEN_CANARY]
     runs = [
-        cli("validate", root), cli("validate", root, "-o", "json"),
-        cli("--debug", "plan", root, *server), cli("plan", root, *server, "-o", "json"),
+        cli("validate", root),
+        cli("validate", root, "-o", "json"),
+        cli("--debug", "plan", root, *server),
+        cli("plan", root, *server, "-o", "json"),
         cli("plan", root, *server, "-o", "markdown"),
-        cli("--debug", "apply", root, *server), cli("apply", root, *server, "-o", "json"),
+        cli("--debug", "apply", root, *server),
+        cli("apply", root, *server, "-o", "json"),
     ]
     assert runs[-2].code == 0 and json.loads(runs[-1].out)["summary"]["in_sync"] == 3
     # drift on a secret: the diff says a secret changed, never what it was or is
@@ -56,7 +61,19 @@ def test_no_canary_in_any_output_channel(cli, secret_manifests, sandbox, api, ca
     assert "sk-server-side-value" not in runs[-2].out + runs[-1].out
     # failures: wrong token, unreachable server, a server error mid-apply
     runs += [cli("--debug", "apply", root, "--server", sandbox.url, "--token", TOKEN_CANARY + "x")]
-    runs += [cli("--debug", "plan", root, "--server", "http://127.0.0.1:9", "--token", TOKEN_CANARY, "--retries", "0")]
+    runs += [
+        cli(
+            "--debug",
+            "plan",
+            root,
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            TOKEN_CANARY,
+            "--retries",
+            "0",
+        )
+    ]
     sandbox.reset(SandboxConfig(token=TOKEN_CANARY, fail_503_rate=1.0, seed=3))
     runs += [cli("--debug", "apply", root, *server, "--retries", "1", "-o", "json")]
     assert runs[-1].code != 0
@@ -78,13 +95,17 @@ def test_token_is_not_sent_to_a_redirect_on_another_host(cli, manifest_dir, monk
     root = manifest_dir({"a.yaml": model_yaml("a")})
     # 127.0.0.2 is loopback too, but another host: the token must not follow a redirect there
     with stub_server(empty_space, host="127.0.0.2") as (elsewhere, seen_elsewhere):
+
         def redirect(handler, body):
             return 307, {}, {"Location": elsewhere + handler.path}
 
         with stub_server(redirect) as (url, seen):
             run = cli("plan", root, "--server", url, "--token", TOKEN_CANARY)
     assert run.code == 6
-    assert "redirected to http://127.0.0.2; not following (the token is only sent to the configured server)" in run.err
+    assert (
+        "redirected to http://127.0.0.2; not following (the token is only sent to the configured server)"
+        in run.err
+    )
     assert seen_elsewhere == []
     assert seen[0]["headers"]["Authorization"] == f"Bearer {TOKEN_CANARY}"
 
@@ -95,10 +116,26 @@ def tls_files(tmp_path_factory):
         pytest.skip("openssl not installed")
     folder = tmp_path_factory.mktemp("tls")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(folder / "key.pem"),
-         "-out", str(folder / "cert.pem")],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(folder / "key.pem"),
+            "-out",
+            str(folder / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
     )
     return folder / "cert.pem", folder / "key.pem"
 

@@ -16,7 +16,8 @@ def test_online_refuses_types_the_server_lacks(cli, manifest_dir, sandbox):
     run = cli("validate", root, "--online", "--server", sandbox.url)
     assert run.code == 1
     assert run.err.splitlines()[0] == (
-        f"{root}/local.yaml:3:8: dtype: the server {sandbox.url} does not offer dtype `ollama` (it offers: openai)")
+        f"{root}/local.yaml:3:8: dtype: the server {sandbox.url} does not offer dtype `ollama` (it offers: openai)"
+    )
     assert sandbox.stats() == {"GET /api/v1/models/types/": 1}
 
 
@@ -47,5 +48,7 @@ def test_online_reports_skew(cli, manifest_dir, sandbox, monkeypatch):
     root = manifest_dir({"a.yaml": model_yaml("a")})
     run = cli("validate", root, "--online", "--server", sandbox.url)
     assert run.code == 0
-    assert ("warning: schemas/openai.json differs from the server's `openai`: server adds `organization` "
-            "(run `schema pull`)") in run.err
+    assert (
+        "warning: schemas/openai.json differs from the server's `openai`: server adds `organization` "
+        "(run `schema pull`)"
+    ) in run.err

@@ -30,10 +30,20 @@ class Daemon:
 
     def __init__(self, *args, cwd, env=None):
         env = {**os.environ, "OPENAI_API_KEY": KEY, **(env or {})}
-        command = [sys.executable, "-m", "reconciler", "watch", *map(str, args), "--log-format", "json",
-                   "--step-ms", "20"]
-        self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        command = [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "watch",
+            *map(str, args),
+            "--log-format",
+            "json",
+            "--step-ms",
+            "20",
+        ]
+        self.proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self.lines: list[str] = []
         self.events: list[dict] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -118,8 +128,17 @@ def test_a_new_file_reaches_the_server_health_and_metrics_answer_the_lock_holds_
     monkeypatch.setenv("OPENAI_API_KEY", KEY)  # so that only the lock can stop the apply below
     sandbox = sandbox_factory(token=TOKEN)
     root = manifest_dir({"a.yaml": model_yaml("a")})
-    daemon = daemons(root, "--server", sandbox.url, "--resync-interval", "1", "--metrics-port", "0",
-                     cwd=tmp_path, env={"SYFT_SPACE_TOKEN": TOKEN})
+    daemon = daemons(
+        root,
+        "--server",
+        sandbox.url,
+        "--resync-interval",
+        "1",
+        "--metrics-port",
+        "0",
+        cwd=tmp_path,
+        env={"SYFT_SPACE_TOKEN": TOKEN},
+    )
     url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
     daemon.wait_for("the first round", event="round", trigger="startup", status="ok")
     health = httpx.get(url + "/healthz")
@@ -149,8 +168,9 @@ def test_a_new_file_reaches_the_server_health_and_metrics_answer_the_lock_holds_
 
 def test_an_invalid_edit_changes_nothing_and_the_daemon_lives_on(tmp_path, manifest_dir, sandbox, daemons):
     root = manifest_dir({"a.yaml": model_yaml("a", summary="first")})
-    daemon = daemons(root, "--server", sandbox.url, "--resync-interval", "1", "--metrics-port", "0",
-                     cwd=tmp_path)
+    daemon = daemons(
+        root, "--server", sandbox.url, "--resync-interval", "1", "--metrics-port", "0", cwd=tmp_path
+    )
     url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
     daemon.wait_for("the first round", event="round", trigger="startup", status="ok")
     before = {k: v for k, v in sandbox.stats().items() if not k.startswith("GET")}
@@ -178,8 +198,18 @@ def test_the_daemon_rides_out_a_server_restart_and_converges_after_it(tmp_path, 
     first.start()
     port = int(first.url.rsplit(":", 1)[1])
     root = manifest_dir({"a.yaml": model_yaml("a")})
-    daemon = daemons(root, "--server", first.url, "--retries", "0", "--timeout", "2",
-                     "--resync-interval", "1", cwd=tmp_path)
+    daemon = daemons(
+        root,
+        "--server",
+        first.url,
+        "--retries",
+        "0",
+        "--timeout",
+        "2",
+        "--resync-interval",
+        "1",
+        cwd=tmp_path,
+    )
     try:
         daemon.wait_for("the first round", event="round", trigger="startup", status="ok")
     finally:
@@ -198,8 +228,13 @@ def test_the_daemon_rides_out_a_server_restart_and_converges_after_it(tmp_path, 
 
 
 def git(cwd, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=cwd,
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def test_git_mode_applies_commits_not_edits_and_records_the_commit(tmp_path, sandbox, daemons):
@@ -212,15 +247,25 @@ def test_git_mode_applies_commits_not_edits_and_records_the_commit(tmp_path, san
     git(repo, "commit", "-qm", "a")
     first = git(repo, "rev-parse", "HEAD")
 
-    daemon = daemons(Path("manifests"), "--git", "--server", sandbox.url, "--resync-interval", "0.5",
-                     "--metrics-port", "0", cwd=repo)
+    daemon = daemons(
+        Path("manifests"),
+        "--git",
+        "--server",
+        sandbox.url,
+        "--resync-interval",
+        "0.5",
+        "--metrics-port",
+        "0",
+        cwd=repo,
+    )
     url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
     assert daemon.wait_for("the first round", event="round", status="ok")["commit"] == first
     assert httpx.get(url + "/healthz").json()["applied_commit"] == first
 
     (root / "b.yaml").write_text(model_yaml("b"))  # saved, not committed
-    daemon.wait_for("a round after the edit", since=daemon.mark(), event="round", trigger="resync",
-                    status="ok")
+    daemon.wait_for(
+        "a round after the edit", since=daemon.mark(), event="round", trigger="resync", status="ok"
+    )
     assert server_names(sandbox.url) == ["a"]
 
     git(repo, "add", "-A")

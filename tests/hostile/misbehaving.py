@@ -26,16 +26,34 @@ from typing import Any
 MAX_STALL_S = 20.0
 Action = Callable[[BaseHTTPRequestHandler, bytes], None]
 
-OPENAI_TYPE = {"name": "openai", "description": "", "icon": "", "enabled": True,
-               "config_schema": {"type": "object", "properties": {"api_key": {"type": "string"},
-                                                                  "model": {"type": "string"}},
-                                 "required": ["api_key", "model"]}}
-OLLAMA_TYPE = {"name": "ollama", "description": "", "icon": "", "enabled": True,
-               "config_schema": {"type": "object", "properties": {"model": {"type": "string"}}}}
+OPENAI_TYPE = {
+    "name": "openai",
+    "description": "",
+    "icon": "",
+    "enabled": True,
+    "config_schema": {
+        "type": "object",
+        "properties": {"api_key": {"type": "string"}, "model": {"type": "string"}},
+        "required": ["api_key", "model"],
+    },
+}
+OLLAMA_TYPE = {
+    "name": "ollama",
+    "description": "",
+    "icon": "",
+    "enabled": True,
+    "config_schema": {"type": "object", "properties": {"model": {"type": "string"}}},
+}
 
 
-def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, *, content_type: str = "application/json",
-         headers: dict[str, str] | None = None) -> None:
+def send(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> None:
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(body)))
@@ -48,7 +66,9 @@ def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, *, content_t
 def answer(status: int, data: Any, **headers: str) -> Action:
     """A JSON answer (`data` may be bytes, sent as is)."""
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-    return lambda handler, body: send(handler, status, raw, headers={k.replace("_", "-"): v for k, v in headers.items()})
+    return lambda handler, body: send(
+        handler, status, raw, headers={k.replace("_", "-"): v for k, v in headers.items()}
+    )
 
 
 def text(status: int, body: str) -> Action:
@@ -63,8 +83,7 @@ def trickle(body: bytes, *, every: float = 0.2, headers_too: bool = False) -> Ac
     """Announce the whole length, then send one byte per `every` seconds (headers too, if asked)."""
 
     def act(handler: BaseHTTPRequestHandler, _: bytes) -> None:
-        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                .encode())
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         data = head + body if headers_too else body
         if not headers_too:
             handler.wfile.write(head)
@@ -73,7 +92,7 @@ def trickle(body: bytes, *, every: float = 0.2, headers_too: bool = False) -> Ac
             if time.monotonic() > deadline or _stopped(handler):
                 break
             try:
-                handler.wfile.write(data[i:i + 1])
+                handler.wfile.write(data[i : i + 1])
                 handler.wfile.flush()
             except OSError:
                 return
@@ -88,7 +107,9 @@ def endless(item: dict[str, Any] | None = None) -> Action:
     piece = (json.dumps(item or {"name": "x", "dtype": "openai", "configuration": {}}) + ",").encode() * 512
 
     def act(handler: BaseHTTPRequestHandler, _: bytes) -> None:
-        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        handler.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
         try:
             handler.wfile.write(b"1\r\n[\r\n")
@@ -144,7 +165,9 @@ def redirect_to(path: str, status: int = 307) -> Action:
 
 
 def deep_json(depth: int) -> bytes:
-    return b'[{"name": "deep", "dtype": "openai", "configuration": {"x": ' + b"[" * depth + b"]" * depth + b"}}]"
+    return (
+        b'[{"name": "deep", "dtype": "openai", "configuration": {"x": ' + b"[" * depth + b"]" * depth + b"}}]"
+    )
 
 
 class Misbehaving:
@@ -181,8 +204,9 @@ class Misbehaving:
         self._server.daemon_threads = True
         self._server.stopping = False  # type: ignore[attr-defined]
         self.url = f"http://{host}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def script(self, method: str, path: str, action: Action) -> None:
         with self._lock:
@@ -195,7 +219,9 @@ class Misbehaving:
         if path == "/api/v1/models/" and method == "GET":
             return send(handler, 200, json.dumps(self.models).encode())
         if path.startswith("/api/v1/tenants/"):
-            return send(handler, 200, json.dumps({"name": path.rsplit("/", 1)[1], "is_active": True}).encode())
+            return send(
+                handler, 200, json.dumps({"name": path.rsplit("/", 1)[1], "is_active": True}).encode()
+            )
         if path == "/api/v1/models/" and method == "POST":
             data = json.loads(body)
             self.models.append(data)

@@ -55,7 +55,10 @@ def test_an_endless_body_stops_at_the_size_cap(cli, manifest_dir, space):
     space.script("GET", "/api/v1/models/", endless())
     run = cli("plan", manifest_dir({"a.yaml": GOOD}), "--server", space.url, "--timeout", "60")
     assert run.code == 6, run.all
-    assert run.err.strip().splitlines()[-1] == "error: GET /api/v1/models/: the answer is larger than 64 MiB; stopped reading"
+    assert (
+        run.err.strip().splitlines()[-1]
+        == "error: GET /api/v1/models/: the answer is larger than 64 MiB; stopped reading"
+    )
 
 
 @pytest.mark.parametrize("depth", [65, 100, 500, 5000, 100_000])
@@ -76,11 +79,15 @@ def test_a_small_body_cap_holds_for_error_bodies_too(space):
 @given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none()), st.integers(0, 30))
 @settings(max_examples=200, deadline=None)
 def test_retry_after_is_capped(retry_after, attempt):
-    delay = Backoff().delay(attempt, retry_after if retry_after is None or retry_after == retry_after else None)
+    delay = Backoff().delay(
+        attempt, retry_after if retry_after is None or retry_after == retry_after else None
+    )
     assert 0 <= delay <= MAX_RETRY_AFTER
 
 
-@pytest.mark.parametrize("header", ["1e9", "inf", "nan", "-5", "Wed, 21 Oct 2099 07:28:00 GMT", "", "9" * 400])
+@pytest.mark.parametrize(
+    "header", ["1e9", "inf", "nan", "-5", "Wed, 21 Oct 2099 07:28:00 GMT", "", "9" * 400]
+)
 def test_retry_after_header_values_are_capped(header):
     from reconciler.client import _retry_after
 
@@ -135,8 +142,12 @@ def _special_files(tmp_path):
     link = tmp_path / "zero-link"
     link.symlink_to("/dev/zero")
     return {
-        "/dev/zero": "not a regular file", "/dev/urandom": "not a regular file", "/dev/null": "not a regular file",
-        str(fifo): "not a regular file", str(tmp_path): "not a regular file", str(link): "not a regular file",
+        "/dev/zero": "not a regular file",
+        "/dev/urandom": "not a regular file",
+        "/dev/null": "not a regular file",
+        str(fifo): "not a regular file",
+        str(tmp_path): "not a regular file",
+        str(link): "not a regular file",
         str(big): "larger than 1024 KiB",
     }
 
@@ -145,8 +156,9 @@ def _special_files(tmp_path):
 @pytest.mark.parametrize("command", ["plan", "apply"])
 def test_secret_files_are_regular_and_small(command, cli, manifest_dir, space, tmp_path):
     files = _special_files(tmp_path)
-    root = manifest_dir({f"m{i}.yaml": (SECRET % path).replace("name: a", f"name: m{i}")
-                         for i, path in enumerate(files)})
+    root = manifest_dir(
+        {f"m{i}.yaml": (SECRET % path).replace("name: a", f"name: m{i}") for i, path in enumerate(files)}
+    )
     run = cli(command, root, "--server", space.url)
     assert run.code == 1 and space.requests == [], run.all
     for i, (path, reason) in enumerate(files.items()):
@@ -166,7 +178,7 @@ def test_a_secret_file_on_the_sandbox_is_read_the_same_careful_way(cli, manifest
 @pytest.mark.parametrize("count", [10_000, 100_000])
 def test_many_tags_validate_in_linear_time(cli, manifest_dir, count):
     tags = ",".join(f"t{i % (count // 2)}" for i in range(count))  # half of them repeated
-    root = manifest_dir({"a.yaml": GOOD + f"tags: \"{tags}\"\n"})
+    root = manifest_dir({"a.yaml": GOOD + f'tags: "{tags}"\n'})
     run = cli("validate", root)
     assert run.code == 0, run.all
 
@@ -213,8 +225,16 @@ def test_a_slow_resolver_is_inside_the_deadline(cli, manifest_dir, monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", slow)
     try:
-        run = cli("plan", manifest_dir({"a.yaml": GOOD}), "--server", "https://slow-dns.example",
-                  "--timeout", "0.5", "--retries", "0")
+        run = cli(
+            "plan",
+            manifest_dir({"a.yaml": GOOD}),
+            "--server",
+            "https://slow-dns.example",
+            "--timeout",
+            "0.5",
+            "--retries",
+            "0",
+        )
     finally:
         release.set()
     assert run.code == 4, run.all
@@ -287,8 +307,18 @@ def trickling_tls(tls_files):
 @pytest.mark.timeout(60)
 def test_a_trickled_tls_handshake_is_inside_the_deadline(cli, manifest_dir, trickling_tls):
     url, cert = trickling_tls
-    run = cli("plan", manifest_dir({"a.yaml": GOOD}), "--server", url, "--ca-cert", cert,
-              "--timeout", "1", "--retries", "0")
+    run = cli(
+        "plan",
+        manifest_dir({"a.yaml": GOOD}),
+        "--server",
+        url,
+        "--ca-cert",
+        cert,
+        "--timeout",
+        "1",
+        "--retries",
+        "0",
+    )
     assert run.code == 4, run.all
     assert run.err.strip().splitlines()[-1] == f"error: cannot connect to {url}: timed out"
 
@@ -298,15 +328,20 @@ def _gzip_bomb(decoded_mib: int) -> bytes:
 
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
     block = b"[" + b" " * (1024 * 1024 - 1)
-    data = packer.compress(block) + b"".join(packer.compress(b" " * (1024 * 1024)) for _ in range(decoded_mib))
+    data = packer.compress(block) + b"".join(
+        packer.compress(b" " * (1024 * 1024)) for _ in range(decoded_mib)
+    )
     return data + packer.flush()
 
 
 @pytest.mark.timeout(60)
 def test_a_compressed_bomb_stops_at_the_size_cap(cli, manifest_dir, space):
     bomb = _gzip_bomb(200)  # ~200 KB on the wire, 200 MiB decoded
-    space.script("GET", "/api/v1/models/",
-                 lambda handler, body: send(handler, 200, bomb, headers={"Content-Encoding": "gzip"}))
+    space.script(
+        "GET",
+        "/api/v1/models/",
+        lambda handler, body: send(handler, 200, bomb, headers={"Content-Encoding": "gzip"}),
+    )
     run = cli("plan", manifest_dir({"a.yaml": GOOD}), "--server", space.url, "--timeout", "60")
     assert run.code == 6, run.all
     assert "the answer is larger than 64 MiB; stopped reading" in run.err

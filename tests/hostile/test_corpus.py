@@ -19,40 +19,71 @@ def bomb() -> str:
 
 # name → (files, first stderr line expected (after the folder prefix), severity)
 CASES = {
-    "malformed": ({"m.yaml": "kind: Model\nname: [unclosed\n"},
-                  "m.yaml:3:1: YAML syntax error: did not find expected ',' or ']'"),
-    "tabs": ({"m.yaml": "kind: Model\nconfiguration:\n\tmodel: x\n"},
-             "m.yaml:3:1: YAML syntax error: found character that cannot start any token; indent with spaces, not tabs"),
-    "duplicate-keys": ({"m.yaml": GOOD + "name: again\n"},
-                       "m.yaml:6:1: name: duplicate key (first at line 2); YAML would keep only the last"),
-    "billion-laughs": ({"m.yaml": bomb()},
-                       "m.yaml:1:1: document expands to more than 10000 values (YAML aliases used as a bomb?)"),
-    "python-tag": ({"m.yaml": "kind: !!python/object/apply:os.system ['echo pwned']\n"},
-                   "m.yaml:1:7: kind: unsupported YAML tag 'tag:yaml.org,2002:python/object/apply:os.system'"),
-    "not-utf8": ({"m.yaml": b"kind: Model\nname: caf\xe9\n"},
-                 "m.yaml:2:10: not UTF-8 (byte 0xe9); save the file as UTF-8"),
-    "list-document": ({"m.yaml": "- kind: Model\n- name: x\n"},
-                      "m.yaml:1:1: a manifest must be a mapping (kind, name, dtype, configuration…), got a list"),
-    "scalar-document": ({"m.yaml": "just a string\n"},
-                        "m.yaml:1:1: a manifest must be a mapping (kind, name, dtype, configuration…), got the scalar 'just a string'"),
-    "wrong-type-configuration": ({"m.yaml": GOOD.replace("configuration:\n  model: llama3", "configuration: [a]")},
-                                 "m.yaml:4:16: configuration: must be a mapping of settings, got a list"),
-    "wrong-type-tags": ({"m.yaml": GOOD + "tags: 5\n"},
-                        "m.yaml:6:7: tags: must be a list of strings or one comma-separated string, got an integer"),
-    "unknown-dtype": ({"m.yaml": GOOD.replace("ollama", "olama")},
-                      "m.yaml:3:8: dtype: unknown dtype `olama`; did you mean `ollama`?"),
-    "unknown-field": ({"m.yaml": GOOD + "sumary: x\n"},
-                      "m.yaml:6:1: sumary: unknown field; did you mean `summary`?"),
-    "name-slash": ({"m.yaml": GOOD.replace("name: ok", "name: a/b")},
-                   "m.yaml:2:7: name: must not contain `/`"),
-    "name-too-long": ({"m.yaml": GOOD.replace("name: ok", "name: " + "x" * 300)},
-                      "m.yaml:2:7: name: is 300 characters long; keep names at most 255"),
-    "name-control-char": ({"m.yaml": GOOD.replace("name: ok", 'name: "a\\tb"')},
-                          "m.yaml:2:7: name: must not contain control, bidi or line-separator characters (U+0009 at position 2)"),
-    "same-name-two-files": ({"a.yaml": GOOD, "b.yaml": GOOD},
-                            "b.yaml:2:7: name: `ok` is also defined at"),
-    "merge-key": ({"m.yaml": "base: &b {model: x}\nconfiguration:\n  <<: *b\n"},
-                  "m.yaml:3:3: configuration: keys must be plain strings (no merge keys or complex keys)"),
+    "malformed": (
+        {"m.yaml": "kind: Model\nname: [unclosed\n"},
+        "m.yaml:3:1: YAML syntax error: did not find expected ',' or ']'",
+    ),
+    "tabs": (
+        {"m.yaml": "kind: Model\nconfiguration:\n\tmodel: x\n"},
+        "m.yaml:3:1: YAML syntax error: found character that cannot start any token; indent with spaces, not tabs",
+    ),
+    "duplicate-keys": (
+        {"m.yaml": GOOD + "name: again\n"},
+        "m.yaml:6:1: name: duplicate key (first at line 2); YAML would keep only the last",
+    ),
+    "billion-laughs": (
+        {"m.yaml": bomb()},
+        "m.yaml:1:1: document expands to more than 10000 values (YAML aliases used as a bomb?)",
+    ),
+    "python-tag": (
+        {"m.yaml": "kind: !!python/object/apply:os.system ['echo pwned']\n"},
+        "m.yaml:1:7: kind: unsupported YAML tag 'tag:yaml.org,2002:python/object/apply:os.system'",
+    ),
+    "not-utf8": (
+        {"m.yaml": b"kind: Model\nname: caf\xe9\n"},
+        "m.yaml:2:10: not UTF-8 (byte 0xe9); save the file as UTF-8",
+    ),
+    "list-document": (
+        {"m.yaml": "- kind: Model\n- name: x\n"},
+        "m.yaml:1:1: a manifest must be a mapping (kind, name, dtype, configuration…), got a list",
+    ),
+    "scalar-document": (
+        {"m.yaml": "just a string\n"},
+        "m.yaml:1:1: a manifest must be a mapping (kind, name, dtype, configuration…), got the scalar 'just a string'",
+    ),
+    "wrong-type-configuration": (
+        {"m.yaml": GOOD.replace("configuration:\n  model: llama3", "configuration: [a]")},
+        "m.yaml:4:16: configuration: must be a mapping of settings, got a list",
+    ),
+    "wrong-type-tags": (
+        {"m.yaml": GOOD + "tags: 5\n"},
+        "m.yaml:6:7: tags: must be a list of strings or one comma-separated string, got an integer",
+    ),
+    "unknown-dtype": (
+        {"m.yaml": GOOD.replace("ollama", "olama")},
+        "m.yaml:3:8: dtype: unknown dtype `olama`; did you mean `ollama`?",
+    ),
+    "unknown-field": (
+        {"m.yaml": GOOD + "sumary: x\n"},
+        "m.yaml:6:1: sumary: unknown field; did you mean `summary`?",
+    ),
+    "name-slash": (
+        {"m.yaml": GOOD.replace("name: ok", "name: a/b")},
+        "m.yaml:2:7: name: must not contain `/`",
+    ),
+    "name-too-long": (
+        {"m.yaml": GOOD.replace("name: ok", "name: " + "x" * 300)},
+        "m.yaml:2:7: name: is 300 characters long; keep names at most 255",
+    ),
+    "name-control-char": (
+        {"m.yaml": GOOD.replace("name: ok", 'name: "a\\tb"')},
+        "m.yaml:2:7: name: must not contain control, bidi or line-separator characters (U+0009 at position 2)",
+    ),
+    "same-name-two-files": ({"a.yaml": GOOD, "b.yaml": GOOD}, "b.yaml:2:7: name: `ok` is also defined at"),
+    "merge-key": (
+        {"m.yaml": "base: &b {model: x}\nconfiguration:\n  <<: *b\n"},
+        "m.yaml:3:3: configuration: keys must be plain strings (no merge keys or complex keys)",
+    ),
 }
 
 
@@ -96,16 +127,22 @@ def test_bom_and_empty_files_are_fine(cli, manifest_dir, sandbox):
 
 
 def test_missing_env_var_and_secret_file(cli, manifest_dir, sandbox):
-    root = manifest_dir({
-        "a.yaml": "kind: Model\nname: a\ndtype: openai\nconfiguration:\n  api_key: ${NOPE_KEY}\n",
-        "b.yaml": "kind: Model\nname: b\ndtype: openai\nconfiguration:\n  api_key: {file: gone.key}\n",
-    })
+    root = manifest_dir(
+        {
+            "a.yaml": "kind: Model\nname: a\ndtype: openai\nconfiguration:\n  api_key: ${NOPE_KEY}\n",
+            "b.yaml": "kind: Model\nname: b\ndtype: openai\nconfiguration:\n  api_key: {file: gone.key}\n",
+        }
+    )
     run = cli("apply", root, "--server", sandbox.url)
     assert run.code == 1
     lines = run.err.splitlines()
-    assert lines[0] == (f"{root}/a.yaml:5:12: configuration.api_key: environment variable NOPE_KEY is not set; "
-                        "export it before plan/apply (model `a`)")
-    assert lines[1].startswith(f"{root}/b.yaml:5:12: configuration.api_key: cannot read secret file {root}/gone.key")
+    assert lines[0] == (
+        f"{root}/a.yaml:5:12: configuration.api_key: environment variable NOPE_KEY is not set; "
+        "export it before plan/apply (model `a`)"
+    )
+    assert lines[1].startswith(
+        f"{root}/b.yaml:5:12: configuration.api_key: cannot read secret file {root}/gone.key"
+    )
     assert sandbox.stats() == {}
 
 

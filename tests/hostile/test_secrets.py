@@ -42,11 +42,13 @@ def clean(*texts, debug=False):
 def root(manifest_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", ENV)
     (tmp_path / "key").write_text(FILE + "\n")
-    return manifest_dir({
-        "env.yaml": MANIFEST.format(name="env", key="${OPENAI_API_KEY}"),
-        "file.yaml": MANIFEST.format(name="file", key="{file: ../key}"),
-        "mixed.yaml": MANIFEST.format(name="mixed", key="Bearer-${OPENAI_API_KEY}-x"),
-    })
+    return manifest_dir(
+        {
+            "env.yaml": MANIFEST.format(name="env", key="${OPENAI_API_KEY}"),
+            "file.yaml": MANIFEST.format(name="file", key="{file: ../key}"),
+            "mixed.yaml": MANIFEST.format(name="mixed", key="Bearer-${OPENAI_API_KEY}-x"),
+        }
+    )
 
 
 def server_args(space, *, password=True):
@@ -62,31 +64,51 @@ ERROR_PATHS = {
     "apply": (lambda s: None, ["apply"]),
     "apply-json": (lambda s: None, ["apply", "-o", "json"]),
     "echo-500-text-on-create": (lambda s: s.script("POST", "/api/v1/models/", echo(500)), ["apply"]),
-    "echo-500-json-on-create": (lambda s: s.script("POST", "/api/v1/models/", echo(500, as_json=True)),
-                                ["apply", "-o", "json"]),
+    "echo-500-json-on-create": (
+        lambda s: s.script("POST", "/api/v1/models/", echo(500, as_json=True)),
+        ["apply", "-o", "json"],
+    ),
     "echo-422-on-create": (lambda s: s.script("POST", "/api/v1/models/", echo(422, as_json=True)), ["apply"]),
-    "echo-400-text-on-create": (lambda s: s.script("POST", "/api/v1/models/", echo(400)), ["--debug", "apply"]),
+    "echo-400-text-on-create": (
+        lambda s: s.script("POST", "/api/v1/models/", echo(400)),
+        ["--debug", "apply"],
+    ),
     "echo-on-list": (lambda s: s.script("GET", "/api/v1/models/", echo(500)), ["plan"]),
-    "echo-on-list-json": (lambda s: s.script("GET", "/api/v1/models/", echo(500, as_json=True)),
-                          ["plan", "-o", "json"]),
+    "echo-on-list-json": (
+        lambda s: s.script("GET", "/api/v1/models/", echo(500, as_json=True)),
+        ["plan", "-o", "json"],
+    ),
     "echo-401": (lambda s: s.script("GET", "/api/v1/models/", echo(401, as_json=True)), ["plan"]),
     "echo-503-retried": (lambda s: s.script("GET", "/api/v1/models/", echo(503)), ["--debug", "plan"]),
     "echo-on-types": (lambda s: s.script("GET", "/api/v1/models/types/", echo(500)), ["plan"]),
     "echo-on-tenant": (lambda s: s.script("GET", "/api/v1/tenants/t", echo(500)), ["plan", "--tenant", "t"]),
     "token-in-detail-first-line": (
         lambda s: s.script("POST", "/api/v1/models/", text(500, f"Authorization: Bearer {TOKEN} key={ENV}")),
-        ["apply"]),
+        ["apply"],
+    ),
     "bearer-of-someone-else": (
-        lambda s: s.script("POST", "/api/v1/models/", text(500, "bad header Bearer abcdefghijkl")), ["apply"]),
-    "lying-201": (lambda s: s.script("POST", "/api/v1/models/", answer(201, {
-        "name": "other", "dtype": "openai", "configuration": {"api_key": SERVER}})), ["apply"]),
-    "trickle": (lambda s: s.script("GET", "/api/v1/models/", trickle(b"[]" * 40, every=0.1)),
-                ["plan", "--timeout", "0.5"]),
+        lambda s: s.script("POST", "/api/v1/models/", text(500, "bad header Bearer abcdefghijkl")),
+        ["apply"],
+    ),
+    "lying-201": (
+        lambda s: s.script(
+            "POST",
+            "/api/v1/models/",
+            answer(201, {"name": "other", "dtype": "openai", "configuration": {"api_key": SERVER}}),
+        ),
+        ["apply"],
+    ),
+    "trickle": (
+        lambda s: s.script("GET", "/api/v1/models/", trickle(b"[]" * 40, every=0.1)),
+        ["plan", "--timeout", "0.5"],
+    ),
     "endless": (lambda s: s.script("GET", "/api/v1/models/", endless()), ["plan"]),
     "hang-on-create": (lambda s: s.script("POST", "/api/v1/models/", hang), ["apply", "--timeout", "0.5"]),
     "reset-on-create": (lambda s: s.script("POST", "/api/v1/models/", reset), ["--debug", "apply"]),
-    "redirect-elsewhere": (lambda s: s.script("GET", "/api/v1/models/", redirect_to(f"http://u:{URLPW}@10.9.9.9/")),
-                           ["plan"]),
+    "redirect-elsewhere": (
+        lambda s: s.script("GET", "/api/v1/models/", redirect_to(f"http://u:{URLPW}@10.9.9.9/")),
+        ["plan"],
+    ),
     "save-plan": (lambda s: None, ["plan", "--out", "{tmp}/plan.json"]),
 }
 
@@ -111,8 +133,15 @@ def test_the_token_and_password_reach_only_the_configured_server(cli, root, spac
 
 
 SECRET_LOOKING = {
-    "api_key": SERVER, "password": SERVER, "secret_key": SERVER, "api-key": SERVER, "apiKey": SERVER,
-    "x_token": SERVER, "client_secret": SERVER, "access_key": SERVER, "private_key": SERVER,
+    "api_key": SERVER,
+    "password": SERVER,
+    "secret_key": SERVER,
+    "api-key": SERVER,
+    "apiKey": SERVER,
+    "x_token": SERVER,
+    "client_secret": SERVER,
+    "access_key": SERVER,
+    "private_key": SERVER,
     "headers": {"Authorization": f"Bearer {SERVER}", "X-Api-Key": SERVER, "Cookie": SERVER},
     "nested": [{"credentials": {"user": "u", "password": SERVER}}],
     "base_url": f"https://user:{SERVER}@llm.example.org/v1",
@@ -121,7 +150,9 @@ SECRET_LOOKING = {
 
 @pytest.mark.parametrize("owned", [True, False])
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
-def test_server_side_secrets_are_redacted_by_key_name(cli, manifest_dir, space, tmp_path, fmt, owned, monkeypatch):
+def test_server_side_secrets_are_redacted_by_key_name(
+    cli, manifest_dir, space, tmp_path, fmt, owned, monkeypatch
+):
     monkeypatch.setenv("OPENAI_API_KEY", ENV)
     tags = "managed-by:syft-reconciler" if owned else ""
     space.models = [
@@ -136,8 +167,10 @@ def test_server_side_secrets_are_redacted_by_key_name(cli, manifest_dir, space, 
 
 
 def test_export_writes_references_for_secret_looking_keys_at_any_depth(cli, space, tmp_path):
-    space.models = [{"name": "m", "dtype": "custom", "configuration": SECRET_LOOKING, "tags": ""},
-                    {"name": "o", "dtype": "openai", "configuration": {"model": "x", **SECRET_LOOKING}, "tags": ""}]
+    space.models = [
+        {"name": "m", "dtype": "custom", "configuration": SECRET_LOOKING, "tags": ""},
+        {"name": "o", "dtype": "openai", "configuration": {"model": "x", **SECRET_LOOKING}, "tags": ""},
+    ]
     for fmt in ("text", "json"):
         out = tmp_path / fmt
         run = cli("export", "--server", space.url, "-d", out, "-o", fmt)
@@ -147,9 +180,14 @@ def test_export_writes_references_for_secret_looking_keys_at_any_depth(cli, spac
         clean(run.out, run.err, *files)
 
 
-@pytest.mark.parametrize("token", [
-    f"{TOKEN}\n", f" {TOKEN} ", f"\t{TOKEN}\r\n",  # stripped: work
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        f"{TOKEN}\n",
+        f" {TOKEN} ",
+        f"\t{TOKEN}\r\n",  # stripped: work
+    ],
+)
 def test_tokens_with_surrounding_whitespace_are_stripped(cli, root, space, token):
     run = cli("plan", root, "--server", space.url, "--token", token)
     assert run.code == 0, run.all
@@ -157,13 +195,25 @@ def test_tokens_with_surrounding_whitespace_are_stripped(cli, root, space, token
     clean(run.out, run.err)
 
 
-@pytest.mark.parametrize("token", [
-    f"{TOKEN} x", f"{TOKEN}\nx", f"{TOKEN}\x00", f"{TOKEN}é", f"{TOKEN}\u2028x", f"{TOKEN}\x7f",
-    f"{TOKEN}\tx", f"{TOKEN}\udcff", f"ключ{TOKEN}", f"{TOKEN}\x1b[2J",
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        f"{TOKEN} x",
+        f"{TOKEN}\nx",
+        f"{TOKEN}\x00",
+        f"{TOKEN}é",
+        f"{TOKEN}\u2028x",
+        f"{TOKEN}\x7f",
+        f"{TOKEN}\tx",
+        f"{TOKEN}\udcff",
+        f"ключ{TOKEN}",
+        f"{TOKEN}\x1b[2J",
+    ],
+)
 @pytest.mark.parametrize("how", ["flag", "env", "file"])
-def test_tokens_that_cannot_be_a_header_are_refused_without_showing_them(cli, root, space, token, how,
-                                                                          monkeypatch, tmp_path):
+def test_tokens_that_cannot_be_a_header_are_refused_without_showing_them(
+    cli, root, space, token, how, monkeypatch, tmp_path
+):
     args = ["plan", root, "--server", space.url, "-o", "json"]
     if how == "env" and "\x00" in token:
         pytest.skip("an environment cannot hold a NUL")
@@ -197,11 +247,13 @@ def test_a_proxy_never_carries_a_loopback_request(cli, root, space, monkeypatch,
 
 
 def test_url_password_is_never_printed(cli, root, space):
-    runs = [cli("plan", root, *server_args(space)),
-            cli("plan", root, "--server", f"http://u:{URLPW}@127.0.0.1:9", "--retries", "0"),
-            cli("plan", root, "--server", f"http://u:{URLPW}@[::1", "-o", "json"),
-            cli("plan", root, "--server", f"ftp://u:{URLPW}@host/"),
-            cli("--debug", "plan", root, "--server", f"https://u:{URLPW}@127.0.0.1:9", "--retries", "0")]
+    runs = [
+        cli("plan", root, *server_args(space)),
+        cli("plan", root, "--server", f"http://u:{URLPW}@127.0.0.1:9", "--retries", "0"),
+        cli("plan", root, "--server", f"http://u:{URLPW}@[::1", "-o", "json"),
+        cli("plan", root, "--server", f"ftp://u:{URLPW}@host/"),
+        cli("--debug", "plan", root, "--server", f"https://u:{URLPW}@127.0.0.1:9", "--retries", "0"),
+    ]
     assert runs[0].code == 0 and all(r.code != 3 for r in runs), [r.all for r in runs]
     clean(*(r.out + r.err for r in runs), debug=True)
 
@@ -210,12 +262,15 @@ def test_healthz_and_json_logs_pass_through_the_scrubber(caplog):
     redact.SCRUBBER.clear()
     redact.register(ENV, TOKEN)
     metrics = DaemonMetrics()
-    metrics.observe(RoundResult(Trigger.STARTUP, RoundStatus.FAILED, 0.1, f"POST x: 500 {ENV} Bearer {TOKEN}"))
+    metrics.observe(
+        RoundResult(Trigger.STARTUP, RoundStatus.FAILED, 0.1, f"POST x: 500 {ENV} Bearer {TOKEN}")
+    )
     with MetricsServer(metrics, port=0) as server:
         body = httpx.get(server.url + "/healthz").text
     assert "(redacted)" in body
-    record = logging.LogRecord("reconciler.watch", logging.ERROR, __file__, 1, "failed: %s", (f"{ENV}\x1b[2J",),
-                               None)
+    record = logging.LogRecord(
+        "reconciler.watch", logging.ERROR, __file__, 1, "failed: %s", (f"{ENV}\x1b[2J",), None
+    )
     record.event, record.fields = "round", {"message": f"https://u:{URLPW}@h", "token": TOKEN}
     line = JsonFormatter().format(record)
     assert json.loads(line)["event"] == "round" and "\x1b" not in line
@@ -227,8 +282,13 @@ def test_scrubber_catches_every_form_of_a_registered_secret():
     scrubber = redact.Scrubber()
     secret = 'sk-"quoted"\\back/slash é'
     scrubber.register(secret)
-    for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-                 repr(secret)[1:-1], httpx.URL("http://h/", params={"k": secret}).query.decode()[2:]):
+    for form in (
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+        httpx.URL("http://h/", params={"k": secret}).query.decode()[2:],
+    ):
         assert scrubber.scrub(f"before {form} after") == "before (redacted) after", form
 
 
@@ -254,8 +314,21 @@ def test_watch_logs_and_healthz_hold_no_canary(root, space, tmp_path):
 
     space.script("POST", "/api/v1/models/", echo(500, as_json=True))
     url = space.url.replace("http://", f"http://admin:{URLPW}@")
-    daemon = Daemon(root, "--server", url, "--token", TOKEN, "--metrics-port", "0", "--retries", "0",
-                    "--resync-interval", "0.2", cwd=tmp_path, env={"OPENAI_API_KEY": ENV})
+    daemon = Daemon(
+        root,
+        "--server",
+        url,
+        "--token",
+        TOKEN,
+        "--metrics-port",
+        "0",
+        "--retries",
+        "0",
+        "--resync-interval",
+        "0.2",
+        cwd=tmp_path,
+        env={"OPENAI_API_KEY": ENV},
+    )
     try:
         metrics = daemon.wait_for("metrics", event="metrics_listening")["url"]
         daemon.wait_for("a failed round", event="round", status="failed")

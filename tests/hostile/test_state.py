@@ -35,14 +35,30 @@ GOOD = "kind: Model\nname: {name}\ndtype: ollama\nconfiguration:\n  model: llama
 
 # -- saved plans are bound to their server and tenant ---------------------------------------
 
-@pytest.mark.parametrize(("made_for", "applied_to", "ok"), [
-    ("acme", "acme", True), ("acme", "beta", False), ("acme", None, False), (None, "acme", False),
-    ("beta", "acme", False), ("root", "acme", False), ("acme", "root", False),
-])
-def test_a_saved_plan_is_bound_to_its_tenant(made_for, applied_to, ok, cli, manifest_dir, sandbox_factory, tmp_path):
+
+@pytest.mark.parametrize(
+    ("made_for", "applied_to", "ok"),
+    [
+        ("acme", "acme", True),
+        ("acme", "beta", False),
+        ("acme", None, False),
+        (None, "acme", False),
+        ("beta", "acme", False),
+        ("root", "acme", False),
+        ("acme", "root", False),
+    ],
+)
+def test_a_saved_plan_is_bound_to_its_tenant(
+    made_for, applied_to, ok, cli, manifest_dir, sandbox_factory, tmp_path
+):
     sandbox = sandbox_factory(multi_tenancy=True)
     for tenant in ("acme", "beta"):
-        assert httpx.post(f"{sandbox.url}/api/v1/tenants", json={"name": tenant, "display_name": tenant}).status_code == 201
+        assert (
+            httpx.post(
+                f"{sandbox.url}/api/v1/tenants", json={"name": tenant, "display_name": tenant}
+            ).status_code
+            == 201
+        )
     root = manifest_dir({"a.yaml": GOOD.format(name="a", summary="s")})
     saved = tmp_path / "plan.json"
     tenant_args = lambda t: ["--tenant", t] if t else []  # noqa: E731
@@ -84,8 +100,13 @@ def test_watch_applies_a_revert_after_a_half_failed_round(failure, manifest_dir,
     root = manifest_dir({"m.yaml": GOOD.format(name="m", summary="a")})
     client = SpaceClient(space.url, timeout=0.5, retry=Backoff(delays=()))
     metrics = DaemonMetrics()
-    reconciler = Reconciler(lambda: (load([root], registry), None), client, registry,
-                            options=ApplyOptions(parallelism=1, max_create_attempts=1), settings=WatchSettings())
+    reconciler = Reconciler(
+        lambda: (load([root], registry), None),
+        client,
+        registry,
+        options=ApplyOptions(parallelism=1, max_create_attempts=1),
+        settings=WatchSettings(),
+    )
 
     def round_(trigger):
         result = reconciler(trigger)
@@ -114,12 +135,15 @@ def test_watch_applies_a_revert_after_a_half_failed_round(failure, manifest_dir,
 
 # -- SIGTERM during apply ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_apply_finishes_in_flight_calls_and_reports(signum, manifest_dir, sandbox):
     sandbox.reset(SandboxConfig(latency_ms=20))
     root = manifest_dir({f"m{i:03}.yaml": model_yaml(f"m{i:03}", dtype="ollama") for i in range(100)})
     command = [sys.executable, "-m", "reconciler", "apply", str(root), "--server", sandbox.url, "-p", "4"]
-    proc = subprocess.Popen(command, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 30
     while sandbox.model_count() < 10 and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -135,11 +159,16 @@ def test_a_signal_during_apply_finishes_in_flight_calls_and_reports(signum, mani
 # -- exports read back exactly ------------------------------------------------------------
 
 SEPARATORS = ["\x85", "\u2028", "\u2029", "\r", "\r\n", "\n", "\t", "\x1b", "\u202e", "\x00", "\ufeff", " "]
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",))
-                | st.sampled_from([s for s in SEPARATORS if len(s) == 1]), max_size=30)
-_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                       | _text, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
-                       max_leaves=8)
+_text = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from([s for s in SEPARATORS if len(s) == 1]),
+    max_size=30,
+)
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @given(st.dictionaries(_text, _values, max_size=5), _text)
@@ -155,8 +184,16 @@ def test_exported_yaml_reads_back_exactly(configuration, summary):
 @pytest.mark.parametrize("sep", SEPARATORS, ids=lambda s: f"U+{ord(s[0]):04X}")
 def test_export_then_plan_is_in_sync(sep, cli, sandbox, api, tmp_path):
     value = f"a{sep}b{sep}"
-    api.post("/models/", json={"name": "m", "dtype": "ollama", "summary": value, "tags": "",
-                               "configuration": {"model": value, "base_url": f"http://h/{sep}"}})
+    api.post(
+        "/models/",
+        json={
+            "name": "m",
+            "dtype": "ollama",
+            "summary": value,
+            "tags": "",
+            "configuration": {"model": value, "base_url": f"http://h/{sep}"},
+        },
+    )
     out = tmp_path / "exported"
     assert cli("export", "--server", sandbox.url, "-d", out).code == 0
     run = cli("plan", out, "--server", sandbox.url, "-o", "json")
@@ -165,6 +202,7 @@ def test_export_then_plan_is_in_sync(sep, cli, sandbox, api, tmp_path):
 
 
 # -- a metrics client that resets its connection --------------------------------------------
+
 
 def _rst(sock):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

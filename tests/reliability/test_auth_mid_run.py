@@ -17,8 +17,19 @@ def test_key_rotated_mid_run_stops_writes_and_exits_auth(manifest_dir, sandbox):
     sandbox.reset(SandboxConfig(token="old", latency_ms=20))
     root = manifest_dir({f"m{i:03}.yaml": model_yaml(f"m{i:03}") for i in range(COUNT)})
     env = {**os.environ, "OPENAI_API_KEY": "sk-auth", "SYFT_SPACE_TOKEN": "old"}
-    command = [sys.executable, "-m", "reconciler", "apply", str(root), "--server", sandbox.url,
-               "-p", str(PARALLELISM), "-o", "json"]
+    command = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "apply",
+        str(root),
+        "--server",
+        sandbox.url,
+        "-p",
+        str(PARALLELISM),
+        "-o",
+        "json",
+    ]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while sandbox.model_count() < 10 and time.monotonic() < deadline:

@@ -14,7 +14,9 @@ def test_sigint_finishes_in_flight_calls_and_reports(manifest_dir, sandbox):
     sandbox.reset(SandboxConfig(latency_ms=20))
     root = manifest_dir({f"m{i:03}.yaml": model_yaml(f"m{i:03}", dtype="ollama") for i in range(100)})
     command = [sys.executable, "-m", "reconciler", "apply", str(root), "--server", sandbox.url, "-p", "4"]
-    proc = subprocess.Popen(command, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 30
     while sandbox.model_count() < 10 and time.monotonic() < deadline:
         time.sleep(0.005)
