@@ -1,6 +1,5 @@
 import pytest
 
-from tests.e2e.conftest import api, cli, manifest_dir  # noqa: F401  (shared fixtures)
 from tests.hostile.misbehaving import serve
 
 

@@ -1,1 +1,0 @@
-from tests.e2e.conftest import api, cli, manifest_dir  # noqa: F401  (shared fixtures)
