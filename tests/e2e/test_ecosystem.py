@@ -420,7 +420,8 @@ def workflow_commands():
 def test_the_ci_recipe_runs_the_readme_commands_and_they_parse():
     commands = workflow_commands()
     assert [parses(c) for c in commands] == ["validate", "plan", "apply"]
-    assert "--output markdown" in commands[1]
+    assert "--output markdown" in commands[1] and "--out plan.json" in commands[1]
+    assert commands[2] == "syft-reconciler apply plan.json"  # exactly the reviewed plan, or nothing
     readme = (ROOT / "README.md").read_text()
     for command in commands:
         assert command in readme, f"README does not show `{command}`"
@@ -430,7 +431,14 @@ def test_the_ci_recipe_runs_on_push_pull_request_and_merge():
     workflow = yaml.safe_load((ROOT / "examples" / "ci" / "github-actions.yaml").read_text())
     triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
     assert set(triggers) == {"push", "pull_request"}
+    assert "closed" in triggers["pull_request"]["types"]
     jobs = workflow["jobs"]
     assert jobs["validate"]["if"] == "github.event_name == 'push'"
-    assert jobs["plan"]["if"] == "github.event_name == 'pull_request'"
-    assert jobs["apply"]["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert jobs["plan"]["if"] == "github.event_name == 'pull_request' && github.event.action != 'closed'"
+    assert jobs["apply"]["if"] == (
+        "github.event_name == 'pull_request' && github.event.action == 'closed' && github.event.pull_request.merged"
+    )
+    # the artifact the plan job uploads is the one the apply job downloads
+    uploaded = next(s for s in jobs["plan"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    downloaded = next(s for s in jobs["apply"]["steps"] if "download-artifact" in s.get("uses", ""))
+    assert uploaded["with"]["name"] == downloaded["with"]["name"] and uploaded["with"]["path"] == "plan.json"
