@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 # Exit codes: documented in README.md ("Exit codes"); scripts branch on them.
 EXIT_OK = 0
 EXIT_FAILED = 1  # invalid manifests, or some changes failed
-EXIT_USAGE = 2  # click's own usage error; also "changes pending" with --detailed-exitcode
+EXIT_CHANGES = 2  # plan --detailed-exitcode: changes are pending (Terraform's code)
+EXIT_USAGE = 64  # usage errors (BSD sysexits' EX_USAGE), never confused with "changes pending"
 EXIT_UNEXPECTED = 3
 EXIT_UNREACHABLE = 4
 EXIT_AUTH = 5

@@ -273,16 +273,21 @@ def outcome_line(outcome: Any) -> str:
     return neutralise(f"{_RESULT_WORD[outcome.result]:<9}{outcome.name}{retried}{message}")
 
 
-def report_summary(report: ApplyReport) -> str:
+def report_summary(report: ApplyReport, *, conflicts: int = 0) -> str:
+    """The last line of an apply; it says "complete" only when the exit code is 0."""
     c = report.counts()
     parts = [f"{c[r.value]} {r.value}" for r in Result if c[r.value]]
     parts.append(f"{report.in_sync} in sync")
+    if conflicts:
+        parts.append(f"{conflicts} in conflict, not touched")
     head = (
         "Apply interrupted"
         if report.interrupted
-        else "Apply complete"
-        if report.ok
         else "Apply finished with failures"
+        if not report.ok
+        else "Apply finished with conflicts"
+        if conflicts
+        else "Apply complete"
     )
     return f"{head}: {', '.join(parts)}."
 

@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs and --debug tracebacks alike never carry a registered secret, a URL password or a raw
     terminal escape sequence.
     """
+    if os.environ.get("_SYFT_RECONCILER_COMPLETE"):  # shell completion: click's own script, no secret
+        return _main(argv, RunState())
     redact.SCRUBBER.clear()  # one run's secrets; in-process callers (tests) run many
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = redact.ScrubbingStream(streams[0]), redact.ScrubbingStream(streams[1])
@@ -79,6 +81,9 @@ def _main(argv: Sequence[str] | None, state: RunState) -> int:
         )
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:  # bad options or arguments: their own code, never 2
+        exc.show()
+        return EXIT_USAGE
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code if exc.exit_code else EXIT_USAGE

@@ -133,7 +133,7 @@ def apply(
     else:
         for change in conflicts:
             click.echo(f"conflict {change.name}: {change.reason}")
-        click.echo(render.report_summary(report))
+        click.echo(render.report_summary(report, conflicts=len(conflicts)))
     sys.exit(_apply_exit(report, conflicts=bool(conflicts), signum=executor.signum))
 
 

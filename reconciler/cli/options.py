@@ -227,6 +227,11 @@ def connect(
         token = _read_token_file(settings.token_file)
     token = check_token(token)
     check_tenant_name(settings.tenant)
+    if settings.sandbox and settings.server:
+        raise click.UsageError(
+            "--sandbox and --server (or SYFT_SPACE_URL) both name a server: keep one "
+            "(unset SYFT_SPACE_URL to use the sandbox)"
+        )
     with contextlib.ExitStack() as stack:
         if settings.sandbox:
             from reconciler.sandbox import SandboxConfig, SandboxServer

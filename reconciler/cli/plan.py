@@ -27,7 +27,7 @@ from reconciler.cli.options import (
     var_file_option,
     warn,
 )
-from reconciler.errors import EXIT_USAGE, ReconcilerError
+from reconciler.errors import EXIT_CHANGES, ReconcilerError
 
 
 @cli.command()
@@ -40,7 +40,8 @@ from reconciler.errors import EXIT_USAGE, ReconcilerError
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when in sync, 2 when changes are pending, 1 on error (like Terraform).",
+    help="Exit 2 when changes are pending, 0 when in sync (like Terraform); errors keep their own "
+    "codes (1 invalid, 4 unreachable, 5 auth, 64 usage…: README, Exit codes).",
 )
 @click.option(
     "--out",
@@ -99,4 +100,4 @@ def plan(
         if out is not None:
             click.echo(f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it.")
     if detailed_exitcode and not the_plan.is_empty:
-        sys.exit(EXIT_USAGE)  # Terraform's -detailed-exitcode: 2 means changes are pending
+        sys.exit(EXIT_CHANGES)  # Terraform's -detailed-exitcode: 2 means changes are pending

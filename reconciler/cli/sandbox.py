@@ -14,8 +14,15 @@ def sandbox() -> None:
 
 
 @sandbox.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback by default: the sandbox has no TLS).",
+)
+@click.option(
+    "--port", type=int, default=8080, show_default=True, help="Port to listen on (0: any free one)."
+)
 @click.option("--token", envvar="SYFT_SANDBOX_TOKEN", help="Admin API key the sandbox requires.")
 @click.option("--db", default=str(SANDBOX_DB), show_default=True, help="SQLite file, or :memory:.")
 @click.option(
@@ -65,7 +72,13 @@ def sandbox() -> None:
     default=0.0,
     help="Share of requests answered --slow-ms late (after their write committed).",
 )
-@click.option("--slow-ms", type=click.IntRange(0), default=5000, show_default=True)
+@click.option(
+    "--slow-ms",
+    type=click.IntRange(0),
+    default=5000,
+    show_default=True,
+    help="How late a --slow-rate answer comes (after its write committed).",
+)
 @click.option("--seed", type=int, default=None, help="Seed for the fault draws.")
 def sandbox_serve(
     host: str,

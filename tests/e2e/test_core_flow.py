@@ -199,7 +199,7 @@ def test_server_errors_are_one_line(cli, manifest_dir, sandbox, tmp_path):
     assert cli("apply", root, "--server", sandbox.url, "--token-file", token_file).code == 0
 
     run = cli("plan", root)
-    assert run.code == 2 and "no server: set SYFT_SPACE_URL" in run.err
+    assert run.code == 64 and "no server: set SYFT_SPACE_URL" in run.err
     run = cli("plan", root, "--server", "http://space.example.org", "--token", "t")
     assert run.code == 1 and "refusing to send the token over plain http" in run.err
     assert "Traceback" not in run.all

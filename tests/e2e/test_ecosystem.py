@@ -203,7 +203,7 @@ def test_export_selectors(cli, sandbox, api, tmp_path):
     assert not (tmp_path / "b").exists()
 
     run = cli("export", "--server", sandbox.url, "-l", "owner=me")
-    assert run.code == 2 and run.out == ""
+    assert run.code == 64 and run.out == ""
     assert run.err.splitlines()[-1] == (
         "Error: Invalid value for '--selector' / '-l': `owner=me` is not KEY=GLOB with KEY one of name, "
         "dtype, tag"
@@ -276,7 +276,7 @@ def test_schema_of_an_unknown_dtype(cli):
     run = cli("schema", "--dtype", "pull")
     assert run.code == 1 and run.err.startswith("error: unknown dtype `pull`")
     run = cli("schema", "--dtype", "openai", "ollama")
-    assert run.code == 2 and run.err.splitlines()[-1] == (
+    assert run.code == 64 and run.err.splitlines()[-1] == (
         "Error: give the dtype either as --dtype or as the argument, not both"
     )
 
@@ -439,6 +439,8 @@ def test_the_ci_recipe_runs_on_push_pull_request_and_merge():
         "github.event_name == 'pull_request' && github.event.action == 'closed' && github.event.pull_request.merged"
     )
     # the artifact the plan job uploads is the one the apply job downloads
-    uploaded = next(s for s in jobs["plan"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    uploaded = next(
+        s for s in jobs["plan"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact")
+    )
     downloaded = next(s for s in jobs["apply"]["steps"] if "download-artifact" in s.get("uses", ""))
     assert uploaded["with"]["name"] == downloaded["with"]["name"] and uploaded["with"]["path"] == "plan.json"

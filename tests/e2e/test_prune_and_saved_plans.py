@@ -82,7 +82,7 @@ def test_saved_plan_executes_exactly_and_refuses_when_stale(cli, manifest_dir, s
     run = cli("apply", saved, "--server", sandbox.url)
     assert run.code == 10 and "the manifests changed since the plan was saved" in run.err
     run = cli("apply", saved, "--server", sandbox.url, "--prune")
-    assert run.code == 2 and "a saved plan carries its own plan options" in run.err
+    assert run.code == 64 and "a saved plan carries its own plan options" in run.err
 
 
 def test_saved_plan_refuses_when_a_secret_changed(cli, manifest_dir, sandbox, monkeypatch, tmp_path):

@@ -206,7 +206,7 @@ def test_token_file_is_read_the_careful_way(cli, manifest_dir, space, tmp_path):
     os.mkfifo(tmp_path / "fifo")
     for target in ("/dev/zero", tmp_path / "fifo"):
         run = cli("plan", root, "--server", space.url, "--token-file", target)
-        assert run.code == 2 and "cannot read --token-file" in run.all and "not a regular file" in run.all
+        assert run.code == 64 and "cannot read --token-file" in run.all and "not a regular file" in run.all
     assert stat.S_ISCHR(os.stat("/dev/zero").st_mode) and space.requests == []
 
 

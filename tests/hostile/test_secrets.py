@@ -225,7 +225,7 @@ def test_tokens_that_cannot_be_a_header_are_refused_without_showing_them(
         (tmp_path / "tok").write_bytes(token.encode("utf-8", "surrogateescape"))
         args += ["--token-file", tmp_path / "tok"]
     run = cli(*args)
-    assert run.code == 2, run.all
+    assert run.code == 64, run.all
     assert json.loads(run.out)["error"]["kind"] == "usage"
     assert "the token contains" in run.out or "cannot read --token-file" in run.out
     assert space.requests == []

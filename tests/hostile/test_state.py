@@ -70,7 +70,7 @@ def test_a_saved_plan_is_bound_to_its_tenant(
     if ok:
         assert run.code == 0, run.all
     else:
-        assert run.code == 2, run.all
+        assert run.code == 64, run.all
         error = json.loads(run.out)["error"]
         assert error["kind"] == "wrong_target" and "was made for" in error["message"]
 
@@ -80,7 +80,7 @@ def test_a_saved_plan_is_bound_to_its_server(cli, manifest_dir, space, sandbox, 
     saved = tmp_path / "plan.json"
     assert cli("plan", root, "--server", sandbox.url, "--out", saved).code == 0
     run = cli("apply", saved, "--server", space.url)
-    assert run.code == 2 and f"was made for {sandbox.url}, not {space.url}" in run.err
+    assert run.code == 64 and f"was made for {sandbox.url}, not {space.url}" in run.err
     assert [r for r in space.requests if r[0] != "GET"] == []
 
 

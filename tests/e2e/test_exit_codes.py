@@ -1,0 +1,128 @@
+"""One test per exit code in the README table, through the CLI: scripts branch on these."""
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.sandbox import SandboxConfig
+
+from .conftest import model_yaml, seed_model
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "sk-canary-exit-codes-8e2a"
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+
+def readme_codes():
+    table = ROOT.joinpath("README.md").read_text().split("### Exit codes", 1)[1].split("###", 1)[0]
+    return sorted(int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M))
+
+
+def test_the_readme_table_is_the_set_tested_here():
+    assert readme_codes() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 64, 130, 143]
+
+
+def test_0_1_2_and_the_summary_line(cli, manifest_dir, sandbox):
+    root = manifest_dir({"a.yaml": model_yaml("a")})
+    run = cli("plan", root, "--server", sandbox.url, "--detailed-exitcode")
+    assert run.code == 2  # changes pending
+    run = cli("apply", root, "--server", sandbox.url)
+    assert run.code == 0 and run.out.splitlines()[-1] == "Apply complete: 1 created, 0 in sync."
+    assert cli("plan", root, "--server", sandbox.url, "--detailed-exitcode").code == 0
+    (root / "b.yaml").write_text("kind: Model\nname: b\n")
+    assert cli("validate", root).code == 1
+
+
+def test_3_an_unexpected_error_is_one_line(cli, manifest_dir, sandbox, monkeypatch):
+    from reconciler import round
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(round, "plan_against", boom)
+    run = cli("plan", manifest_dir({"a.yaml": model_yaml("a")}), "--server", sandbox.url)
+    assert run.code == 3 and "unexpected error: RuntimeError: a bug" in run.err and "Traceback" not in run.all
+
+
+def test_4_unreachable(cli, manifest_dir):
+    run = cli(
+        "plan", manifest_dir({"a.yaml": model_yaml("a")}), "--server", "http://127.0.0.1:9", "--retries", "0"
+    )
+    assert run.code == 4
+
+
+def test_5_auth_and_8_tenant(cli, manifest_dir, sandbox_factory):
+    server = sandbox_factory(token="right", multi_tenancy=True)
+    root = manifest_dir({"a.yaml": model_yaml("a")})
+    assert cli("plan", root, "--server", server.url, "--token", "wrong", "--tenant", "root").code == 5
+    assert cli("plan", root, "--server", server.url, "--token", "right", "--tenant", "nobody").code == 8
+
+
+def test_6_server_error(cli, manifest_dir, sandbox_factory):
+    server = sandbox_factory(SandboxConfig(fail_503_rate=1.0))
+    run = cli("plan", manifest_dir({"a.yaml": model_yaml("a")}), "--server", server.url, "--retries", "0")
+    assert run.code in (4, 6) and "503" in run.err  # 503 after the retries: a server error, or unavailable
+    assert run.code == 6
+
+
+def test_7_conflict_and_the_summary_does_not_say_complete(cli, manifest_dir, sandbox, api):
+    seed_model(api, "a", owned=False, summary="by hand", key=KEY)
+    run = cli("apply", manifest_dir({"a.yaml": model_yaml("a")}), "--server", sandbox.url)
+    assert run.code == 7
+    assert run.out.splitlines()[-1] == "Apply finished with conflicts: 0 in sync, 1 in conflict, not touched."
+
+
+def test_9_locked_10_stale_and_11_refused(cli, manifest_dir, sandbox, tmp_path):
+    from reconciler.lock import space_lock
+    from reconciler.project import lock_key, resolve_instance
+
+    root = manifest_dir({"a.yaml": model_yaml("a")})
+    with space_lock(resolve_instance([root]).home, lock_key(sandbox.url, None), command="watch"):
+        assert cli("apply", root, "--server", sandbox.url).code == 9
+    saved = tmp_path / "plan.json"
+    assert cli("plan", root, "--server", sandbox.url, "--out", saved).code == 0
+    (root / "a.yaml").write_text(model_yaml("a", summary="changed"))
+    assert cli("apply", saved, "--server", sandbox.url).code == 10
+    assert cli("apply", root / "a.yaml", "--server", sandbox.url, "--prune", "--owner", "o").code == 11
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "--bogus"],
+        ["plan", "--detailed-exitcode", "--bogus"],  # never 2, the code for "changes pending"
+        ["apply", "--sandbox", "--server", "http://127.0.0.1:9"],
+        ["plan", "--max-delete", "lots"],
+    ],
+)
+def test_64_usage(cli, manifest_dir, args):
+    run = cli(*args[:1], manifest_dir({"a.yaml": model_yaml("a")}), *args[1:])
+    assert run.code == 64, run.all
+
+
+def test_130_and_143_interrupted(manifest_dir, sandbox_factory):
+    server = sandbox_factory(SandboxConfig(latency_ms=200))
+    root = manifest_dir({f"m{i}.yaml": model_yaml(f"m{i}") for i in range(40)})
+    env = {"OPENAI_API_KEY": KEY, "PATH": "/usr/bin:/bin"}
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", str(root), "--server", server.url, "-p", "1"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        seen = [proc.stdout.readline() for _ in range(2)]  # the plan, then a first model: under way
+        assert seen[0].startswith("Plan for") and seen[1].startswith("created"), [*seen, proc.stderr.read()]
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=25)
+        assert proc.returncode == code, out + err
+        assert "Apply interrupted" in out
