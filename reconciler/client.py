@@ -32,6 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -209,6 +210,23 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """The client is about to wait before trying a request again."""
+
+    attempt: int
+    """The attempt that comes next (2 for the first retry)."""
+    attempts: int
+    delay: float
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"the server did not answer ({self.reason}); trying again in {self.delay:.1f}s "
+            f"(attempt {self.attempt} of {self.attempts})"
+        )
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
         return True
@@ -266,6 +284,7 @@ class SpaceClient:
         max_connections: int = 32,
         sleep: Callable[[float], None] = time.sleep,
         max_body: int = MAX_BODY,
+        on_wait: Callable[[Waiting], None] | None = None,
     ) -> None:
         url = _parse_url(base_url)
         loopback = is_loopback(url.host)
@@ -278,6 +297,9 @@ class SpaceClient:
         self.tenant = tenant
         self.retry = retry or Backoff()
         self.sleep = sleep
+        self.on_wait = on_wait or (lambda waiting: None)
+        """Told before every wait between attempts, so that waiting is visible (the CLI says it once,
+        the daemon logs each)."""
         self._origin = (url.scheme, url.host, url.port)
         headers = {"Accept": "application/json", "User-Agent": "syft-space-reconciler"}
         if token:
@@ -441,10 +463,11 @@ class SpaceClient:
                 if not retry:
                     raise  # the caller retries (creates: apply.py looks the name up first)
                 if attempt + 1 >= attempts:
-                    log.warning("attempt %d/%d failed; giving up: %s", attempt + 1, attempts, exc)
-                    raise
+                    log.debug("attempt %d/%d failed; giving up: %s", attempt + 1, attempts, exc)
+                    raise  # reported once, by whoever catches it
                 delay = self.retry.delay(attempt, getattr(exc, "retry_after", None))
-                log.info("attempt %d/%d failed; will retry in %.2fs: %s", attempt + 1, attempts, delay, exc)
+                log.debug("attempt %d/%d failed; will retry in %.2fs: %s", attempt + 1, attempts, delay, exc)
+                self.on_wait(Waiting(attempt + 2, attempts, delay, str(exc)))
                 self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 

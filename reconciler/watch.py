@@ -453,6 +453,17 @@ class Reconciler:
         return RoundStatus.OK, summary, models, commit
 
 
+def log_wait(waiting: Any) -> None:
+    """One log line per attempt while the server does not answer (event `retry`)."""
+    log.info(
+        "%s",
+        waiting,
+        extra=_ev(
+            "retry", attempt=waiting.attempt, attempts=waiting.attempts, delay_s=round(waiting.delay, 3)
+        ),
+    )
+
+
 def _log_outcome(outcome: Outcome) -> None:
     level = logging.INFO if outcome.ok else logging.WARNING
     log.log(

@@ -211,7 +211,11 @@ def check_tenant_name(tenant: str | None) -> None:
 
 @contextlib.contextmanager
 def connect(
-    settings: ServerSettings, *, parallelism: int = 8, sleep: Callable[[float], Any] | None = None
+    settings: ServerSettings,
+    *,
+    parallelism: int = 8,
+    sleep: Callable[[float], Any] | None = None,
+    on_wait: Callable[[Any], None] | None = None,
 ) -> Iterator[Any]:
     """A SpaceClient for the configured server, or for the embedded sandbox started here.
 
@@ -255,9 +259,24 @@ def connect(
             ca_cert=settings.ca_cert,
             max_connections=max(parallelism, 4),
             sleep=sleep or time.sleep,
+            on_wait=on_wait or _say_once(),
         )
         stack.callback(client.close)
         yield client
+
+
+def _say_once() -> Callable[[Any], None]:
+    """Waiting is visible: the first wait for a busy or unreachable server is said on stderr, with
+    the next attempt's time; later ones are not (the end result is reported either way)."""
+    said = False
+
+    def say(waiting: Any) -> None:
+        nonlocal said
+        if not said:
+            said = True
+            click.echo(f"warning: {waiting}", err=True)
+
+    return say
 
 
 def describe_target(client: Any) -> str:

@@ -158,7 +158,9 @@ def watch(
     with contextlib.ExitStack() as stack:
         stack.enter_context(lock_for(instance, settings, command="watch", shared=False))
         # client retries end early on a stop, so the round ends soon
-        client = stack.enter_context(connect(settings, parallelism=parallelism, sleep=stop.wait))
+        client = stack.enter_context(
+            connect(settings, parallelism=parallelism, sleep=stop.wait, on_wait=daemon.log_wait)
+        )
         heartbeat = daemon.Heartbeat(progress=lambda: client.requests)
         on_round = stack.enter_context(_metrics(metrics_host, metrics_port, heartbeat))
         # the first SIGTERM/SIGINT lets the current round finish; a second one interrupts it
