@@ -1,0 +1,538 @@
+"""Many spaces from one project file: which ones a run takes, and running a command on each.
+
+`select()` applies `--space GLOB` and the shard (`--shard I/N`, or the replica's ordinal in a
+StatefulSet); `run_each()` runs one task per space on a bounded pool, each failure isolated and
+turned into that space's exit code; `summary_exit()` folds those into the run's one exit code.
+The per-space tasks (validate, plan, apply, export) reuse loading, round and the executor; the
+watch daemon over many spaces is `watch_all()`. Shell: no click, no printing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler import render
+from reconciler.backoff import Backoff
+from reconciler.client import SpaceClient
+from reconciler.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    BadSetting,
+    ReconcilerError,
+    Refused,
+)
+from reconciler.project import DEFAULT_PATHS, Instance, Project, SpaceSpec, lock_key
+from reconciler.references import EnvRef, read_secret_file
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARALLELISM = 4
+"""Spaces worked on at once (`--spaces-parallelism`); each also has its own request parallelism."""
+
+
+# -- which spaces: --space and --shard ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` (1-based, as written: `--shard 2/3`)."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match:
+            raise BadSetting(f"--shard {text!r}: write I/N, e.g. 2/3 (shard 2 of 3)")
+        index, count = int(match[1]), int(match[2])
+        if not 1 <= index <= count:
+            raise BadSetting(f"--shard {text!r}: I must be between 1 and N")
+        return cls(index, count)
+
+    @classmethod
+    def from_hostname(cls, hostname: str, count: int) -> Shard:
+        """A StatefulSet replica's shard: pod `name-<ordinal>` takes shard ordinal+1 of `count`."""
+        match = re.fullmatch(r".+-(\d+)", hostname)
+        if not match:
+            raise BadSetting(
+                f"cannot read a replica ordinal from host name {hostname!r} (expected NAME-<ordinal>, "
+                "as a StatefulSet's pods are named); pass --shard I/N"
+            )
+        ordinal = int(match[1])
+        if ordinal >= count:
+            raise BadSetting(
+                f"host name {hostname!r} is replica {ordinal}, but there are only {count} shard(s): "
+                "set the shard count to the StatefulSet's replicas"
+            )
+        return cls(ordinal + 1, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def shard_of(name: str, count: int) -> int:
+    """The shard (1-based) a space belongs to: a stable hash of its name, the same in every
+    process and on every machine (never Python's salted `hash()`)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def select(
+    specs: Sequence[SpaceSpec], patterns: Sequence[str] = (), shard: Shard | None = None
+) -> tuple[SpaceSpec, ...]:
+    """The spaces matching any `--space` glob (all when none) that fall in `shard`.
+
+    A glob that matches no declared space is refused: a typo must not silently do nothing.
+    """
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(s.name, pattern) for s in specs):
+            known = ", ".join(s.name for s in specs[:10]) + (" …" if len(specs) > 10 else "")
+            raise BadSetting(f"--space {pattern!r} matches no space in the project file (spaces: {known})")
+    chosen = [s for s in specs if not patterns or any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
+    if shard is not None:
+        chosen = [s for s in chosen if shard_of(s.name, shard.count) == shard.index]
+    return tuple(chosen)
+
+
+# -- one space's connection and instance -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The connection settings all spaces share (the command line's --timeout, --retries, …)."""
+
+    timeout: float = 10.0
+    retries: int = 5
+    insecure: bool = False
+    ca_cert: str | None = None
+    parallelism: int = 8
+
+
+def resolve_token(spec: SpaceSpec, env: Mapping[str, str], *, folder: Path) -> str:
+    """The space's token from its reference; a missing variable or file fails this space only."""
+    from reconciler import redact
+
+    token = spec.token
+    if isinstance(token, EnvRef):
+        missing = [v for v in token.variables if v not in env]
+        if missing:
+            raise BadSetting(f"{spec.where}: spaces.token: environment variable {missing[0]} is not set")
+        value = "".join(env[t] if is_var else t for is_var, t in token.parts)
+    else:
+        path = Path(token.path) if Path(token.path).is_absolute() else folder / token.path
+        try:
+            value = read_secret_file(path, limit=64 * 1024)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise BadSetting(f"{spec.where}: spaces.token: cannot read {path}: {reason}") from None
+    redact.register(value, value.strip())
+    value = value.strip()
+    if not value or any(not "!" <= c <= "~" for c in value):
+        raise BadSetting(f"{spec.where}: spaces.token: the token is empty or not printable ASCII")
+    return value
+
+
+def connect(
+    spec: SpaceSpec,
+    connection: Connection,
+    env: Mapping[str, str],
+    *,
+    folder: Path,
+    sleep: Callable[[float], Any] | None = None,
+) -> SpaceClient:
+    import time
+
+    return SpaceClient(
+        spec.server,
+        token=resolve_token(spec, env, folder=folder),
+        tenant=spec.tenant,
+        timeout=connection.timeout,
+        retry=Backoff.with_retries(connection.retries),
+        insecure=connection.insecure,
+        ca_cert=connection.ca_cert,
+        max_connections=max(connection.parallelism, 4),
+        sleep=sleep or time.sleep,
+    )
+
+
+def instance_for(spec: SpaceSpec, project: Project, *, owner: str | None = None) -> Instance:
+    """The space's instance: --owner, else the space's owner, else the project's; its paths, else
+    the project's, else `manifests/` beside the project file."""
+    declared = spec.paths or project.paths
+    roots = declared or tuple(project.folder / p for p in DEFAULT_PATHS)
+    chosen = owner if owner is not None else (spec.owner if spec.owner is not None else project.owner)
+    return Instance(chosen, roots, declared, project)
+
+
+def lock_of(spec: SpaceSpec, project: Project, *, command: str, shared: bool) -> Any:
+    from reconciler.lock import space_lock
+
+    return space_lock(project.folder, lock_key(spec.server, spec.tenant), command=command, shared=shared)
+
+
+# -- running a command on each ------------------------------------------------------------------
+
+
+@dataclass
+class SpaceResult:
+    """One space's part of a run: its exit code, its JSON section and its text lines."""
+
+    spec: SpaceSpec
+    exit_code: int = EXIT_OK
+    data: dict[str, Any] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    """stdout lines of the space's section."""
+    notes: list[str] = field(default_factory=list)
+    """Warnings and errors (stderr in text output)."""
+    error: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.spec.name,
+            "server": self.spec.server,
+            "tenant": self.spec.tenant,
+            "exit_code": self.exit_code,
+            "result": self.data or None,
+            "error": self.error,
+        }
+
+    def header(self) -> str:
+        tenant = f" (tenant {self.spec.tenant})" if self.spec.tenant else ""
+        return f"== space {self.spec.name}: {self.spec.server}{tenant} =="
+
+
+Task = Callable[[SpaceSpec, SpaceResult], None]
+
+
+def run_each(
+    specs: Sequence[SpaceSpec], task: Task, *, parallelism: int = DEFAULT_PARALLELISM
+) -> list[SpaceResult]:
+    """Run `task` on every space, `parallelism` at a time; results in the spaces' order.
+
+    One space's error (an unreachable server, a missing token, invalid manifests, a bug) becomes
+    that space's exit code and error; the others carry on.
+    """
+
+    def one(spec: SpaceSpec) -> SpaceResult:
+        result = SpaceResult(spec)
+        try:
+            task(spec, result)
+        except ReconcilerError as exc:
+            result.exit_code = exc.exit_code
+            result.error = render.error_json(exc)["error"]
+            problems = getattr(exc, "problems", ())
+            result.notes += [str(p) for p in problems] + [f"error: {exc.message}"]
+        except Exception as exc:  # a bug in one space must not take the others down
+            log.debug("space %s: unexpected error", spec.name, exc_info=True)
+            result.exit_code = EXIT_UNEXPECTED
+            message = f"unexpected error: {type(exc).__name__}: {exc}"
+            result.error = {"kind": "unexpected", "message": message}
+            result.notes.append(f"error: {message} (run with --debug for the traceback)")
+        return result
+
+    if parallelism <= 1 or len(specs) <= 1:
+        return [one(s) for s in specs]
+    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="space") as pool:
+        return list(pool.map(one, specs))
+
+
+def summary_exit(codes: Sequence[int]) -> int:
+    """The run's exit code: 0 when every space succeeded; the code the failing spaces share when
+    they all failed the same way (4: unreachable, 2: changes pending with --detailed-exitcode, …);
+    1 when they failed in different ways (each space's own code is in the output)."""
+    failed = {c for c in codes if c != EXIT_OK}
+    if not failed:
+        return EXIT_OK
+    return failed.pop() if len(failed) == 1 else EXIT_FAILED
+
+
+def run_json(command: str, results: Sequence[SpaceResult], *, shard: Shard | None) -> dict[str, Any]:
+    """The JSON document of a multi-space run: a section per space, and the summary code."""
+    return {
+        "version": render.JSON_VERSION,
+        "command": command,
+        "shard": str(shard) if shard else None,
+        "exit_code": summary_exit([r.exit_code for r in results]),
+        "spaces": [r.as_json() for r in results],
+    }
+
+
+def env() -> Mapping[str, str]:
+    return os.environ
+
+
+# -- watch: many spaces in one process ----------------------------------------------------------
+
+
+def _queued(inbox: queue.Queue[set[str] | None], stop: threading.Event) -> Iterator[set[str]]:
+    """A space's change batches from its inbox; batches queued during a round become one."""
+    while not stop.is_set():
+        try:
+            batch = inbox.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if batch is None:
+            return
+        merged = set(batch)
+        resync = not batch
+        while True:
+            try:
+                more = inbox.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return
+            resync = resync or not more
+            merged |= more
+        yield set() if resync and not merged else merged
+
+
+def _covers(roots: Sequence[Path], path: str) -> bool:
+    real = Path(os.path.realpath(path))
+    for root in roots:
+        target = Path(os.path.realpath(root))
+        if real == target or real.is_relative_to(target) or Path(path).is_relative_to(root):
+            return True
+    return False
+
+
+@dataclass
+class WatchedSpace:
+    """One space of a multi-space watch: its roots and the round to run on a change."""
+
+    name: str
+    roots: tuple[Path, ...]
+    run: Callable[[Iterator[set[str]]], Any]
+    """Runs the space's loop over its change batches until they end (watch.run, bound)."""
+    inbox: queue.Queue[set[str] | None] = field(default_factory=queue.Queue)
+
+
+def watch_all(spaces: Sequence[WatchedSpace], batches: Iterator[set[str]], stop: threading.Event) -> None:
+    """One change source for every space, one loop per space (its rounds, backoff and state).
+
+    A batch goes to the spaces whose roots hold a changed path; an empty batch (a resync) to all.
+    Each space's loop runs in its own thread, so a space waiting out a backoff or a slow server
+    holds up no other; the rounds themselves are bounded by the caller (a semaphore in `run`).
+    """
+    threads = [
+        threading.Thread(target=s.run, args=(_queued(s.inbox, stop),), name=f"space-{s.name}", daemon=True)
+        for s in spaces
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for batch in batches:
+            if stop.is_set():
+                break
+            for space in spaces:
+                if not batch:
+                    space.inbox.put(set())
+                    continue
+                mine = {p for p in batch if _covers(space.roots, p)}
+                if mine:
+                    space.inbox.put(mine)
+    finally:
+        stop.set()
+        for space in spaces:
+            space.inbox.put(None)
+        for thread in threads:
+            thread.join()
+
+
+def bounded(semaphore: threading.Semaphore, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` run at most as many at once as the semaphore allows (--spaces-parallelism)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with semaphore:
+            return fn(*args, **kwargs)
+
+    return call
+
+
+# -- the commands, one space each ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every space of one multi-space run shares."""
+
+    project: Project
+    connection: Connection
+    owner: str | None = None
+    """--owner: wins over the spaces' and the project's owner."""
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+    def instance(self, spec: SpaceSpec) -> Instance:
+        return instance_for(spec, self.project, owner=self.owner)
+
+    def connect(self, spec: SpaceSpec, **kw: Any) -> SpaceClient:
+        return connect(spec, self.connection, self.env, folder=self.project.folder, **kw)
+
+
+def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Task:
+    from reconciler.errors import InvalidManifests
+    from reconciler.loading import load, load_variables
+    from reconciler.validate import check_online
+
+    def task(spec: SpaceSpec, result: SpaceResult) -> None:
+        loaded = load(run.instance(spec).roots, registry, variables=load_variables(spec.var_files))
+        warnings = list(loaded.warnings)
+        skew: list[str] = []
+        if online:
+            with run.connect(spec) as client:
+                client.check_tenant()
+                problems, skew = check_online(
+                    loaded.manifests, client.list_types(), registry, client.base_url
+                )
+            warnings += [p for p in problems if p.severity == "warning"]
+            if any(p.severity == "error" for p in problems):
+                raise InvalidManifests(problems + list(loaded.warnings))
+        if strict and warnings:
+            raise InvalidManifests(warnings)
+        result.data = {
+            "valid": True,
+            "files": loaded.files,
+            "models": [m.name for m in loaded.manifests],
+            "warnings": [w.as_dict() for w in warnings],
+            "schema_skew": skew,
+        }
+        result.notes += [str(w) for w in warnings] + [f"warning: {line}" for line in skew]
+        where = " (and against the server's types)" if online else ""
+        result.lines.append(
+            f"OK: {len(loaded.manifests)} manifest(s) in {loaded.files} file(s) are valid{where}."
+        )
+
+    return task
+
+
+def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool) -> Task:
+    from reconciler import round
+
+    def task(spec: SpaceSpec, result: SpaceResult) -> None:
+        instance = run.instance(spec)
+        request = round.Request(instance, options, spec.var_files)
+        desired = round.desire(request, registry, run.env)
+        with run.connect(spec) as client:
+            planned = round.plan_against(client, desired, registry, options, instance.owner)
+        data = render.plan_json(
+            planned.plan,
+            target=client.base_url,
+            tenant=client.tenant,
+            replace_allowed=options.replace_allowed,
+            warnings=desired.loaded.warnings,
+        )
+        data["owner"] = instance.owner
+        data["refused"] = planned.refused
+        result.data = data
+        result.notes += [str(w) for w in desired.loaded.warnings]
+        where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
+        result.lines += render.plan_text(
+            planned.plan, target=where, replace_allowed=options.replace_allowed
+        ).splitlines()
+        if planned.refused:
+            result.notes.append(f"warning: apply would refuse this plan: {planned.refused}")
+        if detailed_exitcode and not planned.plan.is_empty:
+            result.exit_code = 2  # Terraform's -detailed-exitcode: changes are pending
+
+    return task
+
+
+def apply_task(run: Run, registry: Any, options: Any, *, fail_fast: bool, may_delete: bool) -> Task:
+    from reconciler import round
+    from reconciler.apply import ApplyOptions, Executor, exit_code
+    from reconciler.model import Op
+
+    def task(spec: SpaceSpec, result: SpaceResult) -> None:
+        instance = run.instance(spec)
+        request = round.Request(instance, options, spec.var_files)
+        with lock_of(spec, run.project, command="apply", shared=True):
+            desired = round.desire(request, registry, run.env)
+            with run.connect(spec) as client:
+                planned = round.plan_against(client, desired, registry, options, instance.owner)
+                if planned.refused:
+                    raise Refused(planned.refused)
+                if planned.going and not may_delete:
+                    raise Refused(
+                        f"{len(planned.going)} deletion(s) planned ({render.deletion_kinds(planned.going)}); "
+                        "over many spaces nobody is asked: pass --auto-approve; nothing was written"
+                    )
+                apply_options = ApplyOptions(
+                    parallelism=run.connection.parallelism,
+                    fail_fast=fail_fast,
+                    replace=frozenset(options.replace),
+                    max_create_attempts=run.connection.retries + 1,
+                    replace_all=options.replace_all,
+                    facts=registry.facts,
+                    owner=instance.owner,
+                )
+                report = Executor(client, apply_options).run(planned.plan)
+        conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
+        data = render.report_json(report, target=client.base_url, tenant=client.tenant)
+        data["conflicts"] = [render.change_dict(c) for c in conflicts]
+        data["owner"] = instance.owner
+        result.data = data
+        result.notes += [str(w) for w in desired.loaded.warnings]
+        result.lines.append(f"Plan: {render.summary_line(planned.plan)}.")
+        result.lines += [render.outcome_line(o) for o in report.outcomes]
+        result.lines += [f"conflict {c.name}: {c.reason}" for c in conflicts]
+        result.lines.append(render.report_summary(report))
+        result.exit_code = exit_code(report, conflicts=bool(conflicts))
+
+    return task
+
+
+def export_task(run: Run, registry: Any, *, selectors: Sequence[Any], output_dir: Path, force: bool) -> Task:
+    """`export` per space: into OUTPUT_DIR/<space name>/."""
+    from reconciler.export import export as export_models
+
+    def task(spec: SpaceSpec, result: SpaceResult) -> None:
+        with run.connect(spec) as client:
+            client.check_tenant()
+            exported = export_models(client.list_models(), registry, selectors=selectors)
+        folder = output_dir / spec.name
+        targets = [folder / f.file_name for f in exported.files]
+        taken = [t for t in targets if t.exists() or t.is_symlink()]
+        if taken and not force:
+            more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+            raise ReconcilerError(
+                f"{taken[0]} already exists{more}; pass --force to overwrite (nothing was written)"
+            )
+        if exported.files:
+            folder.mkdir(parents=True, exist_ok=True)
+        for target, file in zip(targets, exported.files, strict=True):
+            target.write_text(file.text, encoding="utf-8")
+        env_vars = [var for f in exported.files for var in f.env]
+        notes = [f"skipped model {n!r}: {r}" for n, r in exported.skipped] + list(exported.warnings)
+        result.data = {
+            "output_dir": str(folder),
+            "files": [
+                {"file": str(t), "name": f.name, "dtype": f.dtype, "env": list(f.env)}
+                for t, f in zip(targets, exported.files, strict=True)
+            ],
+            "skipped": [{"name": n, "reason": r} for n, r in exported.skipped],
+            "env": env_vars,
+            "warnings": notes,
+        }
+        result.notes += [f"warning: {n}" for n in notes]
+        result.lines += [
+            f"wrote {t} (model {f.name!r})" for t, f in zip(targets, exported.files, strict=True)
+        ]
+        result.lines.append(
+            f"Exported {len(exported.files)} of {exported.total} model(s) to {folder}/."
+            + (f" Before plan/apply, set: {', '.join(env_vars)}." if env_vars else "")
+        )
+
+    return task

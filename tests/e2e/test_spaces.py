@@ -1,0 +1,175 @@
+"""Many spaces from one project file, through the CLI, against one multi-tenant sandbox."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.spaces import shard_of
+
+from .conftest import model_yaml
+
+TOKEN = "admin-key"
+TENANTS = [f"team-{i:02d}" for i in range(9)]
+
+
+@pytest.fixture
+def tenants(sandbox_factory):
+    """A multi-tenant sandbox (admin key TOKEN) with the tenants TENANTS."""
+    server = sandbox_factory(token=TOKEN, multi_tenancy=True)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        for name in TENANTS:
+            assert http.post("/api/v1/tenants", json={"name": name, "display_name": name}).status_code == 201
+    return server
+
+
+def tenant_models(server, tenant: str) -> list[str]:
+    headers = {"Authorization": f"Bearer {TOKEN}", "X-Tenant-Name": tenant}
+    with httpx.Client(base_url=server.url, headers=headers, follow_redirects=True) as http:
+        return sorted(m["name"] for m in http.get("/api/v1/models/").json())
+
+
+def write_project(root: Path, server_url: str, names: list[str], *, dead: str | None = None) -> Path:
+    """Each tenant's own folder spaces/<tenant>/ with two models named after it."""
+    lines = ["owner: platform", "spaces:"]
+    for name in names:
+        folder = root / "spaces" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(2):
+            (folder / f"m{i}.yaml").write_text(model_yaml(f"{name}-m{i}", key="sk-test"))
+        url = _dead_url() if name == dead else server_url
+        lines.append(
+            f"  - {{name: {name}, server: '{url}', tenant: {name}, token: '${{SPACE_TOKEN}}', "
+            f"paths: [spaces/{name}]}}"
+        )
+    file = root / "syft-reconciler.yaml"
+    file.write_text("\n".join(lines) + "\n")
+    return file
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("SPACE_TOKEN", TOKEN)
+
+
+def test_apply_converges_each_tenant_to_its_own_folder(cli, tenants, tmp_path, env):
+    config = write_project(tmp_path, tenants.url, TENANTS)
+    run = cli("apply", "--config", config, "--auto-approve", "-o", "json")
+    assert run.code == 0, run.all
+    data = json.loads(run.out)
+    assert data["version"] == 1 and data["exit_code"] == 0
+    assert [s["name"] for s in data["spaces"]] == TENANTS
+    for tenant in TENANTS:
+        assert tenant_models(tenants, tenant) == [f"{tenant}-m0", f"{tenant}-m1"]
+    again = cli("plan", "--config", config, "--detailed-exitcode")
+    assert again.code == 0, again.all
+    assert again.out.count("== space ") == len(TENANTS)
+    assert f"{len(TENANTS)} of {len(TENANTS)} space(s) succeeded." in again.out
+
+
+def test_a_dead_server_fails_its_space_alone(cli, tenants, tmp_path, env):
+    config = write_project(tmp_path, tenants.url, TENANTS[:4], dead=TENANTS[1])
+    run = cli("apply", "--config", config, "--retries", "0", "--timeout", "2", "-o", "json")
+    assert run.code == 4, run.all  # all failing spaces failed the same way: unreachable
+    data = json.loads(run.out)
+    codes = {s["name"]: s["exit_code"] for s in data["spaces"]}
+    assert codes == {TENANTS[0]: 0, TENANTS[1]: 4, TENANTS[2]: 0, TENANTS[3]: 0}
+    assert data["spaces"][1]["error"]["kind"] == "unreachable"
+    for tenant in (TENANTS[0], TENANTS[2], TENANTS[3]):
+        assert tenant_models(tenants, tenant) == [f"{tenant}-m0", f"{tenant}-m1"]
+    assert tenant_models(tenants, TENANTS[1]) == []
+    text = cli("plan", "--config", config, "--retries", "0", "--timeout", "2")
+    assert f"failed: {TENANTS[1]} (4)" in text.out
+    assert "Traceback" not in text.all
+
+
+def test_shards_cover_every_space_exactly_once(cli, tenants, tmp_path, env):
+    config = write_project(tmp_path, tenants.url, TENANTS)
+    seen: list[str] = []
+    for i in (1, 2, 3):
+        run = cli("apply", "--config", config, "--shard", f"{i}/3", "-o", "json")
+        assert run.code == 0, run.all
+        names = [s["name"] for s in json.loads(run.out)["spaces"]]
+        assert all(shard_of(n, 3) == i for n in names)
+        seen += names
+    assert sorted(seen) == TENANTS
+    for tenant in TENANTS:
+        assert tenant_models(tenants, tenant) == [f"{tenant}-m0", f"{tenant}-m1"]
+
+
+def test_shard_from_the_pod_host_name(cli, tenants, tmp_path, env, monkeypatch):
+    config = write_project(tmp_path, tenants.url, TENANTS)
+    monkeypatch.setenv("HOSTNAME", "syft-reconciler-1")
+    run = cli("validate", "--config", config, "--shards", "3", "-o", "json")
+    assert run.code == 0, run.all
+    data = json.loads(run.out)
+    assert data["shard"] == "2/3"
+    assert [s["name"] for s in data["spaces"]] == [n for n in TENANTS if shard_of(n, 3) == 2]
+    monkeypatch.setenv("HOSTNAME", "laptop")
+    bad = cli("validate", "--config", config, "--shards", "3")
+    assert bad.code == 2 and "cannot read a replica ordinal from host name 'laptop'" in bad.err
+
+
+def test_space_globs_select_and_a_glob_matching_nothing_is_refused(cli, tenants, tmp_path, env):
+    config = write_project(tmp_path, tenants.url, TENANTS)
+    run = cli("plan", "--config", config, "--space", "team-0[12]", "--space", "team-08", "-o", "json")
+    assert run.code == 0, run.all
+    assert [s["name"] for s in json.loads(run.out)["spaces"]] == ["team-01", "team-02", "team-08"]
+    typo = cli("plan", "--config", config, "--space", "tema-*")
+    assert typo.code == 2 and "--space 'tema-*' matches no space" in typo.err
+
+
+def test_a_missing_token_fails_its_space_and_mixed_failures_exit_1(cli, tenants, tmp_path, env):
+    config = write_project(tmp_path, tenants.url, TENANTS[:3], dead=TENANTS[2])
+    text = config.read_text().replace("${SPACE_TOKEN}", "${NO_SUCH_TOKEN}", 1)
+    config.write_text(text)
+    run = cli("apply", "--config", config, "--retries", "0", "--timeout", "2", "-o", "json")
+    data = json.loads(run.out)
+    assert [s["exit_code"] for s in data["spaces"]] == [2, 0, 4]
+    assert run.code == 1 == data["exit_code"]  # failed in different ways
+    assert "environment variable NO_SUCH_TOKEN is not set" in data["spaces"][0]["error"]["message"]
+
+
+def test_validate_and_export_per_space(cli, tenants, tmp_path, env):
+    config = write_project(tmp_path, tenants.url, TENANTS[:2])
+    assert cli("apply", "--config", config).code == 0
+    valid = cli("validate", "--config", config)
+    assert valid.code == 0 and valid.out.count("OK: 2 manifest(s)") == 2
+    out = tmp_path / "exported"
+    run = cli("export", "--config", config, "-d", out)
+    assert run.code == 0, run.all
+    for tenant in TENANTS[:2]:
+        assert sorted(p.name for p in (out / tenant).iterdir()) == [f"{tenant}-m0.yaml", f"{tenant}-m1.yaml"]
+
+
+def test_one_space_options_are_refused_with_spaces(cli, tenants, tmp_path, env):
+    config = write_project(tmp_path, tenants.url, TENANTS[:2])
+    run = cli("plan", "--config", config, "--server", tenants.url)
+    assert run.code == 2 and "--server: with `spaces:`" in run.err
+    paths = cli("plan", "--config", config, str(tmp_path / "spaces"))
+    assert paths.code == 2 and "drop PATHS" in paths.err
+
+
+def test_space_options_without_spaces_are_a_usage_error(cli, tenants, tmp_path, manifest_dir):
+    root = manifest_dir({"a.yaml": model_yaml("a")})
+    run = cli("validate", str(root), "--space", "x")
+    assert run.code == 2 and "--space and --shard need `spaces:`" in run.err
+
+
+def test_a_literal_token_in_the_project_file_is_refused(cli, tmp_path):
+    config = tmp_path / "syft-reconciler.yaml"
+    config.write_text("spaces:\n  - name: a\n    server: http://127.0.0.1:1\n    token: sk-live-123\n")
+    run = cli("validate", "--config", config)
+    assert run.code == 1
+    assert f"{config}:4:12: spaces[0].token: a token is never written in the project file" in run.err
+    assert "sk-live-123" not in run.all
