@@ -277,9 +277,13 @@ def env() -> Mapping[str, str]:
 # -- watch: many spaces in one process ----------------------------------------------------------
 
 
-def _queued(inbox: queue.Queue[set[str] | None], stop: threading.Event) -> Iterator[set[str]]:
-    """A space's change batches from its inbox; batches queued during a round become one."""
+def _queued(
+    inbox: queue.Queue[set[str] | None], stop: threading.Event, on_idle: Callable[[], None]
+) -> Iterator[set[str]]:
+    """A space's change batches from its inbox; batches queued during a round become one.
+    `on_idle` runs while it waits (the space's loop is alive, just idle)."""
     while not stop.is_set():
+        on_idle()
         try:
             batch = inbox.get(timeout=0.5)
         except queue.Empty:
@@ -317,18 +321,23 @@ class WatchedSpace:
     roots: tuple[Path, ...]
     run: Callable[[Iterator[set[str]]], Any]
     """Runs the space's loop over its change batches until they end (watch.run, bound)."""
+    on_idle: Callable[[], None] = lambda: None
+    """Called while the loop waits for a batch (its heartbeat)."""
     inbox: queue.Queue[set[str] | None] = field(default_factory=queue.Queue)
 
 
 def watch_all(spaces: Sequence[WatchedSpace], batches: Iterator[set[str]], stop: threading.Event) -> None:
     """One change source for every space, one loop per space (its rounds, backoff and state).
 
-    A batch goes to the spaces whose roots hold a changed path; an empty batch (a resync) to all.
+    A batch goes to the spaces whose roots hold a changed path (every batch to a space without
+    roots, e.g. at git HEAD, where any commit may concern it); an empty batch (a resync) to all.
     Each space's loop runs in its own thread, so a space waiting out a backoff or a slow server
     holds up no other; the rounds themselves are bounded by the caller (a semaphore in `run`).
     """
     threads = [
-        threading.Thread(target=s.run, args=(_queued(s.inbox, stop),), name=f"space-{s.name}", daemon=True)
+        threading.Thread(
+            target=s.run, args=(_queued(s.inbox, stop, s.on_idle),), name=f"space-{s.name}", daemon=True
+        )
         for s in spaces
     ]
     for thread in threads:
@@ -341,7 +350,7 @@ def watch_all(spaces: Sequence[WatchedSpace], batches: Iterator[set[str]], stop:
                 if not batch:
                     space.inbox.put(set())
                     continue
-                mine = {p for p in batch if _covers(space.roots, p)}
+                mine = {p for p in batch if not space.roots or _covers(space.roots, p)}
                 if mine:
                     space.inbox.put(mine)
     finally:

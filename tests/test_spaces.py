@@ -228,3 +228,88 @@ def _spec(name: str):
     from reconciler.project import SpaceSpec
 
     return SpaceSpec(name=name, server="http://x", token=EnvRef(((True, "T"),)))
+
+
+def test_watch_all_routes_batches_to_the_spaces_whose_roots_changed(tmp_path):
+    import threading
+    import time
+
+    from reconciler.spaces import WatchedSpace, watch_all
+
+    got: dict[str, list[set[str]]] = {"a": [], "b": [], "all": []}
+
+    def loop(name):
+        def run(batches):
+            for batch in batches:
+                got[name].append(batch)
+
+        return run
+
+    spaces = [
+        WatchedSpace("a", (tmp_path / "a",), loop("a")),
+        WatchedSpace("b", (tmp_path / "b",), loop("b")),
+        WatchedSpace("all", (), loop("all")),
+    ]
+
+    def seen(a, b, every):  # wait until the loops took what was sent (no coalescing in between)
+        deadline = time.monotonic() + 10
+        while [len(got["a"]), len(got["b"]), len(got["all"])] != [a, b, every]:
+            assert time.monotonic() < deadline, got
+            time.sleep(0.01)
+
+    def batches():
+        yield {str(tmp_path / "a" / "x.yaml")}
+        seen(1, 0, 1)
+        yield set()  # a resync: everyone
+        seen(2, 1, 2)
+        yield {str(tmp_path / "elsewhere.yaml")}
+        seen(2, 1, 3)
+
+    stop = threading.Event()
+    watch_all(spaces, batches(), stop)
+    assert got["a"] == [{str(tmp_path / "a" / "x.yaml")}, set()]
+    assert got["b"] == [set()]
+    assert got["all"][2] == {str(tmp_path / "elsewhere.yaml")}  # no roots (git HEAD): every batch
+    assert stop.is_set()
+
+
+def test_metrics_over_many_spaces_label_each_series_and_name_the_spaces_not_ready():
+    from reconciler.metrics import DaemonMetrics
+    from reconciler.watch import RoundResult, RoundStatus, Trigger
+
+    metrics = DaemonMetrics(["a", "b", "c"])
+    metrics.observer("a")(RoundResult(Trigger.STARTUP, RoundStatus.OK, 0.1, "", {"in_sync": 2}))
+    metrics.observer("b")(RoundResult(Trigger.STARTUP, RoundStatus.UNREACHABLE, 0.1, "refused"))
+    code, body = metrics.readiness()
+    assert code == 503 and body["ready_spaces"] == 1 and body["spaces"] == 3
+    assert body["not_ready"]["b"]["status"] == "unreachable"
+    assert body["not_ready"]["c"]["status"] == "starting"
+    assert "a" not in body["not_ready"]
+    assert metrics.health()[1]["status"] == "degraded"
+    metrics.observer("b")(RoundResult(Trigger.RETRY, RoundStatus.OK, 0.1, "", {}))
+    metrics.observer("c")(RoundResult(Trigger.STARTUP, RoundStatus.OK, 0.1, "", {}, "abc"))
+    assert metrics.readiness() == (200, {"ready": True, "spaces": 3, "ready_spaces": 3, "not_ready": {}})
+    from prometheus_client import generate_latest
+
+    text = generate_latest(metrics.registry).decode().splitlines()
+    assert 'syft_reconciler_models{space="a",state="in_sync"} 2.0' in text
+    assert 'syft_reconciler_rounds_total{space="b",status="unreachable",trigger="startup"} 1.0' in text
+    assert 'syft_reconciler_applied_commit_info{commit="abc",space="c"} 1.0' in text
+
+
+def test_heartbeats_are_alive_while_every_loop_is():
+    from reconciler.watch import Heartbeat, Heartbeats
+
+    now = [0.0]
+    source, a, b = (Heartbeat(clock=lambda: now[0]) for _ in range(3))
+    group = Heartbeats(source, [a, b])
+    group.beat("waiting", 100.0)
+    a.beat("round", 1.0)
+    b.beat("waiting", 100.0)
+    now[0] = 40.0  # past a's promise (1 s + 30 s slack)
+    status = group.status()
+    assert not status.alive and status.phase == "round"
+    a.beat("waiting", 100.0)
+    assert group.status().alive
+    group.stopped()
+    assert not group.status().alive

@@ -12,6 +12,7 @@ import pytest
 from reconciler.spaces import shard_of
 
 from .conftest import model_yaml
+from .test_watch import Daemon, poll
 
 TOKEN = "admin-key"
 TENANTS = [f"team-{i:02d}" for i in range(9)]
@@ -55,6 +56,19 @@ def _dead_url() -> str:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture
+def daemon_of():
+    started: list[Daemon] = []
+
+    def start(*args, **kwargs):
+        started.append(Daemon(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for daemon in started:
+        daemon.kill()
 
 
 @pytest.fixture
@@ -173,3 +187,50 @@ def test_a_literal_token_in_the_project_file_is_refused(cli, tmp_path):
     assert run.code == 1
     assert f"{config}:4:12: spaces[0].token: a token is never written in the project file" in run.err
     assert "sk-live-123" not in run.all
+
+
+@pytest.mark.timeout(60)
+def test_watch_over_many_spaces_picks_up_a_change_in_one(tenants, tmp_path, env, daemon_of):
+    names = TENANTS[:6]
+    config = write_project(tmp_path, tenants.url, names, dead=names[5])
+    daemon = daemon_of(
+        "--config",
+        config,
+        "--resync-interval",
+        "30",
+        "--metrics-port",
+        "0",
+        "--retries",
+        "0",
+        "--timeout",
+        "2",
+        "--spaces-parallelism",
+        "2",
+        cwd=tmp_path,
+        env={"SPACE_TOKEN": TOKEN},
+    )
+    url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
+    for name in names[:5]:
+        daemon.wait_for(f"{name}'s first round", event="round", trigger="startup", status="ok", space=name)
+        assert tenant_models(tenants, name) == [f"{name}-m0", f"{name}-m1"]
+    daemon.wait_for("the dead space's round", event="round", status="unreachable", space=names[5])
+    mark = daemon.mark()
+    (tmp_path / "spaces" / names[2] / "m2.yaml").write_text(model_yaml(f"{names[2]}-m2", key="sk-test"))
+    poll(lambda: f"{names[2]}-m2" in tenant_models(tenants, names[2]), "the new model in its tenant")
+    files = daemon.wait_for("the files round", since=mark, event="round", trigger="files", status="ok")
+    assert files["space"] == names[2]
+    others = [e for e in daemon.events[mark:] if e.get("trigger") == "files" and e.get("space") != names[2]]
+    assert others == []  # only the space whose folder changed ran a round
+    assert tenant_models(tenants, names[1]) == [f"{names[1]}-m0", f"{names[1]}-m1"]
+
+    ready = httpx.get(url + "/readyz")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert list(body["not_ready"]) == [names[5]] and body["ready_spaces"] == 5
+    assert body["not_ready"][names[5]]["status"] == "unreachable"
+    assert httpx.get(url + "/livez").status_code == 200
+    metrics = httpx.get(url + "/metrics").text.splitlines()
+    assert f'syft_reconciler_models{{space="{names[2]}",state="in_sync"}} 3.0' in metrics
+    assert f'syft_reconciler_rounds_total{{space="{names[2]}",status="ok",trigger="files"}} 1.0' in metrics
+    assert daemon.terminate() == 0
+    assert TOKEN not in daemon.log and "Traceback" not in daemon.log
