@@ -17,8 +17,9 @@ from click.core import ParameterSource
 
 from reconciler.cli.options import emit_json
 
-ONE_SPACE_OPTIONS = ("server", "token", "token_file", "tenant", "sandbox")
-"""Options naming the one target of a run without `spaces:`; with spaces each space names its own."""
+ONE_SPACE_OPTIONS = ("server", "token", "token_file", "tenant", "sandbox", "var_files")
+"""Options naming the one target of a run without `spaces:`; with spaces each space names its own
+(its server, tenant, token and var_files)."""
 
 
 def spaces_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -100,6 +101,7 @@ def spaces_from(
     """The multi-space run when the project file has `spaces:`, else None (a one-space run as
     ever). Pops the multi-space options from `kw`; leaves the rest for the one-space path."""
     from reconciler import spaces
+    from reconciler.ownership import check_owner
     from reconciler.project import find_project, load_project
 
     globs, shard_text, shards, spaces_parallelism = (
@@ -128,8 +130,15 @@ def spaces_from(
         name for name in ONE_SPACE_OPTIONS if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
     ]
     if given:
-        flags = ", ".join("--" + g.replace("_", "-") for g in given)
-        raise click.UsageError(f"{flags}: with `spaces:` in {project.file}, each space names its own server")
+        opts = {p.name: p.opts[0] for p in ctx.command.params}
+        flags = ", ".join(opts.get(g, g) for g in given)
+        raise click.UsageError(
+            f"{flags}: with `spaces:` in {project.file}, each space names its own server, tenant, "
+            "token and var_files"
+        )
+    owner = kw.get("owner")
+    if owner is not None and (why := check_owner(owner)):
+        raise click.UsageError(f"--owner: {why}")
     shard = (
         spaces.Shard.parse(shard_text)
         if shard_text
@@ -146,6 +155,6 @@ def spaces_from(
             ca_cert=kw["ca_cert"],
             parallelism=parallelism,
         ),
-        owner=kw.get("owner"),
+        owner=owner,
     )
     return MultiSpace(run, spaces.select(project.spaces, globs, shard), shard, spaces_parallelism)

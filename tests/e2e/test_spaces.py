@@ -234,3 +234,13 @@ def test_watch_over_many_spaces_picks_up_a_change_in_one(tenants, tmp_path, env,
     assert f'syft_reconciler_rounds_total{{space="{names[2]}",status="ok",trigger="files"}} 1.0' in metrics
     assert daemon.terminate() == 0
     assert TOKEN not in daemon.log and "Traceback" not in daemon.log
+
+
+def test_var_files_and_a_bad_owner_are_refused_with_spaces(cli, tenants, tmp_path, env):
+    config = write_project(tmp_path, tenants.url, TENANTS[:1])
+    vars_file = tmp_path / "vars.yaml"
+    vars_file.write_text("A: 1\n")
+    run = cli("validate", "--config", config, "--var-file", vars_file)
+    assert run.code == 2 and "--var-file: with `spaces:`" in run.err
+    bad = cli("plan", "--config", config, "--owner", "not ok!")
+    assert bad.code == 2 and "--owner:" in bad.err
