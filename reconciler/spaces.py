@@ -9,6 +9,7 @@ watch daemon over many spaces is `watch_all()`. Shell: no click, no printing.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import logging
@@ -217,17 +218,62 @@ class SpaceResult:
 Task = Callable[[SpaceSpec, SpaceResult], None]
 
 
+class Interrupt:
+    """The first SIGINT/SIGTERM of a multi-space run: spaces not started are not started, and
+    the applies in flight stop submitting (their in-flight requests finish and are reported),
+    as one `apply` does."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._lock = threading.Lock()
+        self._executors: set[Any] = set()
+
+    def __call__(self, signum: int) -> None:
+        with self._lock:
+            self.signum = self.signum or signum
+            running = list(self._executors)
+        for executor in running:
+            executor._on_signal(signum)
+
+    @property
+    def stopped(self) -> bool:
+        return self.signum is not None
+
+    @contextlib.contextmanager
+    def track(self, executor: Any) -> Iterator[None]:
+        with self._lock:
+            self._executors.add(executor)
+            signum = self.signum
+        if signum is not None:
+            executor._on_signal(signum)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._executors.discard(executor)
+
+
 def run_each(
-    specs: Sequence[SpaceSpec], task: Task, *, parallelism: int = DEFAULT_PARALLELISM
+    specs: Sequence[SpaceSpec],
+    task: Task,
+    *,
+    parallelism: int = DEFAULT_PARALLELISM,
+    interrupt: Interrupt | None = None,
 ) -> list[SpaceResult]:
     """Run `task` on every space, `parallelism` at a time; results in the spaces' order.
 
     One space's error (an unreachable server, a missing token, invalid manifests, a bug) becomes
-    that space's exit code and error; the others carry on.
+    that space's exit code and error; the others carry on. After `interrupt` fired, the spaces
+    not started yet are reported as not attempted (exit 128 + the signal).
     """
 
     def one(spec: SpaceSpec) -> SpaceResult:
         result = SpaceResult(spec)
+        if interrupt is not None and interrupt.signum is not None:
+            result.exit_code = 128 + interrupt.signum
+            result.error = {"kind": "interrupted", "message": "not attempted (run stopped)"}
+            result.notes.append("error: not attempted (run stopped)")
+            return result
         try:
             task(spec, result)
         except ReconcilerError as exc:
@@ -459,7 +505,15 @@ def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool)
     return task
 
 
-def apply_task(run: Run, registry: Any, options: Any, *, fail_fast: bool, may_delete: bool) -> Task:
+def apply_task(
+    run: Run,
+    registry: Any,
+    options: Any,
+    *,
+    fail_fast: bool,
+    may_delete: bool,
+    interrupt: Interrupt | None = None,
+) -> Task:
     from reconciler import round
     from reconciler.apply import ApplyOptions, Executor, exit_code
     from reconciler.model import Op
@@ -487,7 +541,9 @@ def apply_task(run: Run, registry: Any, options: Any, *, fail_fast: bool, may_de
                     facts=registry.facts,
                     owner=instance.owner,
                 )
-                report = Executor(client, apply_options).run(planned.plan)
+                executor = Executor(client, apply_options)
+                with interrupt.track(executor) if interrupt else contextlib.nullcontext():
+                    report = executor.run(planned.plan)
         conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
         data = render.report_json(report, target=client.base_url, tenant=client.tenant)
         data["conflicts"] = [render.change_dict(c) for c in conflicts]
@@ -498,7 +554,10 @@ def apply_task(run: Run, registry: Any, options: Any, *, fail_fast: bool, may_de
         result.lines += [render.outcome_line(o) for o in report.outcomes]
         result.lines += [f"conflict {c.name}: {c.reason}" for c in conflicts]
         result.lines.append(render.report_summary(report))
-        result.exit_code = exit_code(report, conflicts=bool(conflicts))
+        result.exit_code = exit_code(report, conflicts=bool(conflicts), signum=executor.signum)
+        if interrupt is not None and interrupt.signum is not None and executor.stop.is_set():
+            # told to stop (perhaps before its run began, which resets `interrupted`)
+            result.exit_code = 128 + interrupt.signum
 
     return task
 

@@ -313,3 +313,32 @@ def test_heartbeats_are_alive_while_every_loop_is():
     assert group.status().alive
     group.stopped()
     assert not group.status().alive
+
+
+def test_an_interrupt_stops_the_spaces_not_started_and_the_applies_in_flight():
+    import signal
+
+    from reconciler.spaces import Interrupt
+
+    interrupt = Interrupt()
+    stopped = []
+
+    class FakeExecutor:
+        def _on_signal(self, signum):
+            stopped.append(signum)
+
+    def task(spec, result):
+        if spec.name == "a":
+            with interrupt.track(FakeExecutor()):
+                interrupt(signal.SIGTERM)  # arrives while a's apply runs
+        result.lines.append("ran")
+
+    results = run_each([_spec(n) for n in ("a", "b", "c")], task, parallelism=1, interrupt=interrupt)
+    assert stopped == [signal.SIGTERM]
+    assert [r.exit_code for r in results] == [0, 143, 143]
+    assert results[1].error == {"kind": "interrupted", "message": "not attempted (run stopped)"}
+    assert summary_exit([r.exit_code for r in results]) == 143
+    late = FakeExecutor()
+    with interrupt.track(late):  # an apply that starts after the signal stops at once
+        pass
+    assert stopped == [signal.SIGTERM, signal.SIGTERM]

@@ -69,11 +69,14 @@ def apply(
     saved = _saved_plan(paths)
     multi = spaces_from(paths, kw, parallelism=parallelism, one_space=saved is not None)
     if multi is not None:
-        from reconciler.spaces import apply_task
+        from reconciler.spaces import Interrupt, apply_task
 
         may_delete = auto_approve or not sys.stdin.isatty()
-        task = apply_task(multi.run, bundled_registry(), options, fail_fast=fail_fast, may_delete=may_delete)
-        return multi.finish("apply", output, task)
+        stop = Interrupt()
+        task = apply_task(
+            multi.run, bundled_registry(), options, fail_fast=fail_fast, may_delete=may_delete, interrupt=stop
+        )
+        return multi.finish("apply", output, task, stop)
     settings = settings_from(kw)  # leaves --owner and --config in kw
     if saved is not None:
         plan_file, plan_path = saved

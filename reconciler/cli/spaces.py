@@ -67,11 +67,15 @@ class MultiSpace:
     shard: Any
     parallelism: int
 
-    def finish(self, command: str, output: str, task: Any) -> None:
-        """Run `task` on every selected space, print each one's section, exit with the summary."""
+    def finish(self, command: str, output: str, task: Any, interrupt: Any = None) -> None:
+        """Run `task` on every selected space, print each one's section, exit with the summary.
+        The first SIGINT/SIGTERM starts no more spaces (`interrupt`, spaces.Interrupt)."""
         from reconciler import spaces
+        from reconciler.signals import graceful
 
-        results = spaces.run_each(self.specs, task, parallelism=self.parallelism)
+        interrupt = interrupt or spaces.Interrupt()
+        with graceful(interrupt, then="previous"):
+            results = spaces.run_each(self.specs, task, parallelism=self.parallelism, interrupt=interrupt)
         code = spaces.summary_exit([r.exit_code for r in results])
         if output == "json":
             emit_json(spaces.run_json(command, results, shard=self.shard))

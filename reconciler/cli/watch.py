@@ -258,7 +258,10 @@ def _watch_many(
     round_silence = daemon.request_budget(timeout=run.connection.timeout, retries=run.connection.retries)
     backoff = dataclasses.replace(DAEMON_BACKOFF, cap=min(DAEMON_BACKOFF.cap, max(resync_interval, 1.0)))
     semaphore = threading.Semaphore(multi.parallelism)
-    all_roots = sorted({r for spec in specs for r in run.instance(spec).roots})
+    # only folders that exist are watched: a space whose folder is missing fails alone, below
+    all_roots = sorted({r for spec in specs for r in run.instance(spec).roots if r.exists()})
+    if not all_roots:
+        raise click.UsageError("none of the spaces' manifest folders exists; nothing to watch")
     source: Source = GitHead.open(all_roots) if use_git else WorkTree()
     with contextlib.ExitStack() as stack:
         observe, server = stack.enter_context(_metrics_many(*metrics, [s.name for s in specs]))

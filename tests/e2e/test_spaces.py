@@ -193,6 +193,11 @@ def test_a_literal_token_in_the_project_file_is_refused(cli, tmp_path):
 def test_watch_over_many_spaces_picks_up_a_change_in_one(tenants, tmp_path, env, daemon_of):
     names = TENANTS[:6]
     config = write_project(tmp_path, tenants.url, names, dead=names[5])
+    with config.open("a") as f:  # spaces that cannot start: a token not set, a folder missing
+        f.write(
+            f"  - {{name: ghost, server: '{tenants.url}', token: '${{NO_SUCH_TOKEN}}', paths: [spaces]}}\n"
+            f"  - {{name: lost, server: '{tenants.url}', token: '${{SPACE_TOKEN}}', paths: [nowhere]}}\n"
+        )
     daemon = daemon_of(
         "--config",
         config,
@@ -226,8 +231,10 @@ def test_watch_over_many_spaces_picks_up_a_change_in_one(tenants, tmp_path, env,
     ready = httpx.get(url + "/readyz")
     assert ready.status_code == 503
     body = ready.json()
-    assert list(body["not_ready"]) == [names[5]] and body["ready_spaces"] == 5
+    assert sorted(body["not_ready"]) == ["ghost", "lost", names[5]] and body["ready_spaces"] == 5
+    assert "no such file or directory" in body["not_ready"]["lost"]["reason"]
     assert body["not_ready"][names[5]]["status"] == "unreachable"
+    assert "NO_SUCH_TOKEN is not set" in body["not_ready"]["ghost"]["reason"]
     assert httpx.get(url + "/livez").status_code == 200
     metrics = httpx.get(url + "/metrics").text.splitlines()
     assert f'syft_reconciler_models{{space="{names[2]}",state="in_sync"}} 3.0' in metrics
@@ -244,3 +251,44 @@ def test_var_files_and_a_bad_owner_are_refused_with_spaces(cli, tenants, tmp_pat
     assert run.code == 2 and "--var-file: with `spaces:`" in run.err
     bad = cli("plan", "--config", config, "--owner", "not ok!")
     assert bad.code == 2 and "--owner:" in bad.err
+
+
+ONE_AT_A_TIME = ("--spaces-parallelism", "1", "--parallelism", "1")
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_finishes_the_spaces_in_flight_and_starts_no_more(sandbox_factory, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    server = sandbox_factory(token=TOKEN, multi_tenancy=True, latency_ms=100)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        for name in TENANTS:
+            assert http.post("/api/v1/tenants", json={"name": name, "display_name": name}).status_code == 201
+    config = write_project(tmp_path, server.url, TENANTS)
+    for i in range(2, 30):  # the first space takes ~3 s at 100 ms per request, one at a time
+        (tmp_path / "spaces" / TENANTS[0] / f"m{i}.yaml").write_text(model_yaml(f"x{i}", key="sk-test"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "--config", str(config), "-o", "json", *ONE_AT_A_TIME],
+        env={**os.environ, "SPACE_TOKEN": TOKEN},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        poll(lambda: tenant_models(server, TENANTS[0]), "the first space's first model")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, out + err
+    data = json.loads(out)
+    assert data["spaces"][0]["exit_code"] == 143  # stopped submitting; its report stands
+    assert 0 < len(tenant_models(server, TENANTS[0])) < 30
+    assert data["spaces"][-1]["error"] == {"kind": "interrupted", "message": "not attempted (run stopped)"}
+    assert tenant_models(server, TENANTS[-1]) == []
+    assert "Traceback" not in err
