@@ -69,7 +69,8 @@ def apply(
     saved = _saved_plan(paths)
     multi = spaces_from(paths, kw, parallelism=parallelism, one_space=saved is not None)
     if multi is not None:
-        from reconciler.spaces import Interrupt, apply_task
+        from reconciler.space_tasks import apply_task
+        from reconciler.spaces import Interrupt
 
         may_delete = auto_approve or not sys.stdin.isatty()
         stop = Interrupt()

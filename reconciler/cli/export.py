@@ -67,7 +67,7 @@ def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **k
 
     multi = spaces_from((), kw)
     if multi is not None:
-        from reconciler.spaces import export_task
+        from reconciler.space_tasks import export_task
 
         task = export_task(
             multi.run, bundled_registry(), selectors=selectors, output_dir=output_dir, force=force

@@ -65,7 +65,7 @@ def plan(
     if multi is not None:
         if out is not None or output == "markdown":
             raise click.UsageError("--out and --output markdown take one space: pick it with --space")
-        from reconciler.spaces import plan_task
+        from reconciler.space_tasks import plan_task
 
         task = plan_task(multi.run, bundled_registry(), options, detailed_exitcode=detailed_exitcode)
         return multi.finish("plan", output, task)

@@ -62,7 +62,7 @@ def spaces_options(f: Callable[..., Any]) -> Callable[..., Any]:
 class MultiSpace:
     """A run over the project file's spaces: what they share, and which ones it takes."""
 
-    run: Any  # spaces.Run
+    run: Any  # space_tasks.Run
     specs: tuple[Any, ...]
     shard: Any
     parallelism: int
@@ -104,7 +104,7 @@ def spaces_from(
 ) -> MultiSpace | None:
     """The multi-space run when the project file has `spaces:`, else None (a one-space run as
     ever). Pops the multi-space options from `kw`; leaves the rest for the one-space path."""
-    from reconciler import spaces
+    from reconciler import space_tasks, spaces
     from reconciler.ownership import check_owner
     from reconciler.project import find_project, load_project
 
@@ -150,7 +150,7 @@ def spaces_from(
         if shards
         else None
     )
-    run = spaces.Run(
+    run = space_tasks.Run(
         project,
         spaces.Connection(
             timeout=kw["timeout"],

@@ -45,7 +45,7 @@ def validate(
 
     multi = spaces_from(paths, kw)
     if multi is not None:
-        from reconciler.spaces import validate_task
+        from reconciler.space_tasks import validate_task
 
         task = validate_task(multi.run, bundled_registry(), online=online, strict=strict)
         return multi.finish("validate", output, task)
