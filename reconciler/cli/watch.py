@@ -262,6 +262,8 @@ def _watch_many(
     all_roots = sorted({r for spec in specs for r in run.instance(spec).roots if r.exists()})
     if not all_roots:
         raise click.UsageError("none of the spaces' manifest folders exists; nothing to watch")
+    # the change source is one; each space reads through its own Source (their parse caches are
+    # not shared between threads)
     source: Source = GitHead.open(all_roots) if use_git else WorkTree()
     with contextlib.ExitStack() as stack:
         observe, server = stack.enter_context(_metrics_many(*metrics, [s.name for s in specs]))
@@ -275,6 +277,7 @@ def _watch_many(
                     raise ReconcilerError(f"no such file or directory: {', '.join(missing)}")
                 if options.prune:
                     check_prune_scope(instance)
+                own_source: Source = GitHead.open(instance.roots) if use_git else WorkTree()
                 stack.enter_context(spaces.lock_of(spec, run.project, command="watch", shared=False))
                 client = run.connect(spec, sleep=stop.wait)
             except ReconcilerError as exc:
@@ -287,7 +290,12 @@ def _watch_many(
                 continue
             stack.callback(client.close)
             reconciler = daemon.Reconciler(
-                ManifestLoader(instance.roots, schemas, source, var_files=spec.var_files),
+                ManifestLoader(
+                    instance.roots,
+                    schemas,
+                    own_source,
+                    var_files=spec.var_files,
+                ),
                 client,
                 schemas,
                 options=ApplyOptions(

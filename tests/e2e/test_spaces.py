@@ -12,7 +12,7 @@ import pytest
 from reconciler.spaces import shard_of
 
 from .conftest import model_yaml
-from .test_watch import Daemon, poll
+from .test_watch import Daemon, git, poll
 
 TOKEN = "admin-key"
 TENANTS = [f"team-{i:02d}" for i in range(9)]
@@ -292,3 +292,47 @@ def test_sigterm_finishes_the_spaces_in_flight_and_starts_no_more(sandbox_factor
     assert data["spaces"][-1]["error"] == {"kind": "interrupted", "message": "not attempted (run stopped)"}
     assert tenant_models(server, TENANTS[-1]) == []
     assert "Traceback" not in err
+
+
+def test_validate_online_strict_and_refusals_per_space(cli, tenants, tmp_path, env):
+    config = write_project(tmp_path, tenants.url, TENANTS[:2])
+    online = cli("validate", "--config", config, "--online", "-o", "json")
+    assert online.code == 0, online.all
+    assert [s["result"]["valid"] for s in json.loads(online.out)["spaces"]] == [True, True]
+    strict = cli("validate", "--config", config, "--strict")  # the literal keys are warnings
+    assert strict.code == 1 and strict.err.count("a literal secret is committed to git") >= 2
+    assert cli("apply", "--config", config).code == 0
+    for name in TENANTS[:2]:
+        for f in (tmp_path / "spaces" / name).iterdir():
+            f.unlink()
+    # an empty set with --prune is refused in every space, before any write
+    pruned = cli("apply", "--config", config, "--prune", "--auto-approve", "-o", "json")
+    assert pruned.code == 11, pruned.all
+    assert all(s["error"]["kind"] == "refused" for s in json.loads(pruned.out)["spaces"])
+    plan = cli("plan", "--config", config, "--prune", "--allow-empty", "--max-delete", "1")
+    assert plan.code == 0 and plan.err.count("warning: apply would refuse this plan") == 2
+    assert all(tenant_models(tenants, n) == [f"{n}-m0", f"{n}-m1"] for n in TENANTS[:2])
+
+
+@pytest.mark.timeout(60)
+def test_watch_over_many_spaces_at_git_head_applies_a_commit_to_its_space(tenants, tmp_path, env, daemon_of):
+    names = TENANTS[:3]
+    config = write_project(tmp_path, tenants.url, names)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "spaces")
+    daemon = daemon_of(
+        "--config", config, "--git", "--resync-interval", "30", cwd=tmp_path, env={"SPACE_TOKEN": TOKEN}
+    )
+    for name in names:
+        daemon.wait_for(f"{name}'s first round", event="round", trigger="startup", status="ok", space=name)
+    new = tmp_path / "spaces" / names[1] / "m9.yaml"
+    new.write_text(model_yaml(f"{names[1]}-m9", key="sk-test"))
+    mark = daemon.mark()
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "one more")
+    head = git(tmp_path, "rev-parse", "HEAD")
+    poll(lambda: f"{names[1]}-m9" in tenant_models(tenants, names[1]), "the committed model in its tenant")
+    daemon.wait_for("the commit recorded", since=mark, event="applied_commit", commit=head, space=names[1])
+    assert tenant_models(tenants, names[0]) == [f"{names[0]}-m0", f"{names[0]}-m1"]
+    assert daemon.terminate() == 0
