@@ -18,6 +18,10 @@ from enum import Enum
 
 from reconciler.client import SpaceClient
 from reconciler.errors import (
+    EXIT_AUTH,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_OK,
     AuthError,
     ReconcilerError,
     RetryableServerError,
@@ -322,3 +326,18 @@ class Executor:
             )
         self.client.delete_model(change.name)
         return self._create(change.desired, change.op, done=Result.REPLACED)
+
+
+def exit_code(report: ApplyReport, *, conflicts: bool, signum: int | None = None) -> int:
+    """An apply's exit code: 128 + signal when interrupted, 5 when credentials were refused, 7 when
+    only conflicts stood in the way, 1 when writes failed, else 0."""
+    if report.interrupted:
+        return 128 + (signum or 2)  # 130 after Ctrl-C, 143 after SIGTERM
+    failed = [o for o in report.outcomes if not o.ok]
+    if not failed and not conflicts:
+        return EXIT_OK
+    if any(o.error_kind == "auth" for o in failed):
+        return EXIT_AUTH
+    if (conflicts or failed) and all(o.result is Result.CONFLICT for o in failed):
+        return EXIT_CONFLICT
+    return EXIT_FAILED

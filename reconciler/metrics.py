@@ -13,7 +13,8 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -36,74 +37,95 @@ def _iso(ts: float | None) -> str | None:
 
 
 class DaemonMetrics:
-    """Prometheus series and the health snapshot, updated after every round (thread-safe)."""
+    """Prometheus series and the health snapshot, updated after every round (thread-safe).
 
-    def __init__(self) -> None:
+    With `spaces` (a watch over many spaces) every series carries a `space` label, `observe`
+    takes the space's name, and /readyz is ready only when every space's last round succeeded,
+    naming the spaces that are not.
+    """
+
+    def __init__(self, spaces: Sequence[str] = ()) -> None:
         self.registry = CollectorRegistry()
+        self.spaces = tuple(spaces)
         r = self.registry
+        extra = ["space"] if self.spaces else []
         self.rounds = Counter(
             "syft_reconciler_rounds",
             "Reconcile rounds run, by trigger and outcome.",
-            ["trigger", "status"],
+            ["trigger", "status", *extra],
             registry=r,
         )
         self.failures = Counter(
             "syft_reconciler_round_failures",
             "Rounds that did not succeed, by outcome.",
-            ["status"],
+            ["status", *extra],
             registry=r,
         )
         self.last_success = Gauge(
             "syft_reconciler_last_success_timestamp_seconds",
             "Unix time the last successful round finished.",
+            extra,
             registry=r,
         )
         self.duration = Histogram(
             "syft_reconciler_round_duration_seconds",
             "Wall time of one round.",
+            extra,
             buckets=DURATION_BUCKETS,
             registry=r,
         )
         self.models = Gauge(
             "syft_reconciler_models",
             "Models by state after the last round that read the server.",
-            ["state"],
+            ["state", *extra],
             registry=r,
         )
         self.commit = Info(
-            "syft_reconciler_applied_commit", "The git commit last applied in full (--git).", registry=r
+            "syft_reconciler_applied_commit",
+            "The git commit last applied in full (--git).",
+            extra,
+            registry=r,
         )
-        for state in MODEL_STATES:
-            self.models.labels(state).set(0)
+        for space in self.spaces or ("",):
+            for state in MODEL_STATES:
+                self.models.labels(state, *self._space(space)).set(0)
         self._lock = threading.Lock()
-        self._last: RoundResult | None = None
-        self._last_at: float | None = None
-        self._success_at: float | None = None
-        self._applied_commit: str | None = None
+        self._state: dict[str, _SpaceState] = {space: _SpaceState() for space in self.spaces or ("",)}
 
-    def observe(self, result: RoundResult) -> None:
+    def _space(self, space: str) -> tuple[str, ...]:
+        return (space,) if self.spaces else ()
+
+    def observer(self, space: str) -> Callable[[RoundResult], None]:
+        """`observe` for one space of a multi-space watch."""
+        return lambda result: self.observe(result, space=space)
+
+    def observe(self, result: RoundResult, *, space: str = "") -> None:
         now = time.time()
-        self.rounds.labels(result.trigger.value, result.status.value).inc()
-        self.duration.observe(result.duration)
+        label = self._space(space)
+        self.rounds.labels(result.trigger.value, result.status.value, *label).inc()
+        (self.duration.labels(*label) if label else self.duration).observe(result.duration)
         if result.ok:
-            self.last_success.set(now)
+            (self.last_success.labels(*label) if label else self.last_success).set(now)
             if result.commit:
-                self.commit.info({"commit": result.commit})
+                (self.commit.labels(*label) if label else self.commit).info({"commit": result.commit})
         else:
-            self.failures.labels(result.status.value).inc()
+            self.failures.labels(result.status.value, *label).inc()
         for state, count in result.models.items():
-            self.models.labels(state).set(count)
+            self.models.labels(state, *label).set(count)
         with self._lock:
-            self._last, self._last_at = result, now
+            seen = self._state.setdefault(space, _SpaceState())
+            seen.last, seen.last_at = result, now
             if result.ok:
-                self._success_at = now
-                self._applied_commit = result.commit or self._applied_commit
+                seen.success_at = now
+                seen.applied_commit = result.commit or seen.applied_commit
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body) for /healthz."""
+        if self.spaces:
+            return self._many(detail=True)
         with self._lock:
-            last, last_at = self._last, self._last_at
-            success_at, commit = self._success_at, self._applied_commit
+            seen = self._state[""]
+            last, last_at, success_at, commit = seen.last, seen.last_at, seen.success_at, seen.applied_commit
         body: dict[str, Any] = {
             "status": last.status.value if last else "starting",
             "last_round": None,
@@ -122,19 +144,57 @@ class DaemonMetrics:
 
     def readiness(self) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body) for /readyz: ready when the last round succeeded, else why not."""
+        if self.spaces:
+            return self._many(detail=False)
         with self._lock:
-            last, success_at = self._last, self._success_at
-        if last is not None and last.ok:
-            return 200, {"ready": True, "status": "ok", "reason": "", "last_success": _iso(success_at)}
-        status = last.status.value if last else "starting"
-        reason = _NOT_READY.get(last.status if last else None, "")
-        detail = last.message if last else ""
-        return 503, {
-            "ready": False,
-            "status": status,
-            "reason": f"{reason}: {detail}" if detail else reason,
-            "last_success": _iso(success_at),
+            seen = self._state[""]
+            last, success_at = seen.last, seen.success_at
+        return _readiness(last, success_at)
+
+    def _many(self, *, detail: bool) -> tuple[int, dict[str, Any]]:
+        """Every space's readiness: ready when all are; `not_ready` names the others and why."""
+        with self._lock:
+            states = {name: (s.last, s.success_at, s.applied_commit) for name, s in self._state.items()}
+        not_ready: dict[str, Any] = {}
+        every: dict[str, Any] = {}
+        for name, (last, success_at, commit) in states.items():
+            code, body = _readiness(last, success_at)
+            body["applied_commit"] = commit
+            every[name] = body
+            if code != 200:
+                not_ready[name] = {k: body[k] for k in ("status", "reason", "last_success")}
+        body = {
+            "ready": not not_ready,
+            "spaces": len(states),
+            "ready_spaces": len(states) - len(not_ready),
+            "not_ready": not_ready,
         }
+        if detail:
+            body["status"] = "ok" if not not_ready else "degraded"
+            body["by_space"] = every
+        return (200 if not not_ready else 503), body
+
+
+@dataclass
+class _SpaceState:
+    last: RoundResult | None = None
+    last_at: float | None = None
+    success_at: float | None = None
+    applied_commit: str | None = None
+
+
+def _readiness(last: RoundResult | None, success_at: float | None) -> tuple[int, dict[str, Any]]:
+    if last is not None and last.ok:
+        return 200, {"ready": True, "status": "ok", "reason": "", "last_success": _iso(success_at)}
+    status = last.status.value if last else "starting"
+    reason = _NOT_READY.get(last.status if last else None, "")
+    detail = last.message if last else ""
+    return 503, {
+        "ready": False,
+        "status": status,
+        "reason": f"{reason}: {detail}" if detail else reason,
+        "last_success": _iso(success_at),
+    }
 
 
 _NOT_READY: dict[RoundStatus | None, str] = {

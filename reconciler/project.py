@@ -6,6 +6,8 @@ project file found at or above the manifests, as `.pre-commit-config.yaml` is:
 
     owner: team-search          # overridden by --owner / SYFT_RECONCILER_OWNER
     paths: [manifests]          # the instance's roots, relative to this file
+    spaces:                     # optional: many spaces from one repository (spaces.py runs them)
+      - {name: acme, server: https://space.example, tenant: acme, token: ${ACME_TOKEN}}
 
 `check_prune_scope` is the guard that prune sees the whole set or nothing; `lock_home` and
 `lock_key` give the folder lock one key however the roots are spelled.
@@ -13,19 +15,25 @@ project file found at or above the manifests, as `.pre-commit-config.yaml` is:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reconciler import manifests as manifest_files
-from reconciler.errors import InvalidManifests, Refused
+from reconciler.errors import BadSetting, InvalidManifests, Refused
 from reconciler.model import Problem
 from reconciler.ownership import check_owner
+from reconciler.references import EnvRef, FileRef, scan
 
 FILE_NAME = "syft-reconciler.yaml"
-FIELDS = ("owner", "paths")
+FIELDS = ("owner", "paths", "spaces")
+SPACE_FIELDS = ("name", "server", "tenant", "token", "paths", "var_files", "owner")
+_SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 DEFAULT_PATHS = (Path("manifests"),)
 
 
@@ -37,10 +45,29 @@ class Project:
     owner: str | None = None
     paths: tuple[Path, ...] = ()
     """The declared roots, absolute (relative entries are taken from the file's folder)."""
+    spaces: tuple[SpaceSpec, ...] = ()
+    """The `spaces:` list: empty for a one-space project (the command line names the server)."""
 
     @property
     def folder(self) -> Path:
         return self.file.parent
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """One entry of `spaces:`: a target space and what drives it. Paths and owner default to
+    the project's; the token is a reference (`${ENV}` or `{file: …}`), resolved only when the
+    space is connected to, so that one missing secret fails that space alone."""
+
+    name: str
+    server: str
+    token: EnvRef | FileRef
+    tenant: str | None = None
+    paths: tuple[Path, ...] = ()
+    var_files: tuple[Path, ...] = ()
+    owner: str | None = None
+    where: str = ""
+    """file:line:col of the entry, for messages."""
 
 
 def load_project(file: Path) -> Project:
@@ -81,10 +108,107 @@ def load_project(file: Path) -> Project:
             )
         )
         paths = []
+    folder = file.resolve().parent
+    spaces = _spaces(doc, value.get("spaces"), folder, problems) if "spaces" in value else ()
     if problems:
         raise InvalidManifests(sorted(problems, key=lambda p: (p.line, p.column)))
-    folder = file.resolve().parent
-    return Project(file.resolve(), owner, tuple(_absolute(folder / p) for p in paths))
+    return Project(file.resolve(), owner, tuple(_absolute(folder / p) for p in paths), spaces)
+
+
+def _spaces(
+    doc: manifest_files.Document, value: object, folder: Path, problems: list[Problem]
+) -> tuple[SpaceSpec, ...]:
+    """The `spaces:` list, every problem collected (file:line:col: spaces[i].field: message)."""
+    if not isinstance(value, list) or not value:
+        problems.append(
+            Problem(doc.path, *doc.where(("spaces",)), "spaces", "must be a non-empty list of spaces")
+        )
+        return ()
+    found: list[SpaceSpec] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(value):
+        before = len(problems)
+
+        def bad(field: str, message: str, *, key: bool = False, _i: int = i) -> None:
+            at = doc.where(("spaces", _i, field) if field else ("spaces", _i), key=key)
+            problems.append(Problem(doc.path, *at, f"spaces[{_i}]{'.' + field if field else ''}", message))
+
+        if not isinstance(entry, dict):
+            bad("", "a space is a mapping with " + ", ".join(SPACE_FIELDS))
+            continue
+        name = entry.get("name")
+        if isinstance(name, str) and name in seen:
+            bad("name", f"space {name!r} is already declared (spaces[{seen[name]}])")
+        elif isinstance(name, str):
+            seen[name] = i
+        space = _space(entry, bad, folder)
+        if len(problems) == before and space is not None:
+            line, column = doc.where(("spaces", i))
+            found.append(dataclasses.replace(space, where=f"{doc.path}:{line}:{column}"))
+    return tuple(found)
+
+
+def _space(entry: dict[Any, Any], bad: Callable[..., None], folder: Path) -> SpaceSpec | None:
+    for key in entry:
+        if key not in SPACE_FIELDS:
+            bad(str(key), f"unknown field (a space has: {', '.join(SPACE_FIELDS)})", key=True)
+    for required in ("name", "server", "token"):
+        if required not in entry:
+            bad("", f"`{required}` is required")
+    name, server, tenant, owner = (entry.get(k) for k in ("name", "server", "tenant", "owner"))
+    if "name" in entry and not (isinstance(name, str) and _SPACE_NAME.match(name)):
+        bad("name", "must be 1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit")
+    if "server" in entry and not (isinstance(server, str) and server.startswith(("http://", "https://"))):
+        bad("server", "must be an http:// or https:// URL")
+    if tenant is not None and not (
+        isinstance(tenant, str)
+        and tenant
+        and tenant == tenant.strip()
+        and tenant.isprintable()
+        and tenant.isascii()
+    ):
+        bad("tenant", "must be a tenant name (printable ASCII, no surrounding spaces)")
+    token = _token(entry.get("token"), bad) if "token" in entry else None
+    if owner is not None:
+        why = check_owner(owner) if isinstance(owner, str) else "owner must be a string"
+        if why:
+            bad("owner", why)
+    lists: dict[str, tuple[Path, ...]] = {}
+    for field in ("paths", "var_files"):
+        items = entry.get(field, [])
+        items = [items] if isinstance(items, str) else items
+        if not isinstance(items, list) or not all(isinstance(p, str) and p for p in items):
+            bad(field, "must be a list of paths, relative to this file")
+            items = []
+        lists[field] = tuple(_absolute(folder / p) for p in items)
+    if token is None:
+        return None
+    return SpaceSpec(
+        name=str(name),
+        server=str(server),
+        token=token,
+        tenant=tenant or None,
+        paths=lists["paths"],
+        var_files=lists["var_files"],
+        owner=owner,
+    )
+
+
+def _token(value: object, bad: Callable[[str, str], None]) -> EnvRef | FileRef | None:
+    """`${ENV}` or `{file: PATH}`; a literal token in git is refused."""
+    scanned, problems = scan(value)
+    if problems:
+        bad("token", problems[0][1])
+        return None
+    if isinstance(scanned, FileRef):
+        return scanned
+    if isinstance(scanned, EnvRef) and scanned.variables:
+        return scanned
+    bad(
+        "token",
+        "a token is never written in the project file: use ${ENV_VAR} or {file: /run/secrets/NAME}",
+    )
+    return None
 
 
 def find_project(starts: Sequence[Path]) -> Path | None:
@@ -159,7 +283,7 @@ def resolve_instance(
     if owner is not None:
         why = check_owner(owner)
         if why:
-            raise Refused(f"--owner: {why}")
+            raise BadSetting(f"--owner: {why}")
     chosen = owner if owner is not None else (project.owner if project else None)
     declared = project.paths if project else ()
     roots = tuple(given) if given else (declared or DEFAULT_PATHS)

@@ -171,6 +171,26 @@ class Heartbeat:
             return Liveness(alive, self._phase, silent, self._allowed)
 
 
+class Heartbeats(Heartbeat):
+    """Many loops as one (a watch over many spaces): alive while every one keeps its promise;
+    the status is the first that does not, else the change source's own."""
+
+    def __init__(self, source: Heartbeat, loops: Sequence[Heartbeat]) -> None:
+        super().__init__()
+        self.source = source
+        self.loops = tuple(loops)
+
+    def beat(self, phase: str, within: float) -> None:
+        self.source.beat(phase, within)
+
+    def stopped(self) -> None:
+        self.source.stopped()
+
+    def status(self) -> Liveness:
+        statuses = [self.source.status(), *(h.status() for h in self.loops)]
+        return next((s for s in statuses if not s.alive), statuses[0])
+
+
 def request_budget(*, timeout: float, retries: int, retry_after_cap: float = 30.0) -> float:
     """The longest a healthy round may go without starting a request: one request with all its
     retries, each attempt taking up to `timeout` and each wait up to the Retry-After cap."""

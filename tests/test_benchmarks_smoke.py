@@ -64,3 +64,29 @@ def test_watch_footprint_runs_at_tiny_n():
         "one edited file",
     ):
         assert any(line.startswith(what) for line in lines), what
+
+
+TINY_SPACES = ("--spaces", "3", "--models", "2", "--saves", "2", "--resync", "1")
+
+
+@pytest.mark.timeout(120)
+def test_spaces_benchmark_runs_at_tiny_n():
+    """benchmarks/spaces.py (issue 17's figures) must keep running; it asserts no timings."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "spaces.py"), *TINY_SPACES],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for what in (
+        "first apply over all spaces:",
+        "no-op apply over all spaces:",
+        "peak RSS of the apply process:",
+        "first apply:",
+        "no-op resync round over all spaces:",
+        "change → server in one space, 2 saves: median",
+        "peak RSS of the watch process (VmHWM):",
+    ):
+        assert any(line.strip().startswith(what) for line in done.stdout.splitlines()), what

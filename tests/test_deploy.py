@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 BASE = DEPLOY / "kubernetes" / "base"
 OVERLAY = DEPLOY / "kubernetes" / "overlays" / "example"
+SPACES_OVERLAY = DEPLOY / "kubernetes" / "overlays" / "spaces"
 K8S_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
 DEADLINE_S = 20
 
@@ -133,12 +134,12 @@ def merge(base, patch):
     return patch
 
 
-def render_overlay():
-    spec = kustomization(OVERLAY)
+def render_overlay(folder=OVERLAY):
+    spec = kustomization(folder)
     assert spec["resources"] == ["../../base"]
     docs = [copy.deepcopy(doc) for _, doc in base_resources()]
     for entry in spec["patches"]:
-        (patch,) = load_all(OVERLAY / entry["path"])
+        (patch,) = load_all(folder / entry["path"])
         (target,) = [
             d
             for d in docs
@@ -205,8 +206,8 @@ def test_probes_port_annotations_and_service_match_the_daemons_arguments():
     mounts = {m["name"]: m for m in daemon["volumeMounts"]}
     assert mounts["git"]["mountPath"] == sync_named["root"] and mounts["git"]["readOnly"] is True
     (token_volume,) = [v for v in pod["volumes"] if v["name"] == "token"]
-    (item,) = token_volume["secret"]["items"]
-    assert named["token-file"] == f"{mounts['token']['mountPath']}/{item['path']}"
+    assert "items" not in token_volume["secret"]  # every key a file: `token`, or one per space
+    assert named["token-file"] == f"{mounts['token']['mountPath']}/token"
 
 
 def test_git_sync_is_a_pinned_native_sidecar_that_gates_the_daemon():
@@ -431,6 +432,116 @@ def test_the_image_ci_recipe_builds_this_dockerfile_and_renders_these_folders():
     (build,) = [s for s in steps if s.get("uses", "").startswith("docker/build-push-action@")]
     assert build["with"]["file"] == "deploy/Dockerfile" and (REPO / build["with"]["file"]).is_file()
     rendered = re.findall(r"kubectl kustomize (\S+)", text)
-    assert rendered == ["deploy/kubernetes/base", "deploy/kubernetes/overlays/example"]
+    assert rendered == [
+        "deploy/kubernetes/base",
+        "deploy/kubernetes/overlays/example",
+        "deploy/kubernetes/overlays/spaces",
+    ]
     assert all((REPO / path / "kustomization.yaml").is_file() for path in rendered)
     assert "NOT RUN on the project's own machines" in text
+
+
+# -- many spaces: replicas are shards ---------------------------------------------------------
+
+
+def spaces_statefulset():
+    (sts,) = [d for d in render_overlay(SPACES_OVERLAY) if d["kind"] == "StatefulSet"]
+    return sts
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_the_spaces_overlay_renders_to_valid_resources_with_replicas_as_shards(version):
+    for doc in render_overlay(SPACES_OVERLAY):
+        kubernetes_validate.validate(doc, version, strict=True)
+    sts = spaces_statefulset()
+    pod = sts["spec"]["template"]["spec"]
+    daemon = container(pod, "reconciler")
+    named, positional = options(daemon["args"])
+    assert positional == [] and "token-file" not in named  # each space names its own
+    env = {e["name"]: e["value"] for e in daemon["env"]}
+    assert int(env["SYFT_RECONCILER_SHARDS"]) == sts["spec"]["replicas"] > 1
+    sync_named, _ = options(container(pod, "git-sync")["args"])
+    assert named["config"] == f"{sync_named['root']}/{sync_named['link']}/syft-reconciler.yaml"
+    assert int(named["spaces-parallelism"]) >= 1
+    assert named["metrics-port"] == "9464" and daemon["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert len(pod["containers"]) == 1 and len(pod["initContainers"]) == 1
+
+
+@pytest.mark.timeout(60)
+def test_the_spaces_overlays_command_line_runs_each_replicas_shard(tmp_path, sandbox_factory):
+    """The overlay's args and env, run as two replicas would (host names NAME-0 and NAME-2 of
+    3 shards) against one multi-tenant sandbox: each converges exactly its shard's tenants."""
+    from reconciler.spaces import shard_of
+
+    token = "tok-spaces-deploy-3b7a"
+    sandbox = sandbox_factory(token=token, multi_tenancy=True)
+    admin = {"Authorization": f"Bearer {token}"}
+    names = [f"tenant-{i}" for i in range(7)]
+    repo = tmp_path / "git" / "repo"
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    lines = ["owner: platform", "spaces:"]
+    for name in names:
+        created = httpx.post(
+            sandbox.url + "/api/v1/tenants", json={"name": name, "display_name": name}, headers=admin
+        )
+        assert created.status_code == 201
+        folder = repo / name
+        folder.mkdir(parents=True)
+        model = f"kind: Model\nname: {name}-m\ndtype: ollama\nconfiguration:\n  model: llama3\n"
+        (folder / "m.yaml").write_text(model)
+        (secrets / name).write_text(token + "\n")
+        lines.append(
+            f"  - {{name: {name}, server: '{sandbox.url}', tenant: {name}, "
+            f"token: {{file: /var/run/secrets/syft-space/{name}}}, paths: [{name}]}}"
+        )
+    project = "\n".join(lines) + "\n"
+    (repo / "syft-reconciler.yaml").write_text(project.replace("/var/run/secrets/syft-space", str(secrets)))
+    daemon = container(spaces_statefulset()["spec"]["template"]["spec"], "reconciler")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYFT_SPACE_", "SYFT_RECONCILER_"))}
+    env |= {e["name"]: e["value"] for e in daemon["env"]}
+    console = Path(sys.executable).parent / "syft-reconciler"
+    shards = int(env["SYFT_RECONCILER_SHARDS"])
+
+    def models_of(tenant):
+        headers = {**admin, "X-Tenant-Name": tenant}
+        return [m["name"] for m in httpx.get(sandbox.url + "/api/v1/models/", headers=headers).json()]
+
+    for ordinal in (0, 2):
+        port = free_port()
+        args = mapped(daemon["args"], {"/git": tmp_path / "git"}, port)
+        proc = subprocess.Popen(
+            [str(console), "watch", *args],
+            cwd=tmp_path,
+            env=env | {"HOSTNAME": f"syft-reconciler-{ordinal}"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while True:
+                assert proc.poll() is None, proc.communicate()[1]
+                try:
+                    ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+                    if ready.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "not ready in time"
+                time.sleep(0.05)
+            mine = [n for n in names if shard_of(n, shards) == ordinal + 1]
+            assert mine
+            assert ready.json()["spaces"] == len(mine)
+            for name in mine:
+                assert models_of(name) == [f"{name}-m"]
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=DEADLINE_S)
+            assert proc.returncode == 0, err
+            assert token not in err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    untouched = [n for n in names if shard_of(n, shards) == 2]
+    assert untouched and all(models_of(n) == [] for n in untouched)  # shard 2 never ran

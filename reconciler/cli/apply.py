@@ -27,8 +27,9 @@ from reconciler.cli.options import (
     var_file_option,
     warn,
 )
-from reconciler.errors import EXIT_AUTH, EXIT_CONFLICT, EXIT_FAILED, EXIT_OK, Refused
-from reconciler.model import ApplyReport, Change, Op, Outcome, Result
+from reconciler.cli.spaces import spaces_from, spaces_options
+from reconciler.errors import Refused
+from reconciler.model import Change, Op, Outcome
 
 
 @cli.command()
@@ -50,6 +51,7 @@ from reconciler.model import ApplyReport, Change, Op, Outcome, Result
 @click.option(
     "--auto-approve", is_flag=True, help="Do not ask before deleting or replacing (asked only on a terminal)."
 )
+@spaces_options
 def apply(
     paths: tuple[str, ...],
     output: str,
@@ -61,10 +63,21 @@ def apply(
 ) -> None:
     """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
     from reconciler import round
-    from reconciler.apply import ApplyOptions, Executor
+    from reconciler.apply import ApplyOptions, Executor, exit_code
 
     options = plan_options_from(kw)
     saved = _saved_plan(paths)
+    multi = spaces_from(paths, kw, parallelism=parallelism, one_space=saved is not None)
+    if multi is not None:
+        from reconciler.space_tasks import apply_task
+        from reconciler.spaces import Interrupt
+
+        may_delete = auto_approve or not sys.stdin.isatty()
+        stop = Interrupt()
+        task = apply_task(
+            multi.run, bundled_registry(), options, fail_fast=fail_fast, may_delete=may_delete, interrupt=stop
+        )
+        return multi.finish("apply", output, task, stop)
     settings = settings_from(kw)  # leaves --owner and --config in kw
     if saved is not None:
         plan_file, plan_path = saved
@@ -134,7 +147,7 @@ def apply(
         for change in conflicts:
             click.echo(f"conflict {change.name}: {change.reason}")
         click.echo(render.report_summary(report, conflicts=len(conflicts)))
-    sys.exit(_apply_exit(report, conflicts=bool(conflicts), signum=executor.signum))
+    sys.exit(exit_code(report, conflicts=bool(conflicts), signum=executor.signum))
 
 
 def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
@@ -155,19 +168,6 @@ def _confirm(going: tuple[Change, ...], *, auto_approve: bool) -> None:
             abort=True,
             err=True,
         )
-
-
-def _apply_exit(report: ApplyReport, *, conflicts: bool, signum: int | None = None) -> int:
-    if report.interrupted:
-        return 128 + (signum or 2)  # 130 after Ctrl-C, 143 after SIGTERM
-    failed = [o for o in report.outcomes if not o.ok]
-    if not failed and not conflicts:
-        return EXIT_OK
-    if any(o.error_kind == "auth" for o in failed):
-        return EXIT_AUTH
-    if (conflicts or failed) and all(o.result is Result.CONFLICT for o in failed):
-        return EXIT_CONFLICT
-    return EXIT_FAILED
 
 
 class _Progress:

@@ -18,6 +18,7 @@ from reconciler.cli.options import (
     server_options,
     settings_from,
 )
+from reconciler.cli.spaces import spaces_from, spaces_options
 from reconciler.errors import ReconcilerError
 
 JSON_VERSION = 1
@@ -54,10 +55,25 @@ def _selectors(ctx: click.Context, param: click.Parameter, values: Sequence[str]
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @server_options
 @output_option("text", "json")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A project file with `spaces:`: export each space into OUTPUT_DIR/<space>/.",
+)
+@spaces_options
 def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **kw: Any) -> None:
     """Write the server's models as manifests, one file each; secrets become ${…} references."""
     from reconciler.export import export as export_models
 
+    multi = spaces_from((), kw)
+    if multi is not None:
+        from reconciler.space_tasks import export_task
+
+        task = export_task(
+            multi.run, bundled_registry(), selectors=selectors, output_dir=output_dir, force=force
+        )
+        return multi.finish("export", output, task)
+    kw.pop("config")
     settings = settings_from(kw)
     with connect(settings) as client:
         client.check_tenant()

@@ -27,6 +27,7 @@ from reconciler.cli.options import (
     var_file_option,
     warn,
 )
+from reconciler.cli.spaces import spaces_from, spaces_options
 from reconciler.errors import EXIT_CHANGES, ReconcilerError
 
 
@@ -48,6 +49,7 @@ from reconciler.errors import EXIT_CHANGES, ReconcilerError
     type=click.Path(dir_okay=False, path_type=Path),
     help="Save the plan; `apply FILE` then executes exactly it.",
 )
+@spaces_options
 def plan(
     paths: tuple[str, ...],
     output: str,
@@ -60,6 +62,14 @@ def plan(
     from reconciler import round
 
     options = plan_options_from(kw)
+    multi = spaces_from(paths, kw)
+    if multi is not None:
+        if out is not None or output == "markdown":
+            raise click.UsageError("--out and --output markdown take one space: pick it with --space")
+        from reconciler.space_tasks import plan_task
+
+        task = plan_task(multi.run, bundled_registry(), options, detailed_exitcode=detailed_exitcode)
+        return multi.finish("plan", output, task)
     instance = instance_from(paths, kw)
     settings = settings_from(kw)
     schemas = bundled_registry()

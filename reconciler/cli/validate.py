@@ -21,6 +21,7 @@ from reconciler.cli.options import (
     var_file_option,
     warn,
 )
+from reconciler.cli.spaces import spaces_from, spaces_options
 from reconciler.errors import InvalidManifests
 
 
@@ -34,6 +35,7 @@ from reconciler.errors import InvalidManifests
 )
 @server_options
 @instance_options
+@spaces_options
 def validate(
     paths: tuple[str, ...], output: str, strict: bool, online: bool, var_files: tuple[Path, ...], **kw: Any
 ) -> None:
@@ -41,6 +43,12 @@ def validate(
     from reconciler.loading import load, load_variables
     from reconciler.validate import check_online
 
+    multi = spaces_from(paths, kw)
+    if multi is not None:
+        from reconciler.space_tasks import validate_task
+
+        task = validate_task(multi.run, bundled_registry(), online=online, strict=strict)
+        return multi.finish("validate", output, task)
     instance = instance_from(paths, kw)
     schemas = bundled_registry()
     loaded = load(instance.roots, schemas, variables=load_variables(var_files))

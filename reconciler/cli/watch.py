@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -32,6 +33,7 @@ from reconciler.cli.options import (
     settings_from,
     var_file_option,
 )
+from reconciler.cli.spaces import MultiSpace, spaces_from, spaces_options
 from reconciler.signals import graceful
 
 log = logging.getLogger("reconciler.watch")
@@ -98,6 +100,7 @@ log = logging.getLogger("reconciler.watch")
     help="Serve /healthz, /livez, /readyz and Prometheus /metrics on this port (0: any free one).",
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
+@spaces_options
 def watch(
     paths: tuple[str, ...],
     var_files: tuple[Path, ...],
@@ -124,6 +127,19 @@ def watch(
     from reconciler.sources import GitHead, ManifestLoader, Source, WorkTree
 
     options = plan_options_from(kw)
+    multi = spaces_from(paths, kw, parallelism=parallelism)
+    if multi is not None:
+        return _watch_many(
+            multi,
+            options,
+            self_heal=self_heal,
+            resync_interval=resync_interval,
+            debounce_ms=debounce_ms,
+            step_ms=step_ms,
+            use_git=use_git,
+            log_format=log_format,
+            metrics=(metrics_host, metrics_port),
+        )
     instance = instance_from(paths, kw)
     settings = settings_from(kw)
     roots = list(instance.roots)
@@ -210,6 +226,169 @@ def watch(
     log.info("stopped", extra={"event": "stop", "fields": {}})
 
 
+def _watch_many(
+    multi: MultiSpace,
+    options: Any,
+    *,
+    self_heal: bool,
+    resync_interval: float,
+    debounce_ms: int,
+    step_ms: int,
+    use_git: bool,
+    log_format: str,
+    metrics: tuple[str, int | None],
+) -> None:
+    """`watch` over the project file's spaces: one change source, one loop per space (its own
+    rounds, backoff, lock and client), at most --spaces-parallelism rounds at once. A space that
+    cannot start (a missing token or folder, its lock held) is logged and reported not ready;
+    the others run."""
+    from reconciler import spaces
+    from reconciler import watch as daemon
+    from reconciler.apply import ApplyOptions
+    from reconciler.errors import ReconcilerError
+    from reconciler.project import check_prune_scope
+    from reconciler.sources import GitHead, ManifestLoader, Source, WorkTree
+
+    debug = current().debug
+    _configure_logging(log_format, debug=debug)
+    schemas = bundled_registry()
+    run, specs = multi.run, multi.specs
+    if not specs:
+        raise click.UsageError(f"no space selected (shard {multi.shard}); nothing to watch")
+    stop = threading.Event()
+    idle_silence = min(resync_interval, 1.0) + (debounce_ms + step_ms) / 1000
+    round_silence = daemon.request_budget(timeout=run.connection.timeout, retries=run.connection.retries)
+    backoff = dataclasses.replace(DAEMON_BACKOFF, cap=min(DAEMON_BACKOFF.cap, max(resync_interval, 1.0)))
+    semaphore = threading.Semaphore(multi.parallelism)
+    # only folders that exist are watched: a space whose folder is missing fails alone, below
+    all_roots = sorted({r for spec in specs for r in run.instance(spec).roots if r.exists()})
+    if not all_roots:
+        raise click.UsageError("none of the spaces' manifest folders exists; nothing to watch")
+    # the change source is one; each space reads through its own Source (their parse caches are
+    # not shared between threads)
+    source: Source = GitHead.open(all_roots) if use_git else WorkTree()
+    with contextlib.ExitStack() as stack:
+        observe, server = stack.enter_context(_metrics_many(*metrics, [s.name for s in specs]))
+        watched: list[spaces.WatchedSpace] = []
+        beats: list[daemon.Heartbeat] = []
+        for spec in specs:
+            instance = run.instance(spec)
+            try:
+                missing = [str(r) for r in instance.roots if not r.exists()]
+                if missing:
+                    raise ReconcilerError(f"no such file or directory: {', '.join(missing)}")
+                if options.prune:
+                    check_prune_scope(instance)
+                own_source: Source = GitHead.open(instance.roots) if use_git else WorkTree()
+                stack.enter_context(spaces.lock_of(spec, run.project, command="watch", shared=False))
+                client = run.connect(spec, sleep=stop.wait)
+            except ReconcilerError as exc:
+                log.error(
+                    "space %s cannot start: %s", spec.name, exc, extra=_space_ev(spec.name, "space_failed")
+                )
+                observe(spec.name)(
+                    daemon.RoundResult(daemon.Trigger.STARTUP, daemon.RoundStatus.FAILED, 0.0, exc.message)
+                )
+                continue
+            stack.callback(client.close)
+            reconciler = daemon.Reconciler(
+                ManifestLoader(
+                    instance.roots,
+                    schemas,
+                    own_source,
+                    var_files=spec.var_files,
+                ),
+                client,
+                schemas,
+                options=ApplyOptions(
+                    parallelism=run.connection.parallelism,
+                    replace=frozenset(options.replace),
+                    replace_all=options.replace_all,
+                    max_create_attempts=run.connection.retries + 1,
+                    facts=schemas.facts,
+                    owner=instance.owner,
+                ),
+                settings=daemon.WatchSettings(
+                    resync_interval=resync_interval,
+                    self_heal=self_heal,
+                    plan=options,
+                    owner=instance.owner,
+                    debug=debug,
+                ),
+            )
+            beat = daemon.Heartbeat(progress=lambda c=client: c.requests)  # type: ignore[misc]
+            beats.append(beat)
+            loop = functools.partial(
+                daemon.run,
+                reconcile_once=spaces.bounded(semaphore, reconciler),
+                stop=stop,
+                backoff=backoff,
+                on_round=observe(spec.name),
+                heartbeat=beat,
+                round_silence=round_silence,
+                idle_silence=idle_silence,
+            )
+            watched.append(
+                spaces.WatchedSpace(
+                    spec.name,
+                    () if use_git else instance.roots,  # a commit may touch any space
+                    loop,
+                    on_idle=functools.partial(beat.beat, "waiting", idle_silence),
+                )
+            )
+        heartbeat = daemon.Heartbeats(daemon.Heartbeat(), beats)
+        if server is not None:  # /livez: the change source and every space's loop
+            server.heartbeat = heartbeat
+        stack.enter_context(graceful(lambda signum: stop.set(), then="interrupt"))
+        batches = daemon.change_batches(
+            source.watch_paths(all_roots),
+            keep=source.keep,
+            stop=stop,
+            resync_interval=resync_interval,
+            debounce_ms=debounce_ms,
+            step_ms=step_ms,
+            on_tick=lambda: heartbeat.beat("waiting", idle_silence),
+        )
+        log.info(
+            "watching %d space(s)%s: %s",
+            len(watched),
+            f" (shard {multi.shard})" if multi.shard else "",
+            ", ".join(w.name for w in watched),
+            extra={"event": "start", "fields": {"spaces": [w.name for w in watched], "git": use_git}},
+        )
+        spaces.watch_all(watched, batches, stop)
+    log.info("stopped", extra={"event": "stop", "fields": {}})
+
+
+def _space_ev(space: str, event: str) -> dict[str, Any]:
+    return {"event": event, "fields": {"space": space}}
+
+
+@contextlib.contextmanager
+def _metrics_many(host: str, port: int | None, names: list[str]) -> Iterator[Any]:
+    """(`observer(space)` for each space's rounds, the metrics server or None); the server starts
+    at once and is given the liveness source when the loops exist."""
+    from reconciler.metrics import DaemonMetrics, MetricsServer
+
+    metrics = DaemonMetrics(names)
+    if port is None:
+        yield metrics.observer, None
+        return
+    try:
+        server = MetricsServer(metrics, host=host, port=port)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {exc.strerror}", param_hint="--metrics-port"
+        ) from exc
+    with server:
+        log.info(
+            "serving %s/healthz, /livez, /readyz and /metrics",
+            server.url,
+            extra={"event": "metrics_listening", "fields": {"url": server.url}},
+        )
+        yield metrics.observer, server
+
+
 @contextlib.contextmanager
 def _metrics(host: str, port: int | None, heartbeat: Any) -> Iterator[Any]:
     if port is None:
@@ -255,12 +434,26 @@ class JsonFormatter(logging.Formatter):
         return redact.json_safe(json.dumps(redact.scrub_obj(data), ensure_ascii=False, default=str))
 
 
+class _SpaceFilter(logging.Filter):
+    """Tags a record logged by a space's loop (thread `space-NAME`, spaces.watch_all) with the
+    space: a `space` field in JSON, a `[NAME] ` prefix in text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = threading.current_thread().name
+        space = name[len("space-") :] if name.startswith("space-") else ""
+        record.space_prefix = f"[{space}] " if space else ""
+        if space:
+            record.fields = {"space": space, **getattr(record, "fields", {})}
+        return True
+
+
 def _configure_logging(fmt: str, *, debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_SpaceFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(space_prefix)s%(message)s"))
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

@@ -1,0 +1,205 @@
+"""The commands over many spaces, one space each: validate, plan, apply and export as tasks for
+`spaces.run_each`. Each reuses the one-space steps (loading, round, the executor, export) and
+fills a SpaceResult instead of printing; `Run` is what the spaces of one run share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler import render
+from reconciler.client import SpaceClient
+from reconciler.errors import EXIT_CHANGES, ReconcilerError, Refused
+from reconciler.project import Instance, Project, SpaceSpec
+from reconciler.spaces import Connection, Interrupt, SpaceResult, Task, connect, instance_for, lock_of
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every space of one multi-space run shares."""
+
+    project: Project
+    connection: Connection
+    owner: str | None = None
+    """--owner: wins over the spaces' and the project's owner."""
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+    def instance(self, spec: SpaceSpec) -> Instance:
+        return instance_for(spec, self.project, owner=self.owner)
+
+    def connect(self, spec: SpaceSpec, **kw: Any) -> SpaceClient:
+        return connect(spec, self.connection, self.env, folder=self.project.folder, **kw)
+
+
+def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Task:
+    from reconciler.errors import InvalidManifests
+    from reconciler.loading import load, load_variables
+    from reconciler.validate import check_online
+
+    def task(spec: SpaceSpec, result: SpaceResult) -> None:
+        loaded = load(run.instance(spec).roots, registry, variables=load_variables(spec.var_files))
+        warnings = list(loaded.warnings)
+        skew: list[str] = []
+        if online:
+            with run.connect(spec) as client:
+                client.check_tenant()
+                problems, skew = check_online(
+                    loaded.manifests, client.list_types(), registry, client.base_url
+                )
+            warnings += [p for p in problems if p.severity == "warning"]
+            if any(p.severity == "error" for p in problems):
+                raise InvalidManifests(problems + list(loaded.warnings))
+        if strict and warnings:
+            raise InvalidManifests(warnings)
+        result.data = {
+            "valid": True,
+            "files": loaded.files,
+            "models": [m.name for m in loaded.manifests],
+            "warnings": [w.as_dict() for w in warnings],
+            "schema_skew": skew,
+        }
+        result.notes += [str(w) for w in warnings] + [f"warning: {line}" for line in skew]
+        where = " (and against the server's types)" if online else ""
+        result.lines.append(
+            f"OK: {len(loaded.manifests)} manifest(s) in {loaded.files} file(s) are valid{where}."
+        )
+
+    return task
+
+
+def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool) -> Task:
+    from reconciler import round
+
+    def task(spec: SpaceSpec, result: SpaceResult) -> None:
+        instance = run.instance(spec)
+        request = round.Request(instance, options, spec.var_files)
+        desired = round.desire(request, registry, run.env)
+        with run.connect(spec) as client:
+            planned = round.plan_against(client, desired, registry, options, instance.owner)
+        data = render.plan_json(
+            planned.plan,
+            target=client.base_url,
+            tenant=client.tenant,
+            replace_allowed=options.replace_allowed,
+            warnings=desired.loaded.warnings,
+        )
+        data["owner"] = instance.owner
+        data["refused"] = planned.refused
+        result.data = data
+        result.notes += [str(w) for w in desired.loaded.warnings]
+        where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
+        result.lines += render.plan_text(
+            planned.plan, target=where, replace_allowed=options.replace_allowed
+        ).splitlines()
+        if planned.refused:
+            result.notes.append(f"warning: apply would refuse this plan: {planned.refused}")
+        if detailed_exitcode and not planned.plan.is_empty:
+            result.exit_code = EXIT_CHANGES  # Terraform's -detailed-exitcode: changes are pending
+
+    return task
+
+
+def apply_task(
+    run: Run,
+    registry: Any,
+    options: Any,
+    *,
+    fail_fast: bool,
+    may_delete: bool,
+    interrupt: Interrupt | None = None,
+) -> Task:
+    from reconciler import round
+    from reconciler.apply import ApplyOptions, Executor, exit_code
+    from reconciler.model import Op
+
+    def task(spec: SpaceSpec, result: SpaceResult) -> None:
+        instance = run.instance(spec)
+        request = round.Request(instance, options, spec.var_files)
+        with lock_of(spec, run.project, command="apply", shared=True):
+            desired = round.desire(request, registry, run.env)
+            with run.connect(spec) as client:
+                planned = round.plan_against(client, desired, registry, options, instance.owner)
+                if planned.refused:
+                    raise Refused(planned.refused)
+                if planned.going and not may_delete:
+                    raise Refused(
+                        f"{len(planned.going)} deletion(s) planned ({render.deletion_kinds(planned.going)}); "
+                        "over many spaces nobody is asked: pass --auto-approve; nothing was written"
+                    )
+                apply_options = ApplyOptions(
+                    parallelism=run.connection.parallelism,
+                    fail_fast=fail_fast,
+                    replace=frozenset(options.replace),
+                    max_create_attempts=run.connection.retries + 1,
+                    replace_all=options.replace_all,
+                    facts=registry.facts,
+                    owner=instance.owner,
+                )
+                executor = Executor(client, apply_options)
+                with interrupt.track(executor) if interrupt else contextlib.nullcontext():
+                    report = executor.run(planned.plan)
+        conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
+        data = render.report_json(report, target=client.base_url, tenant=client.tenant)
+        data["conflicts"] = [render.change_dict(c) for c in conflicts]
+        data["owner"] = instance.owner
+        result.data = data
+        result.notes += [str(w) for w in desired.loaded.warnings]
+        result.lines.append(f"Plan: {render.summary_line(planned.plan)}.")
+        result.lines += [render.outcome_line(o) for o in report.outcomes]
+        result.lines += [f"conflict {c.name}: {c.reason}" for c in conflicts]
+        result.lines.append(render.report_summary(report, conflicts=len(conflicts)))
+        result.exit_code = exit_code(report, conflicts=bool(conflicts), signum=executor.signum)
+        if interrupt is not None and interrupt.signum is not None and executor.stop.is_set():
+            # told to stop (perhaps before its run began, which resets `interrupted`)
+            result.exit_code = 128 + interrupt.signum
+
+    return task
+
+
+def export_task(run: Run, registry: Any, *, selectors: Sequence[Any], output_dir: Path, force: bool) -> Task:
+    """`export` per space: into OUTPUT_DIR/<space name>/."""
+    from reconciler.export import export as export_models
+
+    def task(spec: SpaceSpec, result: SpaceResult) -> None:
+        with run.connect(spec) as client:
+            client.check_tenant()
+            exported = export_models(client.list_models(), registry, selectors=selectors)
+        folder = output_dir / spec.name
+        targets = [folder / f.file_name for f in exported.files]
+        taken = [t for t in targets if t.exists() or t.is_symlink()]
+        if taken and not force:
+            more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+            raise ReconcilerError(
+                f"{taken[0]} already exists{more}; pass --force to overwrite (nothing was written)"
+            )
+        if exported.files:
+            folder.mkdir(parents=True, exist_ok=True)
+        for target, file in zip(targets, exported.files, strict=True):
+            target.write_text(file.text, encoding="utf-8")
+        env_vars = [var for f in exported.files for var in f.env]
+        notes = [f"skipped model {n!r}: {r}" for n, r in exported.skipped] + list(exported.warnings)
+        result.data = {
+            "output_dir": str(folder),
+            "files": [
+                {"file": str(t), "name": f.name, "dtype": f.dtype, "env": list(f.env)}
+                for t, f in zip(targets, exported.files, strict=True)
+            ],
+            "skipped": [{"name": n, "reason": r} for n, r in exported.skipped],
+            "env": env_vars,
+            "warnings": notes,
+        }
+        result.notes += [f"warning: {n}" for n in notes]
+        result.lines += [
+            f"wrote {t} (model {f.name!r})" for t, f in zip(targets, exported.files, strict=True)
+        ]
+        result.lines.append(
+            f"Exported {len(exported.files)} of {exported.total} model(s) to {folder}/."
+            + (f" Before plan/apply, set: {', '.join(env_vars)}." if env_vars else "")
+        )
+
+    return task
