@@ -8,14 +8,17 @@ references.py); the blast-radius limit after (plan.check_deletions). Then the ex
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import redact, render
 from reconciler.errors import Refused
+from reconciler.kinds.plan import KindsPlan, plan_kinds
+from reconciler.kinds.plan import Observed as SpaceObserved
+from reconciler.kinds.values import EndpointManifest
 from reconciler.loading import Loaded, load, load_variables
-from reconciler.model import Change, Manifest, Plan, RemoteModel
+from reconciler.model import Change, Manifest, Op, Plan, RemoteModel
 from reconciler.plan import PlanOptions, Scope, deletions
 from reconciler.plan import plan as make_plan
 from reconciler.project import Instance, check_prune_scope, resolve_instance
@@ -32,6 +35,32 @@ if TYPE_CHECKING:  # httpx costs ~100 ms to import; validate never needs it
 class Observed:
     plan: Plan
     models: Mapping[str, RemoteModel]
+    kinds: KindsPlan = field(default_factory=KindsPlan)
+    """Datasets, endpoints and policies (empty when neither the manifests nor the plan need them)."""
+    space: SpaceObserved | None = None
+
+
+def observe_kinds(
+    client: SpaceClient,
+    datasets: Sequence[Manifest],
+    endpoints: Sequence[EndpointManifest],
+    models: Mapping[str, RemoteModel],
+) -> SpaceObserved:
+    """One list of each collection, plus the detail of each endpoint a manifest names that exists
+    (its description and its policies' configurations are in no list)."""
+    from reconciler.kinds_client import KindsClient
+
+    kinds = KindsClient(client)
+    listed = {e.slug: e for e in kinds.list_endpoints()}
+    policies = kinds.list_policies()  # a 500 here: orphans (OrphanedPolicies says how to recover)
+    endpoints_seen = dict(listed)
+    for endpoint in endpoints:
+        if endpoint.slug in listed:
+            detail = kinds.get_endpoint(endpoint.slug)
+            if detail is not None:
+                endpoints_seen[endpoint.slug] = detail
+    datasets_seen = {d.name: d for d in kinds.list_datasets()}
+    return SpaceObserved(datasets_seen, endpoints_seen, policies, models)
 
 
 def observe_and_plan(
@@ -43,6 +72,10 @@ def observe_and_plan(
     prune: bool = False,
     scope: Scope | None = None,
     check_server_types: bool = True,
+    datasets: Sequence[Manifest] = (),
+    endpoints: Sequence[EndpointManifest] = (),
+    replace_names: frozenset[str] = frozenset(),
+    replace_all: bool = False,
 ) -> Observed:
     """Verify the tenant and dtypes, read the server's state in one list call, and plan."""
     client.check_tenant()
@@ -50,10 +83,21 @@ def observe_and_plan(
         offered = [t.name for t in client.list_types()]
         check_types(manifests, offered, client.base_url)
     observed = {m.name: m for m in client.list_models()}
-    the_plan = make_plan(
-        manifests, observed, facts=registry.facts, scope=scope or Scope(adopt=adopt, prune=prune)
+    scope = scope or Scope(adopt=adopt, prune=prune)
+    the_plan = make_plan(manifests, observed, facts=registry.facts, scope=scope)
+    if not datasets and not endpoints and not any(c.op in (Op.DELETE, Op.REPLACE) for c in the_plan.changes):
+        return Observed(the_plan, observed)
+    space = observe_kinds(client, datasets, endpoints, observed)
+    kinds = plan_kinds(
+        datasets,
+        endpoints,
+        space,
+        the_plan,
+        scope=scope,
+        replace_names=replace_names,
+        replace_all=replace_all,
     )
-    return Observed(the_plan, observed)
+    return Observed(the_plan, observed, kinds, space)
 
 
 # -- the run that plan, apply and watch share -------------------------------------------------
@@ -77,6 +121,8 @@ class Desired:
     loaded: Loaded
     manifests: tuple[Manifest, ...]
     notes: tuple[str, ...]
+    datasets: tuple[Manifest, ...] = ()
+    """With their secrets resolved, like the models."""
     """Warnings about placeholders used for missing secrets (sandbox only)."""
 
 
@@ -87,7 +133,8 @@ def desire(request: Request, registry: SchemaRegistry, env: Mapping[str, str]) -
         check_prune_scope(request.instance)
     loaded = load(request.instance.roots, registry, variables=load_variables(request.var_files))
     manifests, notes = resolve_secrets(loaded.manifests, env, placeholders=request.placeholders)
-    return Desired(loaded, manifests, notes)
+    datasets, more = resolve_secrets(loaded.datasets, env, placeholders=request.placeholders)
+    return Desired(loaded, manifests, notes + more, datasets)
 
 
 @dataclass(frozen=True)
@@ -110,7 +157,16 @@ def plan_against(
 ) -> Planned:
     """Observe the server, plan, and check the blast-radius limit (refusing is apply's to do)."""
     scope = options.scope(owner)
-    observed = observe_and_plan(client, desired.manifests, registry, scope=scope)
+    observed = observe_and_plan(
+        client,
+        desired.manifests,
+        registry,
+        scope=scope,
+        datasets=desired.datasets,
+        endpoints=desired.loaded.endpoints,
+        replace_names=frozenset(options.replace),
+        replace_all=options.replace_all,
+    )
     selected = sum(1 for m in desired.manifests if scope.selection.selects(m.name, m.dtype, m.tags))
     try:
         options.check(observed.plan, manifest_count=selected)

@@ -111,7 +111,11 @@ def apply(
             if planned.going:
                 click.echo(render.deletions_line(planned.going))
         _confirm(planned.going, auto_approve=auto_approve)
-        progress = _Progress(len([c for c in planned.plan.changes if c.writes]), enabled=output == "text")
+        kinds = planned.observed.kinds
+        writes = len([c for c in planned.plan.changes if c.writes]) + len(
+            [c for c in kinds.changes if c.writes]
+        )
+        progress = _Progress(writes, enabled=output == "text")
         apply_options = ApplyOptions(
             parallelism=parallelism,
             fail_fast=fail_fast,
@@ -122,9 +126,17 @@ def apply(
             owner=instance.owner,
         )
         executor = Executor(client, apply_options, on_outcome=progress.outcome)
-        report = executor.run(planned.plan)
+        if kinds.changes and planned.observed.space is not None:
+            from reconciler.graph_apply import GraphExecutor
+
+            report = GraphExecutor(executor, planned.observed.space).run(planned.plan, kinds)
+        else:
+            report = executor.run(planned.plan)
         progress.done()
     conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
+    for kind_change in planned.observed.kinds.changes:
+        if kind_change.op is Op.CONFLICT and output == "text":
+            click.echo(f"conflict {kind_change.label}: {kind_change.reason}")
     if output == "json":
         data = render.report_json(report, target=client.base_url, tenant=client.tenant)
         data["conflicts"] = [render.change_dict(c) for c in conflicts]

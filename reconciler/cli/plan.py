@@ -57,6 +57,7 @@ def plan(
 ) -> None:
     """Show what apply would change on the server (read-only)."""
     from reconciler import round
+    from reconciler.kinds.render import kinds_json, kinds_summary, kinds_text
 
     options = plan_options_from(kw)
     instance = instance_from(paths, kw)
@@ -78,6 +79,10 @@ def plan(
     )
     data["owner"] = instance.owner
     data["refused"] = planned.refused
+    kinds = planned.observed.kinds
+    if kinds.changes:
+        data["kinds"] = kinds_json(kinds)
+        data["in_sync"] = data["in_sync"] and not kinds.pending
     if out is not None:
         saved = round.saved_plan(
             request, desired, planned, data, server=client.base_url, tenant=client.tenant
@@ -94,9 +99,13 @@ def plan(
     else:
         warn(desired.loaded.warnings)
         click.echo(render.plan_text(the_plan, target=where, replace_allowed=options.replace_allowed))
+        if kinds.changes:
+            click.echo(kinds_summary(kinds) + ".")
+            for line in kinds_text(kinds, names=options.replace_allowed):
+                click.echo(line)
         if planned.refused:
             click.echo(f"warning: apply would refuse this plan: {planned.refused}", err=True)
         if out is not None:
             click.echo(f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it.")
-    if detailed_exitcode and not the_plan.is_empty:
+    if detailed_exitcode and (not the_plan.is_empty or kinds.pending):
         sys.exit(EXIT_USAGE)  # Terraform's -detailed-exitcode: 2 means changes are pending

@@ -72,4 +72,4 @@ def validate(
     for line in skew:
         click.echo(f"warning: {line}", err=True)
     where = " (and against the server's types)" if online else ""
-    click.echo(f"OK: {len(loaded.manifests)} manifest(s) in {loaded.files} file(s) are valid{where}.")
+    click.echo(f"OK: {loaded.count} manifest(s) in {loaded.files} file(s) are valid{where}.")

@@ -1,0 +1,173 @@
+"""A whole space (models, datasets, endpoints, policies) through the real CLI against the sandbox."""
+
+import threading
+
+import pytest
+
+from .conftest import model_yaml
+
+KEY = "sk-canary-kinds-7b2e"
+WEAVIATE = "wv-canary-kinds-91c4d"
+
+
+@pytest.fixture(autouse=True)
+def _keys(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("WEAVIATE_KEY", WEAVIATE)
+
+
+DATASET = """kind: Dataset
+name: handbook
+dtype: remote_weaviate
+configuration: {http_url: "http://w:8080", grpc_url: "http://w:50051", api_key: "${WEAVIATE_KEY}", collection_name: Handbook}
+summary: the handbook
+"""
+
+
+def endpoint_yaml(
+    slug="support-bot", *, model="gpt-4o", summary="helps", response_type="both", policies=True
+):
+    text = f"""kind: Endpoint
+slug: {slug}
+name: Support bot
+model: {model}
+dataset: handbook
+summary: {summary}
+response_type: {response_type}
+tags: [support]
+"""
+    if policies:
+        text += """policies:
+  - name: per-user
+    policy_type: rate_limit
+    configuration: {limit: 10/m}
+  - name: staff-only
+    policy_type: access
+    configuration: {allowed_users: ["*@example.org"]}
+"""
+    return text
+
+
+def space(manifest_dir, **kw):
+    return manifest_dir(
+        {"models.yaml": model_yaml("gpt-4o"), "data.yaml": DATASET, "ep.yaml": endpoint_yaml(**kw)}
+    )
+
+
+def writes(sandbox):
+    return {k: v for k, v in sandbox.stats().items() if not k.startswith("GET")}
+
+
+def test_space_converges_in_one_apply_and_second_writes_nothing(cli, manifest_dir, sandbox, api):
+    root = space(manifest_dir)
+    run = cli("apply", root, "--server", sandbox.url, "--owner", "team")
+    assert run.code == 0, run.all
+    assert "created  policy support-bot/per-user" in run.out
+    detail = api.get("/endpoints/support-bot").json()
+    assert detail["model"]["name"] == "gpt-4o" and detail["dataset"]["name"] == "handbook"
+    assert sorted(p["name"] for p in detail["policies"]) == ["per-user", "staff-only"]
+    before = writes(sandbox)
+    run = cli("apply", root, "--server", sandbox.url, "--owner", "team")
+    assert run.code == 0 and "0 created" not in run.out and "in sync" in run.out
+    assert writes(sandbox) == before
+    assert KEY not in run.all and WEAVIATE not in run.all
+
+
+def test_summary_is_a_patch_and_response_type_a_replace(cli, manifest_dir, sandbox, api):
+    root = space(manifest_dir)
+    assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
+    first_id = api.get("/endpoints/support-bot").json()["id"]
+    (root / "ep.yaml").write_text(endpoint_yaml(summary="changed"))
+    run = cli("apply", root, "--server", sandbox.url, "--owner", "team")
+    assert run.code == 0 and "updated  endpoint support-bot" in run.out
+    assert api.get("/endpoints/support-bot").json()["id"] == first_id
+    (root / "ep.yaml").write_text(endpoint_yaml(summary="changed", response_type="raw"))
+    run = cli("plan", root, "--server", sandbox.url, "--owner", "team")
+    assert "-/+ replace endpoint support-bot  [needs --replace support-bot]" in run.out
+    run = cli(
+        "apply",
+        root,
+        "--server",
+        sandbox.url,
+        "--owner",
+        "team",
+        "--replace",
+        "support-bot",
+        "--auto-approve",
+    )
+    assert run.code == 0, run.all
+    detail = api.get("/endpoints/support-bot").json()
+    assert detail["id"] != first_id and detail["response_type"] == "raw" and len(detail["policies"]) == 2
+    assert api.get("/policies/").status_code == 200
+
+
+def test_prune_deletes_policies_before_their_endpoint(cli, manifest_dir, sandbox, api):
+    root = space(manifest_dir)
+    assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
+    (root / "ep.yaml").unlink()
+    run = cli("apply", root, "--server", sandbox.url, "--owner", "team", "--prune", "--auto-approve")
+    assert run.code == 0, run.all
+    assert run.out.index("deleted  policy support-bot/per-user") < run.out.index(
+        "deleted  endpoint support-bot"
+    )
+    assert api.get("/endpoints/").json() == []
+    listed = api.get("/policies/")
+    assert listed.status_code == 200 and listed.json() == []
+
+
+def test_replacing_a_model_recreates_the_endpoint_on_the_new_model(cli, manifest_dir, sandbox, api):
+    root = space(manifest_dir)
+    assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
+    old_model = api.get("/models/gpt-4o").json()["id"]
+    (root / "models.yaml").write_text(model_yaml("gpt-4o", model="gpt-4o-mini"))
+    run = cli("plan", root, "--server", sandbox.url, "--owner", "team", "--replace", "gpt-4o")
+    assert "[cascade: model `gpt-4o` is replaced]" in run.out
+    run = cli(
+        "apply", root, "--server", sandbox.url, "--owner", "team", "--replace", "gpt-4o", "--auto-approve"
+    )
+    assert run.code == 0, run.all
+    new_model = api.get("/models/gpt-4o").json()["id"]
+    detail = api.get("/endpoints/support-bot").json()
+    assert new_model != old_model and detail["model"]["id"] == new_model and len(detail["policies"]) == 2
+    assert cli("apply", root, "--server", sandbox.url, "--owner", "team").out.count("created") == 0
+
+
+def test_racing_applies_leave_no_duplicate(cli, manifest_dir, sandbox, api):
+    from reconciler.cli import main
+
+    root = space(manifest_dir)
+    codes = []
+    threads = [
+        threading.Thread(
+            target=lambda: codes.append(
+                main(["apply", str(root), "--server", sandbox.url, "--owner", "team"])
+            )
+        )
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [e["slug"] for e in api.get("/endpoints/").json()] == ["support-bot"]
+    assert [d["name"] for d in api.get("/datasets/").json()] == ["handbook"]
+    assert sorted(p["name"] for p in api.get("/policies/").json()) == ["per-user", "staff-only"]
+    assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
+
+
+def test_unknown_reference_is_an_error_before_any_write(cli, manifest_dir, sandbox):
+    root = manifest_dir({"data.yaml": DATASET, "ep.yaml": endpoint_yaml(model="nope")})
+    run = cli("apply", root, "--server", sandbox.url, "--owner", "team")
+    assert (
+        run.code == 1
+        and f"{root}/ep.yaml:4:8: model: no model `nope` in the manifests or on the server" in run.err
+    )
+    assert writes(sandbox) == {}
+
+
+def test_orphaned_policies_give_one_clear_error(cli, manifest_dir, sandbox, api):
+    root = space(manifest_dir)
+    assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
+    assert api.delete("/endpoints/support-bot").status_code == 200  # by hand: orphans its policies
+    run = cli("plan", root, "--server", sandbox.url, "--owner", "team")
+    assert run.code == 6 and "policies whose endpoint was deleted" in run.err and "Traceback" not in run.all
