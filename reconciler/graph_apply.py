@@ -310,3 +310,10 @@ def _skip(step: Step, message: str) -> Outcome:
     label = step.change.label if step.change is not None else (step.model.name if step.model else step.key)
     op = step.change.op if step.change is not None else (step.model.op if step.model else Op.CREATE)
     return Outcome(label, op, Result.SKIPPED, message)
+
+
+def run_plans(executor: Executor, plan: Plan, kinds: KindsPlan, space: Observed | None) -> ApplyReport:
+    """The models' plan alone as always, or with the other kinds as one graph."""
+    if kinds.changes and space is not None:
+        return GraphExecutor(executor, space).run(plan, kinds)
+    return executor.run(plan)

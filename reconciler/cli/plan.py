@@ -57,7 +57,7 @@ def plan(
 ) -> None:
     """Show what apply would change on the server (read-only)."""
     from reconciler import round
-    from reconciler.kinds.render import kinds_json, kinds_summary, kinds_text
+    from reconciler.kinds.render import kinds_json, kinds_markdown, kinds_summary, kinds_text
 
     options = plan_options_from(kw)
     instance = instance_from(paths, kw)
@@ -95,14 +95,18 @@ def plan(
     if output == "json":
         emit_json(data)
     elif output == "markdown":
-        click.echo(render.plan_markdown(the_plan, target=where))
+        click.echo("\n".join([render.plan_markdown(the_plan, target=where), *kinds_markdown(kinds)]))
     else:
         warn(desired.loaded.warnings)
-        click.echo(render.plan_text(the_plan, target=where, replace_allowed=options.replace_allowed))
+        lines = render.plan_text(the_plan, target=where, replace_allowed=options.replace_allowed).split("\n")
         if kinds.changes:
-            click.echo(kinds_summary(kinds) + ".")
-            for line in kinds_text(kinds, names=options.replace_allowed):
-                click.echo(line)
+            done = lines[-1].startswith("No changes")
+            lines = lines[:-1] if done else lines
+            lines.insert(1, f"  {kinds_summary(kinds)}.")
+            lines += kinds_text(kinds, names=options.replace_allowed)
+            if done and not kinds.pending:
+                lines.append("No changes: the server matches the manifests.")
+        click.echo("\n".join(lines))
         if planned.refused:
             click.echo(f"warning: apply would refuse this plan: {planned.refused}", err=True)
         if out is not None:

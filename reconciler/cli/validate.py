@@ -62,6 +62,8 @@ def validate(
                 "valid": True,
                 "files": loaded.files,
                 "models": [m.name for m in loaded.manifests],
+                "datasets": [d.name for d in loaded.datasets],
+                "endpoints": [e.slug for e in loaded.endpoints],
                 "warnings": [w.as_dict() for w in warnings],
                 "schema_skew": skew,
                 "error": None,

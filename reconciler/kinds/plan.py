@@ -360,3 +360,25 @@ def _policy_deletes(remote: RemoteEndpoint, policies: Sequence[RemotePolicy]) ->
         for p in policies
         if p.endpoint_id == remote.id
     ]
+
+
+def kinds_deletions(kinds: KindsPlan, *, names: frozenset[str], every: bool) -> tuple[KindChange, ...]:
+    """Datasets and endpoints a run deletes: prunes, and replaces that will run (cascades too).
+    Policies go with their endpoint and are not counted on their own."""
+    return tuple(
+        c
+        for c in kinds.changes
+        if c.kind != "Policy"
+        and (c.op is Op.DELETE or (c.op is Op.REPLACE and c.approved(names=names, every=every)))
+    )
+
+
+def owned_kinds(kinds: KindsPlan, owner: str | None) -> int:
+    """This owner's datasets and endpoints on the server within the plan."""
+    return sum(
+        1
+        for c in kinds.changes
+        if c.kind != "Policy"
+        and isinstance(c.observed, (RemoteDataset, RemoteEndpoint))
+        and ownership(c.observed.tags, owner).mine
+    )

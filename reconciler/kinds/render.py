@@ -5,12 +5,13 @@ Same symbols and redaction as the models' (render.py); a cascade names what forc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler.kinds.plan import KindChange, KindsPlan
 from reconciler.model import Manifest, Op
 from reconciler.redact import looks_secret_key, neutralise, redact_keys
-from reconciler.render import _SYMBOL, _WORD, SENSITIVE, _show
+from reconciler.render import _SYMBOL, _WORD, SENSITIVE, _show, md_code, md_text
 
 
 def _value(change: KindChange, path: tuple[str, ...], value: Any) -> Any:
@@ -78,3 +79,24 @@ def kinds_json(kinds: KindsPlan) -> list[dict[str, Any]]:
         }
         for c in kinds.changes
     ]
+
+
+def labels(changes: Sequence[KindChange]) -> str:
+    """`endpoint bot (replace), dataset d` for a DELETIONS line."""
+    return ", ".join(
+        neutralise(c.label, line=True) + (" (replace)" if c.op is Op.REPLACE else "") for c in changes
+    )
+
+
+def kinds_markdown(kinds: KindsPlan) -> list[str]:
+    """Rows for the PR comment: every pending change of datasets, endpoints and policies."""
+    pending = kinds.pending
+    if not pending:
+        return []
+    rows = ["", "| | kind | key | changes |", "| --- | --- | --- | --- |"]
+    for c in pending:
+        fields = ", ".join(md_code(d.dotted) for d in c.diffs) or ""
+        if c.cascade:
+            fields += f" (cascade: {md_text(c.cascade)})"
+        rows.append(f"| {_SYMBOL[c.op]} {_WORD[c.op]} | {c.kind} | {md_code(c.key)} | {fields} |")
+    return rows

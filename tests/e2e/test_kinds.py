@@ -122,9 +122,20 @@ def test_replacing_a_model_recreates_the_endpoint_on_the_new_model(cli, manifest
     (root / "models.yaml").write_text(model_yaml("gpt-4o", model="gpt-4o-mini"))
     run = cli("plan", root, "--server", sandbox.url, "--owner", "team", "--replace", "gpt-4o")
     assert "[cascade: model `gpt-4o` is replaced]" in run.out
-    run = cli(
-        "apply", root, "--server", sandbox.url, "--owner", "team", "--replace", "gpt-4o", "--auto-approve"
+    args = (
+        "apply",
+        root,
+        "--server",
+        sandbox.url,
+        "--owner",
+        "team",
+        "--replace",
+        "gpt-4o",
+        "--auto-approve",
     )
+    run = cli(*args)  # the cascade counts against the deletion limit (half of 3 owned objects)
+    assert run.code == 11 and "refusing to delete or replace 2 object(s)" in run.err
+    run = cli(*args, "--max-delete", "2")
     assert run.code == 0, run.all
     new_model = api.get("/models/gpt-4o").json()["id"]
     detail = api.get("/endpoints/support-bot").json()
@@ -171,3 +182,90 @@ def test_orphaned_policies_give_one_clear_error(cli, manifest_dir, sandbox, api)
     assert api.delete("/endpoints/support-bot").status_code == 200  # by hand: orphans its policies
     run = cli("plan", root, "--server", sandbox.url, "--owner", "team")
     assert run.code == 6 and "policies whose endpoint was deleted" in run.err and "Traceback" not in run.all
+
+
+def test_watch_rounds_converge_every_kind_and_log_no_secret(tmp_path, sandbox, caplog):
+    import logging
+
+    from reconciler.apply import ApplyOptions
+    from reconciler.backoff import Backoff
+    from reconciler.client import SpaceClient
+    from reconciler.schemas import SchemaRegistry
+    from reconciler.sources import ManifestLoader, WorkTree
+    from reconciler.watch import Reconciler, Trigger, WatchSettings
+
+    caplog.set_level(logging.INFO)
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "models.yaml").write_text(model_yaml("gpt-4o"))
+    (root / "data.yaml").write_text(DATASET)
+    (root / "ep.yaml").write_text(endpoint_yaml())
+    registry = SchemaRegistry.load()
+    with SpaceClient(sandbox.url, retry=Backoff(delays=())) as client:
+        once = Reconciler(
+            ManifestLoader([root], registry, WorkTree()),
+            client,
+            registry,
+            options=ApplyOptions(facts=registry.facts, max_create_attempts=1, owner="team"),
+            settings=WatchSettings(owner="team"),
+        )
+        assert once(Trigger.STARTUP).ok
+        before = writes(sandbox)
+        assert once(Trigger.RESYNC).ok and writes(sandbox) == before
+        (root / "ep.yaml").write_text(endpoint_yaml(summary="from the watch"))
+        assert once(Trigger.FILES).ok
+    assert httpx_get(sandbox, "/endpoints/support-bot")["summary"] == "from the watch"
+    assert KEY not in caplog.text and WEAVIATE not in caplog.text
+
+
+def httpx_get(sandbox, path):
+    import httpx
+
+    return httpx.get(sandbox.url + "/api/v1" + path).json()
+
+
+def test_every_output_format_hides_the_dataset_secret(cli, manifest_dir, sandbox, tmp_path):
+    root = space(manifest_dir)
+    outputs = [
+        cli("plan", root, "--server", sandbox.url, "--owner", "team", "-o", fmt).all
+        for fmt in ("text", "json", "markdown")
+    ]
+    outputs.append(cli("apply", root, "--server", sandbox.url, "--owner", "team", "-o", "json").all)
+    (root / "data.yaml").write_text(DATASET.replace("Handbook", "Other"))
+    saved = tmp_path / "plan.json"
+    outputs.append(
+        cli(
+            "plan", root, "--server", sandbox.url, "--owner", "team", "--replace", "handbook", "--out", saved
+        ).all
+    )
+    outputs.append(saved.read_text())
+    outputs.append(cli("apply", saved, "--server", sandbox.url, "--auto-approve").all)
+    outputs.append(cli("export", "--server", sandbox.url, "-d", tmp_path / "exported").all)
+    for path in (tmp_path / "exported").rglob("*.yaml"):
+        outputs.append(path.read_text())
+    for text in outputs:
+        assert WEAVIATE not in text and KEY not in text
+    assert "(sensitive)" in outputs[0] or "configuration.api_key" not in outputs[0]
+
+
+def test_export_writes_every_kind_and_plan_is_in_sync(cli, manifest_dir, sandbox, tmp_path, monkeypatch):
+    root = space(manifest_dir)
+    assert cli("apply", root, "--server", sandbox.url).code == 0  # no owner: bare-tagged, still in sync
+    out = tmp_path / "exported"
+    run = cli("export", "--server", sandbox.url, "-d", out)
+    assert run.code == 0, run.all
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["dataset-handbook.yaml", "endpoint-support-bot.yaml", "gpt-4o.yaml"]
+    endpoint = (out / "endpoint-support-bot.yaml").read_text()
+    assert (
+        "model: gpt-4o" in endpoint
+        and "dataset: handbook" in endpoint
+        and "policy_type: rate_limit" in endpoint
+    )
+    assert "${DATASET_HANDBOOK_API_KEY}" in (out / "dataset-handbook.yaml").read_text()
+    monkeypatch.setenv("DATASET_HANDBOOK_API_KEY", WEAVIATE)
+    monkeypatch.setenv("GPT_4O_API_KEY", KEY)
+    run = cli("plan", out, "--server", sandbox.url, "--detailed-exitcode")
+    assert run.code == 0, run.all
+    assert "No changes: the server matches the manifests." in run.out
+    assert WEAVIATE not in run.all + endpoint
