@@ -77,6 +77,33 @@ def sequential(url: str, models: int, datasets: int, endpoints: int) -> float:
     return time.perf_counter() - start
 
 
+def noop_requests(folder: Path, url: str) -> int:
+    """HTTP requests of the no-op plan's observe step (models, datasets, endpoints, policies)."""
+    from reconciler.client import SpaceClient
+    from reconciler.loading import load
+    from reconciler.plan import Scope
+    from reconciler.references import resolve_secrets
+    from reconciler.round import observe_and_plan
+    from reconciler.schemas import SchemaRegistry
+
+    registry = SchemaRegistry.load()
+    loaded = load([folder], registry)
+    manifests, _ = resolve_secrets(loaded.manifests, ENV_KEY)
+    datasets, _ = resolve_secrets(loaded.datasets, ENV_KEY)
+    with SpaceClient(url) as client:
+        observed = observe_and_plan(
+            client,
+            manifests,
+            registry,
+            scope=Scope(owner="bench"),
+            datasets=datasets,
+            endpoints=loaded.endpoints,
+        )
+        pending = [c.name for c in observed.plan.pending] + [c.label for c in observed.kinds.pending]
+        assert not pending, [(c.op, c.diffs, c.reason) for c in observed.plan.pending][:2]
+        return client.requests
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency-ms", type=int, default=20)
@@ -99,6 +126,11 @@ def main() -> int:
                 return 1
             again, noop = run_cli("apply", str(folder), "--server", url, "--owner", "bench")
             assert noop.returncode == 0 and "created" not in noop.stdout.replace("0 created", ""), noop.stdout
+            plan_wall, plan_run = run_cli(
+                "plan", str(folder), "--server", url, "--owner", "bench", "--detailed-exitcode"
+            )
+            assert plan_run.returncode == 0, plan_run.stdout[-500:] + plan_run.stderr[-500:]
+            requests = noop_requests(folder, url)
         with sandbox(args.latency_ms) as url:
             seq = sequential(url, models, datasets, endpoints)
     print(f"space: {models} models, {datasets} datasets, {endpoints} endpoints, {endpoints * 2} policies "
@@ -107,6 +139,8 @@ def main() -> int:
         f"apply -p {args.parallelism} (CLI, startup included): {wall:.2f} s, {objects / wall:.0f} objects/s"
     )
     print(f"second apply (no-op, CLI):               {again:.2f} s")
+    print(f"no-op plan (CLI):                        {plan_wall:.2f} s, {requests} HTTP requests "
+          f"(5 lists + 1 detail per endpoint of the manifests: {endpoints})")  # fmt: skip
     print(f"sequential script, dependency order:     {seq:.2f} s, {objects / seq:.0f} objects/s")
     print(f"ours vs sequential:                      {seq / wall:.1f}x")
     return 0
