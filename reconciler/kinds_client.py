@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from reconciler.client import API, SpaceClient
 from reconciler.errors import ServerError
 from reconciler.kinds.values import RemoteDataset, RemoteEndpoint, RemotePolicy
+from reconciler.model import ModelType
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -139,3 +140,26 @@ class KindsClient:
 
     def delete_policy(self, policy_id: str) -> bool:
         return self._delete(f"{API}/policies/{quote(policy_id, safe='')}")
+
+    # -- types (admin key, no tenant) ------------------------------------------------------------
+
+    def _types(self, path: str) -> list[ModelType]:
+        data = self._get(path)
+        if not isinstance(data, list):
+            raise ServerError(f"GET {path}: expected a list of types")
+        return [
+            ModelType(
+                str(t.get("name")),
+                t["config_schema"] if t.get("config_schema") is not None else {},
+                str(t.get("description") or ""),
+                t.get("enabled", True) is not False,
+            )
+            for t in data
+            if isinstance(t, dict)
+        ]
+
+    def dataset_types(self) -> list[ModelType]:
+        return self._types(f"{API}/datasets/types/")
+
+    def policy_types(self) -> list[ModelType]:
+        return self._types(f"{API}/policies/types/")

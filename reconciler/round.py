@@ -21,10 +21,10 @@ from reconciler.kinds.export import export_endpoints
 from reconciler.kinds.plan import KindsPlan, kinds_deletions, owned_kinds, plan_kinds
 from reconciler.kinds.plan import Observed as SpaceObserved
 from reconciler.kinds.render import kinds_json
-from reconciler.kinds.validate import dataset_registry
+from reconciler.kinds.validate import check_policy_types, dataset_registry
 from reconciler.kinds.values import EndpointManifest
 from reconciler.loading import Loaded, load, load_variables
-from reconciler.model import Change, Manifest, Op, Plan, RemoteModel
+from reconciler.model import Change, Manifest, Op, Plan, Problem, RemoteModel
 from reconciler.plan import PlanOptions, Scope, delete_limit, deletions, owned_count
 from reconciler.plan import plan as make_plan
 from reconciler.project import Instance, check_prune_scope, resolve_instance
@@ -32,7 +32,7 @@ from reconciler.references import resolve_secrets
 from reconciler.saved_plan import SavedPlan, manifests_digest, state_fingerprint
 from reconciler.schemas import SchemaRegistry
 from reconciler.selection import Selector
-from reconciler.validate import check_types
+from reconciler.validate import check_online, check_types
 
 if TYPE_CHECKING:  # httpx costs ~100 ms to import; validate never needs it
     from reconciler.client import SpaceClient
@@ -339,3 +339,20 @@ def export_space(client: SpaceClient, selectors: Sequence[Selector]) -> Export:
         data.matched + len(files) + len(skipped),
         data.total + len(listed),
     )
+
+
+def online_kinds(client: SpaceClient, loaded: Loaded) -> tuple[list[Problem], list[str]]:
+    """`validate --online` for datasets (their types and schemas) and policies (their types)."""
+    from reconciler.kinds_client import KindsClient
+
+    kinds = KindsClient(client)
+    problems: list[Problem] = []
+    skew: list[str] = []
+    if loaded.datasets:
+        problems, skew = check_online(
+            loaded.datasets, kinds.dataset_types(), dataset_registry(), client.base_url
+        )
+    if any(e.policies for e in loaded.endpoints):
+        offered = [t.name for t in kinds.policy_types()]
+        problems += check_policy_types(loaded.endpoints, offered, client.base_url)
+    return problems, skew

@@ -213,3 +213,28 @@ def test_replacing_a_dataset_an_unmanaged_endpoint_uses_is_refused():
     theirs = remote_endpoint(slug="theirs", tags=(), dataset=Ref(id="d1", name="d"))
     with pytest.raises(Refused, match="endpoint `theirs` uses it"):
         plan_one(None, theirs, datasets=[dataset], remote_datasets={"d": remote})
+
+
+def test_replacing_a_model_a_foreign_manifest_endpoint_uses_is_refused():
+    from reconciler.errors import Refused
+    from reconciler.model import Change, RemoteModel
+
+    model = Change(Op.REPLACE, "gpt-4o", desired=Manifest("gpt-4o", "openai", {}, replace_policy="allow"),
+                   observed=RemoteModel(name="gpt-4o", dtype="openai", id="m1"))  # fmt: skip
+    with pytest.raises(Refused, match="endpoint `bot` uses it and is owned by owner `other`"):
+        plan_one(
+            desired_endpoint(),
+            remote_endpoint(tags=("managed-by:syft-reconciler/other",)),
+            models=Plan((model,)),
+        )
+
+
+def test_an_endpoint_on_a_dataset_the_run_prunes_is_an_error_naming_it():
+    from reconciler.errors import InvalidManifests
+
+    remote = RemoteDataset(id="d1", name="d", dtype="remote_weaviate", tags=(OWNED,))
+    with pytest.raises(InvalidManifests) as caught:
+        plan_one(desired_endpoint(dataset="d"), remote_endpoint(), prune=True, remote_datasets={"d": remote})
+    assert "dataset: dataset `d` is pruned by this run (--prune) but this endpoint uses it" in str(
+        caught.value.problems[0]
+    )

@@ -39,6 +39,7 @@ def validate(
 ) -> None:
     """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
     from reconciler.loading import load, load_variables
+    from reconciler.round import online_kinds
     from reconciler.validate import check_online
 
     instance = instance_from(paths, kw)
@@ -50,6 +51,10 @@ def validate(
         with connect(settings_from(kw)) as client:
             client.check_tenant()
             problems, skew = check_online(loaded.manifests, client.list_types(), schemas, client.base_url)
+            if loaded.datasets or loaded.endpoints:
+                more, more_skew = online_kinds(client, loaded)
+                problems += more
+                skew += more_skew
         warnings += [p for p in problems if p.severity == "warning"]
         if any(p.severity == "error" for p in problems):
             raise InvalidManifests(problems + list(loaded.warnings))

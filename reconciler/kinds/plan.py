@@ -113,7 +113,7 @@ def plan_kinds(
 ) -> KindsPlan:
     """The changes to datasets, endpoints and policies; raises InvalidManifests for an unknown
     reference and Refused for a delete or replace under an endpoint this run does not own."""
-    _check_references(endpoints, datasets, observed, model_plan)
+    _check_references(endpoints, datasets, observed, model_plan, scope)
     changes: list[KindChange] = []
     sel = scope.selection
     ds_changes = _plan_datasets(datasets, observed, scope)
@@ -159,11 +159,22 @@ def _ref(ref: Any) -> str | None:
 
 
 def _check_references(
-    endpoints: Sequence[EndpointManifest], datasets: Sequence[Manifest], observed: Observed, model_plan: Plan
+    endpoints: Sequence[EndpointManifest],
+    datasets: Sequence[Manifest],
+    observed: Observed,
+    model_plan: Plan,
+    scope: Scope,
 ) -> None:
     models = {c.name for c in model_plan.changes if c.desired is not None} | set(observed.models)
-    pruned = {c.name for c in model_plan.changes if c.op is Op.DELETE}
+    pruned = {("model", c.name) for c in model_plan.changes if c.op is Op.DELETE}
     names = {d.name for d in datasets} | set(observed.datasets)
+    if scope.prune:
+        wanted = {d.name for d in datasets}
+        pruned |= {
+            ("dataset", n)
+            for n, d in observed.datasets.items()
+            if n not in wanted and ownership(d.tags, scope.owner).mine
+        }
     problems: list[Problem] = []
     for endpoint in endpoints:
         for field_name, value, known in (
@@ -175,8 +186,8 @@ def _check_references(
             where = endpoint.where(field_name)
             if value not in known:
                 message = f"no {field_name} `{value}` in the manifests or on the server"
-            elif field_name == "model" and value in pruned:
-                message = f"model `{value}` is pruned by this run (--prune) but this endpoint uses it"
+            elif (field_name, value) in pruned:
+                message = f"{field_name} `{value}` is pruned by this run (--prune) but this endpoint uses it"
             else:
                 continue
             problems.append(Problem(where.path, where.line, where.column, field_name, message))
@@ -286,6 +297,12 @@ def _plan_endpoint(  # noqa: C901
     base = KindChange("Endpoint", endpoint.slug, Op.NOOP, endpoint, remote)
     policies = _plan_policies(endpoint, remote, scope)
     if not owned.mine and not takeover:
+        if cascade:  # the model/dataset under it would go: never behind another owner's back
+            raise Refused(
+                f"refusing to delete or replace the {cascade.split(' is ')[0]}: endpoint `{endpoint.slug}` uses "
+                f"it and {owned.describe()}; this run does not manage that endpoint (--adopt takes it over). "
+                "Nothing was written"
+            )
         diffs = tuple(replace + update)
         differs = bool(diffs) or any(p.op is not Op.NOOP for p in policies)
         return [

@@ -250,3 +250,24 @@ def check_set(
 
 def _set_problem(where: SourceLocation, field: str, message: str) -> Problem:
     return Problem(where.path, where.line, where.column, field, message)
+
+
+def check_policy_types(
+    endpoints: Sequence[EndpointManifest], offered: Sequence[str], server: str
+) -> list[Problem]:
+    """Every policy's type against the server's own list (`validate --online`)."""
+    problems = []
+    for endpoint in endpoints:
+        for policy in endpoint.policies:
+            if policy.policy_type not in offered:
+                problems.append(
+                    Problem(
+                        endpoint.source.path,
+                        policy.line,
+                        policy.column,
+                        "policy_type",
+                        f"the server {server} does not offer policy type `{policy.policy_type}` "
+                        f"(it offers: {', '.join(sorted(offered)) or 'none'})",
+                    )
+                )
+    return problems

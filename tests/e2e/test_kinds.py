@@ -269,3 +269,46 @@ def test_export_writes_every_kind_and_plan_is_in_sync(cli, manifest_dir, sandbox
     assert run.code == 0, run.all
     assert "No changes: the server matches the manifests." in run.out
     assert WEAVIATE not in run.all + endpoint
+
+
+def test_lost_answers_resets_and_503s_still_converge_once(cli, manifest_dir, sandbox_factory, api):
+    server = sandbox_factory(drop_after_commit_rate=0.3, reset_rate=0.1, fail_503_rate=0.1, seed=7)
+    root = space(manifest_dir)
+    for i in range(3):  # more endpoints, more chances to lose an answer
+        (root / f"ep{i}.yaml").write_text(endpoint_yaml(slug=f"bot-{i}"))
+    run = cli("apply", root, "--server", server.url, "--owner", "team", "--retries", "8")
+    assert run.code == 0, run.all
+    assert "after" in run.out  # some creates were confirmed after a failed response
+    from reconciler.sandbox import SandboxConfig
+
+    server.reconfigure(SandboxConfig())  # faults off, state kept
+    slugs = [e["slug"] for e in api.get("/endpoints/").json()]
+    assert slugs == sorted(set(slugs)) and len(slugs) == 4
+    assert sorted(d["name"] for d in api.get("/datasets/").json()) == ["handbook"]
+    assert len(api.get("/policies/").json()) == 8
+    assert "created" not in cli("apply", root, "--server", server.url, "--owner", "team").out
+
+
+def test_a_retried_create_after_a_lost_answer_is_confirmed_not_duplicated(
+    cli, manifest_dir, sandbox_factory, api
+):
+    server = sandbox_factory(drop_after_commit_rate=1.0)
+    root = space(manifest_dir)
+    run = cli("apply", root, "--server", server.url, "--owner", "team", "--retries", "2")
+    assert "confirmed present after a failed response" in run.out, run.all
+    assert [e["slug"] for e in api.get("/endpoints/").json()] == ["support-bot"]
+    assert sorted(p["name"] for p in api.get("/policies/").json()) == ["per-user", "staff-only"]
+
+
+def test_validate_online_checks_dataset_and_policy_types_against_the_server(cli, manifest_dir, sandbox):
+    root = space(manifest_dir)
+    run = cli("validate", "--online", "--server", sandbox.url, root)
+    assert run.code == 0 and "OK: 3 manifest(s)" in run.out, run.all
+    assert "dtype `remote_weaviate` is disabled" in run.err  # as the recorded server reports it
+    (root / "data.yaml").write_text(DATASET.replace("collection_name: Handbook", "collection_name: 5"))
+    (root / "ep.yaml").write_text(
+        endpoint_yaml().replace("policy_type: access", "policy_type: access\n    x: 1")
+    )
+    run = cli("validate", root)
+    assert run.code == 1 and "ep.yaml:15:5: policies.1.x: unknown field" in run.err
+    assert "data.yaml:4:117: configuration.collection_name: must be a string" in run.err
