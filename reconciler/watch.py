@@ -36,6 +36,7 @@ from reconciler.errors import (
     ServerUnreachable,
 )
 from reconciler.graph_apply import run_plans
+from reconciler.kinds.plan import KindsPlan
 from reconciler.loading import Loaded
 from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
 from reconciler.plan import PlanOptions
@@ -434,6 +435,7 @@ class Reconciler:
         report = None
         if not write:
             _report_drift(plan)
+            _report_kind_drift(kinds)
         elif any(c.writes for c in plan.changes) or any(c.writes for c in kinds.changes):
             selected = sum(1 for m in manifests if scope.selection.selects(m.name, m.dtype, m.tags))
             s.plan.check(plan, manifest_count=selected)
@@ -511,4 +513,17 @@ def _report_drift(plan: Plan) -> None:
             extra=_ev(
                 "drift", model=change.name, op=change.op.value, differs=[d.dotted for d in change.diffs]
             ),
+        )
+
+
+def _report_kind_drift(kinds: KindsPlan) -> None:
+    """Datasets, endpoints and policies that differ on the server in a round that does not write."""
+    for change in kinds.pending:
+        fields = ", ".join(d.dotted for d in change.diffs)
+        log.warning(
+            "drift: %s: %s on the server%s; not undone (--self-heal would)",
+            change.label,
+            change.op.value,
+            f" ({fields})" if fields else "",
+            extra=_ev("drift", model=change.label, op=change.op.value),
         )

@@ -1,5 +1,6 @@
 """A whole space (models, datasets, endpoints, policies) through the real CLI against the sandbox."""
 
+import json
 import threading
 
 import pytest
@@ -212,10 +213,20 @@ def test_watch_rounds_converge_every_kind_and_log_no_secret(tmp_path, sandbox, c
         assert once(Trigger.STARTUP).ok
         before = writes(sandbox)
         assert once(Trigger.RESYNC).ok and writes(sandbox) == before
+        httpx_patch(sandbox, "/endpoints/support-bot", {"summary": "by hand"})
+        before = writes(sandbox)
+        assert once(Trigger.RESYNC).ok and writes(sandbox) == before  # drift: reported, not undone
+        assert "drift: endpoint support-bot: update on the server (summary)" in caplog.text
         (root / "ep.yaml").write_text(endpoint_yaml(summary="from the watch"))
         assert once(Trigger.FILES).ok
     assert httpx_get(sandbox, "/endpoints/support-bot")["summary"] == "from the watch"
     assert KEY not in caplog.text and WEAVIATE not in caplog.text
+
+
+def httpx_patch(sandbox, path, body):
+    import httpx
+
+    assert httpx.patch(sandbox.url + "/api/v1" + path, json=body).status_code == 200
 
 
 def httpx_get(sandbox, path):
@@ -312,3 +323,65 @@ def test_validate_online_checks_dataset_and_policy_types_against_the_server(cli,
     run = cli("validate", root)
     assert run.code == 1 and "ep.yaml:15:5: policies.1.x: unknown field" in run.err
     assert "data.yaml:4:117: configuration.collection_name: must be a string" in run.err
+
+
+def test_adopt_patches_a_dataset_and_replaces_an_endpoint(cli, manifest_dir, sandbox, api):
+    root = space(manifest_dir)
+    assert cli("apply", root, "--server", sandbox.url).code == 0  # no owner: the bare tag
+    dataset_id = api.get("/datasets/handbook").json()["id"]
+    endpoint_id = api.get("/endpoints/support-bot").json()["id"]
+    run = cli("plan", root, "--server", sandbox.url, "--owner", "team", "--adopt")
+    assert "~ update dataset handbook  [adopt]" in run.out
+    assert "-/+ replace endpoint support-bot" in run.out and "owner tag can only be set at create" in run.out
+    run = cli(
+        "apply",
+        root,
+        "--server",
+        sandbox.url,
+        "--owner",
+        "team",
+        "--adopt",
+        "--auto-approve",
+        "--max-delete",
+        "2",
+    )
+    assert run.code == 0, run.all
+    assert api.get("/datasets/handbook").json()["id"] == dataset_id  # adopted in place
+    endpoint = api.get("/endpoints/support-bot").json()
+    assert endpoint["id"] != endpoint_id and "managed-by:syft-reconciler/team" in endpoint["tags"]
+    assert "created" not in cli("apply", root, "--server", sandbox.url, "--owner", "team").out
+
+
+def test_selection_plans_only_the_selected_endpoint(cli, manifest_dir, sandbox, api):
+    root = space(manifest_dir)
+    (root / "ep2.yaml").write_text(endpoint_yaml(slug="other-bot"))
+    run = cli("apply", root, "--server", sandbox.url, "--owner", "team", "--target", "support-bot",
+              "--target", "gpt-4o", "--target", "handbook")  # fmt: skip
+    assert run.code == 0, run.all
+    assert [e["slug"] for e in api.get("/endpoints/").json()] == ["support-bot"]
+    run = cli("plan", root, "--server", sandbox.url, "--owner", "team", "-l", "name=other-*", "-o", "json")
+    kinds = json.loads(run.out)["kinds"]
+    assert [(k["kind"], k["key"], k["op"]) for k in kinds if k["op"] != "noop"] == [
+        ("Endpoint", "other-bot", "create"),
+        ("Policy", "other-bot/per-user", "create"),
+        ("Policy", "other-bot/staff-only", "create"),
+    ]
+
+
+def test_a_saved_plan_executes_every_kind_and_goes_stale_when_an_endpoint_changes(
+    cli, manifest_dir, sandbox, api, tmp_path
+):
+    root = space(manifest_dir)
+    saved = tmp_path / "plan.json"
+    assert cli("plan", root, "--server", sandbox.url, "--owner", "team", "--out", saved).code == 0
+    assert '"Endpoint"' in saved.read_text() and WEAVIATE not in saved.read_text()
+    run = cli("apply", saved, "--server", sandbox.url, "-o", "json")
+    assert run.code == 0, run.all
+    results = {r["name"]: r["result"] for r in json.loads(run.out)["results"]}
+    assert (
+        results["endpoint support-bot"] == "created" and results["policy support-bot/per-user"] == "created"
+    )
+    assert cli("plan", root, "--server", sandbox.url, "--owner", "team", "--out", saved).code == 0
+    assert api.patch("/endpoints/support-bot", json={"summary": "by hand"}).status_code == 200
+    run = cli("apply", saved, "--server", sandbox.url)
+    assert run.code == 10 and "the server changed since the plan was saved" in run.err
