@@ -25,6 +25,7 @@ from reconciler.kinds_client import KindsClient
 from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
 from reconciler.ownership import owner_tag, ownership
 from reconciler.plan import same
+from reconciler.signals import graceful
 
 T = TypeVar("T")
 
@@ -54,43 +55,18 @@ class GraphExecutor:
                 self._ids.pop((kc.kind.lower(), kc.key), None)
         outcomes: dict[str, Outcome] = {}
         state: dict[str, bool] = {}
-        by_key = {s.key: s for s in steps}
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.parallelism), thread_name_prefix="apply")
         running: dict[Future[Outcome], Step] = {}
         started: set[str] = set()
         try:
-            while len(state) < len(steps):
-                for step in steps:
-                    if step.key in started:
-                        continue
-                    if self.executor.stop.is_set():
-                        state[step.key] = False
-                        started.add(step.key)
-                        outcomes[step.key] = _skip(step, "not attempted (run stopped)")
-                        continue
-                    deps = [d for d in step.deps if d in by_key]
-                    if any(d in state and not state[d] for d in deps):
-                        state[step.key] = False
-                        started.add(step.key)
-                        outcomes[step.key] = _skip(
-                            step, "not attempted: something it needs failed or was skipped"
-                        )
-                        self.executor.on_outcome(outcomes[step.key])
-                        continue
-                    if all(state.get(d) for d in deps) and len(running) < self.options.parallelism:
-                        started.add(step.key)
-                        running[pool.submit(self._one, step)] = step
-                if not running:
-                    continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    step = running.pop(future)
-                    outcome = future.result()
-                    state[step.key] = outcome.ok
-                    outcomes[step.key] = outcome
-                    self.executor.on_outcome(outcome)
+            with graceful(self.executor._on_signal, then="previous"):
+                self._loop(steps, state, outcomes, running, started, pool)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            self.executor.interrupted = True
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        for step in steps:  # what never ran is reported, not dropped
+            outcomes.setdefault(step.key, _skip(step, "not attempted (run stopped)"))
         if self.executor.auth_error is not None:
             raise self.executor.auth_error
         in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP) + sum(
@@ -102,6 +78,48 @@ class GraphExecutor:
             if not (s.phase == "delete" and s.change and s.change.op is Op.REPLACE and outcomes[s.key].ok)
         ]
         return ApplyReport(tuple(shown), in_sync=in_sync, interrupted=self.executor.interrupted)
+
+    def _loop(
+        self,
+        steps: list[Step],
+        state: dict[str, bool],
+        outcomes: dict[str, Outcome],
+        running: dict[Future[Outcome], Step],
+        started: set[str],
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        """Start every step whose dependencies succeeded, as slots free up, until all are done."""
+        by_key = {s.key: s for s in steps}
+        while len(state) < len(steps):
+            for step in steps:
+                if step.key in started:
+                    continue
+                if self.executor.stop.is_set():
+                    state[step.key] = False
+                    started.add(step.key)
+                    outcomes[step.key] = _skip(step, "not attempted (run stopped)")
+                    continue
+                deps = [d for d in step.deps if d in by_key]
+                if any(d in state and not state[d] for d in deps):
+                    state[step.key] = False
+                    started.add(step.key)
+                    outcomes[step.key] = _skip(
+                        step, "not attempted: something it needs failed or was skipped"
+                    )
+                    self.executor.on_outcome(outcomes[step.key])
+                    continue
+                if all(state.get(d) for d in deps) and len(running) < self.options.parallelism:
+                    started.add(step.key)
+                    running[pool.submit(self._one, step)] = step
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                step = running.pop(future)
+                outcome = future.result()
+                state[step.key] = outcome.ok
+                outcomes[step.key] = outcome
+                self.executor.on_outcome(outcome)
 
     # -- one step ---------------------------------------------------------------------------------
 

@@ -1,7 +1,6 @@
 """A whole space (models, datasets, endpoints, policies) through the real CLI against the sandbox."""
 
 import json
-import threading
 
 import pytest
 
@@ -144,27 +143,42 @@ def test_replacing_a_model_recreates_the_endpoint_on_the_new_model(cli, manifest
     assert cli("apply", root, "--server", sandbox.url, "--owner", "team").out.count("created") == 0
 
 
-def test_racing_applies_leave_no_duplicate(cli, manifest_dir, sandbox, api):
-    from reconciler.cli import main
+def test_racing_applies_leave_no_duplicate(cli, manifest_dir, sandbox_factory, api):
+    """Three processes apply the same space at once against a server whose losing creates are
+    500s (the recorded endpoint and policy races): one object each, and all three converge."""
+    import os
+    import subprocess
+    import sys
 
+    server = sandbox_factory(race_500_rate=1.0)
     root = space(manifest_dir)
-    codes = []
-    threads = [
-        threading.Thread(
-            target=lambda: codes.append(
-                main(["apply", str(root), "--server", sandbox.url, "--owner", "team"])
-            )
-        )
-        for _ in range(3)
+    for i in range(3):
+        (root / f"ep{i}.yaml").write_text(endpoint_yaml(slug=f"bot-{i}"))
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "WEAVIATE_KEY": WEAVIATE}
+    command = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "apply",
+        str(root),
+        "--server",
+        server.url,
+        "--owner",
+        "team",
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [e["slug"] for e in api.get("/endpoints/").json()] == ["support-bot"]
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    assert [e["slug"] for e in api.get("/endpoints/").json()] == ["bot-0", "bot-1", "bot-2", "support-bot"]
     assert [d["name"] for d in api.get("/datasets/").json()] == ["handbook"]
-    assert sorted(p["name"] for p in api.get("/policies/").json()) == ["per-user", "staff-only"]
-    assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
+    assert [m["name"] for m in api.get("/models/").json()] == ["gpt-4o"]
+    policies = [(p["endpoint_id"], p["name"]) for p in api.get("/policies/").json()]
+    assert len(policies) == 8 and len(set(policies)) == 8
+    for out, err in outputs:
+        assert KEY.encode() not in out + err and WEAVIATE.encode() not in out + err
+    assert cli("apply", root, "--server", server.url, "--owner", "team").code == 0
 
 
 def test_unknown_reference_is_an_error_before_any_write(cli, manifest_dir, sandbox):
