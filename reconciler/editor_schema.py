@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from reconciler.kinds.editor import kind_definitions
 from reconciler.model import ModelType
 from reconciler.schemas import SchemaRegistry
 from reconciler.validate import MAX_NAME
@@ -172,7 +173,34 @@ def manifest_schema(registry: SchemaRegistry, dtype: str | None = None) -> dict[
         "fileReference": FILE_REFERENCE,
         "envReference": ENV_REFERENCE,
     }
+    if dtype is None:
+        return _every_kind(schema, dtypes)
     return schema
+
+
+def _every_kind(model: dict[str, Any], dtypes: list[str]) -> dict[str, Any]:
+    """The Model schema as one branch beside Dataset and Endpoint, chosen by `kind`."""
+    definitions = model.pop("definitions")
+    head = {k: model.pop(k) for k in ("$schema", "title", "description")}
+    head["title"] = "Syft Space manifest (Model, Dataset, Endpoint)"
+    model["properties"]["kind"] = {"const": "Model"}
+    definitions.update(kind_definitions(_envelope(dtypes), _configuration))
+    definitions["Model"] = model
+    kinds = ("Model", "Dataset", "Endpoint")
+    return {
+        **head,
+        "type": "object",
+        "properties": {"kind": {"description": "Model, Dataset or Endpoint.", "enum": list(kinds)}},
+        "required": ["kind"],
+        "allOf": [
+            {
+                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {"$ref": f"#/definitions/{kind}"},
+            }
+            for kind in kinds
+        ],
+        "definitions": definitions,
+    }
 
 
 def dumps(schema: Mapping[str, Any]) -> str:

@@ -176,7 +176,7 @@ def _nested_refs(value: Any, prefix: str, env: list[str]) -> Any:
 
 
 def _document(
-    model: RemoteModel, refs: Mapping[str, str], nested: list[str], *, prefix: str
+    model: RemoteModel, refs: Mapping[str, str], nested: list[str], *, prefix: str, kind: str = "Model"
 ) -> dict[str, Any]:
     configuration = {
         k: _nested_refs(v, f"{prefix}_{env_prefix(k)}", nested) if k not in refs else v
@@ -186,7 +186,7 @@ def _document(
         configuration[field] = f"${{{var}}}"
     ordered = {k: configuration[k] for k in (*model.configuration, *refs) if k in configuration}
     return {
-        "kind": "Model",
+        "kind": kind,
         "name": model.name,
         "dtype": model.dtype,
         "configuration": ordered,
@@ -220,8 +220,10 @@ def export(
     registry: SchemaRegistry,
     *,
     selectors: Sequence[Selector] = (),
+    kind: str = "Model",
 ) -> Export:
-    """Manifests for the models every selector matches, sorted by file name."""
+    """Manifests for the models (or, with `kind="Dataset"`, the datasets as RemoteModel values)
+    every selector matches, sorted by file name."""
     matched = [m for m in models if all(s.matches(m.name, m.dtype, m.user_tags) for s in selectors)]
     files: list[ExportedFile] = []
     skipped: list[tuple[str, str]] = []
@@ -236,6 +238,8 @@ def export(
         else:
             exportable.append(model)
     prefixes = _prefixes([m.name for m in exportable])
+    if kind != "Model":  # a dataset's variables never collide with a same-named model's
+        prefixes = {name: f"{kind.upper()}_{prefix}" for name, prefix in prefixes.items()}
     stems: set[str] = set()
     for model in exportable:
         fields, notes = _secret_fields(model, registry, prefixes[model.name])
@@ -249,16 +253,27 @@ def export(
                 "manifest reads as a secret file reference; edit it by hand"
             )
         nested: list[str] = []
-        document = _document(model, refs, nested, prefix=prefixes[model.name])
+        document = _document(model, refs, nested, prefix=prefixes[model.name], kind=kind)
         env = tuple(refs.values()) + tuple(nested)
         header = "# Exported by `syft-reconciler export`."
         if env:
             header += f" Set {', '.join(env)} in the environment before plan/apply."
         text = redact.scrub(f"{header}\n{to_yaml(document)}")
-        stem = file_stem(model.name)
+        stem = file_stem(model.name) if kind == "Model" else f"{kind.lower()}-{file_stem(model.name)}"
         if stem.casefold() in stems:  # a safe name that equals another's slug and hash: not in practice
             stem = f"{stem}-{hashlib.sha256(model.name.encode()).hexdigest()}"
         stems.add(stem.casefold())
         files.append(ExportedFile(f"{stem}.yaml", model.name, model.dtype, text, env))
     files.sort(key=lambda f: f.file_name)
     return Export(tuple(files), tuple(skipped), tuple(warnings), len(matched), len(models))
+
+
+def merge(first: Export, second: Export) -> Export:
+    """Two exports (models, then the other kinds) as one."""
+    return Export(
+        first.files + second.files,
+        first.skipped + second.skipped,
+        first.warnings + second.warnings,
+        first.matched + second.matched,
+        first.total + second.total,
+    )

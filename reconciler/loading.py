@@ -21,17 +21,26 @@ from typing import Any
 from reconciler import forked
 from reconciler import manifests as manifest_files
 from reconciler.errors import InvalidManifests
+from reconciler.kinds.values import EndpointManifest
 from reconciler.model import Manifest, Problem
 from reconciler.schemas import SchemaRegistry
-from reconciler.validate import validate
+from reconciler.validate import Space, validate_space
 from reconciler.variables import substitute
 
 
 @dataclass(frozen=True)
 class Loaded:
     manifests: tuple[Manifest, ...]
+    """The models."""
     warnings: tuple[Problem, ...]
     files: int
+    datasets: tuple[Manifest, ...] = ()
+    endpoints: tuple[EndpointManifest, ...] = ()
+
+    @property
+    def count(self) -> int:
+        """Manifests of every kind."""
+        return len(self.manifests) + len(self.datasets) + len(self.endpoints)
 
 
 def load_variables(var_files: Sequence[Path]) -> dict[str, Any]:
@@ -92,15 +101,15 @@ def _load(
         child = forked.Forked(lambda: _read_and_validate(files[half:], registry, variables, read))
         first = _read_and_validate(files[:half], registry, variables, read)
         second = child.result() or _read_and_validate(files[half:], registry, variables, read)
-        manifests, more = _merge(first, second)
+        space, more = _merge(first, second)
     else:
-        manifests, more = _read_and_validate(files, registry, variables, read)
+        space, more = _read_and_validate(files, registry, variables, read)
     problems.extend(more)
     errors = [p for p in problems if p.severity == "error"]
     warnings = tuple(p for p in problems if p.severity == "warning")
     if errors:
         raise InvalidManifests(sorted(problems, key=lambda p: (p.path, p.line, p.column)))
-    return Loaded(tuple(manifests), warnings, len(files))
+    return Loaded(tuple(space.models), warnings, len(files), tuple(space.datasets), tuple(space.endpoints))
 
 
 def _read_and_validate(
@@ -108,7 +117,7 @@ def _read_and_validate(
     registry: SchemaRegistry,
     variables: Mapping[str, Any],
     read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]],
-) -> tuple[list[Manifest], list[Problem]]:
+) -> tuple[Space, list[Problem]]:
     problems: list[Problem] = []
     documents = []
     for path in files:
@@ -124,29 +133,47 @@ def _read_and_validate(
                 problems.append(Problem(doc.path, line, column, ".".join(map(str, field_path)), message))
             if not var_problems:
                 documents.append(dataclasses.replace(doc, value=value))
-    manifests, more = validate(documents, registry)
-    return manifests, problems + more
+    space, more = validate_space(documents, registry)
+    return space, problems + more
 
 
 def _merge(
-    first: tuple[list[Manifest], list[Problem]], second: tuple[list[Manifest], list[Problem]]
-) -> tuple[list[Manifest], list[Problem]]:
+    first: tuple[Space, list[Problem]], second: tuple[Space, list[Problem]]
+) -> tuple[Space, list[Problem]]:
     """Both halves as one, with the cross-half name clashes a single pass would have found."""
-    manifests, problems = list(first[0]), first[1] + second[1]
-    seen = {m.name: m for m in manifests}
-    for manifest in second[0]:
-        other = seen.get(manifest.name)
-        if other is None:
-            manifests.append(manifest)
-            continue
-        line, column = manifest.positions.get("name", (manifest.source.line, manifest.source.column))
-        problems.append(
-            Problem(
-                manifest.source.path,
-                line,
-                column,
-                "name",
-                f"`{manifest.name}` is also defined at {other.source}; names must be unique",
+    space = Space(list(first[0].models), list(first[0].datasets), list(first[0].endpoints))
+    problems = first[1] + second[1]
+    for mine, theirs in ((space.models, second[0].models), (space.datasets, second[0].datasets)):
+        seen = {m.name: m for m in mine}
+        for manifest in theirs:
+            other = seen.get(manifest.name)
+            if other is None:
+                mine.append(manifest)
+                continue
+            line, column = manifest.positions.get("name", (manifest.source.line, manifest.source.column))
+            problems.append(
+                Problem(
+                    manifest.source.path,
+                    line,
+                    column,
+                    "name",
+                    f"`{manifest.name}` is also defined at {other.source}; names must be unique",
+                )
             )
-        )
-    return manifests, problems
+    slugs = {e.slug: e for e in space.endpoints}
+    for endpoint in second[0].endpoints:
+        if endpoint.slug in slugs:
+            where = endpoint.where("slug")
+            problems.append(
+                Problem(
+                    where.path,
+                    where.line,
+                    where.column,
+                    "slug",
+                    f"endpoint `{endpoint.slug}` is also defined at {slugs[endpoint.slug].source}; "
+                    "slugs must be unique",
+                )
+            )
+        else:
+            space.endpoints.append(endpoint)
+    return space, problems

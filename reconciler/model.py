@@ -86,6 +86,8 @@ class Manifest:
     # "configuration.api_key" → (line, column), so later problems can point at the field
     positions: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
     replace_policy: ReplacePolicy = "manual"
+    kind: str = "Model"
+    """`Model`, or `Dataset` (the same envelope; kinds/values.py)."""
 
     def create_body(self, *, owner: str | None = None) -> dict[str, Any]:
         """The POST /api/v1/models/ body, with `owner`'s tag. Only call on a resolved manifest."""

@@ -222,7 +222,13 @@ def resolve_manifests(
             top = ".".join(str(p) for p in path[:2])
             line, column = manifest.positions.get(top, (manifest.source.line, manifest.source.column))
             problems.append(
-                Problem(manifest.source.path, line, column, field, f"{message} (model `{manifest.name}`)")
+                Problem(
+                    manifest.source.path,
+                    line,
+                    column,
+                    field,
+                    f"{message} ({manifest.kind.lower()} `{manifest.name}`)",
+                )
             )
         out.append(dataclasses.replace(manifest, configuration=configuration, resolved=True))
     return out, problems

@@ -7,22 +7,32 @@ references.py); the blast-radius limit after (plan.check_deletions). Then the ex
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import redact, render
-from reconciler.errors import Refused
+from reconciler.errors import Refused, ServerError
+from reconciler.export import Export, export
+from reconciler.kinds.export import export_endpoints
+from reconciler.kinds.plan import KindsPlan, kinds_deletions, owned_kinds, plan_kinds
+from reconciler.kinds.plan import Observed as SpaceObserved
+from reconciler.kinds.render import kinds_json
+from reconciler.kinds.validate import check_policy_types, dataset_registry
+from reconciler.kinds.values import EndpointManifest
 from reconciler.loading import Loaded, load, load_variables
-from reconciler.model import Change, Manifest, Plan, RemoteModel
-from reconciler.plan import PlanOptions, Scope, deletions
+from reconciler.model import Change, Manifest, Op, Plan, Problem, RemoteModel
+from reconciler.plan import PlanOptions, Scope, delete_limit, deletions, owned_count
 from reconciler.plan import plan as make_plan
 from reconciler.project import Instance, check_prune_scope, resolve_instance
 from reconciler.references import resolve_secrets
 from reconciler.saved_plan import SavedPlan, manifests_digest, state_fingerprint
 from reconciler.schemas import SchemaRegistry
-from reconciler.validate import check_types
+from reconciler.selection import Selector
+from reconciler.validate import check_online, check_types
 
 if TYPE_CHECKING:  # httpx costs ~100 ms to import; validate never needs it
     from reconciler.client import SpaceClient
@@ -32,6 +42,37 @@ if TYPE_CHECKING:  # httpx costs ~100 ms to import; validate never needs it
 class Observed:
     plan: Plan
     models: Mapping[str, RemoteModel]
+    kinds: KindsPlan = field(default_factory=KindsPlan)
+    """Datasets, endpoints and policies (empty when neither the manifests nor the plan need them)."""
+    space: SpaceObserved | None = None
+
+
+DETAIL_READS = 8
+"""Endpoint details read at once while observing."""
+
+
+def observe_kinds(
+    client: SpaceClient,
+    datasets: Sequence[Manifest],
+    endpoints: Sequence[EndpointManifest],
+    models: Mapping[str, RemoteModel],
+) -> SpaceObserved:
+    """One list of each collection, plus the detail of each endpoint a manifest names that exists
+    (its description and its policies' configurations are in no list)."""
+    from reconciler.kinds_client import KindsClient
+
+    kinds = KindsClient(client)
+    listed = {e.slug: e for e in kinds.list_endpoints()}
+    policies = kinds.list_policies()  # a 500 here: orphans (OrphanedPolicies says how to recover)
+    endpoints_seen = dict(listed)
+    wanted = [e.slug for e in endpoints if e.slug in listed]
+    # the details are independent reads: in parallel, like apply's writes (httpx.Client is shared)
+    with ThreadPoolExecutor(max_workers=DETAIL_READS, thread_name_prefix="observe") as pool:
+        for slug, detail in zip(wanted, pool.map(kinds.get_endpoint, wanted), strict=True):
+            if detail is not None:
+                endpoints_seen[slug] = detail
+    datasets_seen = {d.name: d for d in kinds.list_datasets()}
+    return SpaceObserved(datasets_seen, endpoints_seen, policies, models)
 
 
 def observe_and_plan(
@@ -43,6 +84,10 @@ def observe_and_plan(
     prune: bool = False,
     scope: Scope | None = None,
     check_server_types: bool = True,
+    datasets: Sequence[Manifest] = (),
+    endpoints: Sequence[EndpointManifest] = (),
+    replace_names: frozenset[str] = frozenset(),
+    replace_all: bool = False,
 ) -> Observed:
     """Verify the tenant and dtypes, read the server's state in one list call, and plan."""
     client.check_tenant()
@@ -50,10 +95,27 @@ def observe_and_plan(
         offered = [t.name for t in client.list_types()]
         check_types(manifests, offered, client.base_url)
     observed = {m.name: m for m in client.list_models()}
-    the_plan = make_plan(
-        manifests, observed, facts=registry.facts, scope=scope or Scope(adopt=adopt, prune=prune)
+    scope = scope or Scope(adopt=adopt, prune=prune)
+    the_plan = make_plan(manifests, observed, facts=registry.facts, scope=scope)
+    if not datasets and not endpoints and not any(c.op in (Op.DELETE, Op.REPLACE) for c in the_plan.changes):
+        return Observed(the_plan, observed)
+    try:
+        space = observe_kinds(client, datasets, endpoints, observed)
+    except ServerError as exc:
+        # read only to guard a model delete/replace: a server without these routes has no endpoints
+        if datasets or endpoints or exc.status not in (404, 405):
+            raise
+        return Observed(the_plan, observed)
+    kinds = plan_kinds(
+        datasets,
+        endpoints,
+        space,
+        the_plan,
+        scope=scope,
+        replace_names=replace_names,
+        replace_all=replace_all,
     )
-    return Observed(the_plan, observed)
+    return Observed(the_plan, observed, kinds, space)
 
 
 # -- the run that plan, apply and watch share -------------------------------------------------
@@ -77,6 +139,8 @@ class Desired:
     loaded: Loaded
     manifests: tuple[Manifest, ...]
     notes: tuple[str, ...]
+    datasets: tuple[Manifest, ...] = ()
+    """With their secrets resolved, like the models."""
     """Warnings about placeholders used for missing secrets (sandbox only)."""
 
 
@@ -87,7 +151,8 @@ def desire(request: Request, registry: SchemaRegistry, env: Mapping[str, str]) -
         check_prune_scope(request.instance)
     loaded = load(request.instance.roots, registry, variables=load_variables(request.var_files))
     manifests, notes = resolve_secrets(loaded.manifests, env, placeholders=request.placeholders)
-    return Desired(loaded, manifests, notes)
+    datasets, more = resolve_secrets(loaded.datasets, env, placeholders=request.placeholders)
+    return Desired(loaded, manifests, notes + more, datasets)
 
 
 @dataclass(frozen=True)
@@ -110,15 +175,44 @@ def plan_against(
 ) -> Planned:
     """Observe the server, plan, and check the blast-radius limit (refusing is apply's to do)."""
     scope = options.scope(owner)
-    observed = observe_and_plan(client, desired.manifests, registry, scope=scope)
+    observed = observe_and_plan(
+        client,
+        desired.manifests,
+        registry,
+        scope=scope,
+        datasets=desired.datasets,
+        endpoints=desired.loaded.endpoints,
+        replace_names=frozenset(options.replace),
+        replace_all=options.replace_all,
+    )
     selected = sum(1 for m in desired.manifests if scope.selection.selects(m.name, m.dtype, m.tags))
     try:
         options.check(observed.plan, manifest_count=selected)
+        check_space_deletions(observed, options, owner)
         refused = None
     except Refused as exc:
         refused = exc.message
     going = deletions(observed.plan, names=frozenset(options.replace), every=options.replace_all)
     return Planned(observed, refused, going)
+
+
+def check_space_deletions(observed: Observed, options: PlanOptions, owner: str | None) -> None:
+    """The blast-radius limit over every kind: models, datasets and endpoints deleted or replaced
+    (cascades included) together, against everything this owner has (plan.check_deletions)."""
+    names, every = frozenset(options.replace), options.replace_all
+    extra = kinds_deletions(observed.kinds, names=names, every=every)
+    if not extra:
+        return
+    going = len(deletions(observed.plan, names=names, every=every)) + len(extra)
+    owned = owned_count(observed.plan) + owned_kinds(observed.kinds, owner)
+    limit = delete_limit(options.max_delete, owned)
+    if limit is not None and going > limit:
+        shown = ", ".join(c.label for c in extra[:5]) + (" …" if len(extra) > 5 else "")
+        raise Refused(
+            f"refusing to delete or replace {going} object(s) (models, datasets and endpoints, "
+            f"cascades included: {shown}): more than the limit of {limit}; nothing was written. "
+            f"Check the plan, then raise the limit with --max-delete {going} (or --max-delete unlimited)"
+        )
 
 
 # -- saved plans: `plan --out FILE`, then `apply FILE` -----------------------------------------
@@ -143,9 +237,9 @@ def saved_plan(
             "var_files": [str(p) for p in request.var_files],
             "owner": request.instance.owner,
         },
-        fingerprint=state_fingerprint(planned.observed.models),
-        digest=manifests_digest(desired.loaded.manifests),
-        changes=list(data["changes"]),
+        fingerprint=_fingerprint(planned.observed),
+        digest=_digest(desired),
+        changes=list(data["changes"]) + kinds_json(planned.observed.kinds),
     )
 
 
@@ -182,10 +276,83 @@ def verify_saved(
         render.plan_json(planned.plan, target=server, tenant=tenant, replace_allowed=options.replace_allowed)[
             "changes"
         ]
+        + kinds_json(planned.observed.kinds)
     )
     saved.check(
-        digest=manifests_digest(desired.loaded.manifests),
-        fingerprint=state_fingerprint(planned.observed.models),
+        digest=_digest(desired),
+        fingerprint=_fingerprint(planned.observed),
         changes=changes,
         source=source,
     )
+
+
+def _digest(desired: Desired) -> str:
+    """The manifests as written, every kind (a models-only set hashes as it always did)."""
+    loaded = desired.loaded
+    models = manifests_digest(loaded.manifests)
+    if not loaded.datasets and not loaded.endpoints:
+        return models
+    endpoints = hashlib.sha256(repr(sorted(map(repr, loaded.endpoints))).encode()).hexdigest()
+    return f"{manifests_digest([*loaded.manifests, *loaded.datasets])}:{endpoints}"
+
+
+def _fingerprint(observed: Observed) -> str:
+    """The server state the plan was computed from, every kind that was read."""
+    models = state_fingerprint(observed.models)
+    space = observed.space
+    if space is None or not (space.datasets or space.endpoints or space.policies):
+        return models  # nothing else on the server: as a models-only plan always hashed
+    parts = [
+        sorted(d.model_dump_json() for d in space.datasets.values()),
+        sorted(e.model_dump_json() for e in space.endpoints.values()),
+        sorted(p.model_dump_json() for p in space.policies),
+    ]
+    return f"{models}:{hashlib.sha256(repr(parts).encode()).hexdigest()}"
+
+
+def export_space(client: SpaceClient, selectors: Sequence[Selector]) -> Export:
+    """Datasets and endpoints (with their policies) as manifests; a server without these routes
+    has none."""
+    from reconciler.kinds_client import KindsClient
+
+    kinds = KindsClient(client)
+    try:
+        datasets = kinds.list_datasets()
+        listed = kinds.list_endpoints()
+    except ServerError as exc:
+        if exc.status in (404, 405):
+            return Export((), (), (), 0, 0)
+        raise
+    as_models = [
+        RemoteModel(name=d.name, dtype=d.dtype, configuration=d.configuration, summary=d.summary, tags=d.tags)
+        for d in datasets
+    ]
+    data = export(as_models, dataset_registry(), selectors=selectors, kind="Dataset")
+    slugs = [e.slug for e in listed]
+    with ThreadPoolExecutor(max_workers=DETAIL_READS, thread_name_prefix="export") as pool:
+        details = [d for d in pool.map(kinds.get_endpoint, slugs) if d is not None]
+    files, skipped = export_endpoints(details, selectors=selectors)
+    return Export(
+        data.files + tuple(files),
+        data.skipped + tuple(skipped),
+        data.warnings,
+        data.matched + len(files) + len(skipped),
+        data.total + len(listed),
+    )
+
+
+def online_kinds(client: SpaceClient, loaded: Loaded) -> tuple[list[Problem], list[str]]:
+    """`validate --online` for datasets (their types and schemas) and policies (their types)."""
+    from reconciler.kinds_client import KindsClient
+
+    kinds = KindsClient(client)
+    problems: list[Problem] = []
+    skew: list[str] = []
+    if loaded.datasets:
+        problems, skew = check_online(
+            loaded.datasets, kinds.dataset_types(), dataset_registry(), client.base_url
+        )
+    if any(e.policies for e in loaded.endpoints):
+        offered = [t.name for t in kinds.policy_types()]
+        problems += check_policy_types(loaded.endpoints, offered, client.base_url)
+    return problems, skew

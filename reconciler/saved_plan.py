@@ -137,6 +137,10 @@ class SavedPlan:
         paths = field("paths", list, "a list of paths")
         options = field("options", dict, "a mapping")
         changes = field("changes", list, "a list of changes")
+        kinds = data.get("kinds", [])  # datasets, endpoints, policies (issue 15): bound like models
+        if not isinstance(kinds, list):
+            raise ReconcilerError(f"{source}: not a valid saved plan: `kinds` must be a list")
+        changes = changes + kinds
         if not all(isinstance(p, str) for p in paths) or not all(isinstance(c, dict) for c in changes):
             raise ReconcilerError(
                 f"{source}: not a valid saved plan: `paths` and `changes` are malformed "

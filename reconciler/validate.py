@@ -11,12 +11,15 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler import redact, references
 from reconciler.errors import InvalidManifests
+from reconciler.kinds.validate import check_set, dataset_registry, validate_endpoint
+from reconciler.kinds.values import EndpointManifest
 from reconciler.manifests import Document
 from reconciler.model import Manifest, Problem, SourceLocation, normalise_tags
 from reconciler.ownership import is_ownership_tag
@@ -41,7 +44,7 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    kind: Literal["Model"]
+    kind: Literal["Model", "Dataset"]
     name: str
     dtype: str
     configuration: dict[str, Any]
@@ -107,7 +110,7 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
         hint = " — add `kind: Model`" if field == "kind" else ""
         return loc, f"required field is missing{hint}", False
     if kind == "literal_error" and field == "kind":
-        return loc, f"must be `Model`, got {doc.value.get('kind')!r}", False
+        return loc, f"must be `Model`, `Dataset` or `Endpoint`, got {doc.value.get('kind')!r}"[:200], False
     if kind == "literal_error":
         return loc, f"must be one of {error['ctx']['expected']}, got {error['input']!r}"[:200], False
     value = doc.value
@@ -198,17 +201,38 @@ def check_name(name: str) -> tuple[str, Literal["error", "warning"]] | None:
 
 
 def validate(documents: Sequence[Document], registry: SchemaRegistry) -> tuple[list[Manifest], list[Problem]]:
-    """Every document as a Manifest (references unresolved), and every problem found."""
-    manifests: list[Manifest] = []
+    """Every Model document as a Manifest (references unresolved), and every problem found."""
+    space, problems = validate_space(documents, registry)
+    return space.models, problems
+
+
+@dataclass(frozen=True)
+class Space:
+    """The manifests of every kind, validated (references unresolved)."""
+
+    models: list[Manifest] = field(default_factory=list)
+    datasets: list[Manifest] = field(default_factory=list)
+    endpoints: list[EndpointManifest] = field(default_factory=list)
+
+
+def validate_space(documents: Sequence[Document], registry: SchemaRegistry) -> tuple[Space, list[Problem]]:
+    """Every document of every kind, and every problem found (names unique per kind)."""
+    space = Space()
     problems: list[Problem] = []
-    first_seen: dict[str, tuple[Document, Manifest]] = {}
+    first_seen: dict[tuple[str, str], Manifest] = {}
     for doc in documents:
+        if isinstance(doc.value, dict) and doc.value.get("kind") == "Endpoint":
+            endpoint, endpoint_problems = validate_endpoint(doc)
+            problems.extend(endpoint_problems)
+            if endpoint is not None:
+                space.endpoints.append(endpoint)
+            continue
         manifest, doc_problems = _validate_one(doc, registry)
         problems.extend(doc_problems)
         if manifest is None:
             continue
-        if manifest.name in first_seen:
-            _, other = first_seen[manifest.name]
+        if (manifest.kind, manifest.name) in first_seen:
+            other = first_seen[(manifest.kind, manifest.name)]
             line, column = doc.where(("name",))
             problems.append(
                 Problem(
@@ -220,9 +244,10 @@ def validate(documents: Sequence[Document], registry: SchemaRegistry) -> tuple[l
                 )
             )
             continue
-        first_seen[manifest.name] = (doc, manifest)
-        manifests.append(manifest)
-    return manifests, problems
+        first_seen[(manifest.kind, manifest.name)] = manifest
+        (space.datasets if manifest.kind == "Dataset" else space.models).append(manifest)
+    problems.extend(check_set([], space.endpoints, []))
+    return space, problems
 
 
 def _problem(
@@ -330,13 +355,16 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
     tags = envelope.tags
     problems.extend(_check_tags(doc, tags))
 
+    if envelope.kind == "Dataset":
+        registry = dataset_registry()
     schema = registry.get(envelope.dtype)
     if schema is None:
         problems.append(
             _problem(
                 doc,
                 ("dtype",),
-                f"unknown dtype `{envelope.dtype}`{_suggest(envelope.dtype, registry.dtypes)} (known: {', '.join(registry.dtypes)})",
+                f"unknown {'dataset type' if envelope.kind == 'Dataset' else 'dtype'} `{envelope.dtype}`"
+                f"{_suggest(envelope.dtype, registry.dtypes)} (known: {', '.join(registry.dtypes)})",
             )
         )
         return None, problems
@@ -357,6 +385,7 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         sensitive=sensitive,
         resolved=not any(references.has_ref(v) for v in configuration.values()),
         replace_policy=envelope.lifecycle.replace,
+        kind=envelope.kind,
         positions={
             ".".join(map(str, p)): doc.where(p)
             for p in [("name",), ("dtype",), *[("configuration", k) for k in configuration]]

@@ -35,11 +35,13 @@ from reconciler.errors import (
     RetryableServerError,
     ServerUnreachable,
 )
+from reconciler.graph_apply import run_plans
+from reconciler.kinds.plan import KindsPlan
 from reconciler.loading import Loaded
 from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
 from reconciler.plan import PlanOptions
 from reconciler.references import resolve_secrets
-from reconciler.round import observe_and_plan
+from reconciler.round import check_space_deletions, observe_and_plan
 from reconciler.schemas import SchemaRegistry
 
 log = logging.getLogger(__name__)
@@ -425,7 +427,11 @@ class Reconciler:
         manifests, notes = resolve_secrets(
             loaded.manifests, os.environ, placeholders=self.settings.placeholders
         )
+        datasets, more = resolve_secrets(loaded.datasets, os.environ, placeholders=self.settings.placeholders)
+        notes += more
         digest = desired_digest(manifests)
+        if datasets or loaded.endpoints:  # every kind counts; a models-only digest is unchanged
+            digest = desired_digest([*manifests, *datasets]) + repr(sorted(map(repr, loaded.endpoints)))
         if digest != self._announced:  # say a desired state's warnings once, not every round
             self._announced = digest
             for p in loaded.warnings:
@@ -434,19 +440,32 @@ class Reconciler:
                 log.warning("%s", note, extra=_ev("note"))
         s = self.settings
         scope = s.plan.scope(s.owner)
-        plan = observe_and_plan(self.client, manifests, self.registry, scope=scope).plan
+        observed = observe_and_plan(
+            self.client,
+            manifests,
+            self.registry,
+            scope=scope,
+            datasets=datasets,
+            endpoints=loaded.endpoints,
+            replace_names=frozenset(s.plan.replace),
+            replace_all=s.plan.replace_all,
+        )
+        plan, kinds = observed.plan, observed.kinds
         write = digest != self.applied or s.self_heal
         report = None
         if not write:
             _report_drift(plan)
-        elif any(c.writes for c in plan.changes):
+            _report_kind_drift(kinds)
+        elif any(c.writes for c in plan.changes) or any(c.writes for c in kinds.changes):
             selected = sum(1 for m in manifests if scope.selection.selects(m.name, m.dtype, m.tags))
             s.plan.check(plan, manifest_count=selected)
+            check_space_deletions(observed, s.plan, s.owner)
             # From the first write on, the server matches no known desired state until this apply
             # succeeds: a round that fails half way (or raises) leaves `applied` unknown, so the
             # next round writes whatever the manifests say, a revert to the old state included.
             self.applied = None
-            report = Executor(self.client, self.options, on_outcome=_log_outcome).run(plan)
+            executor = Executor(self.client, self.options, on_outcome=_log_outcome)
+            report = run_plans(executor, plan, kinds, observed.space)
         for change in plan.changes:
             if change.op is Op.CONFLICT:
                 log.warning(
@@ -525,4 +544,17 @@ def _report_drift(plan: Plan) -> None:
             extra=_ev(
                 "drift", model=change.name, op=change.op.value, differs=[d.dotted for d in change.diffs]
             ),
+        )
+
+
+def _report_kind_drift(kinds: KindsPlan) -> None:
+    """Datasets, endpoints and policies that differ on the server in a round that does not write."""
+    for change in kinds.pending:
+        fields = ", ".join(d.dotted for d in change.diffs)
+        log.warning(
+            "drift: %s: %s on the server%s; not undone (--self-heal would)",
+            change.label,
+            change.op.value,
+            f" ({fields})" if fields else "",
+            extra=_ev("drift", model=change.label, op=change.op.value),
         )

@@ -59,7 +59,10 @@ def test_good_manifest():
             ("name: gpt", 'name: ""'),
             "m.yaml:2:7: name: must not be empty (the server could never read, patch or delete it)",
         ),
-        (("kind: Model", "kind: Endpoint"), "m.yaml:1:7: kind: must be `Model`, got 'Endpoint'"),
+        (
+            ("kind: Model", "kind: Service"),
+            "m.yaml:1:7: kind: must be `Model`, `Dataset` or `Endpoint`, got 'Service'",
+        ),
         (
             ('tags: [a, " b ", a]', "tags: [a, 'x,y']"),
             "m.yaml:8:11: tags.1: a tag must not contain `,` (the API joins tags with commas)",

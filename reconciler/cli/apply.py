@@ -64,6 +64,9 @@ def apply(
     """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
     from reconciler import round
     from reconciler.apply import ApplyOptions, Executor, exit_code
+    from reconciler.graph_apply import run_plans
+    from reconciler.kinds.plan import kinds_deletions
+    from reconciler.kinds.render import labels
 
     options = plan_options_from(kw)
     saved = _saved_plan(paths)
@@ -123,8 +126,17 @@ def apply(
             click.echo(f"Plan for {describe_target(client)}: {render.summary_line(planned.plan)}.")
             if planned.going:
                 click.echo(render.deletions_line(planned.going))
-        _confirm(planned.going, auto_approve=auto_approve)
-        progress = _Progress(len([c for c in planned.plan.changes if c.writes]), enabled=output == "text")
+        going_kinds = kinds_deletions(
+            planned.observed.kinds, names=frozenset(options.replace), every=options.replace_all
+        )
+        if going_kinds and output == "text":
+            click.echo(f"  DELETIONS of datasets/endpoints ({len(going_kinds)}): {labels(going_kinds)}")
+        _confirm(planned.going, auto_approve=auto_approve, more=len(going_kinds))
+        kinds = planned.observed.kinds
+        writes = len([c for c in planned.plan.changes if c.writes]) + len(
+            [c for c in kinds.changes if c.writes]
+        )
+        progress = _Progress(writes, enabled=output == "text")
         apply_options = ApplyOptions(
             parallelism=parallelism,
             fail_fast=fail_fast,
@@ -135,9 +147,12 @@ def apply(
             owner=instance.owner,
         )
         executor = Executor(client, apply_options, on_outcome=progress.outcome)
-        report = executor.run(planned.plan)
+        report = run_plans(executor, planned.plan, kinds, planned.observed.space)
         progress.done()
     conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
+    for kind_change in planned.observed.kinds.changes:
+        if kind_change.op is Op.CONFLICT and output == "text":
+            click.echo(f"conflict {kind_change.label}: {kind_change.reason}")
     if output == "json":
         data = render.report_json(report, target=client.base_url, tenant=client.tenant)
         data["conflicts"] = [render.change_dict(c) for c in conflicts]
@@ -160,14 +175,14 @@ def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
     return None
 
 
-def _confirm(going: tuple[Change, ...], *, auto_approve: bool) -> None:
+def _confirm(going: tuple[Change, ...], *, auto_approve: bool, more: int = 0) -> None:
     """On a terminal, deletions (prune and replace) are asked for; CI has no terminal."""
-    if going and not auto_approve and sys.stdin.isatty():
-        click.confirm(
-            f"Delete {len(going)} model(s) from the server ({render.deletion_kinds(going)})?",
-            abort=True,
-            err=True,
-        )
+    if (going or more) and not auto_approve and sys.stdin.isatty():
+        what = f"{len(going)} model(s)" if going else ""
+        if more:
+            what += f"{' and ' if what else ''}{more} dataset(s)/endpoint(s)"
+        kinds = f" ({render.deletion_kinds(going)})" if going else ""
+        click.confirm(f"Delete {what} from the server{kinds}?", abort=True, err=True)
 
 
 class _Progress:

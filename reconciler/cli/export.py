@@ -64,6 +64,8 @@ def _selectors(ctx: click.Context, param: click.Parameter, values: Sequence[str]
 def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **kw: Any) -> None:
     """Write the server's models as manifests, one file each; secrets become ${…} references."""
     from reconciler.export import export as export_models
+    from reconciler.export import merge
+    from reconciler.round import export_space
 
     multi = spaces_from((), kw)
     if multi is not None:
@@ -78,6 +80,7 @@ def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **k
     with connect(settings) as client:
         client.check_tenant()
         result = export_models(client.list_models(), bundled_registry(), selectors=selectors)
+        result = merge(result, export_space(client, selectors))
         where = describe_target(client)
     targets = [output_dir / f.file_name for f in result.files]
     taken = [t for t in targets if t.exists() or t.is_symlink()]

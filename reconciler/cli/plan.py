@@ -60,6 +60,7 @@ def plan(
 ) -> None:
     """Show what apply would change on the server (read-only)."""
     from reconciler import round
+    from reconciler.kinds.render import kinds_json, kinds_markdown, kinds_summary, kinds_text
 
     options = plan_options_from(kw)
     multi = spaces_from(paths, kw)
@@ -89,6 +90,10 @@ def plan(
     )
     data["owner"] = instance.owner
     data["refused"] = planned.refused
+    kinds = planned.observed.kinds
+    if kinds.changes:
+        data["kinds"] = kinds_json(kinds)
+        data["in_sync"] = data["in_sync"] and not kinds.pending
     if out is not None:
         saved = round.saved_plan(
             request, desired, planned, data, server=client.base_url, tenant=client.tenant
@@ -101,13 +106,21 @@ def plan(
     if output == "json":
         emit_json(data)
     elif output == "markdown":
-        click.echo(render.plan_markdown(the_plan, target=where))
+        click.echo("\n".join([render.plan_markdown(the_plan, target=where), *kinds_markdown(kinds)]))
     else:
         warn(desired.loaded.warnings)
-        click.echo(render.plan_text(the_plan, target=where, replace_allowed=options.replace_allowed))
+        lines = render.plan_text(the_plan, target=where, replace_allowed=options.replace_allowed).split("\n")
+        if kinds.changes:
+            done = lines[-1].startswith("No changes")
+            lines = lines[:-1] if done else lines
+            lines.insert(1, f"  {kinds_summary(kinds)}.")
+            lines += kinds_text(kinds, names=options.replace_allowed)
+            if done and not kinds.pending:
+                lines.append("No changes: the server matches the manifests.")
+        click.echo("\n".join(lines))
         if planned.refused:
             click.echo(f"warning: apply would refuse this plan: {planned.refused}", err=True)
         if out is not None:
             click.echo(f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it.")
-    if detailed_exitcode and not the_plan.is_empty:
+    if detailed_exitcode and (not the_plan.is_empty or kinds.pending):
         sys.exit(EXIT_CHANGES)  # Terraform's -detailed-exitcode: 2 means changes are pending

@@ -41,6 +41,7 @@ def validate(
 ) -> None:
     """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
     from reconciler.loading import load, load_variables
+    from reconciler.round import online_kinds
     from reconciler.validate import check_online
 
     multi = spaces_from(paths, kw)
@@ -58,6 +59,10 @@ def validate(
         with connect(settings_from(kw)) as client:
             client.check_tenant()
             problems, skew = check_online(loaded.manifests, client.list_types(), schemas, client.base_url)
+            if loaded.datasets or loaded.endpoints:
+                more, more_skew = online_kinds(client, loaded)
+                problems += more
+                skew += more_skew
         warnings += [p for p in problems if p.severity == "warning"]
         if any(p.severity == "error" for p in problems):
             raise InvalidManifests(problems + list(loaded.warnings))
@@ -70,6 +75,8 @@ def validate(
                 "valid": True,
                 "files": loaded.files,
                 "models": [m.name for m in loaded.manifests],
+                "datasets": [d.name for d in loaded.datasets],
+                "endpoints": [e.slug for e in loaded.endpoints],
                 "warnings": [w.as_dict() for w in warnings],
                 "schema_skew": skew,
                 "error": None,
@@ -80,4 +87,4 @@ def validate(
     for line in skew:
         click.echo(f"warning: {line}", err=True)
     where = " (and against the server's types)" if online else ""
-    click.echo(f"OK: {len(loaded.manifests)} manifest(s) in {loaded.files} file(s) are valid{where}.")
+    click.echo(f"OK: {loaded.count} manifest(s) in {loaded.files} file(s) are valid{where}.")

@@ -1,0 +1,79 @@
+"""Endpoints (with their policies) as manifests, references by name (pure).
+
+Datasets go through export.py like models (`kind="Dataset"`). An endpoint is written from its
+detail (description and policy configurations are in no list); one that no manifest can hold
+(neither a model nor a dataset left, or a `response_type` the server stored unvalidated) is
+skipped with a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler import redact
+from reconciler.export import ExportedFile, _escape, _FlowList, file_stem, to_yaml
+from reconciler.kinds.validate import slug_problem
+from reconciler.kinds.values import RESPONSE_TYPES, RemoteEndpoint
+from reconciler.selection import Selector
+
+
+def endpoint_document(endpoint: RemoteEndpoint) -> dict[str, Any]:
+    document: dict[str, Any] = {"kind": "Endpoint", "slug": endpoint.slug, "name": _escape(endpoint.name)}
+    if endpoint.model is not None:
+        document["model"] = _escape(endpoint.model.name)
+    if endpoint.dataset is not None:
+        document["dataset"] = _escape(endpoint.dataset.name)
+    document.update(
+        {
+            "summary": _escape(endpoint.summary),
+            "description": _escape(endpoint.description or ""),
+            "response_type": endpoint.response_type,
+            "published": endpoint.published,
+            "tags": _FlowList(endpoint.user_tags),
+        }
+    )
+    if endpoint.system_prompt is not None:
+        document["system_prompt"] = _escape(endpoint.system_prompt)
+    if endpoint.policies:
+        document["policies"] = [
+            {
+                "name": _escape(p.name),
+                "policy_type": p.policy_type,
+                "configuration": _escape(p.configuration or {}),
+            }
+            for p in sorted(endpoint.policies, key=lambda p: p.name)
+        ]
+    return document
+
+
+def export_endpoints(
+    endpoints: Sequence[RemoteEndpoint], *, selectors: Sequence[Selector] = ()
+) -> tuple[list[ExportedFile], list[tuple[str, str]]]:
+    """(files, skipped (slug, reason)) for the endpoints every selector matches."""
+    files: list[ExportedFile] = []
+    skipped: list[tuple[str, str]] = []
+    for endpoint in endpoints:
+        if not all(s.matches(endpoint.slug, "endpoint", endpoint.user_tags) for s in selectors):
+            continue
+        if endpoint.model is None and endpoint.dataset is None:
+            skipped.append((endpoint.slug, "it has neither a model nor a dataset (its model was deleted)"))
+            continue
+        if endpoint.response_type not in RESPONSE_TYPES:
+            skipped.append(
+                (
+                    endpoint.slug,
+                    f"its response_type {endpoint.response_type!r} is not one of raw, summary, both",
+                )
+            )
+            continue
+        if slug_problem(endpoint.slug) is not None:
+            skipped.append((endpoint.slug, "its slug is not one a manifest can hold"))
+            continue
+        text = redact.scrub(
+            "# Exported by `syft-reconciler export`.\n" + to_yaml(endpoint_document(endpoint))
+        )
+        files.append(
+            ExportedFile(f"endpoint-{file_stem(endpoint.slug)}.yaml", endpoint.slug, "endpoint", text, ())
+        )
+    return files, skipped

@@ -1,0 +1,161 @@
+"""The plan as a dependency graph (pure): one Step per request group, with what it waits for.
+
+Create models and datasets, then endpoints, then policies; delete in reverse: an endpoint's
+policies before it (else they are orphaned and GET /policies/ fails), endpoints before their
+dataset (else a 409) and before a model they use is deleted or replaced. A replace is a delete
+step and a create step. An unapproved replace becomes one skipped step, and so does every
+cascade that waits on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.kinds.plan import KindChange, KindsPlan
+from reconciler.kinds.values import EndpointManifest, RemoteEndpoint
+from reconciler.model import Change, Op, Plan
+from reconciler.plan import replace_approved
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    """`<kind>:<name>:delete` or `<kind>:<name>:write`."""
+    phase: str  # "delete", "write" or "skip"
+    deps: frozenset[str]
+    model: Change | None = None
+    change: KindChange | None = None
+
+
+def _key(kind: str, name: str, phase: str) -> str:
+    return f"{kind}:{name}:{phase}"
+
+
+def build(
+    model_plan: Plan, kinds: KindsPlan, *, names: frozenset[str] = frozenset(), every: bool = False
+) -> list[Step]:
+    """Every write of both plans as steps, dependencies included."""
+    builder = _Builder(model_plan, kinds, names, every)
+    for mc in model_plan.changes:
+        if mc.writes:
+            builder.model(mc)
+    for change in kinds.changes:
+        if change.writes:
+            builder.kind(change)
+    steps = builder.steps
+    # a skipped replace: the policy deletes and creates of that endpoint wait on nothing that runs
+    for key, step in list(steps.items()):
+        held = step.change
+        if held is not None and held.kind == "Policy" and held.endpoint in builder.skipped:
+            steps[key] = Step(key, "skip", frozenset(), change=held)
+    return [steps[k] for k in sorted(steps, key=_order)]
+
+
+class _Builder:
+    """Who uses what, on the server (what is deleted first) and in the manifests (what is
+    created first), and the steps made so far."""
+
+    def __init__(self, model_plan: Plan, kinds: KindsPlan, names: frozenset[str], every: bool) -> None:
+        self.kinds, self.names, self.every = kinds, names, every
+        self.steps: dict[str, Step] = {}
+        self.skipped: set[str] = set()
+        self.deleted_users: dict[str, list[str]] = {}  # "model:x" -> endpoints deleted or replaced
+        self.endpoint_writes: set[str] = set()
+        self.writes: set[str] = set()  # model and dataset writes that will run
+        for c in kinds.changes:
+            if (
+                c.kind == "Endpoint"
+                and c.op in (Op.DELETE, Op.REPLACE)
+                and isinstance(c.observed, RemoteEndpoint)
+            ):
+                for kind, ref in (("model", c.observed.model), ("dataset", c.observed.dataset)):
+                    if ref is not None:
+                        self.deleted_users.setdefault(f"{kind}:{ref.name}", []).append(c.key)
+            if c.kind == "Endpoint" and c.op in (Op.CREATE, Op.REPLACE):
+                self.endpoint_writes.add(c.key)
+            if (
+                c.kind == "Dataset"
+                and c.op in (Op.CREATE, Op.REPLACE)
+                and c.approved(names=names, every=every)
+            ):
+                self.writes.add(_key("dataset", c.key, "write"))
+        for mc in model_plan.changes:
+            if mc.op is Op.CREATE or (mc.op is Op.REPLACE and self._model_approved(mc)):
+                self.writes.add(_key("model", mc.name, "write"))
+
+    def _model_approved(self, change: Change) -> bool:
+        return replace_approved(change, names=self.names, every=self.every)
+
+    def _add(self, kind: str, name: str, phase: str, deps: set[str], **kw: Any) -> None:
+        key = _key(kind, name, "write" if phase == "skip" else phase)
+        self.steps[key] = Step(key, phase, frozenset(deps), **kw)
+
+    def model(self, mc: Change) -> None:
+        deps: set[str] = set()
+        if mc.op in (Op.DELETE, Op.REPLACE):  # after the endpoints that use it are gone
+            deps = {_key("endpoint", s, "delete") for s in self.deleted_users.get(f"model:{mc.name}", [])}
+        skip = mc.op is Op.REPLACE and not self._model_approved(mc)
+        self._add("model", mc.name, "skip" if skip else "write", deps, model=mc)
+
+    def kind(self, c: KindChange) -> None:
+        kind = c.kind.lower()
+        if c.op is Op.REPLACE and not c.approved(names=self.names, every=self.every):
+            self._add(kind, c.key, "skip", set(), change=c)
+            self.skipped.add(c.key)
+            return
+        if c.op in (Op.DELETE, Op.REPLACE):
+            self._add(kind, c.key, "delete", self._delete_deps(c), change=c)
+        if c.op is not Op.DELETE:
+            self._add(kind, c.key, "write", self._write_deps(c), change=c)
+
+    def _delete_deps(self, c: KindChange) -> set[str]:
+        if c.kind == "Endpoint":  # its policies first: never orphaned
+            return {
+                _key("policy", p.key, "delete")
+                for p in self.kinds.changes
+                if p.kind == "Policy" and p.endpoint == c.key and p.op is Op.DELETE
+            }
+        if c.kind == "Dataset":  # the endpoints that use it first: else a 409
+            return {_key("endpoint", s, "delete") for s in self.deleted_users.get(f"dataset:{c.key}", [])}
+        return set()
+
+    def _write_deps(self, c: KindChange) -> set[str]:
+        deps = {_key(c.kind.lower(), c.key, "delete")} if c.op is Op.REPLACE else set()
+        if c.kind == "Endpoint" and isinstance(c.desired, EndpointManifest):
+            for ref_kind, wanted in (("model", c.desired.model), ("dataset", c.desired.dataset)):
+                if wanted is not None and _key(ref_kind, wanted, "write") in self.writes:
+                    deps.add(_key(ref_kind, wanted, "write"))
+        if c.kind == "Policy" and c.endpoint in self.endpoint_writes:
+            deps.add(_key("endpoint", c.endpoint, "write"))
+        return deps
+
+
+_RANK = {
+    "delete": {"policy": 0, "endpoint": 1, "dataset": 2},
+    "write": {"model": 3, "dataset": 3, "endpoint": 4, "policy": 5},
+}
+
+
+def _order(key: str) -> tuple[int, str]:
+    """Submission order (the dependencies decide when a step may start)."""
+    kind, phase = key.split(":", 1)[0], key.rsplit(":", 1)[1]
+    return _RANK.get(phase, {}).get(kind, 6), key
+
+
+def topological(steps: Sequence[Step]) -> list[str]:
+    """One order that respects every dependency (a dependency not in `steps` is already met)."""
+    keys = {s.key for s in steps}
+    done: list[str] = []
+    left = {s.key: {d for d in s.deps if d in keys} for s in steps}
+    while left:
+        ready = sorted(k for k, deps in left.items() if not deps)
+        if not ready:
+            raise ValueError(f"dependency cycle among {sorted(left)}")
+        for key in ready:
+            done.append(key)
+            del left[key]
+        for deps in left.values():
+            deps.difference_update(ready)
+    return done

@@ -1,0 +1,102 @@
+"""Datasets, endpoints and policies in plans: text, JSON and markdown lines (pure).
+
+Same symbols and redaction as the models' (render.py); a cascade names what forces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.kinds.plan import KindChange, KindsPlan
+from reconciler.model import Manifest, Op
+from reconciler.redact import looks_secret_key, neutralise, redact_keys
+from reconciler.render import _SYMBOL, _WORD, SENSITIVE, _show, md_code, md_text
+
+
+def _value(change: KindChange, path: tuple[str, ...], value: Any) -> Any:
+    desired = change.desired
+    secret = path[:1] == ("configuration",) and (
+        looks_secret_key(path[-1]) or (isinstance(desired, Manifest) and path[-1] in desired.sensitive)
+    )
+    if secret:
+        return SENSITIVE if value is not None else None
+    return redact_keys(value)
+
+
+def kinds_text(kinds: KindsPlan, *, names: frozenset[str] | bool = False) -> list[str]:
+    """Lines for the plan text: deletions first, then the rest, in graph order."""
+    every = names is True
+    allowed = names if isinstance(names, frozenset) else frozenset()
+    lines: list[str] = []
+    destructive = [c for c in kinds.changes if c.op in (Op.DELETE, Op.REPLACE)]
+    rest = [c for c in kinds.changes if c.op not in (Op.DELETE, Op.REPLACE)]
+    for change in destructive + rest:
+        if change.op is Op.NOOP and not change.reason and not change.not_comparable:
+            continue
+        head = f"  {_SYMBOL[change.op]} {_WORD[change.op]} {neutralise(change.label, line=True)}"
+        if change.op is Op.REPLACE and not change.approved(names=allowed, every=every):
+            head += f"  [needs --replace {change.key}]"
+        if change.cascade:
+            head += f"  [cascade: {neutralise(change.cascade)}]"
+        if change.adopt:
+            head += "  [adopt]"
+        lines.append(head)
+        for diff in change.diffs:
+            old = _show(_value(change, diff.path, diff.old))
+            new = _show(_value(change, diff.path, diff.new))
+            lines.append(neutralise(f"      {diff.dotted}: {old} -> {new}"))
+        if change.not_comparable:
+            fields = ", ".join(f"configuration.{k}" for k in change.not_comparable)
+            lines.append(f"      {fields}: not comparable (the server does not echo it)")
+        if change.reason:
+            lines.append(f"      {neutralise(change.reason)}")
+    return lines
+
+
+def kinds_summary(kinds: KindsPlan) -> str:
+    c = kinds.counts()
+    return (
+        f"datasets/endpoints/policies: {c['create']} to create, {c['update']} to update, "
+        f"{c['replace']} to replace, {c['delete']} to delete, {c['noop']} in sync"
+        + (f", {c['conflict']} in conflict" if c["conflict"] else "")
+        + (f", {c['unmanaged']} unmanaged" if c["unmanaged"] else "")
+    )
+
+
+def kinds_json(kinds: KindsPlan) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": c.kind,
+            "key": c.key,
+            "op": c.op.value,
+            **({"cascade": c.cascade} if c.cascade else {}),
+            **({"reason": c.reason} if c.reason else {}),
+            "diffs": [
+                {"field": d.dotted, "old": _value(c, d.path, d.old), "new": _value(c, d.path, d.new)}
+                for d in c.diffs
+            ],
+        }
+        for c in kinds.changes
+    ]
+
+
+def labels(changes: Sequence[KindChange]) -> str:
+    """`endpoint bot (replace), dataset d` for a DELETIONS line."""
+    return ", ".join(
+        neutralise(c.label, line=True) + (" (replace)" if c.op is Op.REPLACE else "") for c in changes
+    )
+
+
+def kinds_markdown(kinds: KindsPlan) -> list[str]:
+    """Rows for the PR comment: every pending change of datasets, endpoints and policies."""
+    pending = kinds.pending
+    if not pending:
+        return []
+    rows = ["", "| | kind | key | changes |", "| --- | --- | --- | --- |"]
+    for c in pending:
+        fields = ", ".join(md_code(d.dotted) for d in c.diffs) or ""
+        if c.cascade:
+            fields += f" (cascade: {md_text(c.cascade)})"
+        rows.append(f"| {_SYMBOL[c.op]} {_WORD[c.op]} | {c.kind} | {md_code(c.key)} | {fields} |")
+    return rows
