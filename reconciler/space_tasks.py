@@ -74,6 +74,7 @@ def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Tas
 
 def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool) -> Task:
     from reconciler import round
+    from reconciler.kinds.render import kinds_json, kinds_summary, kinds_text
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
         instance = run.instance(spec)
@@ -90,15 +91,22 @@ def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool)
         )
         data["owner"] = instance.owner
         data["refused"] = planned.refused
+        kinds = planned.observed.kinds
+        if kinds.changes:  # datasets, endpoints and policies, as single-space plan shows them
+            data["kinds"] = kinds_json(kinds)
+            data["in_sync"] = data["in_sync"] and not kinds.pending
         result.data = data
         result.notes += [str(w) for w in desired.loaded.warnings]
         where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
         result.lines += render.plan_text(
             planned.plan, target=where, replace_allowed=options.replace_allowed
         ).splitlines()
+        if kinds.changes:
+            result.lines.append(f"  {kinds_summary(kinds)}.")
+            result.lines += kinds_text(kinds, names=options.replace_allowed)
         if planned.refused:
             result.notes.append(f"warning: apply would refuse this plan: {planned.refused}")
-        if detailed_exitcode and not planned.plan.is_empty:
+        if detailed_exitcode and (not planned.plan.is_empty or kinds.pending):
             result.exit_code = EXIT_CHANGES  # Terraform's -detailed-exitcode: changes are pending
 
     return task
@@ -115,6 +123,8 @@ def apply_task(
 ) -> Task:
     from reconciler import round
     from reconciler.apply import ApplyOptions, Executor, exit_code
+    from reconciler.graph_apply import run_plans
+    from reconciler.kinds.plan import kinds_deletions
     from reconciler.model import Op
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
@@ -126,7 +136,11 @@ def apply_task(
                 planned = round.plan_against(client, desired, registry, options, instance.owner)
                 if planned.refused:
                     raise Refused(planned.refused)
-                if planned.going and not may_delete:
+                kinds = planned.observed.kinds
+                going_kinds = kinds_deletions(
+                    kinds, names=frozenset(options.replace), every=options.replace_all
+                )
+                if (planned.going or going_kinds) and not may_delete:
                     raise Refused(
                         f"{len(planned.going)} deletion(s) planned ({render.deletion_kinds(planned.going)}); "
                         "over many spaces nobody is asked: pass --auto-approve; nothing was written"
@@ -142,7 +156,7 @@ def apply_task(
                 )
                 executor = Executor(client, apply_options)
                 with interrupt.track(executor) if interrupt else contextlib.nullcontext():
-                    report = executor.run(planned.plan)
+                    report = run_plans(executor, planned.plan, kinds, planned.observed.space)
         conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
         data = render.report_json(report, target=client.base_url, tenant=client.tenant)
         data["conflicts"] = [render.change_dict(c) for c in conflicts]
@@ -152,6 +166,7 @@ def apply_task(
         result.lines.append(f"Plan: {render.summary_line(planned.plan)}.")
         result.lines += [render.outcome_line(o) for o in report.outcomes]
         result.lines += [f"conflict {c.name}: {c.reason}" for c in conflicts]
+        result.lines += [f"conflict {c.label}: {c.reason}" for c in kinds.changes if c.op is Op.CONFLICT]
         result.lines.append(render.report_summary(report, conflicts=len(conflicts)))
         result.exit_code = exit_code(report, conflicts=bool(conflicts), signum=executor.signum)
         if interrupt is not None and interrupt.signum is not None and executor.stop.is_set():

@@ -336,3 +336,30 @@ def test_watch_over_many_spaces_at_git_head_applies_a_commit_to_its_space(tenant
     daemon.wait_for("the commit recorded", since=mark, event="applied_commit", commit=head, space=names[1])
     assert tenant_models(tenants, names[0]) == [f"{names[0]}-m0", f"{names[0]}-m1"]
     assert daemon.terminate() == 0
+
+
+def test_every_kind_converges_in_each_space(cli, tenants, tmp_path, env, monkeypatch):
+    from .test_kinds import DATASET, endpoint_yaml
+
+    monkeypatch.setenv("WEAVIATE_KEY", "wk-canary-spaces-31f")
+    names = TENANTS[:2]
+    config = write_project(tmp_path, tenants.url, names)
+    for name in names:
+        folder = tmp_path / "spaces" / name
+        (folder / "model.yaml").write_text(model_yaml("gpt-4o", key="sk-test"))
+        (folder / "data.yaml").write_text(DATASET)
+        (folder / "ep.yaml").write_text(endpoint_yaml(f"{name}-bot"))
+    plan = cli("plan", "--config", config, "-o", "json")
+    assert plan.code == 0, plan.all
+    for section in json.loads(plan.out)["spaces"]:
+        assert {c["op"] for c in section["result"]["kinds"]} == {"create"}
+    run = cli("apply", "--config", config)
+    assert run.code == 0, run.all
+    again = cli("plan", "--config", config, "--detailed-exitcode")
+    assert again.code == 0, again.all  # every kind in sync in every space
+    for name in names:
+        headers = {"Authorization": f"Bearer {TOKEN}", "X-Tenant-Name": name}
+        with httpx.Client(base_url=tenants.url, headers=headers, follow_redirects=True) as http:
+            assert [e["slug"] for e in http.get("/api/v1/endpoints/").json()] == [f"{name}-bot"]
+            assert len(http.get("/api/v1/policies/").json()) == 2
+    assert "wk-canary-spaces-31f" not in plan.all + run.all + again.all
