@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import redact, render
-from reconciler.errors import Refused, ServerError
+from reconciler.errors import ReconcilerError, Refused, ServerError
 from reconciler.export import Export, export
 from reconciler.kinds.export import export_endpoints
 from reconciler.kinds.plan import KindsPlan, kinds_deletions, owned_kinds, plan_kinds
@@ -356,3 +356,28 @@ def online_kinds(client: SpaceClient, loaded: Loaded) -> tuple[list[Problem], li
         offered = [t.name for t in kinds.policy_types()]
         problems += check_policy_types(loaded.endpoints, offered, client.base_url)
     return problems, skew
+
+
+def export_to(
+    client: SpaceClient, registry: SchemaRegistry, selectors: Sequence[Selector], folder: Path, *, force: bool
+) -> tuple[Export, list[Path]]:
+    """Every kind on the server as manifest files in `folder`: refused whole (nothing written) when a
+    file exists, unless `force`. The one export step for `export` and for each space of many."""
+    from reconciler.export import merge
+
+    client.check_tenant()
+    result = merge(
+        export(client.list_models(), registry, selectors=selectors), export_space(client, selectors)
+    )
+    targets = [folder / f.file_name for f in result.files]
+    taken = [t for t in targets if t.exists() or t.is_symlink()]
+    if taken and not force:
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise ReconcilerError(
+            f"{taken[0]} already exists{more}; pass --force to overwrite (nothing was written)"
+        )
+    if result.files:
+        folder.mkdir(parents=True, exist_ok=True)
+    for target, exported in zip(targets, result.files, strict=True):
+        target.write_text(exported.text, encoding="utf-8")
+    return result, targets

@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler import render
 from reconciler.client import SpaceClient
-from reconciler.errors import EXIT_CHANGES, ReconcilerError, Refused
+from reconciler.errors import EXIT_CHANGES, Refused
 from reconciler.project import Instance, Project, SpaceSpec
 from reconciler.spaces import Connection, Interrupt, SpaceResult, Task, connect, instance_for, lock_of
 
@@ -177,25 +177,13 @@ def apply_task(
 
 
 def export_task(run: Run, registry: Any, *, selectors: Sequence[Any], output_dir: Path, force: bool) -> Task:
-    """`export` per space: into OUTPUT_DIR/<space name>/."""
-    from reconciler.export import export as export_models
+    """`export` per space, every kind: into OUTPUT_DIR/<space name>/."""
+    from reconciler.round import export_to
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
-        with run.connect(spec) as client:
-            client.check_tenant()
-            exported = export_models(client.list_models(), registry, selectors=selectors)
         folder = output_dir / spec.name
-        targets = [folder / f.file_name for f in exported.files]
-        taken = [t for t in targets if t.exists() or t.is_symlink()]
-        if taken and not force:
-            more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
-            raise ReconcilerError(
-                f"{taken[0]} already exists{more}; pass --force to overwrite (nothing was written)"
-            )
-        if exported.files:
-            folder.mkdir(parents=True, exist_ok=True)
-        for target, file in zip(targets, exported.files, strict=True):
-            target.write_text(file.text, encoding="utf-8")
+        with run.connect(spec) as client:
+            exported, targets = export_to(client, registry, selectors, folder, force=force)
         env_vars = [var for f in exported.files for var in f.env]
         notes = [f"skipped model {n!r}: {r}" for n, r in exported.skipped] + list(exported.warnings)
         result.data = {

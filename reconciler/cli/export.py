@@ -19,7 +19,6 @@ from reconciler.cli.options import (
     settings_from,
 )
 from reconciler.cli.spaces import spaces_from, spaces_options
-from reconciler.errors import ReconcilerError
 
 JSON_VERSION = 1
 
@@ -63,9 +62,7 @@ def _selectors(ctx: click.Context, param: click.Parameter, values: Sequence[str]
 @spaces_options
 def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **kw: Any) -> None:
     """Write the server's models as manifests, one file each; secrets become ${…} references."""
-    from reconciler.export import export as export_models
-    from reconciler.export import merge
-    from reconciler.round import export_space
+    from reconciler.round import export_to
 
     multi = spaces_from((), kw)
     if multi is not None:
@@ -78,21 +75,8 @@ def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **k
     kw.pop("config")
     settings = settings_from(kw)
     with connect(settings) as client:
-        client.check_tenant()
-        result = export_models(client.list_models(), bundled_registry(), selectors=selectors)
-        result = merge(result, export_space(client, selectors))
+        result, targets = export_to(client, bundled_registry(), selectors, output_dir, force=force)
         where = describe_target(client)
-    targets = [output_dir / f.file_name for f in result.files]
-    taken = [t for t in targets if t.exists() or t.is_symlink()]
-    if taken and not force:
-        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
-        raise ReconcilerError(
-            f"{taken[0]} already exists{more}; pass --force to overwrite (nothing was written)"
-        )
-    if result.files:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    for target, exported in zip(targets, result.files, strict=True):
-        target.write_text(exported.text, encoding="utf-8")
     env = [var for f in result.files for var in f.env]
     notes = [f"skipped model {name!r}: {reason}" for name, reason in result.skipped] + list(result.warnings)
     if output == "json":
