@@ -224,7 +224,36 @@ def plan_json(
     }
 
 
+MD_DETAILS_OVER = 20
+"""A plan with more changed rows than this folds its table into a <details> block in the PR comment."""
+MD_VALUE_CHARS = 80
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MD_VALUE_CHARS else text[: MD_VALUE_CHARS - 1] + "…"
+
+
+def _md_changes(change: Change) -> str:
+    """Field by field, old → new (a create shows the new values); secrets as (sensitive)."""
+    parts = []
+    for diff in _diffs(change):
+        sensitive = _sensitive(diff)
+        new = md_code(_clip(_show(_value(diff.new, sensitive=sensitive))))
+        if change.op is Op.CREATE:
+            parts.append(f"{md_code(diff.dotted)}: {new}")
+        else:
+            old = md_code(_clip(_show(_value(diff.old, sensitive=sensitive))))
+            parts.append(f"{md_code(diff.dotted)}: {old} → {new}")
+    if change.op is Op.DELETE:
+        parts.append("no manifest names it any more")
+    if change.reason:
+        parts.append(md_text(change.reason))
+    return "<br>".join(parts)
+
+
 def plan_markdown(plan: Plan, *, target: str) -> str:
+    """The plan for a pull request comment: deletions first, every field with its old and new value,
+    a large table folded away, and names escaped so that none can break the table."""
     lines = [f"### Syft Space plan for {md_code(target)}", "", f"**{summary_line(plan)}**", ""]
     if plan.deletes:
         names = ", ".join(md_code(c.name) for c in plan.deletes)
@@ -232,16 +261,25 @@ def plan_markdown(plan: Plan, *, target: str) -> str:
     if plan.is_empty:
         lines.append("No changes: the server matches the manifests.")
         return "\n".join(lines)
-    lines += ["| | model | source | changes |", "| --- | --- | --- | --- |"]
-    for change in plan.changes:
-        if change.op is Op.NOOP:
-            continue
-        fields = ", ".join(md_code(d.dotted) for d in _diffs(change)) or md_text(change.reason)
+    shown = [c for c in plan.changes if c.op in _DESTRUCTIVE] + [
+        c for c in plan.changes if c.op not in _DESTRUCTIVE and c.op is not Op.NOOP
+    ]
+    table = ["| | model | source | changes |", "| --- | --- | --- | --- |"]
+    for change in shown:
         source = md_code(str(change.desired.source)) if change.desired else ""
-        lines.append(
-            f"| {_SYMBOL[change.op]} {_WORD[change.op]} | {md_code(change.name)} | {source} | {fields} |"
+        table.append(
+            f"| {_SYMBOL[change.op]} {_WORD[change.op]} | {md_code(change.name)} | {source} | "
+            f"{_md_changes(change)} |"
         )
-    return "\n".join(lines)
+    if len(shown) > MD_DETAILS_OVER:
+        table = [
+            f"<details><summary>{len(shown)} changes (deletions first)</summary>",
+            "",
+            *table,
+            "",
+            "</details>",
+        ]
+    return "\n".join(lines + table)
 
 
 def problems_text(problems: Sequence[Problem]) -> str:

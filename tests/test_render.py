@@ -1,4 +1,5 @@
 import json
+import re
 
 from reconciler import render
 from reconciler.model import OWNER_TAG, Manifest, RemoteModel, SourceLocation
@@ -68,6 +69,28 @@ def test_json_plan_is_versioned_and_redacted():
     assert data["changes"][0]["replace_allowed"] is False
 
 
-def test_markdown_plan_lists_fields_not_values():
+def test_markdown_plan_shows_old_and_new_values_but_never_a_secret():
     md = render.plan_markdown(sample_plan(), target="http://x")
-    assert "| -/+ replace | `changed` |" in md and CANARY not in md
+    assert "| -/+ replace | `changed` |" in md and CANARY not in md and "sk-old-secret" not in md
+    assert "(sensitive)" in md
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert all(" → " in row for row in rows if "~ update" in row or "-/+ replace" in row)
+
+
+def test_markdown_puts_deletions_first_escapes_values_and_folds_a_large_plan():
+    from reconciler.model import Change, FieldDiff, Op, Plan
+
+    pipe = "a|b`c"
+    changes = [
+        Change(Op.UPDATE, f"m{i:02}", diffs=(FieldDiff(("summary",), pipe, "new"),)) for i in range(25)
+    ]
+    changes.append(Change(Op.DELETE, "zz-gone"))
+    md = render.plan_markdown(Plan(tuple(sorted(changes, key=lambda c: c.name))), target="http://x")
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert rows[2].startswith("| - delete | `zz-gone` |")  # after the header rows, before any update
+    assert "<details><summary>26 changes (deletions first)</summary>" in md and md.rstrip().endswith(
+        "</details>"
+    )
+    for row in rows:  # a value with a pipe or a backtick cannot add a cell
+        assert len(re.findall(r"(?<!\\)\|", row)) == 5, row
+    assert '`summary`: ``"a\\|b`c"`` → `"new"`' in md

@@ -11,7 +11,7 @@ from typing import Any
 from reconciler.kinds.plan import KindChange, KindsPlan
 from reconciler.model import Manifest, Op
 from reconciler.redact import looks_secret_key, neutralise, redact_keys
-from reconciler.render import _SYMBOL, _WORD, SENSITIVE, _show, md_code, md_text
+from reconciler.render import _SYMBOL, _WORD, SENSITIVE, _clip, _show, md_code, md_text
 
 
 def _value(change: KindChange, path: tuple[str, ...], value: Any) -> Any:
@@ -89,14 +89,21 @@ def labels(changes: Sequence[KindChange]) -> str:
 
 
 def kinds_markdown(kinds: KindsPlan) -> list[str]:
-    """Rows for the PR comment: every pending change of datasets, endpoints and policies."""
-    pending = kinds.pending
+    """Rows for the PR comment: every pending change of datasets, endpoints and policies, deletions
+    first, each field with its old and new value (secrets as (sensitive))."""
+    pending = sorted(kinds.pending, key=lambda c: c.op not in (Op.DELETE, Op.REPLACE))
     if not pending:
         return []
     rows = ["", "| | kind | key | changes |", "| --- | --- | --- | --- |"]
     for c in pending:
-        fields = ", ".join(md_code(d.dotted) for d in c.diffs) or ""
+        parts = []
+        for d in c.diffs:
+            new = md_code(_clip(_show(_value(c, d.path, d.new))))
+            old = md_code(_clip(_show(_value(c, d.path, d.old))))
+            parts.append(
+                f"{md_code(d.dotted)}: {new}" if c.op is Op.CREATE else f"{md_code(d.dotted)}: {old} → {new}"
+            )
         if c.cascade:
-            fields += f" (cascade: {md_text(c.cascade)})"
-        rows.append(f"| {_SYMBOL[c.op]} {_WORD[c.op]} | {c.kind} | {md_code(c.key)} | {fields} |")
+            parts.append(f"cascade: {md_text(c.cascade)}")
+        rows.append(f"| {_SYMBOL[c.op]} {_WORD[c.op]} | {c.kind} | {md_code(c.key)} | {'<br>'.join(parts)} |")
     return rows
