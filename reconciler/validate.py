@@ -110,7 +110,17 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
         hint = " — add `kind: Model`" if field == "kind" else ""
         return loc, f"required field is missing{hint}", False
     if kind == "literal_error" and field == "kind":
-        return loc, f"must be `Model`, `Dataset` or `Endpoint`, got {doc.value.get('kind')!r}"[:200], False
+        got = doc.value.get("kind")
+        close = next(
+            (
+                k
+                for k in ("Model", "Dataset", "Endpoint")
+                if isinstance(got, str) and got.lower() == k.lower()
+            ),
+            None,
+        )
+        hint = f"; did you mean `{close}`? (kinds are case-sensitive)" if close else ""
+        return loc, f"must be `Model`, `Dataset` or `Endpoint`, got {got!r}"[:200] + hint, False
     if kind == "literal_error":
         return loc, f"must be one of {error['ctx']['expected']}, got {error['input']!r}"[:200], False
     value = doc.value
@@ -262,6 +272,22 @@ def _problem(
     return Problem(doc.path, line, column, ".".join(str(p) for p in path), message, severity)
 
 
+def _unknown_settings(doc: Document, error: Any) -> list[Problem]:
+    """One problem per key the schema does not know, each with its own suggestion."""
+    known = sorted(error.schema.get("properties", {}))
+    base = tuple(error.absolute_path)
+    return [
+        _problem(
+            doc,
+            ("configuration", *base, extra),
+            f"unknown setting{_suggest(extra, known)} (known: {', '.join(known)})",
+            key=True,
+        )
+        for extra in error.instance
+        if extra not in known
+    ]
+
+
 def _check_configuration(
     doc: Document, raw: dict[str, Any], schema: DtypeSchema
 ) -> tuple[dict[str, Any], frozenset[str], list[Problem]]:
@@ -274,13 +300,17 @@ def _check_configuration(
     sensitive = frozenset(k for k, v in configuration.items() if k in secret_fields or references.has_ref(v))
     for error in schema.errors(references.placeholder(configuration)):
         top = error.absolute_path[0] if error.absolute_path else None
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            problems += _unknown_settings(doc, error)  # every unknown key, not just the first
+            continue
         path, message, key = _schema_message(error, sensitive=top in sensitive)
         if error.validator == "type" and top is not None and references.has_ref(configuration.get(top)):
             message += " (a ${…} or file reference always gives a string)"
         problems.append(_problem(doc, ("configuration", *path), message, key=key))
+    malformed = {path[1] for path, _ in ref_problems if len(path) > 1}
     for secret in sorted(secret_fields):
         value = configuration.get(secret)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and secret not in malformed:  # a bad ${…} is reported as that
             problems.append(
                 _problem(
                     doc,
@@ -322,6 +352,36 @@ def _check_tags(doc: Document, tags: list[str] | str) -> list[Problem]:
     return problems
 
 
+def _beside_a_bad_envelope(doc: Document, registry: SchemaRegistry, errors: Sequence[Any]) -> list[Problem]:
+    """The name and dtype checks, even when the envelope failed (a wrong `kind` must not hide a bad
+    name or a misspelt dtype until it is fixed); only for fields the envelope did not already fault."""
+    value = doc.value
+    faulted = {str(e["loc"][0]) for e in errors if e["loc"]}
+    problems: list[Problem] = []
+    name = value.get("name")
+    if "name" not in faulted and isinstance(name, str):
+        found = check_name(name)
+        if found:
+            problems.append(_problem(doc, ("name",), found[0], severity=found[1]))
+    dtype = value.get("dtype")
+    datasets = value.get("kind") == "Dataset"
+    types = dataset_registry() if datasets else registry
+    if "dtype" not in faulted and isinstance(dtype, str) and types.get(dtype) is None:
+        problems.append(
+            _problem(
+                doc,
+                ("dtype",),
+                f"unknown {'dataset type' if datasets else 'dtype'} `{dtype}`"
+                f"{_suggest(dtype, types.dtypes)} (known: {', '.join(types.dtypes)})",
+            )
+        )
+    schema = types.get(dtype) if isinstance(dtype, str) else None
+    configuration = value.get("configuration")
+    if schema is not None and "configuration" not in faulted and isinstance(configuration, dict):
+        problems += _check_configuration(doc, configuration, schema)[2]
+    return problems
+
+
 def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | None, list[Problem]]:
     if not isinstance(doc.value, dict):
         what = "a list" if isinstance(doc.value, list) else f"the scalar {doc.value!r}"[:60]
@@ -344,8 +404,10 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
             if error["type"] == "missing" and error["loc"] and error["loc"][0] in suggested:
                 continue
             path, message, key = _envelope_message(error, doc)
-            problems.append(_problem(doc, path, message, key=key))
-        return None, problems
+            problem = _problem(doc, path, message, key=key)
+            if problem not in problems:  # a union (`tags`) fails once per member: say it once
+                problems.append(problem)
+        return None, problems + _beside_a_bad_envelope(doc, registry, errors)
 
     name_check = check_name(envelope.name)
     if name_check:

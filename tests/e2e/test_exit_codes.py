@@ -126,3 +126,39 @@ def test_130_and_143_interrupted(manifest_dir, sandbox_factory):
         out, err = proc.communicate(timeout=25)
         assert proc.returncode == code, out + err
         assert "Apply interrupted" in out
+
+
+def test_every_problem_in_one_run_each_once(cli, manifest_dir):
+    root = manifest_dir(
+        {
+            "a.yaml": """kind: model
+name: "a/b"
+dtype: opneai
+configuration:
+  model: x
+---
+kind: Model
+name: two-unknown
+dtype: openai
+configuration:
+  api_key: ${OPENAI API KEY}
+  model: gpt-4o
+  colour: red
+  flavour: sweet
+tags: 5
+"""
+        }
+    )
+    run = cli("validate", root)
+    lines = [line.removeprefix(f"{root}/") for line in run.err.splitlines()]
+    assert run.code == 1 and lines == [
+        "a.yaml:1:7: kind: must be `Model`, `Dataset` or `Endpoint`, got 'model'; did you mean `Model`? "
+        "(kinds are case-sensitive)",
+        "a.yaml:2:7: name: must not contain `/` (the server could never read, patch or delete it)",
+        "a.yaml:3:8: dtype: unknown dtype `opneai`; did you mean `openai`? (known: anthropic, ollama, openai, vllm)",
+        "a.yaml:11:12: configuration.api_key: `${OPENAI API KEY}` is not a valid variable name (letters, digits, _)",
+        "a.yaml:13:3: configuration.colour: unknown setting (known: api_key, base_url, model, system_prompt)",
+        "a.yaml:14:3: configuration.flavour: unknown setting (known: api_key, base_url, model, system_prompt)",
+        "a.yaml:15:7: tags: must be a list of strings or one comma-separated string, got an integer",
+        "error: 7 problem(s) in the manifests; nothing was written",
+    ]  # no duplicate, and the malformed reference is not also "a literal secret"
