@@ -9,8 +9,8 @@
     ├── LockHeld                    another apply/watch holds the instance's lock on the space
     ├── Refused                     a safety guard: too many deletions, prune over part of the set
     ├── StalePlan                   a saved plan no longer matches the manifests or the server
-    ├── WrongTarget                 a saved plan applied to another server or tenant (exit 2)
-    ├── BadSetting                  a token, tenant or option that can never work (exit 2, one line)
+    ├── WrongTarget                 a saved plan applied to another server or tenant (exit 64)
+    ├── BadSetting                  a token, tenant or option that can never work (exit 64, one line)
     └── ServerError                 any other refusal: status, method, path, trimmed detail
         └── RetryableServerError    429 / 502 / 503 / 504, with the server's Retry-After if any
 
