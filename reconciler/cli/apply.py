@@ -51,6 +51,9 @@ from reconciler.model import Change, Op, Outcome
 @click.option(
     "--auto-approve", is_flag=True, help="Do not ask before deleting or replacing (asked only on a terminal)."
 )
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Print only problems (failed or conflicting models) and the summary."
+)
 @spaces_options
 def apply(
     paths: tuple[str, ...],
@@ -58,6 +61,7 @@ def apply(
     parallelism: int,
     fail_fast: bool,
     auto_approve: bool,
+    quiet: bool,
     var_files: tuple[Path, ...],
     **kw: Any,
 ) -> None:
@@ -66,7 +70,6 @@ def apply(
     from reconciler.apply import ApplyOptions, Executor, exit_code
     from reconciler.graph_apply import run_plans
     from reconciler.kinds.plan import kinds_deletions
-    from reconciler.kinds.render import labels
 
     options = plan_options_from(kw)
     saved = _saved_plan(paths)
@@ -121,22 +124,17 @@ def apply(
             )
         if planned.refused:
             raise Refused(planned.refused)
-        if output == "text":
-            warn(desired.loaded.warnings)
-            click.echo(f"Plan for {describe_target(client)}: {render.summary_line(planned.plan)}.")
-            if planned.going:
-                click.echo(render.deletions_line(planned.going))
         going_kinds = kinds_deletions(
             planned.observed.kinds, names=frozenset(options.replace), every=options.replace_all
         )
-        if going_kinds and output == "text":
-            click.echo(f"  DELETIONS of datasets/endpoints ({len(going_kinds)}): {labels(going_kinds)}")
+        if output == "text":
+            _show_plan(client, desired, planned, going_kinds, quiet=quiet)
         _confirm(planned.going, auto_approve=auto_approve, more=len(going_kinds))
         kinds = planned.observed.kinds
         writes = len([c for c in planned.plan.changes if c.writes]) + len(
             [c for c in kinds.changes if c.writes]
         )
-        progress = _Progress(writes, enabled=output == "text")
+        progress = _Progress(writes, enabled=output == "text", quiet=quiet)
         apply_options = ApplyOptions(
             parallelism=parallelism,
             fail_fast=fail_fast,
@@ -165,6 +163,20 @@ def apply(
     sys.exit(exit_code(report, conflicts=bool(conflicts), signum=executor.signum))
 
 
+def _show_plan(client: Any, desired: Any, planned: Any, going_kinds: Any, *, quiet: bool) -> None:
+    """Before acting: the warnings, then (unless --quiet) the plan's summary and every deletion."""
+    from reconciler.kinds.render import labels
+
+    warn(desired.loaded.warnings)
+    if quiet:
+        return
+    click.echo(f"Plan for {describe_target(client)}: {render.summary_line(planned.plan)}.")
+    if planned.going:
+        click.echo(render.deletions_line(planned.going))
+    if going_kinds:
+        click.echo(f"  DELETIONS of datasets/endpoints ({len(going_kinds)}): {labels(going_kinds)}")
+
+
 def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
     """`apply plan.json`: a single existing .json file argument is a saved plan."""
     from reconciler.saved_plan import SavedPlan
@@ -188,15 +200,16 @@ def _confirm(going: tuple[Change, ...], *, auto_approve: bool, more: int = 0) ->
 class _Progress:
     """One line per model on stdout; on a terminal also a counter on stderr."""
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
+    def __init__(self, total: int, *, enabled: bool, quiet: bool = False) -> None:
         self.total = total
         self.seen = 0
         self.enabled = enabled
-        self.tty = enabled and sys.stderr.isatty() and total >= 20
+        self.quiet = quiet
+        self.tty = enabled and not quiet and sys.stderr.isatty() and total >= 20
 
     def outcome(self, outcome: Outcome) -> None:
         self.seen += 1
-        if not self.enabled:
+        if not self.enabled or (self.quiet and outcome.ok):  # --quiet: only what went wrong
             return
         if self.tty:
             click.echo("\r\033[K", nl=False, err=True)

@@ -162,3 +162,17 @@ tags: 5
         "a.yaml:15:7: tags: must be a list of strings or one comma-separated string, got an integer",
         "error: 7 problem(s) in the manifests; nothing was written",
     ]  # no duplicate, and the malformed reference is not also "a literal secret"
+
+
+def test_quiet_prints_only_problems_and_the_summary(cli, manifest_dir, sandbox, api):
+    seed_model(api, "taken", owned=False, summary="by hand", key=KEY)
+    root = manifest_dir(
+        {"a.yaml": model_yaml("a"), "b.yaml": model_yaml("b"), "taken.yaml": model_yaml("taken")}
+    )
+    run = cli("apply", root, "--server", sandbox.url, "--quiet")
+    assert run.code == 7
+    assert run.out.splitlines() == [
+        "conflict taken: exists on the server, differs, and was not created by the reconciler; "
+        "pass --adopt to take it over",
+        "Apply finished with conflicts: 2 created, 0 in sync, 1 in conflict, not touched.",
+    ]
