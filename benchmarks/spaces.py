@@ -29,33 +29,11 @@ from pathlib import Path
 
 import httpx
 
+# the same manifest text, free port and polling as the single-space watch benchmark beside it
+from watch_latency import free_port, model_yaml, wait_until
+
 PY = sys.executable
 TOKEN = "bench-admin-key"
-
-
-def model_yaml(name: str) -> str:
-    return (
-        f"kind: Model\nname: {name}\ndtype: openai\nconfiguration:\n  api_key: ${{OPENAI_API_KEY}}\n"
-        f"  model: gpt-4o\nsummary: benchmark model {name}\ntags: [bench]\n"
-    )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(check, timeout: float, what: str, interval: float = 0.005):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout}s waiting for {what}")
 
 
 ENV = {**os.environ, "OPENAI_API_KEY": "sk-benchmark", "SPACE_TOKEN": TOKEN}
