@@ -29,7 +29,7 @@ from reconciler.errors import (
     ServerUnreachable,
     UncertainWrite,
 )
-from reconciler.model import ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
+from reconciler.model import STOPPED, ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
 from reconciler.ownership import owner_tag, ownership
 from reconciler.plan import diff_model, replace_approved
 from reconciler.schemas import DtypeFacts
@@ -126,9 +126,7 @@ class Executor:
         interrupted = self.interrupted
         for change in work:  # what never ran is reported, not dropped
             if change.name not in results:
-                results[change.name] = Outcome(
-                    change.name, change.op, Result.SKIPPED, "not attempted (run stopped)"
-                )
+                results[change.name] = Outcome(change.name, change.op, Result.SKIPPED, STOPPED)
         outcomes = tuple(results[c.name] for c in work)
         report = ApplyReport(outcomes, in_sync=in_sync, interrupted=interrupted)
         if self.auth_error is not None:
@@ -176,7 +174,7 @@ class Executor:
 
     def _one(self, change: Change) -> Outcome:
         if self.stop.is_set():
-            return Outcome(change.name, change.op, Result.SKIPPED, "not attempted (run stopped)")
+            return Outcome(change.name, change.op, Result.SKIPPED, STOPPED)
         self._local.started = time.monotonic()  # the per-model budget runs from here
         try:
             if change.op is Op.CREATE:

@@ -22,7 +22,7 @@ from reconciler.kinds.graph import Step, build
 from reconciler.kinds.plan import KindChange, KindsPlan, Observed, normalise_policy
 from reconciler.kinds.values import EndpointManifest, PolicySpec, RemoteEndpoint, RemotePolicy
 from reconciler.kinds_client import KindsClient
-from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
+from reconciler.model import STOPPED, ApplyReport, Manifest, Op, Outcome, Plan, Result
 from reconciler.ownership import owner_tag, ownership
 from reconciler.plan import same
 from reconciler.signals import graceful
@@ -66,7 +66,7 @@ class GraphExecutor:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         for step in steps:  # what never ran is reported, not dropped
-            outcomes.setdefault(step.key, _skip(step, "not attempted (run stopped)"))
+            outcomes.setdefault(step.key, _skip(step, STOPPED))
         if self.executor.auth_error is not None:
             raise self.executor.auth_error
         in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP) + sum(
@@ -97,7 +97,7 @@ class GraphExecutor:
                 if self.executor.stop.is_set():
                     state[step.key] = False
                     started.add(step.key)
-                    outcomes[step.key] = _skip(step, "not attempted (run stopped)")
+                    outcomes[step.key] = _skip(step, STOPPED)
                     continue
                 deps = [d for d in step.deps if d in by_key]
                 if any(d in state and not state[d] for d in deps):

@@ -231,6 +231,10 @@ class Result(str, Enum):
     FAILED = "failed"
 
 
+STOPPED = "not attempted (run stopped)"
+"""The message of a SKIPPED outcome that a Ctrl-C or SIGTERM left unattempted (counted, not listed)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     name: str
@@ -239,6 +243,10 @@ class Outcome:
     message: str = ""
     attempts: int = 1
     error_kind: str | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.result is Result.SKIPPED and self.message == STOPPED
 
     @property
     def ok(self) -> bool:

@@ -38,7 +38,9 @@ _SECRET_KEY = re.compile(
 # (ESC starts escape sequences, CR overwrites a line), DEL, C1 controls (0x9b is a one-byte CSI),
 # bidi embeddings/overrides/isolates and marks (trojan-source reordering), line/paragraph separators.
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
-_PROGRESS = "\r\x1b[K"  # our own progress line's "clear line" (cli/apply.py), the one escape we send
+_STYLE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+"""What `write_styled` lets through: CSI sequences (colour, clear line, cursor up, hide cursor) and
+carriage returns, which the terminal layer (cli/terminal.py) draws with. No OSC (titles, links)."""
 
 
 def looks_secret_key(key: object) -> bool:
@@ -193,16 +195,26 @@ class ScrubbingStream(io.TextIOBase):
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError("a text stream")
+        return self._write(neutralise(self._scrubber.scrub(text)), len(text))
+
+    def write_styled(self, text: str) -> int:
+        """A write from the terminal layer (rich): colour and redraw sequences pass, every other
+        unsafe character is still neutralised. The text inside was rendered and neutralised before
+        it was styled, so a server-sent escape arrives here as the visible `\\x1b`."""
         safe = self._scrubber.scrub(text)
         if UNSAFE.search(safe):
-            parts = safe.split(_PROGRESS)
-            safe = _PROGRESS.join(neutralise(p) for p in parts)
+            pieces = _STYLE.split(safe)
+            codes = _STYLE.findall(safe)
+            safe = "".join(neutralise(p) + (codes[i] if i < len(codes) else "") for i, p in enumerate(pieces))
+        return self._write(safe, len(text))
+
+    def _write(self, safe: str, length: int) -> int:
         try:
             self.inner.write(safe)
         except UnicodeEncodeError:  # an ASCII-only terminal (LANG=C): escapes, not a crash
             encoding = self.encoding
             self.inner.write(safe.encode(encoding, "backslashreplace").decode(encoding))
-        return len(text)
+        return length
 
     def flush(self) -> None:
         self.inner.flush()

@@ -197,6 +197,96 @@ def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool
     return "\n".join(lines)
 
 
+COMPACT_OVER = 20
+"""`apply` shows a plan with more changes than this in short: grouped counts and the first names."""
+COMPACT_NAMES = 5
+
+
+def _listed(change: Any) -> bool:
+    """Whether the plan text lists this change (models and datasets/endpoints/policies alike)."""
+    return change.op is not Op.NOOP or bool(change.not_comparable or change.reason)
+
+
+def listed_count(plan: Plan, kinds: Any = None) -> int:
+    return sum(1 for c in plan.changes if _listed(c)) + sum(
+        1 for c in (kinds.changes if kinds is not None else ()) if _listed(c)
+    )
+
+
+def space_plan_text(
+    plan: Plan,
+    kinds: Any = None,
+    *,
+    target: str,
+    replace_allowed: frozenset[str] | bool = False,
+    compact: bool = False,
+) -> str:
+    """The plan text of `plan` and `apply`: models, then datasets/endpoints/policies. `compact`
+    (apply, over COMPACT_OVER changes, no --verbose): every deletion still named, then per kind of
+    change its count and first names."""
+    from reconciler.kinds.render import kinds_summary, kinds_text, labels  # kinds.render imports us
+
+    pending_kinds = kinds is not None and bool(kinds.changes)
+    if compact:
+        return _compact(plan, kinds if pending_kinds else None, target=target, allowed=replace_allowed)
+    lines = plan_text(plan, target=target, replace_allowed=replace_allowed).split("\n")
+    if pending_kinds:
+        done = lines[-1].startswith("No changes")
+        lines = lines[:-1] if done else lines
+        lines.insert(1, f"  {kinds_summary(kinds)}.")
+        going = _kinds_going(kinds, replace_allowed)
+        if going:
+            at = 3 if len(lines) > 2 and lines[2].startswith("  DELETIONS") else 2
+            lines.insert(at, f"  DELETIONS of datasets/endpoints ({len(going)}): {labels(going)}")
+        lines += kinds_text(kinds, names=replace_allowed)
+        if done and not kinds.pending:
+            lines.append("No changes: the server matches the manifests.")
+    return "\n".join(lines)
+
+
+def _kinds_going(kinds: Any, allowed: frozenset[str] | bool) -> Sequence[Any]:
+    from reconciler.kinds.plan import kinds_deletions
+
+    names = allowed if isinstance(allowed, frozenset) else frozenset()
+    return kinds_deletions(kinds, names=names, every=allowed is True)
+
+
+_GROUP_ORDER = (Op.REPLACE, Op.DELETE, Op.CREATE, Op.UPDATE, Op.CONFLICT, Op.UNMANAGED, Op.NOOP)
+
+
+def _group_line(op: Op, names: Sequence[str], what: str, extra: str = "") -> str:
+    shown = ", ".join(neutralise(n, line=True) for n in names[:COMPACT_NAMES])
+    more = f", … and {len(names) - COMPACT_NAMES:,} more" if len(names) > COMPACT_NAMES else ""
+    return f"  {_SYMBOL[op]} {_WORD[op]} {len(names):,} {what}{extra}: {shown}{more}"
+
+
+def _compact(plan: Plan, kinds: Any, *, target: str, allowed: frozenset[str] | bool) -> str:
+    from reconciler.kinds.render import kinds_summary, labels
+
+    lines = [f"Plan for {target}: {summary_line(plan)}."]
+    if kinds is not None:
+        lines.append(f"  {kinds_summary(kinds)}.")
+    going = [c for c in plan.changes if c.op is Op.DELETE or (c.op is Op.REPLACE and _allowed(c, allowed))]
+    if going:
+        lines.append(deletions_line(going))
+    going_kinds = _kinds_going(kinds, allowed) if kinds is not None else ()
+    if going_kinds:
+        lines.append(f"  DELETIONS of datasets/endpoints ({len(going_kinds)}): {labels(going_kinds)}")
+    for op in _GROUP_ORDER:
+        changes = [c for c in plan.changes if c.op is op and _listed(c)]
+        if changes:
+            held = sum(1 for c in changes if op is Op.REPLACE and not _allowed(c, allowed))
+            extra = f" ({held} need --replace)" if held else ""
+            lines.append(_group_line(op, [c.name for c in changes], "models", extra))
+        kind_changes = [c for c in (kinds.changes if kinds is not None else ()) if c.op is op and _listed(c)]
+        if kind_changes:
+            what = "datasets/endpoints/policies"
+            lines.append(_group_line(op, [c.label for c in kind_changes], what))
+    shown = listed_count(plan, kinds)
+    lines.append(f"  ({shown:,} changes in short: `plan`, or `apply --verbose`, lists each with its fields)")
+    return "\n".join(lines)
+
+
 def _allowed(change: Change, replace_allowed: frozenset[str] | bool) -> bool:
     if isinstance(replace_allowed, bool):
         return replace_approved(change, every=replace_allowed)
@@ -314,7 +404,11 @@ def outcome_line(outcome: Any) -> str:
 def report_summary(report: ApplyReport, *, conflicts: int = 0) -> str:
     """The last line of an apply; it says "complete" only when the exit code is 0."""
     c = report.counts()
+    stopped = sum(1 for o in report.outcomes if o.stopped)
+    c[Result.SKIPPED.value] -= stopped
     parts = [f"{c[r.value]} {r.value}" for r in Result if c[r.value]]
+    if stopped:  # Ctrl-C: a count, not a line per model
+        parts.append(f"{stopped} not attempted")
     parts.append(f"{report.in_sync} in sync")
     if conflicts:
         parts.append(f"{conflicts} in conflict, not touched")

@@ -59,7 +59,7 @@ class Run:
 @pytest.fixture
 def cli(capsys, monkeypatch):
     """Run `syft-reconciler ARGS` in-process; returns exit code, stdout and stderr."""
-    for var in ("SYFT_SPACE_URL", "SYFT_SPACE_TOKEN", "SYFT_SPACE_TENANT"):
+    for var in ("SYFT_SPACE_URL", "SYFT_SPACE_TOKEN", "SYFT_SPACE_TENANT", "NO_COLOR", "FORCE_COLOR"):
         monkeypatch.delenv(var, raising=False)
 
     def run(*args: str) -> Run:

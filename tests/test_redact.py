@@ -118,14 +118,24 @@ def test_neutralised_text_is_terminal_safe_and_json_safe_text_is_the_same_json(t
     assert not redact.UNSAFE.search(encoded) and json.loads(encoded) == {"v": text}
 
 
-def test_the_stream_scrubs_and_neutralises_every_write_but_our_progress_line():
+def test_the_stream_scrubs_and_neutralises_every_write_but_the_terminal_layers_styling():
     inner = io.StringIO()
     scrubber = redact.Scrubber()
     scrubber.register("hunter2-secret")
     stream = redact.ScrubbingStream(inner, scrubber)
     stream.write("key hunter2-secret \x1b[31mred\u202e\n")
-    stream.write("\r\x1b[K[3/10]")
-    assert inner.getvalue() == "key (redacted) \\x1b[31mred\\u202e\n\r\x1b[K[3/10]"
+    stream.write("\r\x1b[K[3/10]")  # a plain write: no escape passes, not even ours
+    assert inner.getvalue() == "key (redacted) \\x1b[31mred\\u202e\n\\x0d\\x1b[K[3/10]"
+    inner.seek(0)
+    inner.truncate()
+    # styled: colour, clear-line, cursor and \r pass; OSC (title, hyperlink), bidi, BEL and the
+    # secret do not
+    stream.write_styled("\r\x1b[2K\x1b[1A\x1b[?25l\x1b[32;1m+ hunter2-secret\x1b[0m\u202e")
+    stream.write_styled("\x1b]0;title\x07\x1b]8;;http://x\x1b\\")
+    assert inner.getvalue() == (
+        "\r\x1b[2K\x1b[1A\x1b[?25l\x1b[32;1m+ (redacted)\x1b[0m\\u202e"
+        "\\x1b]0;title\\x07\\x1b]8;;http://x\\x1b\\"
+    )
     with pytest.raises(TypeError):
         stream.write(b"bytes")  # type: ignore[arg-type]
 

@@ -44,10 +44,12 @@ def _report_error(error: ReconcilerError, state: RunState) -> None:
     if state.output == "json":
         emit_json(render.error_json(error))
         return
+    from reconciler.cli.terminal import echo
+
     if isinstance(error, InvalidManifests):
         for problem in error.problems:
-            click.echo(str(problem), err=True)
-    click.echo(f"error: {error.message}", err=True)
+            echo(str(problem), err=True)
+    echo(f"error: {error.message}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,8 +28,9 @@ from reconciler.cli.options import (
     warn,
 )
 from reconciler.cli.spaces import spaces_from, spaces_options
+from reconciler.cli.terminal import ApplyProgress, echo
 from reconciler.errors import Refused
-from reconciler.model import Change, Op, Outcome
+from reconciler.model import Change, Op
 
 
 @cli.command()
@@ -54,6 +55,13 @@ from reconciler.model import Change, Op, Outcome
 @click.option(
     "--quiet", "-q", is_flag=True, help="Print only problems (failed or conflicting models) and the summary."
 )
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help=f"The whole plan however large (over {render.COMPACT_OVER} changes it is shown in short), and a "
+    "line for every model.",
+)
 @spaces_options
 def apply(
     paths: tuple[str, ...],
@@ -62,6 +70,7 @@ def apply(
     fail_fast: bool,
     auto_approve: bool,
     quiet: bool,
+    verbose: bool,
     var_files: tuple[Path, ...],
     **kw: Any,
 ) -> None:
@@ -127,14 +136,27 @@ def apply(
         going_kinds = kinds_deletions(
             planned.observed.kinds, names=frozenset(options.replace), every=options.replace_all
         )
-        if output == "text":
-            _show_plan(client, desired, planned, going_kinds, quiet=quiet)
-        _confirm(planned.going, auto_approve=auto_approve, more=len(going_kinds))
         kinds = planned.observed.kinds
+        compact = not verbose and render.listed_count(planned.plan, kinds) > render.COMPACT_OVER
+        if output == "text":
+            warn(desired.loaded.warnings)
+            if not quiet:  # the plan it is about to carry out, as `plan` shows it
+                echo(
+                    render.space_plan_text(
+                        planned.plan,
+                        kinds,
+                        target=describe_target(client),
+                        replace_allowed=options.replace_allowed,
+                        compact=compact,
+                    )
+                )
+        _confirm(planned.going, auto_approve=auto_approve, more=len(going_kinds))
         writes = len([c for c in planned.plan.changes if c.writes]) + len(
             [c for c in kinds.changes if c.writes]
         )
-        progress = _Progress(writes, enabled=output == "text", quiet=quiet)
+        progress = ApplyProgress(
+            writes, enabled=output == "text", quiet=quiet, verbose=verbose, changes=not compact
+        )
         apply_options = ApplyOptions(
             parallelism=parallelism,
             fail_fast=fail_fast,
@@ -145,12 +167,14 @@ def apply(
             owner=instance.owner,
         )
         executor = Executor(client, apply_options, on_outcome=progress.outcome)
-        report = run_plans(executor, planned.plan, kinds, planned.observed.space)
-        progress.done()
+        try:
+            report = run_plans(executor, planned.plan, kinds, planned.observed.space)
+        finally:
+            progress.done()
     conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
     for kind_change in planned.observed.kinds.changes:
         if kind_change.op is Op.CONFLICT and output == "text":
-            click.echo(f"conflict {kind_change.label}: {kind_change.reason}")
+            echo(f"conflict {kind_change.label}: {kind_change.reason}")
     if output == "json":
         data = render.report_json(report, target=client.base_url, tenant=client.tenant)
         data["conflicts"] = [render.change_dict(c) for c in conflicts]
@@ -158,23 +182,9 @@ def apply(
         emit_json(data)
     else:
         for change in conflicts:
-            click.echo(f"conflict {change.name}: {change.reason}")
-        click.echo(render.report_summary(report, conflicts=len(conflicts)))
+            echo(f"conflict {change.name}: {change.reason}")
+        echo(render.report_summary(report, conflicts=len(conflicts)))
     sys.exit(exit_code(report, conflicts=bool(conflicts), signum=executor.signum))
-
-
-def _show_plan(client: Any, desired: Any, planned: Any, going_kinds: Any, *, quiet: bool) -> None:
-    """Before acting: the warnings, then (unless --quiet) the plan's summary and every deletion."""
-    from reconciler.kinds.render import labels
-
-    warn(desired.loaded.warnings)
-    if quiet:
-        return
-    click.echo(f"Plan for {describe_target(client)}: {render.summary_line(planned.plan)}.")
-    if planned.going:
-        click.echo(render.deletions_line(planned.going))
-    if going_kinds:
-        click.echo(f"  DELETIONS of datasets/endpoints ({len(going_kinds)}): {labels(going_kinds)}")
 
 
 def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
@@ -195,28 +205,3 @@ def _confirm(going: tuple[Change, ...], *, auto_approve: bool, more: int = 0) ->
             what += f"{' and ' if what else ''}{more} dataset(s)/endpoint(s)"
         kinds = f" ({render.deletion_kinds(going)})" if going else ""
         click.confirm(f"Delete {what} from the server{kinds}?", abort=True, err=True)
-
-
-class _Progress:
-    """One line per model on stdout; on a terminal also a counter on stderr."""
-
-    def __init__(self, total: int, *, enabled: bool, quiet: bool = False) -> None:
-        self.total = total
-        self.seen = 0
-        self.enabled = enabled
-        self.quiet = quiet
-        self.tty = enabled and not quiet and sys.stderr.isatty() and total >= 20
-
-    def outcome(self, outcome: Outcome) -> None:
-        self.seen += 1
-        if not self.enabled or (self.quiet and outcome.ok):  # --quiet: only what went wrong
-            return
-        if self.tty:
-            click.echo("\r\033[K", nl=False, err=True)
-        click.echo(render.outcome_line(outcome))
-        if self.tty:
-            click.echo(f"[{self.seen}/{self.total}]", nl=False, err=True)
-
-    def done(self) -> None:
-        if self.tty:
-            click.echo("\r\033[K", nl=False, err=True)

@@ -26,6 +26,9 @@ class RunState:
 
     output: str = "text"
     debug: bool = False
+    no_color: bool = False
+    live: Any = None
+    """The apply progress bar while it is on the terminal (cli/terminal.py): text goes above it."""
 
 
 def current() -> RunState:
@@ -56,13 +59,31 @@ def bundled_registry() -> Any:
 # -- server options -------------------------------------------------------------------------
 
 
+def _remember_no_color(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        current().no_color = True
+    return value
+
+
 def _remember_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
     current().output = value  # so that an error is reported in the format asked for
     return value
 
 
 def output_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--output, and --no-color beside it on every command that prints (cli/terminal.py)."""
+
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option(
+            "--no-color",
+            "--no-colour",
+            "no_color",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember_no_color,
+            is_eager=True,
+            help="Plain text even on a terminal (also NO_COLOR=1; FORCE_COLOR=1 forces colour).",
+        )(f)
         return click.option(
             "--output",
             "-o",
@@ -274,7 +295,7 @@ def _say_once() -> Callable[[Any], None]:
         nonlocal said
         if not said:
             said = True
-            click.echo(f"warning: {waiting}", err=True)
+            _say(f"warning: {waiting}")
 
     return say
 
@@ -285,7 +306,14 @@ def describe_target(client: Any) -> str:
 
 def warn(problems: Sequence[Any]) -> None:
     for problem in problems:
-        click.echo(str(problem), err=True)
+        _say(str(problem))
+
+
+def _say(text: str) -> None:
+    """A line on stderr, above the progress bar if one is live."""
+    from reconciler.cli.terminal import echo
+
+    echo(text, err=True)
 
 
 # -- the instance: owner, project file, selection ----------------------------------------------

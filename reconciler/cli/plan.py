@@ -28,6 +28,7 @@ from reconciler.cli.options import (
     warn,
 )
 from reconciler.cli.spaces import spaces_from, spaces_options
+from reconciler.cli.terminal import echo
 from reconciler.errors import EXIT_CHANGES, ReconcilerError
 
 
@@ -60,7 +61,7 @@ def plan(
 ) -> None:
     """Show what apply would change on the server (read-only)."""
     from reconciler import round
-    from reconciler.kinds.render import kinds_json, kinds_markdown, kinds_summary, kinds_text
+    from reconciler.kinds.render import kinds_json, kinds_markdown
 
     options = plan_options_from(kw)
     multi = spaces_from(paths, kw)
@@ -109,17 +110,9 @@ def plan(
         click.echo("\n".join([render.plan_markdown(the_plan, target=where), *kinds_markdown(kinds)]))
     else:
         warn(desired.loaded.warnings)
-        lines = render.plan_text(the_plan, target=where, replace_allowed=options.replace_allowed).split("\n")
-        if kinds.changes:
-            done = lines[-1].startswith("No changes")
-            lines = lines[:-1] if done else lines
-            lines.insert(1, f"  {kinds_summary(kinds)}.")
-            lines += kinds_text(kinds, names=options.replace_allowed)
-            if done and not kinds.pending:
-                lines.append("No changes: the server matches the manifests.")
-        click.echo("\n".join(lines))
+        echo(render.space_plan_text(the_plan, kinds, target=where, replace_allowed=options.replace_allowed))
         if planned.refused:
-            click.echo(f"warning: apply would refuse this plan: {planned.refused}", err=True)
+            echo(f"warning: apply would refuse this plan: {planned.refused}", err=True)
         if out is not None:
             click.echo(f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it.")
     if detailed_exitcode and (not the_plan.is_empty or kinds.pending):

@@ -46,7 +46,7 @@ def test_plan_apply_then_noop(cli, manifest_dir, sandbox, api):
             "more.yaml": model_yaml("b") + "---\n" + model_yaml("c", dtype="ollama", model="llama3"),
         }
     )
-    run = cli("plan", root, "--server", sandbox.url, "--detailed-exitcode")
+    planned = run = cli("plan", root, "--server", sandbox.url, "--detailed-exitcode")
     assert run.code == 2
     assert (
         run.out.splitlines()[0]
@@ -57,7 +57,10 @@ def test_plan_apply_then_noop(cli, manifest_dir, sandbox, api):
 
     run = cli("apply", root, "--server", sandbox.url)
     assert run.code == 0, run.all
-    assert sorted(run.out.splitlines()[1:4]) == ["created  a", "created  b", "created  c"]
+    # apply first shows the plan it carries out, as `plan` shows it, then a line per model
+    shown = run.out.splitlines()
+    assert shown[: len(planned.out.splitlines())] == planned.out.splitlines()
+    assert sorted(shown[len(planned.out.splitlines()) : -1]) == ["created  a", "created  b", "created  c"]
     assert run.out.splitlines()[-1] == "Apply complete: 3 created, 0 in sync."
     assert names(api) == ["a", "b", "c"]
     stored = api.get("/models/a").json()

@@ -1,0 +1,173 @@
+"""The terminal layer's rules, in-process (cli/terminal.py); the runs on a pseudo-terminal are in
+tests/e2e/test_terminal.py."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler import render
+from reconciler.cli import terminal
+from reconciler.kinds.plan import KindChange, KindsPlan
+from reconciler.model import STOPPED, Change, Manifest, Op, Outcome, Plan, Result, SourceLocation
+from reconciler.redact import neutralise
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("tty", "flag", "env", "expected"),
+    [
+        (True, False, {"TERM": "xterm-256color"}, True),
+        (False, False, {"TERM": "xterm-256color"}, False),
+        (True, True, {}, False),  # --no-color
+        (True, False, {"NO_COLOR": "1"}, False),
+        (True, False, {"NO_COLOR": ""}, True),  # only a non-empty NO_COLOR counts
+        (False, False, {"FORCE_COLOR": "1"}, True),
+        (False, False, {"FORCE_COLOR": ""}, False),
+        (False, True, {"FORCE_COLOR": "1"}, False),  # the flag wins over everything
+        (True, False, {"NO_COLOR": "1", "FORCE_COLOR": "1"}, False),
+        (True, False, {"TERM": "dumb"}, False),
+        (False, False, {"TERM": "dumb", "FORCE_COLOR": "3"}, True),
+    ],
+)
+def test_when_colour_is_on(tty, flag, env, expected):
+    stream = Tty() if tty else io.StringIO()
+    assert terminal.colour_on(stream, no_color=flag, environ=env) is expected
+
+
+def test_a_closed_or_odd_stream_is_not_a_terminal():
+    closed = io.StringIO()
+    closed.close()
+    assert terminal.colour_on(closed, environ={}) is False
+    assert terminal.colour_on(object(), environ={}) is False
+
+
+def test_every_symbol_and_result_word_render_prints_has_a_colour():
+    assert set(render._SYMBOL.values()) == set(terminal.OP_STYLES)
+    assert set(render._RESULT_WORD.values()) == set(terminal.RESULT_STYLES)
+
+
+@given(st.text())
+def test_styling_changes_no_character_a_plain_write_would_show(line):
+    assert terminal.style_line(line).plain == neutralise(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "style", "span"),
+    [
+        ("  + create a  (m.yaml:1:1)", "bold green", "+ create"),
+        ("  ~ update a", "bold yellow", "~ update"),
+        ("  -/+ replace a", "bold red", "-/+ replace"),
+        ("  - delete a", "bold red", "- delete"),
+        ("  ! conflict a", "bold magenta", "! conflict"),
+        ("  + create 2,000 models: a, b", "bold green", "+ create"),
+        ("created  a", "green", "created"),
+        ("failed   a: 500", "bold red", "failed"),
+        ("Apply complete: 1 created, 0 in sync.", "bold green", "Apply complete: 1 created, 0 in sync."),
+        ("Apply interrupted: 1 created, 3 not attempted, 0 in sync.", "bold red", None),
+        ("  DELETIONS (1): a", "bold red", "  DELETIONS (1): a"),
+        ("warning: slow", "yellow", "warning:"),
+        ("error: no", "bold red", "error:"),
+    ],
+)
+def test_a_lines_colour_follows_its_symbol_or_word(line, style, span):
+    text = terminal.style_line(line)
+    assert len(text.spans) == 1
+    (found,) = text.spans
+    assert str(found.style) == style
+    assert line[found.start : found.end] == (span if span is not None else line)
+
+
+def test_attribute_lines_and_names_stay_plain():
+    for line in ('      summary: "a" -> "b"', "  datasets/endpoints/policies: 1 to create", "x + create"):
+        assert terminal.style_line(line).spans == []
+
+
+def _manifest(name: str) -> Manifest:
+    return Manifest(
+        name=name, dtype="openai", configuration={"model": "m"}, source=SourceLocation(f"{name}.yaml")
+    )
+
+
+def _plan(creates: int, deletes: int = 0, updates: int = 0) -> Plan:
+    changes = [Change(Op.CREATE, f"c{i:03}", desired=_manifest(f"c{i:03}")) for i in range(creates)]
+    changes += [Change(Op.DELETE, f"d{i:03}") for i in range(deletes)]
+    changes += [Change(Op.UPDATE, f"u{i}", desired=_manifest(f"u{i}")) for i in range(updates)]
+    changes += [Change(Op.NOOP, "same", desired=_manifest("same"))]
+    return Plan(tuple(changes))
+
+
+def test_a_large_plan_in_short_names_every_deletion_and_counts_the_rest():
+    text = render.space_plan_text(_plan(40, deletes=12, updates=2), target="T", compact=True)
+    lines = text.splitlines()
+    assert lines[0] == "Plan for T: 40 to create, 2 to update, 0 to replace, 12 to delete, 1 in sync."
+    assert lines[1] == "  DELETIONS (12): " + ", ".join(f"d{i:03}" for i in range(12))  # all, always
+    assert lines[2] == "  - delete 12 models: d000, d001, d002, d003, d004, … and 7 more"
+    assert lines[3] == "  + create 40 models: c000, c001, c002, c003, c004, … and 35 more"
+    assert lines[4] == "  ~ update 2 models: u0, u1"
+    assert lines[5] == "  (54 changes in short: `plan`, or `apply --verbose`, lists each with its fields)"
+    assert len(lines) == 6
+
+
+def test_the_full_plan_is_the_plan_commands_text_with_datasets_after_models():
+    plan = _plan(2)
+    kinds = KindsPlan((KindChange("Dataset", "docs", Op.CREATE),))
+    full = render.space_plan_text(plan, kinds, target="T").splitlines()
+    assert full[0] == render.plan_text(plan, target="T").splitlines()[0]
+    assert full[1].startswith("  datasets/endpoints/policies: 1 to create")
+    assert full[-1] == "  + create dataset docs"
+    assert render.listed_count(plan, kinds) == 3
+
+
+def _outcome(result: Result, message: str = "") -> Outcome:
+    return Outcome("m", Op.CREATE, result, message)
+
+
+@pytest.mark.parametrize(
+    ("result", "message", "quiet", "verbose", "changes", "shown"),
+    [
+        (Result.FAILED, "", True, False, False, True),  # failures always
+        (Result.CONFLICT, "", True, False, False, True),
+        (Result.CREATED, "", True, False, True, False),  # --quiet: problems only
+        (Result.CREATED, "", False, False, True, True),  # a plan shown in full: each change
+        (Result.CREATED, "", False, False, False, False),  # a plan in short: the bar, not each
+        (Result.CREATED, "", False, True, False, True),  # --verbose: everything
+        (Result.SKIPPED, STOPPED, False, False, True, False),  # Ctrl-C: counted, not listed
+        (Result.SKIPPED, STOPPED, False, True, True, True),
+        (Result.SKIPPED, "needs --replace m", False, False, False, True),  # why it exits 1
+    ],
+)
+def test_which_models_get_a_line(result, message, quiet, verbose, changes, shown):
+    progress = terminal.ApplyProgress(0, enabled=False, quiet=quiet, verbose=verbose, changes=changes)
+    assert progress.wanted(_outcome(result, message)) is shown
+
+
+def test_the_ci_progress_line():
+    progress = terminal.ApplyProgress(2000, enabled=False)
+    progress.started -= 4.0
+    progress.seen = 488
+    assert progress.status() == "progress: 488/2,000 (24%), 122/s, about 12 s left"
+    progress.seen = 0
+    assert progress.status() == "progress: 0/2,000 (0%), 0/s"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"), [(0, "0 s"), (59.4, "59 s"), (61, "1 min 01 s"), (3725, "1 h 02 min"), (-3, "0 s")]
+)
+def test_durations(seconds, said):
+    assert terminal.duration(seconds) == said
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [(None, 5.0), ("0.5", 0.5), ("", 5.0), ("soon", 5.0), ("0", 5.0), ("-1", 5.0)]
+)
+def test_the_progress_interval_setting(raw, seconds):
+    env = {} if raw is None else {"SYFT_RECONCILER_PROGRESS_SECONDS": raw}
+    assert terminal.progress_seconds(env) == seconds
