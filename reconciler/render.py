@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.errors import InvalidManifests, ReconcilerError
-from reconciler.model import ApplyReport, Change, FieldDiff, Manifest, Op, Plan, Problem, Result
+from reconciler.model import ApplyReport, Change, FieldDiff, Manifest, Op, Outcome, Plan, Problem, Result
 from reconciler.plan import replace_approved
 from reconciler.redact import looks_secret_key, neutralise, redact_keys
 
@@ -393,6 +393,23 @@ _RESULT_WORD = {
     Result.CONFLICT: "conflict",
     Result.FAILED: "failed",
 }
+
+
+def outcome_listed(
+    outcome: Outcome, *, quiet: bool = False, verbose: bool = False, changes: bool = True
+) -> bool:
+    """Whether an apply prints this model's line: failures and conflicts always; with --quiet
+    nothing else; with --verbose everything; else changes when the plan was shown in full
+    (`changes`) and a skip that explains exit 1, never a model Ctrl-C left unattempted."""
+    if outcome.result in (Result.FAILED, Result.CONFLICT):
+        return True
+    if quiet:
+        return False
+    if verbose:
+        return True
+    if outcome.stopped:  # Ctrl-C: counted in the summary, not listed one by one
+        return False
+    return changes or outcome.result is Result.SKIPPED
 
 
 def outcome_line(outcome: Any) -> str:

@@ -74,7 +74,7 @@ def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Tas
 
 def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool) -> Task:
     from reconciler import round
-    from reconciler.kinds.render import kinds_json, kinds_summary, kinds_text
+    from reconciler.kinds.render import kinds_json
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
         instance = run.instance(spec)
@@ -98,12 +98,10 @@ def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool)
         result.data = data
         result.notes += [str(w) for w in desired.loaded.warnings]
         where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
-        result.lines += render.plan_text(
-            planned.plan, target=where, replace_allowed=options.replace_allowed
-        ).splitlines()
-        if kinds.changes:
-            result.lines.append(f"  {kinds_summary(kinds)}.")
-            result.lines += kinds_text(kinds, names=options.replace_allowed)
+        text = render.space_plan_text(
+            planned.plan, kinds, target=where, replace_allowed=options.replace_allowed
+        )
+        result.lines += text.splitlines()
         if planned.refused:
             result.notes.append(f"warning: apply would refuse this plan: {planned.refused}")
         if detailed_exitcode and (not planned.plan.is_empty or kinds.pending):
@@ -120,6 +118,8 @@ def apply_task(
     fail_fast: bool,
     may_delete: bool,
     interrupt: Interrupt | None = None,
+    quiet: bool = False,
+    verbose: bool = False,
 ) -> Task:
     from reconciler import round
     from reconciler.apply import ApplyOptions, Executor, exit_code
@@ -163,8 +163,19 @@ def apply_task(
         data["owner"] = instance.owner
         result.data = data
         result.notes += [str(w) for w in desired.loaded.warnings]
-        result.lines.append(f"Plan: {render.summary_line(planned.plan)}.")
-        result.lines += [render.outcome_line(o) for o in report.outcomes]
+        compact = not verbose and render.listed_count(planned.plan, kinds) > render.COMPACT_OVER
+        if not quiet:  # the plan it carried out, as single-space apply shows it
+            where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
+            text = render.space_plan_text(
+                planned.plan, kinds, target=where, replace_allowed=options.replace_allowed, compact=compact
+            )
+            result.lines += text.splitlines()
+        listed = [
+            o
+            for o in report.outcomes
+            if render.outcome_listed(o, quiet=quiet, verbose=verbose, changes=not compact)
+        ]
+        result.lines += [render.outcome_line(o) for o in listed]
         result.lines += [f"conflict {c.name}: {c.reason}" for c in conflicts]
         result.lines += [f"conflict {c.label}: {c.reason}" for c in kinds.changes if c.op is Op.CONFLICT]
         result.lines.append(render.report_summary(report, conflicts=len(conflicts)))

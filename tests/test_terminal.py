@@ -171,3 +171,34 @@ def test_durations(seconds, said):
 def test_the_progress_interval_setting(raw, seconds):
     env = {} if raw is None else {"SYFT_RECONCILER_PROGRESS_SECONDS": raw}
     assert terminal.progress_seconds(env) == seconds
+
+
+def test_the_bar_in_process_prints_lines_above_itself_and_goes_away(monkeypatch):
+    """The bar's life in one process (the pty tests run it in a child): lines printed while it is
+    live go through it, coloured; done() removes it and text is written plainly again."""
+    import click
+
+    from reconciler.cli.app import cli
+    from reconciler.cli.options import RunState, current
+
+    err, out = Tty(), Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    with click.Context(cli, obj=RunState()):
+        progress = terminal.ApplyProgress(12, enabled=True, changes=False)
+        assert current().live is progress and progress.owns(err=False) and progress.owns(err=True)
+        for i in range(12):
+            progress.outcome(Outcome(f"m{i}", Op.CREATE, Result.CREATED if i else Result.FAILED, "boom"))
+        terminal.echo("warning: slow", err=True)
+        progress.done()
+        assert current().live is None
+        terminal.echo("Apply complete: 11 created, 0 in sync.")
+    shown = err.getvalue()
+    assert "Applying" in shown and "12/12" in shown
+    assert "\x1b[1;31mfailed\x1b[0m   m0: boom" in shown  # above the bar, in colour
+    assert "\x1b[33mwarning:\x1b[0m slow" in shown
+    assert "created  m1" not in shown + out.getvalue()  # a plan in short: no line per change
+    assert out.getvalue() == "\x1b[1;32mApply complete: 11 created, 0 in sync.\x1b[0m\n"

@@ -90,7 +90,14 @@ def apply(
         may_delete = auto_approve or not sys.stdin.isatty()
         stop = Interrupt()
         task = apply_task(
-            multi.run, bundled_registry(), options, fail_fast=fail_fast, may_delete=may_delete, interrupt=stop
+            multi.run,
+            bundled_registry(),
+            options,
+            fail_fast=fail_fast,
+            may_delete=may_delete,
+            interrupt=stop,
+            quiet=quiet,
+            verbose=verbose,
         )
         return multi.finish("apply", output, task, stop)
     settings = settings_from(kw)  # leaves --owner and --config in kw

@@ -80,14 +80,16 @@ class MultiSpace:
         if output == "json":
             emit_json(spaces.run_json(command, results, shard=self.shard))
         else:
+            from reconciler.cli.terminal import echo
+
             for result in results:
-                click.echo(result.header())
+                echo(result.header())
                 for note in result.notes:
-                    click.echo(note, err=True)
-                for line in result.lines:
-                    click.echo(line)
+                    echo(note, err=True)
+                if result.lines:
+                    echo("\n".join(result.lines))
             failed = [r for r in results if r.exit_code != 0]
-            click.echo(
+            echo(
                 f"{len(results) - len(failed)} of {len(results)} space(s) succeeded"
                 + (
                     f"; failed: {', '.join(f'{r.spec.name} ({r.exit_code})' for r in failed)}"

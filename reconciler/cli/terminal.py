@@ -30,7 +30,7 @@ from rich.text import Text
 
 from reconciler import render
 from reconciler.cli.options import current
-from reconciler.model import Outcome, Result
+from reconciler.model import Outcome
 from reconciler.redact import neutralise
 
 PROGRESS_SECONDS = 5.0
@@ -239,15 +239,7 @@ class ApplyProgress:
     # -- what is shown per model
 
     def wanted(self, outcome: Outcome) -> bool:
-        if outcome.result in (Result.FAILED, Result.CONFLICT):
-            return True
-        if self.quiet:
-            return False
-        if self.verbose:
-            return True
-        if outcome.stopped:  # Ctrl-C: counted in the summary, not listed one by one
-            return False
-        return self.changes or outcome.result is Result.SKIPPED  # a held replace explains exit 1
+        return render.outcome_listed(outcome, quiet=self.quiet, verbose=self.verbose, changes=self.changes)
 
     def outcome(self, outcome: Outcome) -> None:
         with self._lock:
