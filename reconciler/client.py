@@ -1,4 +1,5 @@
-"""SpaceClient: the Syft Space models API over one pooled httpx.Client (the only httpx import).
+"""SpaceClient: the Syft Space models API over one pooled httpx.Client (with transport.py, the
+bounded wire under it, the only httpx code).
 
 Every foreign error and status becomes one of ours here (`raise … from`). Reads and PATCH/DELETE
 retry with jittered backoff on connect errors, timeouts, 429 (Retry-After honoured) and 502/503/504;
@@ -7,9 +8,9 @@ Collection routes end with `/` and item routes do not, so the server never needs
 (../shared/syft-space-api.md, "Trailing slashes"); a redirect to another origin is refused, so the
 token never leaves the configured server.
 
-Bounded: `timeout` bounds a whole exchange (connect, send, every read of headers and body) through
-a deadline the network layer checks on each read, so a server trickling bytes cannot hold a call;
-a body has a size cap and a nesting cap. Proxies from the environment are never used for a
+Bounded (transport.py): `timeout` bounds a whole exchange (connect, send, every read of headers and
+body) through a deadline the network layer checks on each read, so a server trickling bytes cannot
+hold a call; a body has a size cap and a nesting cap. Proxies from the environment are never used for a
 loopback server (the token would travel in clear to the proxy); a URL password and the token are
 registered with the scrubber (redact.py), and no message built from an httpx error quotes a header.
 What the server answers is checked: a create or update that answers with another model, a list
@@ -19,13 +20,10 @@ with a name twice, a non-object `config_schema` are errors, not quiet successes.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import json
 import logging
 import math
 import os
-import re
-import socket
 import ssl
 import stat
 import threading
@@ -41,6 +39,7 @@ import httpx
 from pydantic import ValidationError
 
 from reconciler import redact
+from reconciler import transport as wire
 from reconciler.backoff import Backoff
 from reconciler.errors import (
     AuthError,
@@ -57,157 +56,7 @@ log = logging.getLogger(__name__)
 
 API = "/api/v1"
 RETRYABLE_STATUS = (429, 502, 503, 504)
-MAX_BODY = 64 * 1024 * 1024  # 10,000 models list in ~5 MB; an endless body stops here
-MAX_DEPTH = 64  # JSON nesting; a model's configuration is a few levels deep
 MAX_CA_FILE = 10 * 1024 * 1024
-
-
-# -- the deadline: one per request, checked by every network read and write -------------------
-
-_deadline = threading.local()
-
-
-def _left(timeout: float | None, error: type[Exception]) -> float | None:
-    end: float | None = getattr(_deadline, "end", None)
-    if end is None:
-        return timeout
-    left = end - time.monotonic()
-    if left <= 0:
-        raise error("the whole-response deadline passed")
-    return left if timeout is None else min(timeout, left)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A socket whose every read and write waits at most until the request's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        # CPython's ssl turns a socket timeout into one deadline for the whole handshake, so a
-        # trickled handshake ends with the request's deadline too (tests/hostile/test_bounded.py)
-        return _DeadlineStream(
-            self._inner.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout))
-        )
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        left = _left(timeout, httpcore.ConnectTimeout)
-        if left is None or _is_ip(host):
-            return _DeadlineStream(self._inner.connect_tcp(host, port, left, local_address, socket_options))
-        # getaddrinfo takes no timeout: a slow resolver would hold the request past any deadline
-        last: Exception = httpcore.ConnectError(f"{host} has no address")
-        for address in _resolve(host, port, left):
-            try:
-                return _DeadlineStream(
-                    self._inner.connect_tcp(
-                        address, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
-                    )
-                )
-            except httpcore.ConnectError as exc:  # the next address, as socket.create_connection does
-                last = exc
-        raise last
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.NetworkStream:  # pragma: no cover
-        return _DeadlineStream(
-            self._inner.connect_unix_socket(path, _left(timeout, httpcore.ConnectTimeout), socket_options)
-        )
-
-    def sleep(self, seconds: float) -> None:  # pragma: no cover - unused by sync pools
-        self._inner.sleep(seconds)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def _resolve(host: str, port: int, timeout: float) -> list[str]:
-    """getaddrinfo in a daemon thread, waited for at most `timeout` seconds."""
-    done = threading.Event()
-    result: list[Any] = []
-
-    def lookup() -> None:
-        try:
-            result.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except (OSError, UnicodeError) as exc:
-            result.append(exc)
-        done.set()
-
-    threading.Thread(target=lookup, name="resolve", daemon=True).start()
-    if not done.wait(timeout):
-        raise httpcore.ConnectTimeout(f"resolving {host} took longer than the deadline")
-    if isinstance(result[0], Exception):
-        raise httpcore.ConnectError(str(result[0]))
-    return list(dict.fromkeys(str(info[4][0]) for info in result[0]))
-
-
-def _install_deadline(transport: Any) -> bool:
-    """Wrap an httpx transport's network backend (httpcore pools keep it in `_network_backend`)."""
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if backend is None or isinstance(backend, _DeadlineBackend):
-        return False
-    pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
-    return True
-
-
-_LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")  # JSON pairs them up; a lone one stays
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _valid_unicode(value: Any) -> Any:
-    """Lone surrogates (`"\\ud800"` in the JSON) become U+FFFD: no URL, file or terminal can carry them."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_valid_unicode(v) for v in value]
-    return value
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, level)
-            if level > MAX_DEPTH:
-                return level
-            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 @dataclass(frozen=True)
@@ -225,15 +74,6 @@ class Waiting:
             f"the server did not answer ({self.reason}); trying again in {self.delay:.1f}s "
             f"(attempt {self.attempt} of {self.attempts})"
         )
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _detail(response: httpx.Response) -> str:
@@ -283,11 +123,11 @@ class SpaceClient:
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 32,
         sleep: Callable[[float], None] = time.sleep,
-        max_body: int = MAX_BODY,
+        max_body: int = wire.MAX_BODY,
         on_wait: Callable[[Waiting], None] | None = None,
     ) -> None:
-        url = _parse_url(base_url)
-        loopback = is_loopback(url.host)
+        url = wire.parse_url(base_url)
+        loopback = wire.is_loopback(url.host)
         if url.scheme == "http" and token and not insecure and not loopback:
             raise ReconcilerError(
                 f"refusing to send the token over plain http to {url.host}; "
@@ -339,10 +179,10 @@ class SpaceClient:
                 ),
             )
         except (ValueError, TypeError, httpx.InvalidURL) as exc:  # a malformed *_PROXY variable, a header
-            raise ReconcilerError(f"cannot set up the HTTP client: {_reason(exc)}") from None
-        self.deadline_enforced = _install_deadline(self._http._transport)
+            raise ReconcilerError(f"cannot set up the HTTP client: {wire.reason(exc)}") from None
+        self.deadline_enforced = wire.install_deadline(self._http._transport)
         for mounted in self._http._mounts.values():
-            _install_deadline(mounted)
+            wire.install_deadline(mounted)
         self._count_lock = threading.Lock()
         self.requests = 0
         self.timeout = timeout
@@ -375,29 +215,27 @@ class SpaceClient:
             raise ReconcilerError(
                 f"{method} {path}: the request body cannot be sent as JSON ({type(exc).__name__})"
             ) from None
-        _deadline.end = time.monotonic() + self.timeout
         try:
-            response = self._http.send(request, stream=True)
-            try:
-                self._read_body(method, path, response)
-            finally:
-                response.close()
+            with wire.deadline(self.timeout):
+                response = self._http.send(request, stream=True)
+                try:
+                    self._read_body(method, path, response)
+                finally:
+                    response.close()
         except httpx.ConnectTimeout as exc:
             raise ServerUnreachable(f"cannot connect to {self.base_url}: timed out") from exc
         except httpx.ConnectError as exc:
-            raise ServerUnreachable(f"cannot connect to {self.base_url}: {_reason(exc)}") from exc
+            raise ServerUnreachable(f"cannot connect to {self.base_url}: {wire.reason(exc)}") from exc
         except httpx.TimeoutException as exc:
             raise UncertainWrite(
                 f"{method} {path}: no complete answer from {self.base_url} within {self.timeout:g}s"
             ) from exc
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise UncertainWrite(f"{method} {path}: connection lost ({_reason(exc)})") from exc
+            raise UncertainWrite(f"{method} {path}: connection lost ({wire.reason(exc)})") from exc
         except httpx.HTTPError as exc:
-            raise ServerUnreachable(f"{method} {path}: {_reason(exc)}") from exc
+            raise ServerUnreachable(f"{method} {path}: {wire.reason(exc)}") from exc
         except (httpcore.TimeoutException, TimeoutError) as exc:  # pragma: no cover - httpx maps these
             raise UncertainWrite(f"{method} {path}: no complete answer within {self.timeout:g}s") from exc
-        finally:
-            _deadline.end = None
         return response
 
     def _read_body(self, method: str, path: str, response: httpx.Response) -> None:
@@ -413,7 +251,7 @@ class SpaceClient:
                     status=response.status_code,
                 )
             chunks.append(chunk)
-            _left(None, httpcore.ReadTimeout)
+            wire.check_deadline()
         response._content = b"".join(chunks)  # what Response.read() would have set
 
     def _redirect(self, method: str, path: str, body: Any, response: httpx.Response) -> httpx.Response:
@@ -483,10 +321,11 @@ class SpaceClient:
         except RecursionError:
             data = None
         else:
-            if _depth(data) <= MAX_DEPTH:
-                return _valid_unicode(data) if _LONE_SURROGATE_ESCAPE.search(response.content) else data
+            bounded = wire.bounded_json(data, response.content)
+            if bounded is not None or data is None:
+                return bounded
         raise ServerError(
-            f"{method} {path}: the answer nests deeper than {MAX_DEPTH} levels; not read",
+            f"{method} {path}: the answer nests deeper than {wire.MAX_DEPTH} levels; not read",
             status=response.status_code,
         )
 
@@ -603,29 +442,6 @@ class SpaceClient:
         path = f"{API}/tenants"
         data = self._json("GET", path, self._request("GET", path))
         return [str(t.get("name")) for t in data if isinstance(t, dict)] if isinstance(data, list) else []
-
-
-def _reason(exc: Exception) -> str:
-    """An httpx error in one line, never quoting a header: h11 puts the offending header's value
-    into its message (a token with a newline once printed the whole `Authorization`)."""
-    text = str(exc) or type(exc).__name__
-    if "header" in text.lower() or isinstance(exc, (httpx.LocalProtocolError, httpcore.LocalProtocolError)):
-        return f"{type(exc).__name__}: the request could not be sent (an invalid header value)"
-    return redact.scrub(text.splitlines()[0][:200])
-
-
-def _parse_url(base_url: str) -> httpx.URL:
-    shown = redact.url_without_userinfo(base_url)
-    try:
-        url = httpx.URL(base_url.rstrip("/"))
-        host = url.host
-    except (httpx.InvalidURL, ValueError, UnicodeError, TypeError):
-        url, host = None, ""
-    if url is None or url.scheme not in ("http", "https") or not host:
-        raise ReconcilerError(f"server URL {shown!a} must look like https://space.example.org")
-    if url.password:
-        redact.register(url.password, f"{url.username}:{url.password}")
-    return url
 
 
 def _check_answer(

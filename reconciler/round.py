@@ -32,7 +32,7 @@ from reconciler.references import resolve_secrets
 from reconciler.saved_plan import SavedPlan, manifests_digest, state_fingerprint
 from reconciler.schemas import SchemaRegistry
 from reconciler.selection import Selector
-from reconciler.validate import check_online, check_types
+from reconciler.validate_online import check_online, check_types
 
 if TYPE_CHECKING:  # httpx costs ~100 ms to import; validate never needs it
     from reconciler.client import SpaceClient

@@ -39,7 +39,7 @@ class Run:
 def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Task:
     from reconciler.errors import InvalidManifests
     from reconciler.loading import load, load_variables
-    from reconciler.validate import check_online
+    from reconciler.validate_online import check_online
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
         loaded = load(run.instance(spec).roots, registry, variables=load_variables(spec.var_files))

@@ -5,7 +5,7 @@ import httpx
 import pytest
 
 from reconciler.backoff import Backoff
-from reconciler.client import SpaceClient, is_loopback
+from reconciler.client import SpaceClient
 from reconciler.errors import (
     AuthError,
     ReconcilerError,
@@ -14,6 +14,7 @@ from reconciler.errors import (
     TenantNotFound,
     UncertainWrite,
 )
+from reconciler.transport import is_loopback
 
 MODEL = {
     "id": "1",

@@ -42,7 +42,7 @@ def validate(
     """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
     from reconciler.loading import load, load_variables
     from reconciler.round import online_kinds
-    from reconciler.validate import check_online
+    from reconciler.validate_online import check_online
 
     multi = spaces_from(paths, kw)
     if multi is not None:
