@@ -85,6 +85,13 @@ def test_a_lines_colour_follows_its_symbol_or_word(line, style, span):
     assert line[found.start : found.end] == (span if span is not None else line)
 
 
+def test_a_problem_line_reads_like_a_compilers():
+    error = terminal.style_line("m/a.yaml:3:8: dtype: unknown dtype `opnai`")
+    assert [(s.start, s.end, str(s.style)) for s in error.spans] == [(0, 12, "bold"), (14, 20, "red")]
+    warning = terminal.style_line("m/a.yaml:5:12: warning: configuration.api_key: a literal secret")
+    assert [(s.start, s.end, str(s.style)) for s in warning.spans] == [(0, 13, "bold"), (15, 23, "yellow")]
+
+
 def test_attribute_lines_and_names_stay_plain():
     for line in ('      summary: "a" -> "b"', "  datasets/endpoints/policies: 1 to create", "x + create"):
         assert terminal.style_line(line).spans == []

@@ -82,6 +82,7 @@ RESULT_STYLES = {
 }
 _HEAD = re.compile(r"^( +)(-/\+|[+~!?=-]) (create|update|replace|delete|conflict|unmanaged|in sync)\b")
 _RESULT = re.compile(r"^(" + "|".join(RESULT_STYLES) + r")\b")
+_PROBLEM = re.compile(r"^(\S.*?:\d+:\d+): (?:(warning:)|([\w.\[\]-]+:) )?")
 _SUMMARY = {
     "Apply complete": "bold green",
     "Apply finished with conflicts": "bold yellow",
@@ -108,6 +109,14 @@ def style_line(line: str) -> Text:
     result = _RESULT.match(line)
     if result:
         text.stylize(RESULT_STYLES[result.group(1)], 0, result.end(1))
+        return text
+    problem = _PROBLEM.match(line)
+    if problem:  # file:line:col: [warning: ]field: message, as compilers print them
+        text.stylize("bold", 0, problem.end(1))
+        if problem.group(2):
+            text.stylize("yellow", problem.start(2), problem.end(2))
+        elif problem.group(3):
+            text.stylize("red", problem.start(3), problem.end(3))
         return text
     for prefix, style in _SUMMARY.items():
         if line.startswith(prefix):
