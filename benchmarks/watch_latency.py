@@ -88,9 +88,10 @@ class Process:
         self.proc.wait(60)
 
 
-def start_sandbox(work: Path) -> tuple[Process, str]:
+def start_sandbox(work: Path, *extra: str) -> tuple[Process, str]:
+    """The sandbox in its own process on a free port (`extra`: more `sandbox serve` options)."""
     port = free_port()
-    sandbox = Process(["sandbox", "serve", "--port", str(port), "--db", ":memory:"], work)
+    sandbox = Process(["sandbox", "serve", "--port", str(port), "--db", ":memory:", *extra], work)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

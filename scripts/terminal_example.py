@@ -84,8 +84,7 @@ def main() -> None:
                     os.chdir(cwd)
                 shots.append((command, seen.decode(), code))
         finally:
-            proc.terminate()
-            proc.wait(30)
+            proc.stop()
     record = Console(record=True, width=104, file=io.StringIO(), force_terminal=True)
     for command, text, code in shots:
         record.print(Text("$ ", style="bold") + Text("syft-reconciler " + " ".join(command), style="bold"))

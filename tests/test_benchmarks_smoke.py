@@ -90,3 +90,20 @@ def test_spaces_benchmark_runs_at_tiny_n():
         "peak RSS of the watch process (VmHWM):",
     ):
         assert any(line.strip().startswith(what) for line in done.stdout.splitlines()), what
+
+
+@pytest.mark.timeout(120)
+def test_apply_output_benchmark_runs_at_tiny_n():
+    """benchmarks/apply_output.py (issue 16's before/after figures) must keep running."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "apply_output.py"), "--models", "60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "apply of 60 new models through a pipe: exit 0" in out
+    assert "apply of 60 new models on a terminal: exit 0" in out and "colour (SGR escapes): yes" in out
+    assert "Ctrl-C once 3 of 60 models exist (latency 20 ms, -p 2): exit 130" in out

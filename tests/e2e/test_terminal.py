@@ -173,18 +173,6 @@ def test_small_applies_list_each_model_and_verbose_lists_every_model_of_a_large_
     assert run.out.count("  + create ") == 27 and "in short" not in run.out
 
 
-def test_quiet_prints_only_problems_and_the_summary(cli, manifest_dir, sandbox, api):
-    seed_model(api, "theirs", owned=False)
-    root = manifest_dir({"a.yaml": model_yaml("a"), "theirs.yaml": model_yaml("theirs")})
-    run = cli("apply", root, "--server", sandbox.url, "--quiet")
-    assert run.code == 7
-    assert run.out.splitlines() == [
-        "conflict theirs: exists on the server, differs, and was not created by the reconciler; "
-        "pass --adopt to take it over",
-        "Apply finished with conflicts: 1 created, 0 in sync, 1 in conflict, not touched.",
-    ]
-
-
 def test_ctrl_c_on_a_terminal_reports_counts_not_a_line_per_model(manifest_dir, sandbox_factory, env):
     server = sandbox_factory(SandboxConfig(latency_ms=30))
     root = manifest_dir({f"m{i:03}.yaml": model_yaml(f"m{i:03}") for i in range(200)})
