@@ -23,7 +23,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 
 from reconciler import redact
-from reconciler.watch import MODEL_STATES, Heartbeat, RoundResult, RoundStatus
+from reconciler.states import KINDS, STATES
+from reconciler.watch import Heartbeat, RoundResult, RoundStatus
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,24 @@ class DaemonMetrics:
             ["state", *extra],
             registry=r,
         )
+        self.objects = Gauge(
+            "syft_reconciler_objects",
+            "Models, datasets, endpoints and policies by kind and state after the last round that "
+            'read the server (kind="model" equals syft_reconciler_models).',
+            ["kind", "state", *extra],
+            registry=r,
+        )
         self.commit = Info(
             "syft_reconciler_applied_commit",
             "The git commit last applied in full (--git).",
             extra,
             registry=r,
         )
-        for space in self.spaces or ("",):
-            for state in MODEL_STATES:
+        for space in self.spaces or ("",):  # every series from the start: alerts never see a gap
+            for state in STATES:
                 self.models.labels(state, *self._space(space)).set(0)
+                for kind in KINDS:
+                    self.objects.labels(kind, state, *self._space(space)).set(0)
         self._lock = threading.Lock()
         self._state: dict[str, _SpaceState] = {space: _SpaceState() for space in self.spaces or ("",)}
 
@@ -112,6 +122,9 @@ class DaemonMetrics:
             self.failures.labels(result.status.value, *label).inc()
         for state, count in result.models.items():
             self.models.labels(state, *label).set(count)
+        for kind, counts in result.objects.items():
+            for state, count in counts.items():
+                self.objects.labels(kind, state, *label).set(count)
         with self._lock:
             seen = self._state.setdefault(space, _SpaceState())
             seen.last, seen.last_at = result, now

@@ -33,16 +33,18 @@ from reconciler.errors import (
     InvalidManifests,
     ReconcilerError,
     RetryableServerError,
+    ServerError,
     ServerUnreachable,
 )
 from reconciler.graph_apply import run_plans
-from reconciler.kinds.plan import KindsPlan
+from reconciler.kinds.plan import KindsPlan, plan_kinds
 from reconciler.loading import Loaded
 from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
-from reconciler.plan import PlanOptions
+from reconciler.plan import PlanOptions, Scope
 from reconciler.references import resolve_secrets
-from reconciler.round import check_space_deletions, observe_and_plan
+from reconciler.round import Observed, check_space_deletions, observe_and_plan, observe_kinds
 from reconciler.schemas import SchemaRegistry
+from reconciler.states import object_states
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +78,6 @@ class RoundStatus(str, Enum):
         return self not in (RoundStatus.OK, RoundStatus.INVALID)
 
 
-MODEL_STATES = ("in_sync", "pending", "replace_needed", "conflict", "unmanaged")
-
-
 @dataclass(frozen=True)
 class RoundResult:
     trigger: Trigger
@@ -86,9 +85,11 @@ class RoundResult:
     duration: float
     message: str = ""
     models: Mapping[str, int] = field(default_factory=dict)
-    """Models by state (MODEL_STATES) after the round; empty when the round did not reach the server."""
+    """Models by state (states.STATES) after the round; empty when the round did not reach the server."""
     commit: str | None = None
     """With --git: the commit this round read."""
+    objects: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """kind → state → count (states.py; its "model" is `models`); only the kinds the round counted."""
 
     @property
     def ok(self) -> bool:
@@ -111,6 +112,9 @@ class WatchSettings:
     """This instance's owner: rounds touch only its models (ownership.py)."""
     placeholders: bool = False
     """Missing secrets become placeholders: only for the embedded sandbox."""
+    count_kinds: bool = False
+    """Count datasets, endpoints and policies in every round (for /metrics), reading them even when
+    the round itself has no need to (manifests with models only): read and planned, never written."""
     debug: bool = False
 
 
@@ -327,26 +331,6 @@ def desired_digest(manifests: Sequence[Manifest]) -> str:
     return hashlib.sha256(json.dumps(bodies, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def model_states(plan: Plan, report: ApplyReport | None) -> dict[str, int]:
-    """Each model's state after the round: planned state, moved to in_sync by a successful write."""
-    outcomes = {o.name: o for o in report.outcomes} if report else {}
-    counts = dict.fromkeys(MODEL_STATES, 0)
-    for change in plan.changes:
-        outcome = outcomes.get(change.name)
-        if change.op is Op.NOOP or (outcome is not None and outcome.ok):
-            state = "in_sync"
-        elif change.op is Op.UNMANAGED:
-            state = "unmanaged"
-        elif change.op is Op.CONFLICT or (outcome is not None and outcome.result is Result.CONFLICT):
-            state = "conflict"
-        elif change.op is Op.REPLACE:
-            state = "replace_needed"
-        else:
-            state = "pending"
-        counts[state] += 1
-    return counts
-
-
 class Reconciler:
     """One whole round per call. It writes only when the desired state differs from the one last
     applied in full (a file changed, or the last apply failed), or with self-heal; otherwise a
@@ -373,10 +357,10 @@ class Reconciler:
 
     def __call__(self, trigger: Trigger) -> RoundResult:
         start = time.monotonic()
-        models: dict[str, int] = {}
+        objects: dict[str, dict[str, int]] = {}
         commit: str | None = None
         try:
-            status, message, models, commit = self._round()
+            status, message, objects, commit = self._round()
         except InvalidManifests as exc:
             for p in exc.problems:
                 level = logging.WARNING if p.severity == "warning" else logging.ERROR
@@ -401,7 +385,8 @@ class Reconciler:
                 extra=_ev("unexpected_error"),
             )
             status, message = RoundStatus.ERROR, f"{type(exc).__name__}: {exc}"
-        result = RoundResult(trigger, status, time.monotonic() - start, message, models, commit)
+        models = objects.get("model", {})
+        result = RoundResult(trigger, status, time.monotonic() - start, message, models, commit, objects)
         where = f" at {commit[:12]}" if commit else ""
         log.log(
             logging.INFO if result.ok else logging.WARNING,
@@ -422,7 +407,7 @@ class Reconciler:
         )
         return result
 
-    def _round(self) -> tuple[RoundStatus, str, dict[str, int], str | None]:
+    def _round(self) -> tuple[RoundStatus, str, dict[str, dict[str, int]], str | None]:
         loaded, commit = self.loader()
         manifests, notes = resolve_secrets(
             loaded.manifests, os.environ, placeholders=self.settings.placeholders
@@ -479,7 +464,8 @@ class Reconciler:
             self.applied, self.applied_commit = digest, commit
             if commit:
                 log.info("applied commit %s", commit, extra=_ev("applied_commit", commit=commit))
-        models = model_states(plan, report)
+        objects = self._count(observed, scope, report)
+        models = objects["model"]
         summary = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in models.items() if n)
         summary = summary or "no models"
         if report is not None:
@@ -488,8 +474,41 @@ class Reconciler:
         elif not write and any(c.writes for c in plan.changes):
             summary += " (drift reported, not undone)"
         if failed:
-            return RoundStatus.FAILED, f"{len(failed)} write(s) failed: {summary}", models, commit
-        return RoundStatus.OK, summary, models, commit
+            return RoundStatus.FAILED, f"{len(failed)} write(s) failed: {summary}", objects, commit
+        return RoundStatus.OK, summary, objects, commit
+
+    def _count(
+        self, observed: Observed, scope: Scope, report: ApplyReport | None
+    ) -> dict[str, dict[str, int]]:
+        """kind → state → count after the round (states.py): only models when the other kinds
+        were not read and are not to be counted, or could not be (their series keep what they
+        last showed)."""
+        counted: KindsPlan | None = observed.kinds
+        if observed.space is None:
+            counted = self._unplanned_kinds(observed, scope) if self.settings.count_kinds else None
+        objects = object_states(observed.plan, counted or KindsPlan(), report)
+        return objects if counted is not None else {"model": objects["model"]}
+
+    def _unplanned_kinds(self, observed: Observed, scope: Scope) -> KindsPlan | None:
+        """The datasets, endpoints and policies of a round that had no need to read them (manifests
+        with models only, no model deleted or replaced): read and planned as `apply` would if it
+        read them, to be counted, never run. A server without those routes has none of them;
+        any other failure leaves them uncounted (None) and the round goes on."""
+        try:
+            space = observe_kinds(self.client, (), (), observed.models)
+            return plan_kinds((), (), space, observed.plan, scope=scope)
+        except ServerError as exc:
+            if exc.status in (404, 405):
+                return KindsPlan()
+            error: ReconcilerError = exc
+        except ReconcilerError as exc:
+            error = exc
+        log.warning(
+            "datasets, endpoints and policies not counted this round: %s",
+            error,
+            extra=_ev("count_failed", kind=error.kind),
+        )
+        return None
 
 
 def log_wait(waiting: Any) -> None:

@@ -23,6 +23,8 @@ from reconciler.client import SpaceClient
 from reconciler.errors import LockHeld, ServerError
 from reconciler.lock import space_lock
 from reconciler.metrics import DaemonMetrics, MetricsServer
+from reconciler.ownership import owner_tag
+from reconciler.plan import PlanOptions
 from reconciler.project import lock_key, resolve_instance
 from reconciler.sandbox import SandboxConfig
 from reconciler.schemas import SchemaRegistry
@@ -379,6 +381,91 @@ def test_a_changed_folder_is_applied_and_drift_on_the_server_is_only_reported(
     }
     assert names(sandbox) == ["a", "b"] and result.message == "1 created, 1 updated; now 2 in sync"
     assert KEY not in caplog.text
+
+
+def kinds_reads(sandbox):
+    kinds = ("GET /api/v1/datasets", "GET /api/v1/endpoints", "GET /api/v1/policies")
+    return {k: v for k, v in sandbox.stats().items() if k.startswith(kinds)}
+
+
+def test_a_models_only_round_reads_the_other_kinds_only_to_count_them_and_never_fails_for_them(
+    tmp_path, sandbox, make_round, api, caplog
+):
+    (tmp_path / "a.yaml").write_text(model("a"))
+    config = {"api_key": "k", "model": "x"}
+    model_id = api.post("/models/", json={"name": "m", "dtype": "openai", "configuration": config}).json()[
+        "id"
+    ]
+    endpoint = api.post("/endpoints/", json={"name": "bot", "slug": "bot", "model_id": model_id}).json()
+    policy = {"name": "p", "policy_type": "rate_limit", "configuration": {"limit": "5/m"}}
+    assert api.post("/policies/", json={**policy, "endpoint_id": endpoint["id"]}).status_code == 201
+
+    result = make_round(tmp_path, sandbox.url)(STARTUP)  # not asked to count them: not read
+    assert result.ok and list(result.objects) == ["model"] and kinds_reads(sandbox) == {}
+    assert result.objects["model"] == result.models and result.models["unmanaged"] == 1
+
+    once = make_round(tmp_path, sandbox.url, count_kinds=True)
+    result = once(RESYNC)
+    assert result.ok and result.objects["endpoint"]["unmanaged"] == 1
+    assert sum(result.objects["policy"].values()) == 0  # the unmanaged endpoint's own
+    assert kinds_reads(sandbox) == {
+        "GET /api/v1/datasets/": 1,
+        "GET /api/v1/endpoints/": 1,
+        "GET /api/v1/policies/": 1,
+    }
+
+    # with --prune, this owner's dataset that no manifest names is a prune due: counted, not done
+    weaviate = {
+        "http_url": "http://w:8080",
+        "grpc_url": "http://w:50051",
+        "api_key": "k",
+        "collection_name": "C",
+    }
+    old = {"name": "old", "dtype": "remote_weaviate", "configuration": weaviate, "tags": owner_tag("team")}
+    assert api.post("/datasets/", json=old).status_code == 201
+    pruning = make_round(tmp_path, sandbox.url, count_kinds=True, owner="team", plan=PlanOptions(prune=True))
+    result = pruning(RESYNC)
+    assert result.ok and result.objects["dataset"]["pending"] == 1
+    assert [d["name"] for d in api.get("/datasets/").json()] == ["old"]
+
+    assert api.delete("/endpoints/bot").status_code == 200  # orphans its policy: GET /policies/ is a 500
+    caplog.set_level(logging.WARNING)
+    result = once(RESYNC)
+    assert result.ok and list(result.objects) == ["model"]  # the others keep what they last showed
+    assert "datasets, endpoints and policies not counted this round: " in caplog.text
+    assert "policies whose endpoint was deleted" in caplog.text
+
+
+def test_a_server_without_the_other_kinds_counts_none_of_them(tmp_path, sandbox, registry, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    (tmp_path / "a.yaml").write_text(model("a"))
+    real = httpx.Client(base_url=sandbox.url)
+
+    def older_server(request):
+        if request.url.path.startswith(("/api/v1/datasets", "/api/v1/endpoints", "/api/v1/policies")):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        answer = real.request(
+            request.method, request.url.path, content=request.content, headers=request.headers
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    client = SpaceClient(sandbox.url, transport=httpx.MockTransport(older_server), retry=Backoff(delays=()))
+    with client, real:
+        once = Reconciler(
+            ManifestLoader([tmp_path], registry, WorkTree()),
+            client,
+            registry,
+            options=ApplyOptions(facts=registry.facts, max_create_attempts=1),
+            settings=WatchSettings(count_kinds=True),
+        )
+        result = once(STARTUP)
+    assert result.ok and result.objects["model"]["in_sync"] == 1
+    assert {kind: sum(states.values()) for kind, states in result.objects.items()} == {
+        "model": 1,
+        "dataset": 0,
+        "endpoint": 0,
+        "policy": 0,
+    }
 
 
 def test_self_heal_recreates_a_model_deleted_on_the_server(tmp_path, sandbox, make_round):

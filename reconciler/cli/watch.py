@@ -166,6 +166,7 @@ def watch(
         owner=instance.owner,
         placeholders=settings.sandbox,
         debug=debug,
+        count_kinds=metrics_port is not None,
     )
     source: Source = GitHead.open(roots) if use_git else WorkTree()
     # the watcher ticks at least every second; a batch of changes takes up to the debounce
@@ -314,6 +315,7 @@ def _watch_many(
                     plan=options,
                     owner=instance.owner,
                     debug=debug,
+                    count_kinds=metrics[1] is not None,
                 ),
             )
             beat = daemon.Heartbeat(progress=lambda c=client: c.requests)  # type: ignore[misc]

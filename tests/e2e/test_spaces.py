@@ -34,6 +34,24 @@ def tenant_models(server, tenant: str) -> list[str]:
         return sorted(m["name"] for m in http.get("/api/v1/models/").json())
 
 
+def seed_endpoint(server, tenant: str) -> None:
+    """An endpoint (on a dataset) in the tenant that no manifest names."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "X-Tenant-Name": tenant}
+    config = {
+        "http_url": "http://w:8080",
+        "grpc_url": "http://w:50051",
+        "api_key": "k",
+        "collection_name": "C",
+    }
+    with httpx.Client(base_url=server.url + "/api/v1", headers=headers) as http:
+        dataset = http.post(
+            "/datasets/", json={"name": "d", "dtype": "remote_weaviate", "configuration": config}
+        )
+        assert dataset.status_code == 201, dataset.text
+        endpoint = {"name": "bot", "slug": "bot", "dataset_id": dataset.json()["id"]}
+        assert http.post("/endpoints/", json=endpoint).status_code == 201
+
+
 def write_project(root: Path, server_url: str, names: list[str], *, dead: str | None = None) -> Path:
     """Each tenant's own folder spaces/<tenant>/ with two models named after it."""
     lines = ["owner: platform", "spaces:"]
@@ -198,6 +216,7 @@ def test_watch_over_many_spaces_picks_up_a_change_in_one(tenants, tmp_path, env,
             f"  - {{name: ghost, server: '{tenants.url}', token: '${{NO_SUCH_TOKEN}}', paths: [spaces]}}\n"
             f"  - {{name: lost, server: '{tenants.url}', token: '${{SPACE_TOKEN}}', paths: [nowhere]}}\n"
         )
+    seed_endpoint(tenants, names[1])
     daemon = daemon_of(
         "--config",
         config,
@@ -238,6 +257,11 @@ def test_watch_over_many_spaces_picks_up_a_change_in_one(tenants, tmp_path, env,
     assert httpx.get(url + "/livez").status_code == 200
     metrics = httpx.get(url + "/metrics").text.splitlines()
     assert f'syft_reconciler_models{{space="{names[2]}",state="in_sync"}} 3.0' in metrics
+    assert f'syft_reconciler_objects{{kind="model",space="{names[2]}",state="in_sync"}} 3.0' in metrics
+    # every kind is counted in each space's own tenant: the endpoint seeded in one, none in another
+    seeded = f'syft_reconciler_objects{{kind="endpoint",space="{names[1]}",state="unmanaged"}} 1.0'
+    poll(lambda: seeded in httpx.get(url + "/metrics").text.splitlines(), "the seeded endpoint counted")
+    assert f'syft_reconciler_objects{{kind="endpoint",space="{names[2]}",state="unmanaged"}} 0.0' in metrics
     assert f'syft_reconciler_rounds_total{{space="{names[2]}",status="ok",trigger="files"}} 1.0' in metrics
     assert daemon.terminate() == 0
     assert TOKEN not in daemon.log and "Traceback" not in daemon.log
