@@ -97,12 +97,16 @@ def observe_and_plan(
     observed = {m.name: m for m in client.list_models()}
     scope = scope or Scope(adopt=adopt, prune=prune)
     the_plan = make_plan(manifests, observed, facts=registry.facts, scope=scope)
-    if not datasets and not endpoints and not any(c.op in (Op.DELETE, Op.REPLACE) for c in the_plan.changes):
+    # datasets, endpoints and policies are read when manifests name some, when a model delete or
+    # replace must be guarded, and with --prune: the last dataset or endpoint manifest removed is a
+    # prune of what this owner has on the server, not nothing to do
+    guard = any(c.op in (Op.DELETE, Op.REPLACE) for c in the_plan.changes)
+    if not datasets and not endpoints and not guard and not scope.prune:
         return Observed(the_plan, observed)
     try:
         space = observe_kinds(client, datasets, endpoints, observed)
     except ServerError as exc:
-        # read only to guard a model delete/replace: a server without these routes has no endpoints
+        # read only to guard or prune: a server without these routes has no datasets or endpoints
         if datasets or endpoints or exc.status not in (404, 405):
             raise
         return Observed(the_plan, observed)

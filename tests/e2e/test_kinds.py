@@ -115,6 +115,26 @@ def test_prune_deletes_policies_before_their_endpoint(cli, manifest_dir, sandbox
     assert listed.status_code == 200 and listed.json() == []
 
 
+def test_prune_after_the_last_dataset_and_endpoint_manifests_are_gone(cli, manifest_dir, sandbox, api):
+    """A repository back to models only still prunes its own datasets and endpoints (and only
+    with --prune: without it they are left alone, as before)."""
+    root = space(manifest_dir)
+    assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
+    (root / "ep.yaml").unlink()
+    (root / "data.yaml").unlink()
+    run = cli("apply", root, "--server", sandbox.url, "--owner", "team")
+    assert run.code == 0 and [e["slug"] for e in api.get("/endpoints/").json()] == ["support-bot"]
+    run = cli("plan", root, "--server", sandbox.url, "--owner", "team", "--prune")
+    assert "  - delete endpoint support-bot" in run.out and "  - delete dataset handbook" in run.out
+    run = cli("apply", root, "--server", sandbox.url, "--owner", "team", "--prune", "--auto-approve")
+    assert run.code == 11 and "more than the limit of 1" in run.err  # the blast-radius limit holds
+    args = ("--owner", "team", "--prune", "--auto-approve", "--max-delete", "2")
+    run = cli("apply", root, "--server", sandbox.url, *args)
+    assert run.code == 0, run.all
+    assert api.get("/endpoints/").json() == [] and api.get("/datasets/").json() == []
+    assert [m["name"] for m in api.get("/models/").json()] == ["gpt-4o"]
+
+
 def test_replacing_a_model_recreates_the_endpoint_on_the_new_model(cli, manifest_dir, sandbox, api):
     root = space(manifest_dir)
     assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
