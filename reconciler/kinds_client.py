@@ -163,3 +163,13 @@ class KindsClient:
 
     def policy_types(self) -> list[ModelType]:
         return self._types(f"{API}/policies/types/")
+
+    def types_if_served(self, collection: str) -> list[ModelType] | None:
+        """The types of `datasets` or `policies`; None when the route is a 404 (a server older
+        than that kind: `schema pull` goes on with what it has)."""
+        try:
+            return self._types(f"{API}/{collection}/types/")
+        except ServerError as exc:
+            if exc.status == 404:
+                return None
+            raise

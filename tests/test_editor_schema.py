@@ -1,25 +1,13 @@
-"""editor_schema.py: the manifest schema for editors, and pulling dtype schemas (pure)."""
+"""editor_schema.py: the manifest schema for editors (pure)."""
 
-import json
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from reconciler import manifests
-from reconciler.editor_schema import (
-    EDITOR_SCHEMA_PATH,
-    ModelType,
-    SchemaUpdate,
-    allow_references,
-    dumps,
-    looks_secret,
-    manifest_schema,
-    pull,
-    pulled_schema,
-    schema_changes,
-)
-from reconciler.schemas import SchemaRegistry, bundled_schema_dir, server_config_schema
+from reconciler.editor_schema import EDITOR_SCHEMA_PATH, allow_references, dumps, manifest_schema
+from reconciler.schemas import SchemaRegistry, bundled_schema_dir
 from reconciler.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,133 +123,3 @@ def test_allow_references_keeps_annotations_and_adds_env_branch_only_for_constra
     nested = allow_references({"type": "object", "properties": {"x": array}})
     assert nested["properties"]["x"]["items"]["anyOf"][1] == {"$ref": "#/definitions/fileReference"}
     assert allow_references({"type": "integer", "minimum": 1}) == {"type": "integer", "minimum": 1}
-
-
-# -- schema pull -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("field", "secret"),
-    [
-        ("api_key", True),
-        ("apikey", True),
-        ("openai_api_key", True),
-        ("access_token", True),
-        ("token", True),
-        ("client_secret", True),
-        ("password", True),
-        ("max_tokens", False),
-        ("model", False),
-        ("keep_alive", False),
-        ("secret_name", False),
-    ],
-)
-def test_looks_secret(field, secret):
-    assert looks_secret(field) is secret
-
-
-@pytest.mark.parametrize("path", sorted(bundled_schema_dir().glob("*.json")), ids=lambda p: p.stem)
-def test_pulling_what_a_server_publishes_gives_back_the_bundled_file(path):
-    text = path.read_text(encoding="utf-8")
-    served = server_config_schema(json.loads(text))
-    assert dumps(pulled_schema(path.stem, served, existing=json.loads(text))) == text
-    assert pull([ModelType(path.stem, served)], {path.stem: text}) == (SchemaUpdate(path.stem, "unchanged"),)
-
-
-OPENAI = (bundled_schema_dir() / "openai.json").read_text(encoding="utf-8")
-
-
-def test_pull_reports_property_changes_and_rewrites():
-    served = server_config_schema(json.loads(OPENAI))
-    served["properties"]["model"]["default"] = "gpt-4o"
-    served["properties"]["temperature"] = {"type": "number", "maximum": 2}
-    del served["properties"]["system_prompt"]
-    served["required"] = ["api_key", "model"]
-    (update,) = pull([ModelType("openai", served)], {"openai": OPENAI})
-    assert (update.dtype, update.status) == ("openai", "changed")
-    assert update.lines == (
-        "+ temperature (number)",
-        "- system_prompt",
-        '~ model.default: "gpt-3.5-turbo" → "gpt-4o"',
-        '~ required: ["api_key"] → ["api_key", "model"]',
-    )
-    new = json.loads(update.text)
-    assert new["title"] == "OpenAI" and new["properties"]["api_key"]["writeOnly"] is True
-    assert list(new) == [
-        "$schema",
-        "$id",
-        "title",
-        "description",
-        "type",
-        "properties",
-        "required",
-        "additionalProperties",
-        "order",
-    ]
-
-
-def test_pull_of_a_new_dtype_follows_our_conventions():
-    served = {
-        "type": "object",
-        "properties": {
-            "url": {"type": "string"},
-            "access_token": {"type": "string"},
-            "max_tokens": {"type": "integer"},
-        },
-    }
-    (update,) = pull([ModelType("gemini", served, description="Gemini model type.\n\nMore text.")], {})
-    assert (update.status, update.lines) == (
-        "new",
-        ("+ url (string)", "+ access_token (string, secret)", "+ max_tokens (integer)"),
-    )
-    assert json.loads(update.text) == {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://github.com/OpenMined/syft-space-reconciler/schemas/gemini.json",
-        "title": "gemini",
-        "description": "Gemini model type.",
-        "type": "object",
-        "properties": {
-            "url": {"type": "string"},
-            "access_token": {"type": "string", "writeOnly": True},
-            "max_tokens": {"type": "integer"},
-        },
-        "additionalProperties": False,
-    }
-
-
-def test_pull_keeps_files_of_types_not_offered_and_skips_unusable_types():
-    updates = pull(
-        [
-            ModelType("../evil", {"type": "object"}),
-            ModelType("broken", {"type": 5}),
-            ModelType("listy", ["not", "a", "schema"]),
-            ModelType("off", {"type": "object"}, enabled=False),
-        ],
-        {"openai": OPENAI},
-    )
-    assert [(u.dtype, u.status, u.note) for u in updates] == [
-        ("../evil", "skipped", "its name cannot be a file name in schemas/"),
-        (
-            "broken",
-            "skipped",
-            "its config_schema is not a valid JSON Schema (5 is not valid under any of the given schemas)",
-        ),
-        ("listy", "skipped", "its config_schema is not a JSON object"),
-        ("off", "new", "disabled on the server"),
-        ("openai", "not_offered", "not offered by the server; kept"),
-    ]
-
-
-def test_pull_rewrites_a_broken_or_reformatted_file():
-    served = server_config_schema(json.loads(OPENAI))
-    (update,) = pull([ModelType("openai", served)], {"openai": "{not json"})
-    assert update.lines == ("~ the existing file is not a JSON object; rewritten from the server",)
-    (update,) = pull([ModelType("openai", served)], {"openai": json.dumps(json.loads(OPENAI))})
-    assert (update.status, update.lines) == ("changed", ("~ formatting or key order only",))
-    assert update.text == OPENAI
-
-
-def test_schema_changes_on_keyword_removal_and_top_level():
-    old = {"properties": {"a": {"type": "string", "default": "x"}}, "order": ["a"]}
-    new = {"properties": {"a": {"type": "string"}}}
-    assert schema_changes(old, new) == ('~ a.default: "x" → (none)', '~ order: ["a"] → (none)')

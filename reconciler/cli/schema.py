@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from reconciler import redact
 from reconciler.cli.app import cli
 from reconciler.cli.options import (
     bundled_registry,
@@ -23,7 +24,7 @@ from reconciler.cli.options import (
 from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:  # imported inside the commands: every other command would pay for it
-    from reconciler import editor_schema
+    from reconciler import schema_pull as sp
 
 JSON_VERSION = 1
 
@@ -79,46 +80,61 @@ def schema(ctx: click.Context, dtype: str | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("schemas"),
     show_default=True,
-    help="The folder of <dtype>.json files to refresh.",
+    help="The folder to refresh: <dtype>.json, datasets/<dtype>.json, policies/<type>.json.",
 )
 @click.option("--dry-run", is_flag=True, help="Only show what would change; write nothing.")
 @server_options
 @output_option("text", "json")
 def schema_pull(schemas_dir: Path, dry_run: bool, output: str, **kw: Any) -> None:
-    """Refresh schemas/<dtype>.json from the server's model types and show what changed."""
+    """Refresh the model, dataset and policy type schemas from the server and show what changed."""
     from reconciler import editor_schema
+    from reconciler import schema_pull as sp
+    from reconciler.kinds_client import KindsClient
 
     settings = settings_from(kw)
     if not schemas_dir.is_dir():
         raise ReconcilerError(f"{schemas_dir} is not a folder; create it or pass --schemas-dir")
-    existing = _read_texts(schemas_dir)
+    existing = {kind: _read_texts(_folder(schemas_dir, kind)) for kind in sp.KINDS}
     with connect(settings) as client:
-        types = client.list_types()
+        kinds = KindsClient(client)
+        served: dict[sp.Kind, list[Any] | None] = {
+            sp.MODELS: client.list_types(),
+            sp.DATASETS: kinds.types_if_served(sp.DATASETS.name),
+            sp.POLICIES: kinds.types_if_served(sp.POLICIES.name),
+        }
         where = describe_target(client)
-    updates = editor_schema.pull(types, existing)
+    pulled = {
+        kind: None if types is None else sp.pull(types, existing[kind], kind)
+        for kind, types in served.items()
+    }
     editor_path = schemas_dir.joinpath(*editor_schema.EDITOR_SCHEMA_PATH)
-    editor_text = _editor_text(existing, updates)
+    editor_text = _editor_text(existing, pulled)
     editor_changed = editor_text is not None and (
         not editor_path.is_file() or editor_path.read_text(encoding="utf-8") != editor_text
     )
     if not dry_run:
-        for update in updates:
-            if update.text is not None:
-                (schemas_dir / f"{update.dtype}.json").write_text(update.text, encoding="utf-8")
+        for kind, updates in pulled.items():
+            for update in updates or ():
+                if update.text is not None:
+                    _write(_folder(schemas_dir, kind) / f"{update.dtype}.json", update.text)
         if editor_changed and editor_text is not None:
-            editor_path.parent.mkdir(parents=True, exist_ok=True)
-            editor_path.write_text(editor_text, encoding="utf-8")
-    _report_pull(
-        updates,
-        schemas_dir=schemas_dir,
-        where=where,
-        dry_run=dry_run,
-        output=output,
-        editor=editor_path if editor_changed else None,
-    )
+            _write(editor_path, editor_text)
+    report = _Report(pulled, schemas_dir=schemas_dir, where=where, dry_run=dry_run)
+    editor = editor_path if editor_changed else None
+    if output == "json":
+        emit_json(report.json(editor))
+    else:
+        for warning in report.warnings():
+            click.echo(warning, err=True)
+        click.echo(report.text(editor), nl=False)
+
+
+def _folder(schemas_dir: Path, kind: sp.Kind) -> Path:
+    return schemas_dir / kind.folder if kind.folder else schemas_dir
 
 
 def _read_texts(directory: Path) -> dict[str, str]:
+    """name → text of the folder's *.json files; none for a folder that does not exist yet."""
     texts = {}
     for path in sorted(directory.glob("*.json")):
         try:
@@ -128,14 +144,28 @@ def _read_texts(directory: Path) -> dict[str, str]:
     return texts
 
 
-def _editor_text(existing: dict[str, str], updates: Sequence[editor_schema.SchemaUpdate]) -> str | None:
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ReconcilerError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _editor_text(
+    existing: Mapping[sp.Kind, dict[str, str]],
+    pulled: Mapping[sp.Kind, Sequence[sp.SchemaUpdate] | None],
+) -> str | None:
     """The editor schema for the folder as it is after the pull; None if a file there is broken."""
     from reconciler import editor_schema
+    from reconciler import schema_pull as sp
     from reconciler.schemas import SchemaRegistry
 
-    texts = {**existing, **{u.dtype: u.text for u in updates if u.text is not None}}
+    registries = {}
     try:
-        registry = SchemaRegistry({dtype: json.loads(text) for dtype, text in texts.items()})
+        for kind, texts in existing.items():
+            after = {**texts, **{u.dtype: u.text for u in pulled[kind] or () if u.text is not None}}
+            registries[kind] = SchemaRegistry({name: json.loads(text) for name, text in after.items()})
     except Exception as exc:  # any broken file: keep the editor schema, say why
         click.echo(
             f"warning: editor schema not regenerated: {type(exc).__name__}: "
@@ -143,7 +173,11 @@ def _editor_text(existing: dict[str, str], updates: Sequence[editor_schema.Schem
             err=True,
         )
         return None
-    return editor_schema.dumps(editor_schema.manifest_schema(registry))
+    return editor_schema.dumps(
+        editor_schema.manifest_schema(
+            registries[sp.MODELS], datasets=registries[sp.DATASETS], policies=registries[sp.POLICIES]
+        )
+    )
 
 
 _STATUS_WORDS = {
@@ -153,60 +187,105 @@ _STATUS_WORDS = {
     "not_offered": "not offered by the server; kept",
     "skipped": "skipped",
 }
+_COUNTED = ("new", "changed", "unchanged")
 
 
-def _report_pull(
-    updates: Sequence[editor_schema.SchemaUpdate],
-    *,
-    schemas_dir: Path,
-    where: str,
-    dry_run: bool,
-    output: str,
-    editor: Path | None,
-) -> None:
-    verb = "would write" if dry_run else "wrote"
-    if output == "json":
-        emit_json(
-            {
-                "version": JSON_VERSION,
-                "server": where,
-                "schemas_dir": str(schemas_dir),
-                "dry_run": dry_run,
-                "dtypes": [
-                    {
-                        "dtype": u.dtype,
-                        "status": u.status,
-                        "changes": list(u.lines),
-                        "file": str(schemas_dir / f"{u.dtype}.json") if u.text is not None else None,
-                        "note": u.note,
-                    }
-                    for u in updates
-                ],
-                "editor_schema": str(editor) if editor else None,
-                "error": None,
+class _Report:
+    """What `schema pull` prints: per kind, per type; as text or as the JSON document."""
+
+    def __init__(
+        self,
+        pulled: Mapping[sp.Kind, Sequence[sp.SchemaUpdate] | None],
+        *,
+        schemas_dir: Path,
+        where: str,
+        dry_run: bool,
+    ) -> None:
+        self.pulled, self.schemas_dir, self.where, self.dry_run = pulled, schemas_dir, where, dry_run
+
+    def _file(self, kind: sp.Kind, update: sp.SchemaUpdate) -> Path | None:
+        return _folder(self.schemas_dir, kind) / f"{update.dtype}.json" if update.text is not None else None
+
+    def _missing(self, kind: sp.Kind) -> str:
+        where = _folder(self.schemas_dir, kind)
+        return f"not pulled: the server answers 404 to GET {kind.route} (it predates {kind.name}); {where} left as it is"
+
+    def json(self, editor: Path | None) -> dict[str, Any]:
+        from reconciler import schema_pull as sp
+
+        def item(kind: sp.Kind, u: sp.SchemaUpdate, key: str) -> dict[str, Any]:
+            file = self._file(kind, u)
+            return {
+                key: u.dtype,
+                "status": u.status,
+                "changes": list(u.lines),
+                "file": str(file) if file else None,
+                "note": u.note,
             }
+
+        models = self.pulled[sp.MODELS] or ()
+        return {
+            "version": JSON_VERSION,
+            "server": self.where,
+            "schemas_dir": str(self.schemas_dir),
+            "dry_run": self.dry_run,
+            "dtypes": [item(sp.MODELS, u, "dtype") for u in models],  # the model types, as before kinds
+            "kinds": {
+                kind.name: {
+                    "route": kind.route,
+                    "folder": str(_folder(self.schemas_dir, kind)),
+                    "served": updates is not None,
+                    "note": None if updates is not None else self._missing(kind),
+                    "types": [item(kind, u, "name") for u in updates or ()],
+                }
+                for kind, updates in self.pulled.items()
+            },
+            "editor_schema": str(editor) if editor else None,
+            "error": None,
+        }
+
+    def warnings(self) -> list[str]:
+        """One line per type that could not become a file (stderr)."""
+        return [
+            redact.neutralise(f"warning: skipped {kind.noun} {u.dtype!r}: {u.note}", line=True)
+            for kind, updates in self.pulled.items()
+            for u in updates or ()
+            if u.status == "skipped"
+        ]
+
+    def text(self, editor: Path | None) -> str:
+        verb = "would write" if self.dry_run else "wrote"
+        lines: list[str] = []
+        for kind, updates in self.pulled.items():
+            title = f"{kind.noun.capitalize()}s"
+            if updates is None:
+                lines.append(f"{title}: {self._missing(kind)}")
+                continue
+            lines.append(f"{title}:" if updates else f"{title}: none offered and none in the folder")
+            for update in updates:
+                if update.status == "skipped":
+                    continue
+                line = f"  {update.dtype}: {_STATUS_WORDS[update.status]}"
+                if update.note and update.status != "not_offered":
+                    line += f" ({update.note})"
+                file = self._file(kind, update)
+                if file is not None:
+                    line += f"; {verb} {file}"
+                lines.append(line)
+                lines.extend(f"    {change}" for change in update.lines)
+        if editor is not None:
+            lines.append(f"editor schema: {verb} {editor}")
+        lines.append(self._summary())
+        return "".join(redact.neutralise(line, line=True) + "\n" for line in lines)
+
+    def _summary(self) -> str:
+        served = [(kind, updates) for kind, updates in self.pulled.items() if updates is not None]
+        per_kind = [
+            f"{sum(1 for u in updates if u.status in _COUNTED)} {kind.noun}(s)" for kind, updates in served
+        ]
+        counts = {s: sum(1 for _, ups in served for u in ups if u.status == s) for s in _COUNTED}
+        summary = (
+            f"Pulled {', '.join(per_kind)} from {self.where}: {counts['new']} new, "
+            f"{counts['changed']} changed, {counts['unchanged']} unchanged."
         )
-        return
-    for update in updates:
-        if update.status == "skipped":
-            click.echo(f"warning: skipped model type {update.dtype!r}: {update.note}", err=True)
-            continue
-        line = f"{update.dtype}: {_STATUS_WORDS[update.status]}"
-        if update.note and update.status != "not_offered":
-            line += f" ({update.note})"
-        if update.text is not None:
-            line += f"; {verb} {schemas_dir / (update.dtype + '.json')}"
-        click.echo(line)
-        for change in update.lines:
-            click.echo(f"  {change}")
-    if editor is not None:
-        click.echo(f"editor schema: {verb} {editor}")
-    counts = {s: sum(1 for u in updates if u.status == s) for s in ("new", "changed", "unchanged")}
-    offered = counts["new"] + counts["changed"] + counts["unchanged"]
-    summary = (
-        f"Pulled {offered} model type(s) from {where}: {counts['new']} new, "
-        f"{counts['changed']} changed, {counts['unchanged']} unchanged."
-    )
-    if dry_run:
-        summary += " Dry run: nothing was written."
-    click.echo(summary)
+        return summary + (" Dry run: nothing was written." if self.dry_run else "")

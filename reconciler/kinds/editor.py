@@ -8,14 +8,19 @@ from typing import Any
 
 from reconciler.kinds.validate import dataset_registry, policy_registry
 from reconciler.kinds.values import RESPONSE_TYPES
+from reconciler.schemas import SchemaRegistry
 
 
 def kind_definitions(
-    envelope: Mapping[str, Any], configuration: Callable[[Mapping[str, Any]], dict[str, Any]]
+    envelope: Mapping[str, Any],
+    configuration: Callable[[Mapping[str, Any]], dict[str, Any]],
+    datasets: SchemaRegistry | None = None,
+    policies: SchemaRegistry | None = None,
 ) -> dict[str, Any]:
     """`Dataset` (a Model's envelope over the dataset types), `Endpoint`, and each type's
-    configuration as `dataset.<dtype>` / `policy.<type>`."""
-    datasets, policies = dataset_registry(), policy_registry()
+    configuration as `dataset.<dtype>` / `policy.<type>`; the bundled types unless given."""
+    datasets = dataset_registry() if datasets is None else datasets
+    policies = policy_registry() if policies is None else policies
     defs: dict[str, Any] = {}
     for dtype in datasets.dtypes:
         found = datasets.get(dtype)

@@ -290,6 +290,19 @@ def schemas_copy(tmp_path):
     return target
 
 
+# What a pull from the sandbox says of the bundled dataset and policy types: the sandbox publishes
+# them as the real server does (no client libraries installed: every dataset type disabled).
+KINDS_UNCHANGED = [
+    "Dataset types:",
+    "  local_file: unchanged (disabled on the server)",
+    "  remote_weaviate: unchanged (disabled on the server)",
+    "  wordpress: unchanged (disabled on the server)",
+    "Policy types:",
+    "  access: unchanged",
+    "  rate_limit: unchanged",
+]
+
+
 def tree(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -300,11 +313,14 @@ def test_schema_pull_reproduces_the_bundled_schemas(cli, sandbox, schemas_copy):
     run = cli("schema", "pull", "--schemas-dir", schemas_copy, "--server", sandbox.url)
     assert run.code == 0, run.all
     assert run.out.splitlines() == [
-        "anthropic: not offered by the server; kept",
-        "ollama: not offered by the server; kept",
-        "openai: unchanged",
-        "vllm: not offered by the server; kept",
-        f"Pulled 1 model type(s) from {sandbox.url}: 0 new, 0 changed, 1 unchanged.",
+        "Model types:",
+        "  anthropic: not offered by the server; kept",
+        "  ollama: not offered by the server; kept",
+        "  openai: unchanged",
+        "  vllm: not offered by the server; kept",
+        *KINDS_UNCHANGED,
+        f"Pulled 1 model type(s), 3 dataset type(s), 2 policy type(s) from {sandbox.url}: "
+        "0 new, 0 changed, 6 unchanged.",
     ]
     assert tree(schemas_copy) == before
 
@@ -335,16 +351,18 @@ def test_schema_pull_reports_and_rewrites_a_modified_schema(cli, sandbox, schema
     run = cli("schema", "pull", "--schemas-dir", schemas_copy, "--server", sandbox.url, "--dry-run")
     assert run.code == 0, run.all
     expected = [
-        "anthropic: not offered by the server; kept",
-        "ollama: not offered by the server; kept",
-        f"openai: changed; would write {path}",
-        "  + system_prompt (string)",
-        "  - organization",
-        '  ~ model.default: "gpt-4o" → "gpt-3.5-turbo"',
-        "vllm: not offered by the server; kept",
+        "Model types:",
+        "  anthropic: not offered by the server; kept",
+        "  ollama: not offered by the server; kept",
+        f"  openai: changed; would write {path}",
+        "    + system_prompt (string)",
+        "    - organization",
+        '    ~ model.default: "gpt-4o" → "gpt-3.5-turbo"',
+        "  vllm: not offered by the server; kept",
+        *KINDS_UNCHANGED,
         f"editor schema: would write {schemas_copy / 'editor' / 'manifest.schema.json'}",
-        f"Pulled 1 model type(s) from {sandbox.url}: 0 new, 1 changed, 0 unchanged. "
-        "Dry run: nothing was written.",
+        f"Pulled 1 model type(s), 3 dataset type(s), 2 policy type(s) from {sandbox.url}: "
+        "0 new, 1 changed, 5 unchanged. Dry run: nothing was written.",
     ]
     assert run.out.splitlines() == expected
     assert path.read_text() == modified
@@ -352,7 +370,8 @@ def test_schema_pull_reports_and_rewrites_a_modified_schema(cli, sandbox, schema
     run = cli("schema", "pull", "--schemas-dir", schemas_copy, "--server", sandbox.url)
     assert run.code == 0
     assert run.out.splitlines() == [line.replace("would write", "wrote") for line in expected[:-1]] + [
-        f"Pulled 1 model type(s) from {sandbox.url}: 0 new, 1 changed, 0 unchanged."
+        f"Pulled 1 model type(s), 3 dataset type(s), 2 policy type(s) from {sandbox.url}: "
+        "0 new, 1 changed, 5 unchanged."
     ]
     assert path.read_text() == bundled
     assert (schemas_copy / "editor" / "manifest.schema.json").read_bytes() == (
@@ -364,8 +383,8 @@ def test_schema_pull_adds_a_new_dtype(cli, sandbox, schemas_copy):
     (schemas_copy / "vllm.json").unlink()
     run = cli("schema", "pull", "--schemas-dir", schemas_copy, "--server", sandbox.url)
     assert run.code == 0, run.all
-    assert f"vllm: new; wrote {schemas_copy / 'vllm.json'}" in run.out.splitlines()
-    assert "  + api_key (string, secret)" in run.out.splitlines()
+    assert f"  vllm: new; wrote {schemas_copy / 'vllm.json'}" in run.out.splitlines()
+    assert "    + api_key (string, secret)" in run.out.splitlines()
     pulled = json.loads((schemas_copy / "vllm.json").read_text())
     bundled = json.loads((SCHEMAS / "vllm.json").read_text())
     assert pulled["properties"] == bundled["properties"] and pulled["additionalProperties"] is False
