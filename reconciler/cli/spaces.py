@@ -106,7 +106,6 @@ def spaces_from(
 ) -> MultiSpace | None:
     """The multi-space run when the project file has `spaces:`, else None (a one-space run as
     ever). Pops the multi-space options from `kw`; leaves the rest for the one-space path."""
-    from reconciler import space_tasks, spaces
     from reconciler.ownership import check_owner
     from reconciler.project import find_project, load_project
 
@@ -131,6 +130,8 @@ def spaces_from(
         raise click.UsageError(
             f"{project.file} declares spaces: each takes its manifests from its `paths:`; drop PATHS"
         )
+    from reconciler import space_tasks, spaces  # httpx and more: only for a multi-space run
+
     ctx = click.get_current_context()
     given = [
         name for name in ONE_SPACE_OPTIONS if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE

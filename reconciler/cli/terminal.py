@@ -21,17 +21,19 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
-from rich.text import Text
 
 from reconciler import render
 from reconciler.cli.options import current
 from reconciler.model import Outcome
 from reconciler.redact import neutralise
+
+if TYPE_CHECKING:  # rich is imported when colour or a bar is drawn: a pipe never pays for it
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.text import Text
 
 PROGRESS_SECONDS = 5.0
 BAR_FROM = 10
@@ -99,6 +101,8 @@ _SUMMARY = {
 def style_line(line: str) -> Text:
     """One rendered line with its colours: the characters a plain write would show (the scrubbing
     stream neutralises control characters in plain writes; here it is done before styling)."""
+    from rich.text import Text
+
     line = neutralise(line)
     text = Text(line)
     head = _HEAD.match(line)
@@ -151,6 +155,8 @@ class _StyledFile:
 
 
 def console(err: bool = False, *, colour: bool = True) -> Console:
+    from rich.console import Console
+
     return Console(
         file=_StyledFile(_stream(err)),  # type: ignore[arg-type]
         force_terminal=True,
@@ -180,16 +186,22 @@ def echo(text: str, *, err: bool = False) -> None:
 # -- progress of an apply ------------------------------------------------------------------------
 
 
-class _Rate(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f}/s" if speed else "?/s", style="cyan")
+def _rate_and_eta() -> tuple[Any, Any]:
+    """Two bar columns: models per second, and the time left (rich's own show other units)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f}/s" if speed else "?/s", style="cyan")
 
-class _Left(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        remaining = task.time_remaining
-        return Text(f"ETA {duration(remaining)}" if remaining is not None else "ETA ?", style="cyan")
+    class Left(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            remaining = task.time_remaining
+            return Text(f"ETA {duration(remaining)}" if remaining is not None else "ETA ?", style="cyan")
+
+    return Rate(), Left()
 
 
 def duration(seconds: float) -> str:
@@ -261,14 +273,15 @@ class ApplyProgress:
     # -- a terminal: the bar
 
     def _start_bar(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         colour = wants_colour(err=True)
         bar_console = console(err=True, colour=colour)
         self._bar = Progress(
             TextColumn("Applying"),
             BarColumn(),
             MofNCompleteColumn(),
-            _Rate(),
-            _Left(),
+            *_rate_and_eta(),
             console=bar_console,
             transient=True,
             redirect_stdout=False,
@@ -286,6 +299,8 @@ class ApplyProgress:
         return self._bar is not None and (err or self._stdout_tty)
 
     def print(self, text: str, *, err: bool = False) -> None:
+        from rich.text import Text
+
         assert self._bar is not None
         colour = wants_colour(err)
         for line in text.split("\n"):
