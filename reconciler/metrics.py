@@ -23,8 +23,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 
 from reconciler import redact
+from reconciler.liveness import Heartbeat
 from reconciler.states import KINDS, STATES
-from reconciler.watch import Heartbeat, RoundResult, RoundStatus
+from reconciler.watch import RoundResult, RoundStatus
 
 log = logging.getLogger(__name__)
 

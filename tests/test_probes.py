@@ -9,11 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reconciler.liveness import STALL_SLACK_S, Heartbeat
 from reconciler.metrics import DaemonMetrics, MetricsServer
 from reconciler.sources import manifest_filter
 from reconciler.watch import (
-    STALL_SLACK_S,
-    Heartbeat,
     RoundResult,
     RoundStatus,
     Trigger,

@@ -298,7 +298,7 @@ def test_metrics_over_many_spaces_label_each_series_and_name_the_spaces_not_read
 
 
 def test_heartbeats_are_alive_while_every_loop_is():
-    from reconciler.watch import Heartbeat, Heartbeats
+    from reconciler.liveness import Heartbeat, Heartbeats
 
     now = [0.0]
     source, a, b = (Heartbeat(clock=lambda: now[0]) for _ in range(3))

@@ -30,7 +30,6 @@ from reconciler.sandbox import SandboxConfig
 from reconciler.schemas import SchemaRegistry
 from reconciler.sources import GitHead, ManifestLoader, WorkTree, manifest_filter
 from reconciler.watch import (
-    Reconciler,
     RoundResult,
     RoundStatus,
     Trigger,
@@ -38,6 +37,7 @@ from reconciler.watch import (
     change_batches,
     run,
 )
+from reconciler.watch_round import Reconciler
 
 KEY = "sk-canary-watch-9b1e"
 STARTUP, FILES, RESYNC, RETRY = Trigger.STARTUP, Trigger.FILES, Trigger.RESYNC, Trigger.RETRY

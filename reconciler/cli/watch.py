@@ -123,8 +123,10 @@ def watch(
     """
     from reconciler import watch as daemon
     from reconciler.apply import ApplyOptions
+    from reconciler.liveness import Heartbeat
     from reconciler.project import check_prune_scope
     from reconciler.sources import GitHead, ManifestLoader, Source, WorkTree
+    from reconciler.watch_round import Reconciler, log_wait
 
     options = plan_options_from(kw)
     multi = spaces_from(paths, kw, parallelism=parallelism)
@@ -176,13 +178,13 @@ def watch(
         stack.enter_context(lock_for(instance, settings, command="watch", shared=False))
         # client retries end early on a stop, so the round ends soon
         client = stack.enter_context(
-            connect(settings, parallelism=parallelism, sleep=stop.wait, on_wait=daemon.log_wait)
+            connect(settings, parallelism=parallelism, sleep=stop.wait, on_wait=log_wait)
         )
-        heartbeat = daemon.Heartbeat(progress=lambda: client.requests)
+        heartbeat = Heartbeat(progress=lambda: client.requests)
         on_round = stack.enter_context(_metrics(metrics_host, metrics_port, heartbeat))
         # the first SIGTERM/SIGINT lets the current round finish; a second one interrupts it
         stack.enter_context(graceful(lambda signum: stop.set(), then="interrupt"))
-        reconciler = daemon.Reconciler(
+        reconciler = Reconciler(
             ManifestLoader(roots, schemas, source, var_files=var_files),
             client,
             schemas,
@@ -247,8 +249,10 @@ def _watch_many(
     from reconciler import watch as daemon
     from reconciler.apply import ApplyOptions
     from reconciler.errors import ReconcilerError
+    from reconciler.liveness import Heartbeat, Heartbeats
     from reconciler.project import check_prune_scope
     from reconciler.sources import GitHead, ManifestLoader, Source, WorkTree
+    from reconciler.watch_round import Reconciler
 
     debug = current().debug
     _configure_logging(log_format, debug=debug)
@@ -271,7 +275,7 @@ def _watch_many(
     with contextlib.ExitStack() as stack:
         observe, server = stack.enter_context(_metrics_many(*metrics, [s.name for s in specs]))
         watched: list[spaces.WatchedSpace] = []
-        beats: list[daemon.Heartbeat] = []
+        beats: list[Heartbeat] = []
         for spec in specs:
             instance = run.instance(spec)
             try:
@@ -292,7 +296,7 @@ def _watch_many(
                 )
                 continue
             stack.callback(client.close)
-            reconciler = daemon.Reconciler(
+            reconciler = Reconciler(
                 ManifestLoader(
                     instance.roots,
                     schemas,
@@ -318,7 +322,7 @@ def _watch_many(
                     count_kinds=metrics[1] is not None,
                 ),
             )
-            beat = daemon.Heartbeat(progress=lambda c=client: c.requests)  # type: ignore[misc]
+            beat = Heartbeat(progress=lambda c=client: c.requests)  # type: ignore[misc]
             beats.append(beat)
             loop = functools.partial(
                 daemon.run,
@@ -338,7 +342,7 @@ def _watch_many(
                     on_idle=functools.partial(beat.beat, "waiting", idle_silence),
                 )
             )
-        heartbeat = daemon.Heartbeats(daemon.Heartbeat(), beats)
+        heartbeat = Heartbeats(Heartbeat(), beats)
         if server is not None:  # /livez: the change source and every space's loop
             server.heartbeat = heartbeat
         stack.enter_context(graceful(lambda signum: stop.set(), then="interrupt"))

@@ -227,7 +227,8 @@ def test_watch_rounds_converge_every_kind_and_log_no_secret(tmp_path, sandbox, c
     from reconciler.client import SpaceClient
     from reconciler.schemas import SchemaRegistry
     from reconciler.sources import ManifestLoader, WorkTree
-    from reconciler.watch import Reconciler, Trigger, WatchSettings
+    from reconciler.watch import Trigger, WatchSettings
+    from reconciler.watch_round import Reconciler
 
     caplog.set_level(logging.INFO)
     root = tmp_path / "m"

@@ -25,7 +25,8 @@ from reconciler.loading import load
 from reconciler.metrics import DaemonMetrics, MetricsServer
 from reconciler.sandbox import SandboxConfig
 from reconciler.schemas import SchemaRegistry
-from reconciler.watch import Reconciler, RoundStatus, Trigger, WatchSettings
+from reconciler.watch import RoundStatus, Trigger, WatchSettings
+from reconciler.watch_round import Reconciler
 from tests.e2e.conftest import model_yaml
 
 from .misbehaving import answer, hang, reset
