@@ -30,9 +30,9 @@ from reconciler.plan import PlanOptions
 log = logging.getLogger(__name__)
 
 
-def _ev(event: str, **fields: Any) -> dict[str, Any]:
+def event(name: str, **fields: Any) -> dict[str, Any]:
     """`extra=` for a log call: the event name and fields of a structured (--log-format json) line."""
-    return {"event": event, "fields": fields}
+    return {"event": name, "fields": fields}
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def run(
             log.info(
                 "next attempt in %.1fs",
                 delay,
-                extra=_ev("backoff", delay_s=round(delay, 3), failures=failures),
+                extra=event("backoff", delay_s=round(delay, 3), failures=failures),
             )
             beat.beat("backoff", delay)
             if wait(delay):

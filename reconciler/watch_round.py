@@ -35,16 +35,11 @@ from reconciler.references import resolve_secrets
 from reconciler.round import Observed, check_space_deletions, observe_and_plan, observe_kinds
 from reconciler.schemas import SchemaRegistry
 from reconciler.states import object_states
-from reconciler.watch import RoundResult, RoundStatus, Trigger, WatchSettings
+from reconciler.watch import RoundResult, RoundStatus, Trigger, WatchSettings, event
 
 # The daemon's one logger, as before this module was split from watch.py (cli/watch.py logs under
 # it too): whoever configures or filters the daemon's logs by name keeps seeing every round line.
 log = logging.getLogger("reconciler.watch")
-
-
-def _ev(event: str, **fields: Any) -> dict[str, Any]:
-    """`extra=` for a log call: the event name and fields of a structured (--log-format json) line."""
-    return {"event": event, "fields": fields}
 
 
 def desired_digest(manifests: Sequence[Manifest]) -> str:
@@ -86,16 +81,16 @@ class Reconciler:
         except InvalidManifests as exc:
             for p in exc.problems:
                 level = logging.WARNING if p.severity == "warning" else logging.ERROR
-                log.log(level, "%s", p, extra=_ev("problem", **p.as_dict()))
+                log.log(level, "%s", p, extra=event("problem", **p.as_dict()))
             status, message = RoundStatus.INVALID, exc.message
         except AuthError as exc:
-            log.error("credentials refused, nothing written: %s", exc, extra=_ev("auth_refused"))
+            log.error("credentials refused, nothing written: %s", exc, extra=event("auth_refused"))
             status, message = RoundStatus.AUTH, str(exc)
         except (ServerUnreachable, RetryableServerError) as exc:
-            log.warning("server unavailable: %s", exc, extra=_ev("unreachable"))
+            log.warning("server unavailable: %s", exc, extra=event("unreachable"))
             status, message = RoundStatus.UNREACHABLE, str(exc)
         except ReconcilerError as exc:
-            log.error("%s", exc, extra=_ev("round_error", kind=exc.kind))
+            log.error("%s", exc, extra=event("round_error", kind=exc.kind))
             status, message = RoundStatus.FAILED, str(exc)
         except Exception as exc:  # a bug must not end the daemon; the next round may well work
             log.error(
@@ -104,7 +99,7 @@ class Reconciler:
                 exc,
                 "" if self.settings.debug else " (run with --debug for the traceback)",
                 exc_info=self.settings.debug,
-                extra=_ev("unexpected_error"),
+                extra=event("unexpected_error"),
             )
             status, message = RoundStatus.ERROR, f"{type(exc).__name__}: {exc}"
         models = objects.get("model", {})
@@ -118,7 +113,7 @@ class Reconciler:
             where,
             result.duration,
             f": {message}" if message else "",
-            extra=_ev(
+            extra=event(
                 "round",
                 trigger=trigger.value,
                 status=status.value,
@@ -142,9 +137,9 @@ class Reconciler:
         if digest != self._announced:  # say a desired state's warnings once, not every round
             self._announced = digest
             for p in loaded.warnings:
-                log.warning("%s", p, extra=_ev("problem", **p.as_dict()))
+                log.warning("%s", p, extra=event("problem", **p.as_dict()))
             for note in notes:
-                log.warning("%s", note, extra=_ev("note"))
+                log.warning("%s", note, extra=event("note"))
         s = self.settings
         scope = s.plan.scope(s.owner)
         observed = observe_and_plan(
@@ -179,13 +174,13 @@ class Reconciler:
                     "conflict: `%s` is on the server and was not created by the reconciler: %s",
                     change.name,
                     change.reason or "pass --adopt to take it over",
-                    extra=_ev("conflict", model=change.name),
+                    extra=event("conflict", model=change.name),
                 )
         failed = [o for o in report.outcomes if o.result is Result.FAILED] if report else []
         if write and not failed and not (report is not None and report.interrupted):
             self.applied, self.applied_commit = digest, commit
             if commit:
-                log.info("applied commit %s", commit, extra=_ev("applied_commit", commit=commit))
+                log.info("applied commit %s", commit, extra=event("applied_commit", commit=commit))
         objects = self._count(observed, scope, report)
         models = objects["model"]
         summary = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in models.items() if n)
@@ -228,7 +223,7 @@ class Reconciler:
         log.warning(
             "datasets, endpoints and policies not counted this round: %s",
             error,
-            extra=_ev("count_failed", kind=error.kind),
+            extra=event("count_failed", kind=error.kind),
         )
         return None
 
@@ -238,7 +233,7 @@ def log_wait(waiting: Any) -> None:
     log.info(
         "%s",
         waiting,
-        extra=_ev(
+        extra=event(
             "retry", attempt=waiting.attempt, attempts=waiting.attempts, delay_s=round(waiting.delay, 3)
         ),
     )
@@ -250,7 +245,7 @@ def _log_outcome(outcome: Outcome) -> None:
         level,
         "%s",
         render.outcome_line(outcome).strip(),
-        extra=_ev(
+        extra=event(
             "model",
             model=outcome.name,
             op=outcome.op.value,
@@ -282,7 +277,7 @@ def _report_drift(plan: Plan) -> None:
             "drift: `%s` %s",
             change.name,
             what,
-            extra=_ev(
+            extra=event(
                 "drift", model=change.name, op=change.op.value, differs=[d.dotted for d in change.diffs]
             ),
         )
@@ -297,5 +292,5 @@ def _report_kind_drift(kinds: KindsPlan) -> None:
             change.label,
             change.op.value,
             f" ({fields})" if fields else "",
-            extra=_ev("drift", model=change.label, op=change.op.value),
+            extra=event("drift", model=change.label, op=change.op.value),
         )
