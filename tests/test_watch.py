@@ -6,7 +6,6 @@ import logging
 import os
 import queue
 import random
-import subprocess
 import threading
 import types
 from pathlib import Path
@@ -38,6 +37,7 @@ from reconciler.watch import (
     run,
 )
 from reconciler.watch_round import Reconciler
+from tests.e2e.conftest import git
 
 KEY = "sk-canary-watch-9b1e"
 STARTUP, FILES, RESYNC, RETRY = Trigger.STARTUP, Trigger.FILES, Trigger.RESYNC, Trigger.RETRY
@@ -272,16 +272,6 @@ def test_outside_the_racy_window_the_stat_is_trusted_without_reading(tmp_path, r
     monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or b"")
     loader()
     assert reads == [] and tree.parsed == 1
-
-
-def git(cwd, *args):
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def test_git_head_reads_only_committed_manifests_and_names_the_commit(tmp_path, registry):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import re
@@ -13,11 +14,13 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
+import pytest
 
 from reconciler.model import OWNER_TAG
 
@@ -131,3 +134,116 @@ def on_pty(
         os.close(main)
     code = proc.wait(timeout)
     return Screen(seen.decode("utf-8", errors="replace").replace("\r\n", "\n"), code)
+
+
+# -- the watch daemon as a process -------------------------------------------------------------
+
+DAEMON_KEY = "sk-canary-watch-e2e-77d1"
+DEADLINE_S = 20
+
+
+class Daemon:
+    """`python -m reconciler watch ARGS --log-format json`, its stderr parsed line by line."""
+
+    def __init__(self, *args, cwd, env=None):
+        env = {**os.environ, "OPENAI_API_KEY": DAEMON_KEY, **(env or {})}
+        command = [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "watch",
+            *map(str, args),
+            "--log-format",
+            "json",
+            "--step-ms",
+            "20",
+        ]
+        self.proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        self.events: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                pass
+
+    @property
+    def log(self):
+        return "".join(self.lines)
+
+    def mark(self):
+        return len(self.events)
+
+    def wait_for(self, what, *, since=0, **match):
+        """The first event after `since` whose fields equal `match`; fail at the deadline."""
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            for event in self.events[since:]:
+                if all(event.get(k) == v for k, v in match.items()):
+                    return event
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                code = self.proc.returncode
+                raise AssertionError(f"the daemon exited ({code}) waiting for {what}:\n{self.log}")
+            time.sleep(0.02)
+        raise AssertionError(f"no {what} within {DEADLINE_S}s:\n{self.log}")
+
+    def terminate(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(DEADLINE_S)
+        self._reader.join(5)
+        return code
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(DEADLINE_S)
+        self._reader.join(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def daemons():
+    started = []
+
+    def start(*args, **kwargs):
+        daemon = Daemon(*args, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
+def poll(check, what):
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"not within {DEADLINE_S}s: {what}")
+
+
+def server_names(url, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return sorted(m["name"] for m in httpx.get(url + "/api/v1/models/", headers=headers).json())
+
+
+def git(cwd, *args):
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()

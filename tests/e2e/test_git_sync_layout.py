@@ -6,9 +6,7 @@ import shutil
 
 import httpx
 
-from .conftest import model_yaml
-from .test_probes import daemons  # noqa: F401  (the fixture)
-from .test_watch import poll, server_names
+from .conftest import model_yaml, poll, server_names
 
 
 def publish(root, commit, files):
@@ -25,7 +23,7 @@ def publish(root, commit, files):
         shutil.rmtree(old)
 
 
-def test_every_published_commit_reaches_the_server(tmp_path, sandbox, daemons):  # noqa: F811
+def test_every_published_commit_reaches_the_server(tmp_path, sandbox, daemons):
     git = tmp_path / "git"
     publish(git, "c1", {"a.yaml": model_yaml("a")})
     daemon = daemons(

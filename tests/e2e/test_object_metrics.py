@@ -2,31 +2,15 @@
 scraped over HTTP after each kind of round. Every wait polls with a deadline."""
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.states import KINDS, STATES
 
-from .conftest import model_yaml, seed_model
+from .conftest import model_yaml, poll, seed_model
 from .test_kinds import DATASET, endpoint_yaml
-from .test_watch import Daemon, poll
 
 WEAVIATE = "wv-canary-objects-5e1a"
 FAQ = DATASET.replace("name: handbook", "name: faq").replace("Handbook", "Faq")
-
-
-@pytest.fixture
-def daemons():
-    started = []
-
-    def start(*args, **kwargs):
-        daemon = Daemon(*args, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.kill()
 
 
 def scrape(url):

@@ -12,8 +12,7 @@ import pytest
 
 from reconciler.ownership import owner_tag
 
-from .conftest import model_yaml, names, seed_model
-from .test_watch import DEADLINE_S, Daemon, poll
+from .conftest import DEADLINE_S, Daemon, model_yaml, names, poll, seed_model
 
 KEY = "sk-canary-owners-5e1b"
 

@@ -4,24 +4,8 @@ after an invalid manifest, and with the server unreachable. Every wait polls wit
 import socket
 
 import httpx
-import pytest
 
-from .conftest import model_yaml
-from .test_watch import Daemon, poll
-
-
-@pytest.fixture
-def daemons():
-    started = []
-
-    def start(*args, **kwargs):
-        daemon = Daemon(*args, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.kill()
+from .conftest import model_yaml, poll
 
 
 def probes(url):

@@ -11,8 +11,7 @@ import pytest
 
 from reconciler.spaces import shard_of
 
-from .conftest import model_yaml
-from .test_watch import Daemon, git, poll
+from .conftest import Daemon, git, model_yaml, poll
 
 TOKEN = "admin-key"
 TENANTS = [f"team-{i:02d}" for i in range(9)]

@@ -3,123 +3,17 @@
 Nothing here sleeps a fixed time: every wait polls the daemon's JSON log or the server with a deadline.
 """
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from reconciler.project import lock_key
 from reconciler.sandbox import SandboxConfig, SandboxServer
 
-from .conftest import model_yaml
+from .conftest import DAEMON_KEY, git, model_yaml, poll, server_names
 
-KEY = "sk-canary-watch-e2e-77d1"
+KEY = DAEMON_KEY
 TOKEN = "tok-canary-watch-e2e-0c4a"
-DEADLINE_S = 20
-
-
-class Daemon:
-    """`python -m reconciler watch ARGS --log-format json`, its stderr parsed line by line."""
-
-    def __init__(self, *args, cwd, env=None):
-        env = {**os.environ, "OPENAI_API_KEY": KEY, **(env or {})}
-        command = [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "watch",
-            *map(str, args),
-            "--log-format",
-            "json",
-            "--step-ms",
-            "20",
-        ]
-        self.proc = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: list[str] = []
-        self.events: list[dict] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            try:
-                self.events.append(json.loads(line))
-            except ValueError:
-                pass
-
-    @property
-    def log(self):
-        return "".join(self.lines)
-
-    def mark(self):
-        return len(self.events)
-
-    def wait_for(self, what, *, since=0, **match):
-        """The first event after `since` whose fields equal `match`; fail at the deadline."""
-        deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline:
-            for event in self.events[since:]:
-                if all(event.get(k) == v for k, v in match.items()):
-                    return event
-            if self.proc.poll() is not None:
-                self._reader.join(5)
-                code = self.proc.returncode
-                raise AssertionError(f"the daemon exited ({code}) waiting for {what}:\n{self.log}")
-            time.sleep(0.02)
-        raise AssertionError(f"no {what} within {DEADLINE_S}s:\n{self.log}")
-
-    def terminate(self):
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(DEADLINE_S)
-        self._reader.join(5)
-        return code
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(DEADLINE_S)
-        self._reader.join(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-
-
-@pytest.fixture
-def daemons():
-    started = []
-
-    def start(*args, **kwargs):
-        daemon = Daemon(*args, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.kill()
-
-
-def poll(check, what):
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not within {DEADLINE_S}s: {what}")
-
-
-def server_names(url, token=None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return sorted(m["name"] for m in httpx.get(url + "/api/v1/models/", headers=headers).json())
 
 
 def test_a_new_file_reaches_the_server_health_and_metrics_answer_the_lock_holds_and_sigterm_exits_0(
@@ -225,16 +119,6 @@ def test_the_daemon_rides_out_a_server_restart_and_converges_after_it(tmp_path, 
         poll(lambda: server_names(second.url) == ["a", "b"], "b on the restarted server")
         daemon.wait_for("a good round", since=mark, event="round", status="ok")
         assert daemon.terminate() == 0
-
-
-def git(cwd, *args):
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def test_git_mode_applies_commits_not_edits_and_records_the_commit(tmp_path, sandbox, daemons):

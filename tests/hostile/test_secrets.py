@@ -310,7 +310,7 @@ def test_no_canary_in_a_debug_traceback(cli, root, space, monkeypatch):
 
 def test_watch_logs_and_healthz_hold_no_canary(root, space, tmp_path):
     """A watch daemon (a real subprocess, JSON logs) against a server that echoes every create."""
-    from tests.e2e.test_watch import Daemon
+    from tests.e2e.conftest import Daemon
 
     space.script("POST", "/api/v1/models/", echo(500, as_json=True))
     url = space.url.replace("http://", f"http://admin:{URLPW}@")

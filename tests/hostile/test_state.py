@@ -238,7 +238,7 @@ def test_a_reset_metrics_client_prints_no_traceback(case, capfd):
 
 
 def test_watch_json_logs_stay_json_when_a_metrics_client_resets(manifest_dir, sandbox, tmp_path):
-    from tests.e2e.test_watch import Daemon
+    from tests.e2e.conftest import Daemon
 
     root = manifest_dir({"a.yaml": model_yaml("a", dtype="ollama")})
     daemon = Daemon(root, "--server", sandbox.url, "--metrics-port", "0", cwd=tmp_path)
