@@ -189,3 +189,14 @@ def test_ctrl_c_on_a_terminal_reports_counts_not_a_line_per_model(manifest_dir, 
     assert summary and summary[-1].split("Apply interrupted: ")[1] == (
         f"{created} created, {200 - created} not attempted, 0 in sync."
     )
+
+
+def test_force_color_never_colours_markdown_json_or_a_saved_plan(mixed, sandbox, env, tmp_path):
+    """The CI recipe sets FORCE_COLOR for readable logs; what it posts or saves stays plain."""
+    forced = {**env, "FORCE_COLOR": "1"}
+    for output in ("markdown", "json"):
+        run = piped(["plan", str(mixed), "--server", sandbox.url, "--output", output], forced)
+        assert run.returncode == 0 and ESC not in run.stdout, run.stdout
+    saved = tmp_path / "plan.json"
+    run = piped(["plan", str(mixed), "--server", sandbox.url, "--out", str(saved)], forced)
+    assert SGR.search(run.stdout) and ESC not in saved.read_text()
