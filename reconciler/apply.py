@@ -98,10 +98,13 @@ class Executor:
         options: ApplyOptions,
         *,
         on_outcome: Callable[[Outcome], None] | None = None,
+        on_stop: Callable[[int], None] | None = None,
     ) -> None:
         self.client = client
         self.options = options
         self.on_outcome = on_outcome or (lambda outcome: None)
+        self.on_stop = on_stop
+        """Told once, at the first Ctrl-C or SIGTERM (the CLI says what happens next)."""
         self.stop = threading.Event()
         self.auth_error: AuthError | None = None
         self.interrupted = False
@@ -136,8 +139,11 @@ class Executor:
     def _on_signal(self, signum: int) -> None:
         """The first Ctrl-C or SIGTERM: submit nothing more; in-flight calls finish and are reported."""
         self.interrupted = True
+        first = self.signum is None
         self.signum = self.signum or signum
         self.stop.set()
+        if first and self.on_stop is not None:
+            self.on_stop(signum)
 
     def _execute(self, work: list[Change]) -> Iterable[Outcome]:
         if self.options.parallelism <= 1:

@@ -173,7 +173,7 @@ def apply(
             facts=schemas.facts,
             owner=instance.owner,
         )
-        executor = Executor(client, apply_options, on_outcome=progress.outcome)
+        executor = Executor(client, apply_options, on_outcome=progress.outcome, on_stop=progress.stopping)
         try:
             report = run_plans(executor, planned.plan, kinds, planned.observed.space)
         finally:

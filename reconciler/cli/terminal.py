@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -269,6 +270,16 @@ class ApplyProgress:
                 self._bar.update(self._task, completed=self.seen)
         if self.enabled and self.wanted(outcome):
             echo(render.outcome_line(outcome))
+
+    def stopping(self, signum: int) -> None:
+        """The first Ctrl-C or SIGTERM: say what happens now, once (as Terraform does)."""
+        if self.enabled:
+            what = "Interrupt" if signum == signal.SIGINT else "SIGTERM"
+            echo(
+                f"{what} received: sending nothing new; the requests in flight finish and are "
+                "reported (Ctrl-C again to stop waiting).",
+                err=True,
+            )
 
     # -- a terminal: the bar
 

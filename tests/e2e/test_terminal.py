@@ -184,6 +184,8 @@ def test_ctrl_c_on_a_terminal_reports_counts_not_a_line_per_model(manifest_dir, 
     assert screen.code == 130, screen.raw
     text = screen.plain
     assert "skipped" not in text and "not attempted (run stopped)" not in text
+    said = "Interrupt received: sending nothing new; the requests in flight finish and are reported"
+    assert text.count(said) == 1, text
     summary = [line for line in text.splitlines() if "Apply interrupted" in line]
     created = server.model_count()
     assert summary and summary[-1].split("Apply interrupted: ")[1] == (
