@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.kinds.plan import KindChange, KindsPlan
-from reconciler.model import Manifest, Op
+from reconciler.kinds.values import EndpointManifest
+from reconciler.model import FieldDiff, Manifest, Op
 from reconciler.redact import looks_secret_key, neutralise, redact_keys
-from reconciler.render import _SYMBOL, _WORD, SENSITIVE, _clip, _show, md_code, md_text
+from reconciler.render import _SYMBOL, _WORD, SENSITIVE, _clip, _show, create_diffs, md_code, md_text
 
 
 def _value(change: KindChange, path: tuple[str, ...], value: Any) -> Any:
@@ -22,6 +23,32 @@ def _value(change: KindChange, path: tuple[str, ...], value: Any) -> Any:
     if secret:
         return SENSITIVE if value is not None else None
     return redact_keys(value)
+
+
+def shown_fields(change: KindChange) -> tuple[FieldDiff, ...]:
+    """What a change shows field by field: its diffs, or for a create every field it sets (as a
+    model's create shows them), so that a review sees what a new dataset, endpoint or policy is."""
+    desired = change.desired
+    if change.op is not Op.CREATE or desired is None:
+        return change.diffs
+    if isinstance(desired, Manifest):  # a dataset: dtype, configuration, summary, tags
+        return create_diffs(desired)
+    if isinstance(desired, EndpointManifest):
+        values: list[tuple[tuple[str, ...], Any]] = [
+            (("name",), desired.name),
+            (("model",), desired.model),
+            (("dataset",), desired.dataset),
+            (("response_type",), desired.response_type),
+            (("summary",), desired.summary),
+            (("description",), desired.description),
+            (("system_prompt",), desired.system_prompt),
+            (("published",), desired.published or None),
+            (("tags",), list(desired.tags)),
+        ]
+    else:  # a policy
+        values = [(("policy_type",), desired.policy_type)]
+        values += [(("configuration", key), value) for key, value in desired.configuration.items()]
+    return tuple(FieldDiff(path, None, value) for path, value in values if value not in (None, "", []))
 
 
 def kinds_text(kinds: KindsPlan, *, names: frozenset[str] | bool = False) -> list[str]:
@@ -42,10 +69,11 @@ def kinds_text(kinds: KindsPlan, *, names: frozenset[str] | bool = False) -> lis
         if change.adopt:
             head += "  [adopt]"
         lines.append(head)
-        for diff in change.diffs:
+        for diff in shown_fields(change):
             old = _show(_value(change, diff.path, diff.old))
             new = _show(_value(change, diff.path, diff.new))
-            lines.append(neutralise(f"      {diff.dotted}: {old} -> {new}"))
+            shown = new if change.op is Op.CREATE else f"{old} -> {new}"
+            lines.append(neutralise(f"      {diff.dotted}: {shown}"))
         if change.not_comparable:
             fields = ", ".join(f"configuration.{k}" for k in change.not_comparable)
             lines.append(f"      {fields}: not comparable (the server does not echo it)")
@@ -74,7 +102,7 @@ def kinds_json(kinds: KindsPlan) -> list[dict[str, Any]]:
             **({"reason": c.reason} if c.reason else {}),
             "diffs": [
                 {"field": d.dotted, "old": _value(c, d.path, d.old), "new": _value(c, d.path, d.new)}
-                for d in c.diffs
+                for d in shown_fields(c)
             ],
         }
         for c in kinds.changes
@@ -97,7 +125,7 @@ def kinds_markdown(kinds: KindsPlan) -> list[str]:
     rows = ["", "| | kind | key | changes |", "| --- | --- | --- | --- |"]
     for c in pending:
         parts = []
-        for d in c.diffs:
+        for d in shown_fields(c):
             new = md_code(_clip(_show(_value(c, d.path, d.new))))
             old = md_code(_clip(_show(_value(c, d.path, d.old))))
             parts.append(

@@ -115,6 +115,35 @@ def test_prune_deletes_policies_before_their_endpoint(cli, manifest_dir, sandbox
     assert listed.status_code == 200 and listed.json() == []
 
 
+def test_a_create_shows_every_field_it_sets_in_text_markdown_and_json(cli, manifest_dir, sandbox):
+    """A review sees what a new dataset, endpoint or policy is, as it does for a model; secrets
+    as (sensitive)."""
+    root = space(manifest_dir)
+    text = cli("plan", root, "--server", sandbox.url).out
+    for line in (
+        "  + create dataset handbook",
+        '      dtype: "remote_weaviate"',
+        "      configuration.api_key: (sensitive)",
+        '      configuration.collection_name: "Handbook"',
+        "  + create endpoint support-bot",
+        '      model: "gpt-4o"',
+        '      dataset: "handbook"',
+        '      tags: ["support"]',
+        "  + create policy support-bot/per-user",
+        '      policy_type: "rate_limit"',
+        '      configuration.limit: "10/m"',
+        '      configuration.allowed_users: ["*@example.org"]',
+    ):
+        assert line in text.splitlines(), line
+    markdown = cli("plan", root, "--server", sandbox.url, "--output", "markdown").out
+    assert '| + create | Endpoint | `support-bot` | `name`: `"Support bot"`<br>' in markdown
+    assert "`configuration.api_key`: `(sensitive)`" in markdown
+    data = json.loads(cli("plan", root, "--server", sandbox.url, "--output", "json").out)
+    dataset = next(c for c in data["kinds"] if c["kind"] == "Dataset")
+    assert {"field": "configuration.api_key", "old": None, "new": "(sensitive)"} in dataset["diffs"]
+    assert WEAVIATE not in text + markdown + json.dumps(data)
+
+
 def test_prune_after_the_last_dataset_and_endpoint_manifests_are_gone(cli, manifest_dir, sandbox, api):
     """A repository back to models only still prunes its own datasets and endpoints (and only
     with --prune: without it they are left alone, as before)."""
