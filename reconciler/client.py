@@ -405,19 +405,7 @@ class SpaceClient:
 
     def list_types(self) -> list[ModelType]:
         path = f"{API}/models/types/"
-        data = self._json("GET", path, self._request("GET", path))
-        if not isinstance(data, list):
-            raise ServerError(f"GET {path}: expected a list of model types")
-        return [
-            ModelType(
-                str(t.get("name")),
-                t["config_schema"] if t.get("config_schema") is not None else {},
-                str(t.get("description") or ""),
-                t.get("enabled", True) is not False,
-            )
-            for t in data
-            if isinstance(t, dict)
-        ]
+        return parse_types(path, self._json("GET", path, self._request("GET", path)), what="model types")
 
     def check_tenant(self) -> None:
         """A single-tenant server ignores X-Tenant-Name and would write into `root`: ask first."""
@@ -442,6 +430,22 @@ class SpaceClient:
         path = f"{API}/tenants"
         data = self._json("GET", path, self._request("GET", path))
         return [str(t.get("name")) for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+
+
+def parse_types(path: str, data: Any, *, what: str = "types") -> list[ModelType]:
+    """A types list (models, datasets or policies: the same item shape) as ModelType values."""
+    if not isinstance(data, list):
+        raise ServerError(f"GET {path}: expected a list of {what}")
+    return [
+        ModelType(
+            str(t.get("name")),
+            t["config_schema"] if t.get("config_schema") is not None else {},
+            str(t.get("description") or ""),
+            t.get("enabled", True) is not False,
+        )
+        for t in data
+        if isinstance(t, dict)
+    ]
 
 
 def _check_answer(

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.client import API, SpaceClient
+from reconciler.client import API, SpaceClient, parse_types
 from reconciler.errors import ServerError
 from reconciler.kinds.values import RemoteDataset, RemoteEndpoint, RemotePolicy
 from reconciler.model import ModelType
@@ -144,19 +144,7 @@ class KindsClient:
     # -- types (admin key, no tenant) ------------------------------------------------------------
 
     def _types(self, path: str) -> list[ModelType]:
-        data = self._get(path)
-        if not isinstance(data, list):
-            raise ServerError(f"GET {path}: expected a list of types")
-        return [
-            ModelType(
-                str(t.get("name")),
-                t["config_schema"] if t.get("config_schema") is not None else {},
-                str(t.get("description") or ""),
-                t.get("enabled", True) is not False,
-            )
-            for t in data
-            if isinstance(t, dict)
-        ]
+        return parse_types(path, self._get(path))
 
     def dataset_types(self) -> list[ModelType]:
         return self._types(f"{API}/datasets/types/")
