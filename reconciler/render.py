@@ -314,6 +314,30 @@ def plan_json(
     }
 
 
+def space_plan_json(
+    plan: Plan,
+    kinds: Any = None,
+    *,
+    target: str,
+    tenant: str | None,
+    replace_allowed: frozenset[str] | bool = False,
+    warnings: Sequence[Problem] = (),
+    owner: str | None = None,
+    refused: str | None = None,
+) -> dict[str, Any]:
+    """The JSON plan of `plan --output json`, saved plans and multi-space runs: the models' plan,
+    with datasets, endpoints and policies under "kinds" when there are any."""
+    from reconciler.kinds.render import kinds_json  # kinds.render imports us
+
+    data = plan_json(plan, target=target, tenant=tenant, replace_allowed=replace_allowed, warnings=warnings)
+    data["owner"] = owner
+    data["refused"] = refused
+    if kinds is not None and kinds.changes:
+        data["kinds"] = kinds_json(kinds)
+        data["in_sync"] = data["in_sync"] and not kinds.pending
+    return data
+
+
 MD_DETAILS_OVER = 20
 """A plan with more changed rows than this folds its table into a <details> block in the PR comment."""
 MD_VALUE_CHARS = 80

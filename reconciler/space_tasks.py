@@ -74,7 +74,6 @@ def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Tas
 
 def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool) -> Task:
     from reconciler import round
-    from reconciler.kinds.render import kinds_json
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
         instance = run.instance(spec)
@@ -82,20 +81,17 @@ def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool)
         desired = round.desire(request, registry, run.env)
         with run.connect(spec) as client:
             planned = round.plan_against(client, desired, registry, options, instance.owner)
-        data = render.plan_json(
+        kinds = planned.observed.kinds
+        result.data = render.space_plan_json(  # as single-space plan shows it
             planned.plan,
+            kinds,
             target=client.base_url,
             tenant=client.tenant,
             replace_allowed=options.replace_allowed,
             warnings=desired.loaded.warnings,
+            owner=instance.owner,
+            refused=planned.refused,
         )
-        data["owner"] = instance.owner
-        data["refused"] = planned.refused
-        kinds = planned.observed.kinds
-        if kinds.changes:  # datasets, endpoints and policies, as single-space plan shows them
-            data["kinds"] = kinds_json(kinds)
-            data["in_sync"] = data["in_sync"] and not kinds.pending
-        result.data = data
         result.notes += [str(w) for w in desired.loaded.warnings]
         where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
         text = render.space_plan_text(

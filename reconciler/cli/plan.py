@@ -61,7 +61,7 @@ def plan(
 ) -> None:
     """Show what apply would change on the server (read-only)."""
     from reconciler import round
-    from reconciler.kinds.render import kinds_json, kinds_markdown
+    from reconciler.kinds.render import kinds_markdown
 
     options = plan_options_from(kw)
     multi = spaces_from(paths, kw)
@@ -82,19 +82,17 @@ def plan(
         planned = round.plan_against(client, desired, schemas, options, instance.owner)
         where = describe_target(client)
     the_plan = planned.plan
-    data = render.plan_json(
+    kinds = planned.observed.kinds
+    data = render.space_plan_json(
         the_plan,
+        kinds,
         target=client.base_url,
         tenant=client.tenant,
         replace_allowed=options.replace_allowed,
         warnings=desired.loaded.warnings,
+        owner=instance.owner,
+        refused=planned.refused,
     )
-    data["owner"] = instance.owner
-    data["refused"] = planned.refused
-    kinds = planned.observed.kinds
-    if kinds.changes:
-        data["kinds"] = kinds_json(kinds)
-        data["in_sync"] = data["in_sync"] and not kinds.pending
     if out is not None:
         saved = round.saved_plan(
             request, desired, planned, data, server=client.base_url, tenant=client.tenant
