@@ -211,6 +211,28 @@ def test_the_bar_in_process_prints_lines_above_itself_and_goes_away(monkeypatch)
     assert out.getvalue() == "\x1b[1;32mApply complete: 11 created, 0 in sync.\x1b[0m\n"
 
 
+def test_with_no_color_text_above_the_bar_is_neutralised_too(monkeypatch):
+    """NO_COLOR keeps the bar (a bar is not colour) and its styled channel: a server-sent escape in
+    a line printed above it must still arrive as visible text, not as a sequence the terminal runs."""
+    import click
+
+    from reconciler import redact
+    from reconciler.cli.app import cli
+    from reconciler.cli.options import RunState
+
+    err = Tty()
+    monkeypatch.setattr("sys.stderr", redact.ScrubbingStream(err, redact.Scrubber()))
+    monkeypatch.setattr("sys.stdout", redact.ScrubbingStream(Tty(), redact.Scrubber()))
+    monkeypatch.setenv("NO_COLOR", "1")
+    with click.Context(cli, obj=RunState()):
+        progress = terminal.ApplyProgress(12, enabled=True)
+        terminal.echo("conflict evil\x1b[2J: taken", err=True)
+        progress.done()
+    shown = err.getvalue()
+    assert "Applying" in shown and "conflict evil\\x1b[2J: taken" in shown
+    assert "\x1b[2J" not in shown and "\x1b[1;" not in shown  # no colour either
+
+
 def test_an_offline_validate_through_a_pipe_imports_neither_rich_nor_httpx(tmp_path):
     """Colour and the bar are drawn with rich, requests sent with httpx (which imports rich too when
     it is there); a PR job's `validate` needs neither: 0.20 s before, 0.15 s after, per run."""

@@ -315,7 +315,7 @@ class ApplyProgress:
         assert self._bar is not None
         colour = wants_colour(err)
         for line in text.split("\n"):
-            self._bar.console.print(style_line(line) if colour else Text(line))
+            self._bar.console.print(style_line(line) if colour else Text(neutralise(line)))
 
     # -- elsewhere: a line every few seconds
 
