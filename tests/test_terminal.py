@@ -173,11 +173,28 @@ def test_durations(seconds, said):
 
 
 @pytest.mark.parametrize(
-    ("raw", "seconds"), [(None, 5.0), ("0.5", 0.5), ("", 5.0), ("soon", 5.0), ("0", 5.0), ("-1", 5.0)]
+    ("raw", "seconds", "bad"),
+    [
+        (None, 5.0, False),
+        ("", 5.0, False),
+        ("0.5", 0.5, False),
+        ("soon", 5.0, True),
+        ("0", 5.0, True),
+        ("-1", 5.0, True),
+        ("nan", 5.0, True),
+        ("inf", 5.0, True),  # Event.wait(inf) would end the ticker thread with a traceback
+        ("1e9", 5.0, True),
+    ],
 )
-def test_the_progress_interval_setting(raw, seconds):
+def test_the_progress_interval_setting(raw, seconds, bad):
     env = {} if raw is None else {"SYFT_RECONCILER_PROGRESS_SECONDS": raw}
-    assert terminal.progress_seconds(env) == seconds
+    value, problem = terminal.progress_seconds(env)
+    assert value == seconds and bool(problem) is bad
+    if bad:
+        assert problem == (
+            f"warning: SYFT_RECONCILER_PROGRESS_SECONDS={raw!a} is not a number of seconds between 0 "
+            "and 86400; progress is said every 5 s"
+        )
 
 
 def test_the_bar_in_process_prints_lines_above_itself_and_goes_away(monkeypatch):

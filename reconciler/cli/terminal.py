@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -216,13 +217,21 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def progress_seconds(environ: Mapping[str, str] | None = None) -> float:
+def progress_seconds(environ: Mapping[str, str] | None = None) -> tuple[float, str | None]:
+    """SYFT_RECONCILER_PROGRESS_SECONDS, and what is wrong with it (then the default is used)."""
     raw = (os.environ if environ is None else environ).get("SYFT_RECONCILER_PROGRESS_SECONDS", "")
+    if not raw:
+        return PROGRESS_SECONDS, None
     try:
-        value = float(raw) if raw else PROGRESS_SECONDS
+        value = float(raw)
     except ValueError:
-        return PROGRESS_SECONDS
-    return value if value > 0 else PROGRESS_SECONDS
+        value = math.nan
+    if not 0 < value <= 86400:  # NaN fails too; an infinite wait cannot be scheduled
+        return PROGRESS_SECONDS, (
+            f"warning: SYFT_RECONCILER_PROGRESS_SECONDS={raw!a} is not a number of seconds between 0 "
+            f"and 86400; progress is said every {PROGRESS_SECONDS:g} s"
+        )
+    return value, None
 
 
 class ApplyProgress:
@@ -320,7 +329,9 @@ class ApplyProgress:
     # -- elsewhere: a line every few seconds
 
     def _tick(self) -> None:
-        every = progress_seconds()
+        every, problem = progress_seconds()
+        if problem:
+            click.echo(problem, err=True)
         while not self._stop.wait(every):
             click.echo(self.status(), err=True)
 

@@ -152,6 +152,12 @@ def test_apply_in_ci_prints_a_progress_line_every_few_seconds_on_stderr(manifest
     assert len(ticks) >= 2, run.stderr
     assert re.fullmatch(r"progress: \d+/40 \(\d+%\), \d+/s(, about \d+ s left)?", ticks[0]), ticks
     assert "progress" not in run.stdout  # stdout stays the plan, the problems and the summary
+    server.reset(SandboxConfig())  # a bad setting: one warning line, the default, no traceback
+    run = piped(
+        ["apply", str(root), "--server", server.url], {**env, "SYFT_RECONCILER_PROGRESS_SECONDS": "inf"}
+    )
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    assert "warning: SYFT_RECONCILER_PROGRESS_SECONDS='inf' is not a number of seconds" in run.stderr
 
 
 def test_small_applies_list_each_model_and_verbose_lists_every_model_of_a_large_one(
