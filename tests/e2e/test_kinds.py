@@ -4,6 +4,9 @@ import json
 
 import pytest
 
+from reconciler.model import OWNER_TAG
+from reconciler.ownership import owner_tag
+
 from .conftest import model_yaml
 
 KEY = "sk-canary-kinds-7b2e"
@@ -149,6 +152,15 @@ def test_prune_after_the_last_dataset_and_endpoint_manifests_are_gone(cli, manif
     with --prune: without it they are left alone, as before)."""
     root = space(manifest_dir)
     assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
+    weaviate = {
+        "http_url": "http://w:8080",
+        "grpc_url": "http://w:50051",
+        "api_key": "k",
+        "collection_name": "C",
+    }
+    for name, tags in (("theirs", owner_tag("other")), ("nobodys", ""), ("bare", OWNER_TAG)):
+        body = {"name": name, "dtype": "remote_weaviate", "configuration": weaviate, "tags": tags}
+        assert api.post("/datasets/", json=body).status_code == 201
     (root / "ep.yaml").unlink()
     (root / "data.yaml").unlink()
     run = cli("apply", root, "--server", sandbox.url, "--owner", "team")
@@ -160,7 +172,9 @@ def test_prune_after_the_last_dataset_and_endpoint_manifests_are_gone(cli, manif
     args = ("--owner", "team", "--prune", "--auto-approve", "--max-delete", "2")
     run = cli("apply", root, "--server", sandbox.url, *args)
     assert run.code == 0, run.all
-    assert api.get("/endpoints/").json() == [] and api.get("/datasets/").json() == []
+    assert api.get("/endpoints/").json() == []
+    # only this owner's: another owner's, an unowned and a bare-tagged dataset stay
+    assert sorted(d["name"] for d in api.get("/datasets/").json()) == ["bare", "nobodys", "theirs"]
     assert [m["name"] for m in api.get("/models/").json()] == ["gpt-4o"]
 
 
