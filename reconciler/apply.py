@@ -31,7 +31,7 @@ from reconciler.errors import (
 )
 from reconciler.model import STOPPED, ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
 from reconciler.ownership import owner_tag, ownership
-from reconciler.plan import diff_model, replace_approved
+from reconciler.plan import diff_model
 from reconciler.schemas import DtypeFacts
 from reconciler.signals import graceful
 
@@ -57,7 +57,7 @@ class ApplyOptions:
     """Seconds one model may take in all (attempts, look-ups, waits): then it is reported failed."""
 
     def may_replace(self, change: Change) -> bool:
-        return replace_approved(change, names=self.replace, every=self.replace_all)
+        return change.approved(names=self.replace, every=self.replace_all)
 
 
 class Next(Enum):

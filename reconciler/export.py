@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from reconciler import redact
-from reconciler.model import RemoteModel
+from reconciler.model import KINDS, RemoteModel, plural
 from reconciler.redact import looks_secret_key as looks_secret
 from reconciler.schemas import SchemaRegistry
 from reconciler.selection import Selector
@@ -65,12 +65,21 @@ class ExportedFile:
     dtype: str
     text: str
     env: tuple[str, ...]
+    kind: str = "Model"
+
+
+def exported_counts(files: Sequence[ExportedFile]) -> str:
+    """`2 models, 1 dataset`: what an export wrote, per kind."""
+    by_kind: dict[str, int] = {}
+    for exported in files:
+        by_kind[exported.kind] = by_kind.get(exported.kind, 0) + 1
+    return ", ".join(plural(kind, by_kind[kind]) for kind in KINDS if kind in by_kind)
 
 
 @dataclass(frozen=True)
 class Export:
     files: tuple[ExportedFile, ...]
-    skipped: tuple[tuple[str, str], ...]  # (name, reason): models no manifest can describe
+    skipped: tuple[tuple[str, str], ...]  # (name, reason): objects no manifest can describe
     warnings: tuple[str, ...]
     matched: int  # models the selectors matched (exported or skipped)
     total: int  # models on the server
@@ -234,7 +243,9 @@ def export(
         if name_check and name_check[1] == "error":
             skipped.append((model.name, f"the name {name_check[0]}"))
         elif not _encodable(model.name):
-            skipped.append((model.name, "the name is not valid Unicode text (a lone surrogate)"))
+            skipped.append(
+                (f"{kind.lower()} {model.name}", "the name is not valid Unicode text (a lone surrogate)")
+            )
         else:
             exportable.append(model)
     prefixes = _prefixes([m.name for m in exportable])
@@ -263,7 +274,7 @@ def export(
         if stem.casefold() in stems:  # a safe name that equals another's slug and hash: not in practice
             stem = f"{stem}-{hashlib.sha256(model.name.encode()).hexdigest()}"
         stems.add(stem.casefold())
-        files.append(ExportedFile(f"{stem}.yaml", model.name, model.dtype, text, env))
+        files.append(ExportedFile(f"{stem}.yaml", model.name, model.dtype, text, env, kind))
     files.sort(key=lambda f: f.file_name)
     return Export(tuple(files), tuple(skipped), tuple(warnings), len(matched), len(models))
 

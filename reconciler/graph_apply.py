@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 from reconciler.apply import Executor, Next, classify
 from reconciler.errors import AuthError, ReconcilerError
 from reconciler.kinds.graph import Step, build
-from reconciler.kinds.plan import KindChange, KindsPlan, Observed, normalise_policy
+from reconciler.kinds.plan import Observed, normalise_policy
 from reconciler.kinds.values import EndpointManifest, PolicySpec, RemoteEndpoint, RemotePolicy
 from reconciler.kinds_client import KindsClient
-from reconciler.model import STOPPED, ApplyReport, Manifest, Op, Outcome, Plan, Result
+from reconciler.model import STOPPED, ApplyReport, Change, Manifest, Op, Outcome, Plan, Result
 from reconciler.ownership import owner_tag, ownership
 from reconciler.plan import same
 from reconciler.signals import graceful
@@ -44,7 +44,7 @@ class GraphExecutor:
         self._ids.update({("dataset", n): d.id for n, d in observed.datasets.items()})
         self._ids.update({("endpoint", s): e.id for s, e in observed.endpoints.items()})
 
-    def run(self, plan: Plan, kinds: KindsPlan) -> ApplyReport:
+    def run(self, plan: Plan, kinds: Plan) -> ApplyReport:
         steps = build(plan, kinds, names=self.options.replace, every=self.options.replace_all)
         # what this run recreates gets a new id: read it after its create, never the old one
         for mc in plan.changes:
@@ -52,7 +52,7 @@ class GraphExecutor:
                 self._ids.pop(("model", mc.name), None)
         for kc in kinds.changes:
             if kc.op in (Op.CREATE, Op.REPLACE) and kc.kind != "Policy":
-                self._ids.pop((kc.kind.lower(), kc.key), None)
+                self._ids.pop((kc.kind.lower(), kc.name), None)
         outcomes: dict[str, Outcome] = {}
         state: dict[str, bool] = {}
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.parallelism), thread_name_prefix="apply")
@@ -133,7 +133,7 @@ class GraphExecutor:
         name = change.label
         if step.phase == "skip":
             how = (
-                f"pass --replace {change.key} (or --replace-all)"
+                f"pass --replace {change.name} (or --replace-all)"
                 if not change.cascade
                 else f"{change.cascade}, which is not approved"
             )
@@ -152,18 +152,18 @@ class GraphExecutor:
                 self.executor.stop.set()
             return Outcome(name, change.op, Result.FAILED, str(exc), error_kind=exc.kind)
 
-    def _delete(self, change: KindChange) -> Outcome:
+    def _delete(self, change: Change) -> Outcome:
         observed = change.observed
         if change.kind == "Policy":
             assert isinstance(observed, RemotePolicy)
             gone = self.kinds.delete_policy(observed.id)
         elif change.kind == "Endpoint":
-            gone = self.kinds.delete_endpoint(change.key)
+            gone = self.kinds.delete_endpoint(change.name)
         else:
-            gone = self.kinds.delete_dataset(change.key)
+            gone = self.kinds.delete_dataset(change.name)
         return Outcome(change.label, change.op, Result.DELETED, "" if gone else "already gone")
 
-    def _write(self, change: KindChange) -> Outcome:
+    def _write(self, change: Change) -> Outcome:
         done = Result.REPLACED if change.op is Op.REPLACE else Result.CREATED
         if change.kind == "Dataset":
             manifest = change.desired
@@ -236,7 +236,7 @@ class GraphExecutor:
 
     def _create(
         self,
-        change: KindChange,
+        change: Change,
         done: Result,
         send: Callable[[], T],
         look: Callable[[], T | None],
@@ -330,7 +330,7 @@ def _skip(step: Step, message: str) -> Outcome:
     return Outcome(label, op, Result.SKIPPED, message)
 
 
-def run_plans(executor: Executor, plan: Plan, kinds: KindsPlan, space: Observed | None) -> ApplyReport:
+def run_plans(executor: Executor, plan: Plan, kinds: Plan, space: Observed | None) -> ApplyReport:
     """The models' plan alone as always, or with the other kinds as one graph."""
     if kinds.changes and space is not None:
         return GraphExecutor(executor, space).run(plan, kinds)

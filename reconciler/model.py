@@ -174,35 +174,84 @@ class FieldDiff:
         return ".".join(self.path)
 
 
+KINDS = ("Model", "Dataset", "Endpoint", "Policy")
+"""Every kind a space holds, in the order plans list and count them."""
+
+
+def plural(kind: str, count: int) -> str:
+    """`1 model`, `2 policies`: a kind counted in words."""
+    word = kind.lower()
+    if count == 1:
+        return f"1 {word}"
+    return f"{count:,} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
+
+
 @dataclass(frozen=True)
 class Change:
+    """One change to one object of any kind: a model or dataset (by name), an endpoint (by slug) or
+    a policy (`slug/policy-name`). `desired` is a Manifest (models, datasets), an EndpointManifest
+    or a PolicySpec (kinds/values.py); `observed` what the server reported."""
+
     op: Op
     name: str
-    desired: Manifest | None = None
-    observed: RemoteModel | None = None
+    desired: Any = None
+    observed: Any = None
     diffs: tuple[FieldDiff, ...] = ()
     # secret fields whose server value is missing or masked: "not comparable", never "changed"
     not_comparable: tuple[str, ...] = ()
-    adopt: bool = False  # the model is not ours yet; the update adds the ownership tag
+    adopt: bool = False  # the object is not ours yet; the write adds the ownership tag
     reason: str = ""
-    ownership: Ownership | None = None  # of the model on the server, as this run's owner sees it
+    ownership: Ownership | None = None  # of the object on the server, as this run's owner sees it
+    kind: str = "Model"
+    cascade: str = ""
+    """Which replaced or deleted dependency forces this replace (an endpoint's model or dataset)."""
+    cascade_approved: bool = False
+    endpoint: str = ""
+    """For a policy: its endpoint's slug."""
 
     @property
     def writes(self) -> bool:
         return self.op in WRITE_OPS
+
+    @property
+    def label(self) -> str:
+        """`model gpt-4o`, `endpoint support-bot`, `policy support-bot/per-user`."""
+        return f"{self.kind.lower()} {self.name}"
+
+    @property
+    def replace_policy(self) -> ReplacePolicy:
+        policy: ReplacePolicy = getattr(self.desired, "replace_policy", "manual")
+        return policy
+
+    def approved(self, *, names: frozenset[str] = frozenset(), every: bool = False) -> bool:
+        """Whether a replace may run: `--replace NAME`/`--replace-all`, the manifest's
+        `lifecycle.replace: allow`, or (an endpoint) its approved cascade. `lifecycle.replace:
+        never` refuses all of these; a policy goes with its endpoint."""
+        if self.kind == "Policy":
+            return True
+        if self.replace_policy == "never":
+            return False
+        return self.cascade_approved or every or self.name in names or self.replace_policy == "allow"
 
 
 @dataclass(frozen=True)
 class Plan:
     """An ordered, immutable set of changes, sorted by name so output is stable in review."""
 
-    changes: tuple[Change, ...]
+    changes: tuple[Change, ...] = ()
 
     def counts(self) -> dict[str, int]:
         out = {op.value: 0 for op in Op}
         for change in self.changes:
             out[change.op.value] += 1
         return out
+
+    def counts_by_kind(self) -> dict[str, dict[str, int]]:
+        """Per kind present in the plan, its counts by op."""
+        out: dict[str, dict[str, int]] = {}
+        for change in self.changes:
+            out.setdefault(change.kind, {op.value: 0 for op in Op})[change.op.value] += 1
+        return {kind: out[kind] for kind in KINDS if kind in out}
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -216,6 +265,16 @@ class Plan:
     @property
     def deletes(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.op is Op.DELETE)
+
+    @property
+    def conflicts(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.op is Op.CONFLICT)
+
+    def of(self, kind: str) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.kind == kind)
+
+    def __add__(self, other: Plan) -> Plan:
+        return Plan(self.changes + other.changes)
 
 
 class Result(str, Enum):
@@ -243,6 +302,7 @@ class Outcome:
     message: str = ""
     attempts: int = 1
     error_kind: str | None = None
+    kind: str = "Model"
 
     @property
     def stopped(self) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.errors import Refused
-from reconciler.model import Change, FieldDiff, Manifest, Op, Plan, RemoteModel
+from reconciler.model import KINDS, Change, FieldDiff, Manifest, Op, Plan, RemoteModel, plural
 from reconciler.ownership import TAG_PREFIX, Claim, Ownership, may_take, ownership
 from reconciler.schemas import DtypeFacts
 from reconciler.selection import Selection
@@ -68,45 +68,49 @@ def diff_configuration(
         sensitive = key in desired.sensitive or key in secret_fields
         if sensitive and new is not _MISSING and (old is _MISSING or looks_masked(old)):
             not_comparable.append(key)
-            continue
-        if old is _MISSING and key in defaults and same(new, defaults[key]):
-            continue
-        if new is _MISSING and key in defaults and same(old, defaults[key]):
-            continue
-        if new is _MISSING or old is _MISSING or not same(new, old):
-            diffs.append(
-                FieldDiff(
-                    ("configuration", key),
-                    None if old is _MISSING else old,
-                    None if new is _MISSING else new,
-                    sensitive=sensitive,
-                )
-            )
+        elif _differs(new, old, defaults.get(key, _MISSING)):
+            diffs.append(FieldDiff(("configuration", key), _none(old), _none(new), sensitive=sensitive))
     return tuple(diffs), tuple(not_comparable)
+
+
+def _differs(new: Any, old: Any, default: Any) -> bool:
+    """A value missing on one side and equal to the schema default on the other is no change."""
+    if old is _MISSING and new is not _MISSING:
+        return default is _MISSING or not same(new, default)
+    if new is _MISSING and old is not _MISSING:
+        return default is _MISSING or not same(old, default)
+    return not same(new, old)
+
+
+def _none(value: Any) -> Any:
+    return None if value is _MISSING else value
 
 
 def diff_model(
     desired: Manifest, observed: RemoteModel, facts: DtypeFacts = NO_FACTS
 ) -> tuple[tuple[FieldDiff, ...], tuple[FieldDiff, ...], tuple[str, ...]]:
     """(replace-diffs: dtype/configuration, update-diffs: summary/tags, not-comparable secrets)."""
-    replace: list[FieldDiff] = []
     if desired.dtype != observed.dtype:
-        replace.append(FieldDiff(("dtype",), observed.dtype, desired.dtype))
+        replace: tuple[FieldDiff, ...] = (FieldDiff(("dtype",), observed.dtype, desired.dtype),)
         not_comparable: tuple[str, ...] = ()
     else:
-        config_diffs, not_comparable = diff_configuration(
+        replace, not_comparable = diff_configuration(
             desired,
             observed.configuration,
             secret_fields=facts.secrets_of(desired.dtype),
             defaults=facts.defaults_of(desired.dtype),
         )
-        replace.extend(config_diffs)
+    return replace, envelope_updates(desired, observed.summary, observed.user_tags), not_comparable
+
+
+def envelope_updates(desired: Manifest, summary: str, user_tags: Sequence[str]) -> tuple[FieldDiff, ...]:
+    """What PATCH changes in place on a model or a dataset: summary, and tags as a set."""
     update: list[FieldDiff] = []
-    if desired.summary != observed.summary:
-        update.append(FieldDiff(("summary",), observed.summary, desired.summary))
-    if set(desired.tags) != set(observed.user_tags):
-        update.append(FieldDiff(("tags",), list(observed.user_tags), list(desired.tags)))
-    return tuple(replace), tuple(update), not_comparable
+    if desired.summary != summary:
+        update.append(FieldDiff(("summary",), summary, desired.summary))
+    if set(desired.tags) != set(user_tags):
+        update.append(FieldDiff(("tags",), list(user_tags), list(desired.tags)))
+    return tuple(update)
 
 
 @dataclass(frozen=True)
@@ -161,15 +165,7 @@ def plan(
             not_comparable=not_comparable,
             ownership=owned,
         )
-        takeover = not owned.mine and may_take(owned, adopt=scope.adopt, adopt_from=scope.adopt_from)
-        if not owned.mine and not takeover:
-            changes.append(_foreign(owned, replace + update, common))
-        elif replace:
-            changes.append(dataclasses.replace(common, op=Op.REPLACE, diffs=replace + update, adopt=takeover))
-        elif update or takeover or _stray_tags(remote, scope.owner):
-            changes.append(dataclasses.replace(common, op=Op.UPDATE, diffs=update, adopt=takeover))
-        else:
-            changes.append(common)
+        changes.append(decide(common, owned, scope, replace, update, tags=remote.tags))
     for name, remote in observed.items():
         if name in wanted or not selection.selects(remote.name, remote.dtype, remote.user_tags):
             continue
@@ -180,8 +176,13 @@ def plan(
     return Plan(tuple(changes))
 
 
-def _foreign(owned: Ownership, diffs: tuple[FieldDiff, ...], common: Change) -> Change:
-    """A same-named model this run may not take over: a conflict, or in sync but not ours."""
+def foreign(
+    owned: Ownership, diffs: tuple[FieldDiff, ...], common: Change, *, differs: bool = False
+) -> Change:
+    """An object of any kind that a manifest names but this run may not take over: another owner's
+    is always a conflict naming that owner (its hint: --adopt-from); an unowned or legacy-tagged one
+    is in sync when equal (as right after `export`), else a conflict (its hint: --adopt).
+    `differs`: something beside `diffs` differs (an endpoint's policies)."""
     if owned.claim is Claim.OTHER:
         return dataclasses.replace(
             common,
@@ -193,12 +194,12 @@ def _foreign(owned: Ownership, diffs: tuple[FieldDiff, ...], common: Change) -> 
                 f"--adopt-from {' --adopt-from '.join(owned.owners)})"
             ),
         )
-    if diffs:
+    if diffs or differs:
         return dataclasses.replace(
             common,
             op=Op.CONFLICT,
             diffs=diffs,
-            reason=(f"exists on the server, differs, and {owned.describe()}; pass --adopt to take it over"),
+            reason=f"exists on the server, differs, and {owned.describe()}; pass --adopt to take it over",
         )
     # equal content: in sync (e.g. right after `export`), but not ours to prune or replace
     return dataclasses.replace(
@@ -206,18 +207,30 @@ def _foreign(owned: Ownership, diffs: tuple[FieldDiff, ...], common: Change) -> 
     )
 
 
-def _stray_tags(remote: RemoteModel, owner: str | None) -> bool:
-    """Our model still carries the bare pre-owner tag beside our own: one PATCH tidies it."""
-    return owner is not None and TAG_PREFIX in remote.tags
+def decide(
+    common: Change,
+    owned: Ownership,
+    scope: Scope,
+    replace: tuple[FieldDiff, ...],
+    update: tuple[FieldDiff, ...],
+    *,
+    tags: Sequence[str],
+) -> Change:
+    """The one rule for a model or a dataset that a manifest names and the server has: another's
+    (foreign), a replace, an update (adopting, or tidying our legacy tag), or in sync."""
+    takeover = not owned.mine and may_take(owned, adopt=scope.adopt, adopt_from=scope.adopt_from)
+    if not owned.mine and not takeover:
+        return foreign(owned, replace + update, common)
+    if replace:
+        return dataclasses.replace(common, op=Op.REPLACE, diffs=replace + update, adopt=takeover)
+    if update or takeover or _stray_tags(tags, scope.owner):
+        return dataclasses.replace(common, op=Op.UPDATE, diffs=update, adopt=takeover)
+    return common
 
 
-def replace_approved(change: Change, *, names: frozenset[str] = frozenset(), every: bool = False) -> bool:
-    """Whether a replace may run: `--replace NAME`/`--replace-all`, or the manifest's
-    `lifecycle.replace: allow`; `lifecycle.replace: never` refuses even those."""
-    policy = change.desired.replace_policy if change.desired is not None else "manual"
-    if policy == "never":
-        return False
-    return every or change.name in names or policy == "allow"
+def _stray_tags(tags: Sequence[str], owner: str | None) -> bool:
+    """Our object still carries the bare pre-owner tag beside our own: one PATCH tidies it."""
+    return owner is not None and TAG_PREFIX in tags
 
 
 UNLIMITED = "unlimited"
@@ -236,19 +249,26 @@ def delete_limit(max_delete: MaxDelete, owned: int) -> int | None:
     return min(DEFAULT_MAX_DELETE, max(1, owned // 2))
 
 
+def counts_as_deletion(change: Change, *, names: frozenset[str] = frozenset(), every: bool = False) -> bool:
+    """Whether a change deletes an object on the server: a prune, or a replace that will run
+    (cascades too). A policy goes with its endpoint and is not counted on its own."""
+    if change.kind == "Policy":
+        return False
+    return change.op is Op.DELETE or (change.op is Op.REPLACE and change.approved(names=names, every=every))
+
+
 def deletions(plan: Plan, *, names: frozenset[str] = frozenset(), every: bool = False) -> tuple[Change, ...]:
-    """The changes that delete a model on the server: prunes, and replaces that will run."""
-    return tuple(
-        c
-        for c in plan.changes
-        if c.op is Op.DELETE or (c.op is Op.REPLACE and replace_approved(c, names=names, every=every))
-    )
+    """The changes that delete an object on the server: prunes, and replaces that will run."""
+    return tuple(c for c in plan.changes if counts_as_deletion(c, names=names, every=every))
 
 
 def owned_count(plan: Plan) -> int:
-    """The owner's models on the server within the plan's selection."""
+    """This owner's objects on the server within the plan's selection (policies go with their
+    endpoint)."""
     return sum(
-        1 for c in plan.changes if c.observed is not None and c.ownership is not None and c.ownership.mine
+        1
+        for c in plan.changes
+        if c.kind != "Policy" and c.observed is not None and c.ownership is not None and c.ownership.mine
     )
 
 
@@ -261,17 +281,19 @@ def check_deletions(
     names: frozenset[str] = frozenset(),
     every: bool = False,
 ) -> None:
-    """Refuse, before any write, deletions that look like an accident (the blast-radius limit).
+    """Refuse, before any write, deletions that look like an accident (the blast-radius limit):
+    every kind's prunes and replaces (cascades too) together, against all this owner has.
 
     Raises Refused; `plan` calls it only to warn, `apply` and `watch` to stop.
     """
     going = deletions(plan, names=names, every=every)
     if not going:
         return
-    if manifest_count == 0 and plan.deletes and not allow_empty:
+    pruned = [c for c in plan.deletes if c.kind != "Policy"]
+    if manifest_count == 0 and pruned and not allow_empty:
         raise Refused(
-            f"refusing to prune with no manifests: it would delete all {len(plan.deletes)} model(s) "
-            "this owner manages; check the path, or pass --allow-empty; nothing was written"
+            f"refusing to prune with no manifests: it would delete all {len(pruned)} object(s) "
+            f"({counted(pruned)}) this owner manages; check the path, or pass --allow-empty; nothing was written"
         )
     owned = owned_count(plan)
     limit = delete_limit(max_delete, owned)
@@ -280,20 +302,31 @@ def check_deletions(
             f"the limit set by --max-delete {max_delete}"
             if isinstance(max_delete, int)
             else f"the default limit of {limit} (at most {DEFAULT_MAX_DELETE}, and at most half of the "
-            f"{owned} model(s) this owner has here)"
+            f"{owned} object(s) this owner has here)"
         )
         raise Refused(
-            f"refusing to delete {len(going)} model(s) ({_kinds(going)}): more than {how}; "
+            f"refusing to delete {counted(going)} ({_how_deleted(going)}): more than {how}; "
             f"nothing was written. Check the plan, then raise the limit with --max-delete "
             f"{len(going)} (or --max-delete {UNLIMITED})"
         )
 
 
-def _kinds(going: Sequence[Change]) -> str:
+def counted(changes: Sequence[Change]) -> str:
+    """`2 models, 1 endpoint`: how many objects of each kind."""
+    by_kind: dict[str, int] = {}
+    for change in changes:
+        by_kind[change.kind] = by_kind.get(change.kind, 0) + 1
+    return ", ".join(plural(kind, by_kind[kind]) for kind in KINDS if kind in by_kind)
+
+
+def _how_deleted(going: Sequence[Change]) -> str:
     deletes = sum(1 for c in going if c.op is Op.DELETE)
     replaces = len(going) - deletes
+    cascades = sum(1 for c in going if c.cascade)
     parts = [f"{deletes} pruned"] if deletes else []
-    return ", ".join([*parts, f"{replaces} replaced"] if replaces else parts)
+    parts += [f"{replaces} replaced"] if replaces else []
+    parts += [f"{cascades} of them by cascade"] if cascades else []
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ the dtype schema, nor filled from a ${…}/file reference, nor named like a secr
 `api-key`, `headers.Authorization`… at any depth: what a server sends is judged by its keys).
 The scrubber (redact.py) then catches any registered value wherever it still shows. Server-sent
 text is escaped for each format: terminal escapes and bidi characters in text, pipes and
-backticks in markdown tables. The JSON shapes are a contract: top-level `"version": 1`.
+backticks in markdown tables. The JSON shapes are a contract: top-level `"version"` (JSON_VERSION).
 """
 
 from __future__ import annotations
@@ -15,14 +15,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.errors import InvalidManifests, ReconcilerError
-from reconciler.model import ApplyReport, Change, FieldDiff, Manifest, Op, Outcome, Plan, Problem, Result
-from reconciler.plan import replace_approved
+from reconciler.model import (
+    KINDS,
+    ApplyReport,
+    Change,
+    FieldDiff,
+    Manifest,
+    Op,
+    Outcome,
+    Plan,
+    Problem,
+    Result,
+    plural,
+)
+from reconciler.plan import counted, counts_as_deletion
 from reconciler.redact import looks_secret_key, neutralise, redact_keys
 
 SENSITIVE = "(sensitive)"
-JSON_VERSION = 1
+JSON_VERSION = 2
+"""The JSON shapes' version: 2 since one plan holds every kind (`changes[]` each with its `kind`)."""
 
-_SYMBOL = {
+SYMBOL = {
     Op.CREATE: "+",
     Op.UPDATE: "~",
     Op.REPLACE: "-/+",
@@ -31,7 +44,7 @@ _SYMBOL = {
     Op.NOOP: "=",
     Op.DELETE: "-",
 }
-_WORD = {
+WORD = {
     Op.CREATE: "create",
     Op.UPDATE: "update",
     Op.REPLACE: "replace",
@@ -42,12 +55,18 @@ _WORD = {
 }
 
 
+def _sensitive(change: Change, diff: FieldDiff) -> bool:
+    """A value never shown: marked so (writeOnly, from a reference), or named like a secret."""
+    if diff.sensitive:
+        return True
+    if diff.path[:1] != ("configuration",):
+        return False
+    held: frozenset[str] = getattr(change.desired, "sensitive", frozenset())
+    return looks_secret_key(diff.path[-1]) or diff.path[-1] in held
+
+
 def _value(value: Any, *, sensitive: bool) -> Any:
     return (SENSITIVE if value is not None else None) if sensitive else redact_keys(value)
-
-
-def _sensitive(diff: FieldDiff) -> bool:
-    return diff.sensitive or (diff.path[:1] == ("configuration",) and looks_secret_key(diff.path[-1]))
 
 
 def md_code(text: str) -> str:
@@ -73,7 +92,7 @@ def _show(value: Any) -> str:
 
 
 def create_diffs(manifest: Manifest) -> tuple[FieldDiff, ...]:
-    """A create shown as a diff from nothing, field by field."""
+    """A model's or dataset's create shown as a diff from nothing, field by field."""
     diffs = [FieldDiff(("dtype",), None, manifest.dtype)]
     for key, value in manifest.configuration.items():
         diffs.append(FieldDiff(("configuration", key), None, value, sensitive=key in manifest.sensitive))
@@ -84,114 +103,190 @@ def create_diffs(manifest: Manifest) -> tuple[FieldDiff, ...]:
     return tuple(diffs)
 
 
-def _diffs(change: Change) -> tuple[FieldDiff, ...]:
-    if change.op is Op.CREATE and change.desired is not None:
-        return create_diffs(change.desired)
-    return change.diffs
+def _endpoint_fields(desired: Any) -> list[tuple[tuple[str, ...], Any]]:
+    return [
+        (("name",), desired.name),
+        (("model",), desired.model),
+        (("dataset",), desired.dataset),
+        (("response_type",), desired.response_type),
+        (("summary",), desired.summary),
+        (("description",), desired.description),
+        (("system_prompt",), desired.system_prompt),
+        (("published",), desired.published or None),
+        (("tags",), list(desired.tags)),
+    ]
+
+
+def shown_fields(change: Change) -> tuple[FieldDiff, ...]:
+    """What a change shows field by field: its diffs, or for a create every field it sets, so that
+    a review sees what a new model, dataset, endpoint or policy is."""
+    desired = change.desired
+    if change.op is not Op.CREATE or desired is None:
+        return change.diffs
+    if isinstance(desired, Manifest):  # a model or a dataset
+        return create_diffs(desired)
+    if change.kind == "Endpoint":
+        values = _endpoint_fields(desired)
+    else:  # a policy
+        values = [(("policy_type",), desired.policy_type)]
+        values += [(("configuration", key), value) for key, value in desired.configuration.items()]
+    return tuple(FieldDiff(path, None, value) for path, value in values if value not in (None, "", []))
+
+
+def _source(change: Change) -> str | None:
+    source = getattr(change.desired, "source", None)
+    return str(source) if source is not None else None
+
+
+def _diff_dicts(change: Change) -> list[dict[str, Any]]:
+    out = []
+    for d in shown_fields(change):
+        hidden = _sensitive(change, d)
+        row = {
+            "field": d.dotted,
+            "old": _value(d.old, sensitive=hidden),
+            "new": _value(d.new, sensitive=hidden),
+        }
+        out.append({**row, "sensitive": True} if hidden else row)
+    return out
 
 
 def change_dict(change: Change, *, replace_allowed: bool | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"op": change.op.value, "name": change.name}
-    if change.desired is not None:
-        out["source"] = str(change.desired.source)
-    out["diffs"] = [
-        {
-            "field": d.dotted,
-            "old": _value(d.old, sensitive=_sensitive(d)),
-            "new": _value(d.new, sensitive=_sensitive(d)),
-            **({"sensitive": True} if _sensitive(d) else {}),
-        }
-        for d in _diffs(change)
-    ]
-    if change.not_comparable:
-        out["not_comparable"] = [f"configuration.{k}" for k in change.not_comparable]
-    if change.adopt:
-        out["adopt"] = True
+    """One change of any kind, as JSON (plans, saved plans, conflicts)."""
+    out: dict[str, Any] = {"kind": change.kind, "op": change.op.value, "name": change.name}
+    if (source := _source(change)) is not None:
+        out["source"] = source
+    out["diffs"] = _diff_dicts(change)
+    optional = {
+        "not_comparable": [f"configuration.{k}" for k in change.not_comparable],
+        "adopt": change.adopt,
+        "cascade": change.cascade,
+        "endpoint": change.endpoint,
+        "reason": change.reason,
+    }
+    out.update({k: v for k, v in optional.items() if v})
     if change.ownership is not None and change.op in (Op.UNMANAGED, Op.CONFLICT, Op.DELETE):
         out["owned"] = change.ownership.mine
         out["ownership"] = {"claim": change.ownership.claim.value, "owners": list(change.ownership.owners)}
-    if change.reason:
-        out["reason"] = change.reason
     if replace_allowed is not None and change.op is Op.REPLACE:
         out["replace_allowed"] = replace_allowed
     return out
 
 
+_TERRAFORM = (
+    ("create", "to add"),
+    ("update", "to change"),
+    ("replace", "to replace"),
+    ("delete", "to destroy"),
+)
+
+
 def summary_line(plan: Plan) -> str:
+    """`3 to add, 1 to change, 0 to replace, 1 to destroy` over every kind (Terraform's words), then
+    conflicts and unmanaged objects when there are any."""
     c = plan.counts()
-    parts = [
-        f"{c['create']} to create",
-        f"{c['update']} to update",
-        f"{c['replace']} to replace",
-        f"{c['noop']} in sync",
-    ]
-    if c["delete"]:
-        parts.insert(3, f"{c['delete']} to delete")
+    parts = [f"{c[op]:,} {words}" for op, words in _TERRAFORM]
     if c["conflict"]:
-        parts.append(f"{c['conflict']} in conflict")
+        parts.append(f"{c['conflict']:,} in conflict")
     if c["unmanaged"]:
-        parts.append(f"{c['unmanaged']} unmanaged")
+        parts.append(f"{c['unmanaged']:,} unmanaged")
     return ", ".join(parts)
 
 
-def _not_comparable_note(change: Change) -> str:
-    fields = ", ".join(f"configuration.{k}" for k in change.not_comparable)
-    return f"      {fields}: not comparable (the server does not echo it)"
+_BREAKDOWN = (*_TERRAFORM, ("conflict", "in conflict"), ("unmanaged", "unmanaged"), ("noop", "in sync"))
+
+
+def kinds_line(plan: Plan) -> str:
+    """Per kind of change, how many of each kind: `1 model, 2 policies to add; 3 models in sync.`"""
+    by_kind = plan.counts_by_kind()
+    parts = []
+    for op, words in _BREAKDOWN:
+        counted = [plural(kind, counts[op]) for kind, counts in by_kind.items() if counts[op]]
+        if counted:
+            parts.append(f"{', '.join(counted)} {words}")
+    return "; ".join(parts) + "." if parts else ""
+
+
+def _header(plan: Plan, target: str) -> list[str]:
+    lines = [f"Plan for {target}: {summary_line(plan)}."]
+    if line := kinds_line(plan):
+        lines.append(f"  {line}")
+    return lines
 
 
 def deletion_kinds(going: Sequence[Change]) -> str:
+    """`2 models, 1 endpoint (1 pruned, 2 replaced)`."""
     deletes = sum(1 for c in going if c.op is Op.DELETE)
     parts = [f"{deletes} pruned"] if deletes else []
     if len(going) > deletes:
         parts.append(f"{len(going) - deletes} replaced")
-    return ", ".join(parts)
+    return f"{counted(going)} ({', '.join(parts)})"
+
+
+def labels(changes: Sequence[Change]) -> str:
+    """`model a (replace), endpoint bot` for a DELETIONS line."""
+    return ", ".join(
+        neutralise(c.label, line=True) + (" (replace)" if c.op is Op.REPLACE else "") for c in changes
+    )
 
 
 def deletions_line(going: Sequence[Change]) -> str:
-    """The models a run deletes (prunes, and replaces that will run), shown before anything else."""
-    names = ", ".join(
-        neutralise(c.name, line=True) + (" (replace)" if c.op is Op.REPLACE else "") for c in going
-    )
-    return f"  DELETIONS ({len(going)}): {names}"
+    """What a run deletes (prunes, and replaces that will run), shown before anything else."""
+    return f"  DELETIONS ({len(going)}): {labels(going)}"
 
 
 _DESTRUCTIVE = (Op.DELETE, Op.REPLACE)
 
 
+def _markers(change: Change, replace_allowed: frozenset[str] | bool) -> str:
+    marks = ""
+    if change.op is Op.REPLACE and not _allowed(change, replace_allowed):
+        never = change.replace_policy == "never"
+        marks += "  [lifecycle.replace: never]" if never else f"  [needs --replace {change.name}]"
+    if change.cascade:
+        marks += f"  [cascade: {neutralise(change.cascade)}]"
+    if change.adopt:
+        marks += "  [adopt]"
+    return marks
+
+
+def _change_lines(change: Change, replace_allowed: frozenset[str] | bool) -> list[str]:
+    source = _source(change)
+    where = f"  ({neutralise(source)})" if source is not None else ""
+    head = f"  {SYMBOL[change.op]} {WORD[change.op]} {neutralise(change.label, line=True)}{where}"
+    lines = [head + _markers(change, replace_allowed)]
+    for diff in shown_fields(change):
+        hidden = _sensitive(change, diff)
+        old, new = _show(_value(diff.old, sensitive=hidden)), _show(_value(diff.new, sensitive=hidden))
+        arrow = new if change.op is Op.CREATE else f"{old} -> {new}"
+        lines.append(neutralise(f"      {diff.dotted}: {arrow}"))
+    if change.not_comparable:
+        fields = ", ".join(f"configuration.{k}" for k in change.not_comparable)
+        lines.append(f"      {fields}: not comparable (the server does not echo it)")
+    if change.op is Op.UNMANAGED and change.kind != "Policy":
+        owner = change.ownership.describe() if change.ownership else "was not created by the reconciler"
+        lines.append(f"      on the server, not in the manifests (it {owner}); left alone")
+    if change.reason:
+        lines.append(f"      {neutralise(change.reason)}")
+    return lines
+
+
+def _going(plan: Plan, allowed: frozenset[str] | bool) -> list[Change]:
+    names = allowed if isinstance(allowed, frozenset) else frozenset()
+    return [c for c in plan.changes if counts_as_deletion(c, names=names, every=allowed is True)]
+
+
 def plan_text(plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool = False) -> str:
-    lines = [f"Plan for {target}: {summary_line(plan)}."]
-    going = [
-        c for c in plan.changes if c.op is Op.DELETE or (c.op is Op.REPLACE and _allowed(c, replace_allowed))
-    ]
-    if going:
+    """Every kind's changes: the summary, the deletions, then what deletes first, then the rest."""
+    lines = _header(plan, target)
+    if going := _going(plan, replace_allowed):
         lines.append(deletions_line(going))
-    # what deletes comes first, then the rest, each part sorted by name
     ordered = [c for c in plan.changes if c.op in _DESTRUCTIVE] + [
         c for c in plan.changes if c.op not in _DESTRUCTIVE
     ]
     for change in ordered:
-        if change.op is Op.NOOP and not change.not_comparable and not change.reason:
-            continue
-        where = f"  ({neutralise(str(change.desired.source))})" if change.desired is not None else ""
-        head = f"  {_SYMBOL[change.op]} {_WORD[change.op]} {neutralise(change.name, line=True)}{where}"
-        if change.op is Op.REPLACE and not _allowed(change, replace_allowed):
-            never = change.desired is not None and change.desired.replace_policy == "never"
-            head += "  [lifecycle.replace: never]" if never else f"  [needs --replace {change.name}]"
-        if change.adopt:
-            head += "  [adopt]"
-        lines.append(head)
-        for diff in _diffs(change):
-            old = _show(_value(diff.old, sensitive=_sensitive(diff)))
-            new = _show(_value(diff.new, sensitive=_sensitive(diff)))
-            arrow = new if change.op is Op.CREATE else f"{old} -> {new}"
-            lines.append(neutralise(f"      {diff.dotted}: {arrow}"))
-        if change.not_comparable:
-            lines.append(_not_comparable_note(change))
-        if change.op is Op.UNMANAGED:
-            owner = change.ownership.describe() if change.ownership else "was not created by the reconciler"
-            lines.append(f"      on the server, not in the manifests (it {owner}); left alone")
-        if change.reason:
-            lines.append(f"      {neutralise(change.reason)}")
+        if _listed(change):
+            lines += _change_lines(change, replace_allowed)
     if plan.is_empty:
         lines.append("No changes: the server matches the manifests.")
     return "\n".join(lines)
@@ -202,95 +297,55 @@ COMPACT_OVER = 20
 COMPACT_NAMES = 5
 
 
-def _listed(change: Any) -> bool:
-    """Whether the plan text lists this change (models and datasets/endpoints/policies alike)."""
+def _listed(change: Change) -> bool:
+    """Whether the plan text lists this change."""
     return change.op is not Op.NOOP or bool(change.not_comparable or change.reason)
 
 
-def listed_count(plan: Plan, kinds: Any = None) -> int:
-    return sum(1 for c in plan.changes if _listed(c)) + sum(
-        1 for c in (kinds.changes if kinds is not None else ()) if _listed(c)
-    )
+def listed_count(plan: Plan) -> int:
+    return sum(1 for c in plan.changes if _listed(c))
 
 
 def space_plan_text(
-    plan: Plan,
-    kinds: Any = None,
-    *,
-    target: str,
-    replace_allowed: frozenset[str] | bool = False,
-    compact: bool = False,
+    plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool = False, compact: bool = False
 ) -> str:
-    """The plan text of `plan` and `apply`: models, then datasets/endpoints/policies. `compact`
-    (apply, over COMPACT_OVER changes, no --verbose): every deletion still named, then per kind of
-    change its count and first names."""
-    from reconciler.kinds.render import kinds_summary, kinds_text, labels  # kinds.render imports us
-
-    pending_kinds = kinds is not None and bool(kinds.changes)
+    """The plan text of `plan` and `apply`. `compact` (apply, over COMPACT_OVER changes, no
+    --verbose): every deletion still named, then per kind of change its count and first names."""
     if compact:
-        return _compact(plan, kinds if pending_kinds else None, target=target, allowed=replace_allowed)
-    lines = plan_text(plan, target=target, replace_allowed=replace_allowed).split("\n")
-    if pending_kinds:
-        done = lines[-1].startswith("No changes")
-        lines = lines[:-1] if done else lines
-        lines.insert(1, f"  {kinds_summary(kinds)}.")
-        going = _kinds_going(kinds, replace_allowed)
-        if going:
-            at = 3 if len(lines) > 2 and lines[2].startswith("  DELETIONS") else 2
-            lines.insert(at, f"  DELETIONS of datasets/endpoints ({len(going)}): {labels(going)}")
-        lines += kinds_text(kinds, names=replace_allowed)
-        if done and not kinds.pending:
-            lines.append("No changes: the server matches the manifests.")
-    return "\n".join(lines)
-
-
-def _kinds_going(kinds: Any, allowed: frozenset[str] | bool) -> Sequence[Any]:
-    from reconciler.kinds.plan import kinds_deletions
-
-    names = allowed if isinstance(allowed, frozenset) else frozenset()
-    return kinds_deletions(kinds, names=names, every=allowed is True)
+        return _compact(plan, target=target, allowed=replace_allowed)
+    return plan_text(plan, target=target, replace_allowed=replace_allowed)
 
 
 _GROUP_ORDER = (Op.REPLACE, Op.DELETE, Op.CREATE, Op.UPDATE, Op.CONFLICT, Op.UNMANAGED, Op.NOOP)
 
 
-def _group_line(op: Op, names: Sequence[str], what: str, extra: str = "") -> str:
+def _group_line(op: Op, changes: Sequence[Change], kind: str, allowed: frozenset[str] | bool) -> str:
+    names = [c.name for c in changes]
     shown = ", ".join(neutralise(n, line=True) for n in names[:COMPACT_NAMES])
     more = f", … and {len(names) - COMPACT_NAMES:,} more" if len(names) > COMPACT_NAMES else ""
-    return f"  {_SYMBOL[op]} {_WORD[op]} {len(names):,} {what}{extra}: {shown}{more}"
+    held = sum(1 for c in changes if op is Op.REPLACE and not _allowed(c, allowed))
+    extra = f" ({held} need --replace)" if held else ""
+    return f"  {SYMBOL[op]} {WORD[op]} {plural(kind, len(names))}{extra}: {shown}{more}"
 
 
-def _compact(plan: Plan, kinds: Any, *, target: str, allowed: frozenset[str] | bool) -> str:
-    from reconciler.kinds.render import kinds_summary, labels
-
-    lines = [f"Plan for {target}: {summary_line(plan)}."]
-    if kinds is not None:
-        lines.append(f"  {kinds_summary(kinds)}.")
-    going = [c for c in plan.changes if c.op is Op.DELETE or (c.op is Op.REPLACE and _allowed(c, allowed))]
-    if going:
+def _compact(plan: Plan, *, target: str, allowed: frozenset[str] | bool) -> str:
+    lines = _header(plan, target)
+    if going := _going(plan, allowed):
         lines.append(deletions_line(going))
-    going_kinds = _kinds_going(kinds, allowed) if kinds is not None else ()
-    if going_kinds:
-        lines.append(f"  DELETIONS of datasets/endpoints ({len(going_kinds)}): {labels(going_kinds)}")
     for op in _GROUP_ORDER:
-        changes = [c for c in plan.changes if c.op is op and _listed(c)]
-        if changes:
-            held = sum(1 for c in changes if op is Op.REPLACE and not _allowed(c, allowed))
-            extra = f" ({held} need --replace)" if held else ""
-            lines.append(_group_line(op, [c.name for c in changes], "models", extra))
-        kind_changes = [c for c in (kinds.changes if kinds is not None else ()) if c.op is op and _listed(c)]
-        if kind_changes:
-            what = "datasets/endpoints/policies"
-            lines.append(_group_line(op, [c.label for c in kind_changes], what))
-    shown = listed_count(plan, kinds)
+        for kind in KINDS:
+            changes = [c for c in plan.changes if c.op is op and c.kind == kind and _listed(c)]
+            if changes:
+                lines.append(_group_line(op, changes, kind, allowed))
+    shown = listed_count(plan)
     lines.append(f"  ({shown:,} changes in short: `plan`, or `apply --verbose`, lists each with its fields)")
     return "\n".join(lines)
 
 
 def _allowed(change: Change, replace_allowed: frozenset[str] | bool) -> bool:
     if isinstance(replace_allowed, bool):
-        return replace_approved(change, every=replace_allowed)
-    return replace_approved(change, names=replace_allowed)
+        return change.approved(every=replace_allowed)
+    return change.approved(names=replace_allowed)
 
 
 def plan_json(
@@ -300,42 +355,24 @@ def plan_json(
     tenant: str | None,
     replace_allowed: frozenset[str] | bool = False,
     warnings: Sequence[Problem] = (),
+    owner: str | None = None,
+    refused: str | None = None,
 ) -> dict[str, Any]:
+    """The JSON plan of `plan --output json`, saved plans and multi-space runs: every kind."""
     return {
         "version": JSON_VERSION,
         "server": target,
         "tenant": tenant,
+        "owner": owner,
         "summary": plan.counts(),
+        "summary_by_kind": plan.counts_by_kind(),
         "in_sync": plan.is_empty,
-        "deletes": [c.name for c in plan.deletes],
+        "deletes": [{"kind": c.kind, "name": c.name} for c in plan.deletes],
         "changes": [change_dict(c, replace_allowed=_allowed(c, replace_allowed)) for c in plan.changes],
+        "refused": refused,
         "warnings": [p.as_dict() for p in warnings],
         "error": None,
     }
-
-
-def space_plan_json(
-    plan: Plan,
-    kinds: Any = None,
-    *,
-    target: str,
-    tenant: str | None,
-    replace_allowed: frozenset[str] | bool = False,
-    warnings: Sequence[Problem] = (),
-    owner: str | None = None,
-    refused: str | None = None,
-) -> dict[str, Any]:
-    """The JSON plan of `plan --output json`, saved plans and multi-space runs: the models' plan,
-    with datasets, endpoints and policies under "kinds" when there are any."""
-    from reconciler.kinds.render import kinds_json  # kinds.render imports us
-
-    data = plan_json(plan, target=target, tenant=tenant, replace_allowed=replace_allowed, warnings=warnings)
-    data["owner"] = owner
-    data["refused"] = refused
-    if kinds is not None and kinds.changes:
-        data["kinds"] = kinds_json(kinds)
-        data["in_sync"] = data["in_sync"] and not kinds.pending
-    return data
 
 
 MD_DETAILS_OVER = 20
@@ -350,14 +387,16 @@ def _clip(text: str) -> str:
 def _md_changes(change: Change) -> str:
     """Field by field, old → new (a create shows the new values); secrets as (sensitive)."""
     parts = []
-    for diff in _diffs(change):
-        sensitive = _sensitive(diff)
+    for diff in shown_fields(change):
+        sensitive = _sensitive(change, diff)
         new = md_code(_clip(_show(_value(diff.new, sensitive=sensitive))))
         if change.op is Op.CREATE:
             parts.append(f"{md_code(diff.dotted)}: {new}")
         else:
             old = md_code(_clip(_show(_value(diff.old, sensitive=sensitive))))
             parts.append(f"{md_code(diff.dotted)}: {old} → {new}")
+    if change.cascade:
+        parts.append(f"cascade: {md_text(change.cascade)}")
     if change.op is Op.DELETE:
         parts.append("no manifest names it any more")
     if change.reason:
@@ -368,32 +407,44 @@ def _md_changes(change: Change) -> str:
 def plan_markdown(plan: Plan, *, target: str) -> str:
     """The plan for a pull request comment: deletions first, every field with its old and new value,
     a large table folded away, and names escaped so that none can break the table."""
-    lines = [f"### Syft Space plan for {md_code(target)}", "", f"**{summary_line(plan)}**", ""]
-    if plan.deletes:
-        names = ", ".join(md_code(c.name) for c in plan.deletes)
-        lines += [f"> **Deletes {len(plan.deletes)} model(s):** {names}", ""]
+    lines = [f"### Syft Space plan for {md_code(target)}", "", f"**{summary_line(plan)}.**", ""]
+    if line := kinds_line(plan):
+        lines += [line, ""]
+    deletes = [c for c in plan.deletes if c.kind != "Policy"]
+    if deletes:
+        names = ", ".join(f"{c.kind.lower()} {md_code(c.name)}" for c in deletes)
+        lines += [f"> **Deletes {counted(deletes)}:** {names}", ""]
     if plan.is_empty:
         lines.append("No changes: the server matches the manifests.")
         return "\n".join(lines)
+    return "\n".join(lines + _md_table(plan))
+
+
+def _md_table(plan: Plan) -> list[str]:
     shown = [c for c in plan.changes if c.op in _DESTRUCTIVE] + [
         c for c in plan.changes if c.op not in _DESTRUCTIVE and c.op is not Op.NOOP
     ]
-    table = ["| | model | source | changes |", "| --- | --- | --- | --- |"]
+    table = ["| | kind | name | changes | source |", "| --- | --- | --- | --- | --- |"]
     for change in shown:
-        source = md_code(str(change.desired.source)) if change.desired else ""
+        source = _source(change)
         table.append(
-            f"| {_SYMBOL[change.op]} {_WORD[change.op]} | {md_code(change.name)} | {source} | "
-            f"{_md_changes(change)} |"
+            f"| {SYMBOL[change.op]} {WORD[change.op]} | {change.kind} | {md_code(change.name)} | "
+            f"{_md_changes(change)} | {md_code(source) if source else ''} |"
         )
-    if len(shown) > MD_DETAILS_OVER:
-        table = [
-            f"<details><summary>{len(shown)} changes (deletions first)</summary>",
-            "",
-            *table,
-            "",
-            "</details>",
-        ]
-    return "\n".join(lines + table)
+    if len(shown) <= MD_DETAILS_OVER:
+        return table
+    return [
+        f"<details><summary>{len(shown)} changes (deletions first)</summary>",
+        "",
+        *table,
+        "",
+        "</details>",
+    ]
+
+
+def conflict_lines(conflicts: Sequence[Change]) -> list[str]:
+    """After an apply, a line for each object it left alone because it is not ours (every kind)."""
+    return [neutralise(f"conflict {c.label}: {c.reason}") for c in conflicts]
 
 
 def problems_text(problems: Sequence[Problem]) -> str:
@@ -407,7 +458,7 @@ def error_json(error: ReconcilerError) -> dict[str, Any]:
     return {"version": JSON_VERSION, "error": body}
 
 
-_RESULT_WORD = {
+RESULT_WORD = {
     Result.CREATED: "created",
     Result.UPDATED: "updated",
     Result.REPLACED: "replaced",
@@ -439,7 +490,7 @@ def outcome_listed(
 def outcome_line(outcome: Any) -> str:
     retried = f" (after {outcome.attempts} attempts)" if outcome.attempts > 1 else ""
     message = f": {outcome.message}" if outcome.message else ""
-    return neutralise(f"{_RESULT_WORD[outcome.result]:<9}{outcome.name}{retried}{message}")
+    return neutralise(f"{RESULT_WORD[outcome.result]:<9}{outcome.name}{retried}{message}")
 
 
 def report_summary(report: ApplyReport, *, conflicts: int = 0) -> str:

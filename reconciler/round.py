@@ -18,14 +18,13 @@ from reconciler import redact, render
 from reconciler.errors import ReconcilerError, Refused, ServerError
 from reconciler.export import Export, export
 from reconciler.kinds.export import export_endpoints
-from reconciler.kinds.plan import KindsPlan, kinds_deletions, owned_kinds, plan_kinds
 from reconciler.kinds.plan import Observed as SpaceObserved
-from reconciler.kinds.render import kinds_json
+from reconciler.kinds.plan import plan_kinds
 from reconciler.kinds.validate import check_policy_types, dataset_registry
 from reconciler.kinds.values import EndpointManifest
 from reconciler.loading import Loaded, load, load_variables
 from reconciler.model import Change, Manifest, Op, Plan, Problem, RemoteModel
-from reconciler.plan import PlanOptions, Scope, delete_limit, deletions, owned_count
+from reconciler.plan import PlanOptions, Scope, deletions
 from reconciler.plan import plan as make_plan
 from reconciler.project import Instance, check_prune_scope, resolve_instance
 from reconciler.references import resolve_secrets
@@ -42,9 +41,14 @@ if TYPE_CHECKING:  # httpx costs ~100 ms to import; validate never needs it
 class Observed:
     plan: Plan
     models: Mapping[str, RemoteModel]
-    kinds: KindsPlan = field(default_factory=KindsPlan)
+    kinds: Plan = field(default_factory=Plan)
     """Datasets, endpoints and policies (empty when neither the manifests nor the plan need them)."""
     space: SpaceObserved | None = None
+
+    @property
+    def whole(self) -> Plan:
+        """Every kind's changes: models, then datasets, endpoints and policies."""
+        return self.plan + self.kinds
 
 
 DETAIL_READS = 8
@@ -167,11 +171,16 @@ class Planned:
     refused: str | None
     """Why apply would refuse this plan (check_deletions), or None."""
     going: tuple[Change, ...]
-    """The changes that delete a model: prunes and replaces that will run."""
+    """The changes that delete an object, every kind: prunes and replaces that will run."""
 
     @property
     def plan(self) -> Plan:
+        """The models' changes (the executor's own part)."""
         return self.observed.plan
+
+    @property
+    def whole(self) -> Plan:
+        return self.observed.whole
 
 
 def plan_against(
@@ -189,34 +198,26 @@ def plan_against(
         replace_names=frozenset(options.replace),
         replace_all=options.replace_all,
     )
-    selected = sum(1 for m in desired.manifests if scope.selection.selects(m.name, m.dtype, m.tags))
+    whole = observed.whole
+    selected = selected_count(scope, desired.manifests, desired.datasets, desired.loaded.endpoints)
     try:
-        options.check(observed.plan, manifest_count=selected)
-        check_space_deletions(observed, options, owner)
+        options.check(whole, manifest_count=selected)
         refused = None
     except Refused as exc:
         refused = exc.message
-    going = deletions(observed.plan, names=frozenset(options.replace), every=options.replace_all)
+    going = deletions(whole, names=frozenset(options.replace), every=options.replace_all)
     return Planned(observed, refused, going)
 
 
-def check_space_deletions(observed: Observed, options: PlanOptions, owner: str | None) -> None:
-    """The blast-radius limit over every kind: models, datasets and endpoints deleted or replaced
-    (cascades included) together, against everything this owner has (plan.check_deletions)."""
-    names, every = frozenset(options.replace), options.replace_all
-    extra = kinds_deletions(observed.kinds, names=names, every=every)
-    if not extra:
-        return
-    going = len(deletions(observed.plan, names=names, every=every)) + len(extra)
-    owned = owned_count(observed.plan) + owned_kinds(observed.kinds, owner)
-    limit = delete_limit(options.max_delete, owned)
-    if limit is not None and going > limit:
-        shown = ", ".join(c.label for c in extra[:5]) + (" …" if len(extra) > 5 else "")
-        raise Refused(
-            f"refusing to delete or replace {going} object(s) (models, datasets and endpoints, "
-            f"cascades included: {shown}): more than the limit of {limit}; nothing was written. "
-            f"Check the plan, then raise the limit with --max-delete {going} (or --max-delete unlimited)"
-        )
+def selected_count(
+    scope: Scope,
+    models: Sequence[Manifest],
+    datasets: Sequence[Manifest],
+    endpoints: Sequence[EndpointManifest],
+) -> int:
+    """How many manifests of every kind the run's selection takes (0: the empty-set guard)."""
+    chosen = sum(1 for m in (*models, *datasets) if scope.selection.selects(m.name, m.dtype, m.tags))
+    return chosen + sum(1 for e in endpoints if scope.selection.selects(e.slug, "endpoint", e.tags))
 
 
 # -- saved plans: `plan --out FILE`, then `apply FILE` -----------------------------------------
@@ -243,7 +244,7 @@ def saved_plan(
         },
         fingerprint=_fingerprint(planned.observed),
         digest=_digest(desired),
-        changes=list(data["changes"]) + kinds_json(planned.observed.kinds),
+        changes=list(data["changes"]),
     )
 
 
@@ -276,12 +277,10 @@ def verify_saved(
     source: str,
 ) -> None:
     """Refuse (StalePlan) unless the plan made now is exactly the saved one."""
-    changes = redact.scrub_obj(
-        render.plan_json(planned.plan, target=server, tenant=tenant, replace_allowed=options.replace_allowed)[
-            "changes"
-        ]
-        + kinds_json(planned.observed.kinds)
+    data = render.plan_json(
+        planned.whole, target=server, tenant=tenant, replace_allowed=options.replace_allowed
     )
+    changes = redact.scrub_obj(data["changes"])
     saved.check(
         digest=_digest(desired),
         fingerprint=_fingerprint(planned.observed),

@@ -22,7 +22,7 @@ from reconciler.errors import ReconcilerError, StalePlan, WrongTarget
 from reconciler.model import Manifest, RemoteModel
 
 KIND = "syft-reconciler-plan"
-VERSION = 1
+VERSION = 2
 
 
 MAX_FILE = 64 * 1024 * 1024
@@ -137,10 +137,6 @@ class SavedPlan:
         paths = field("paths", list, "a list of paths")
         options = field("options", dict, "a mapping")
         changes = field("changes", list, "a list of changes")
-        kinds = data.get("kinds", [])  # datasets, endpoints, policies (issue 15): bound like models
-        if not isinstance(kinds, list):
-            raise ReconcilerError(f"{source}: not a valid saved plan: `kinds` must be a list")
-        changes = changes + kinds
         if not all(isinstance(p, str) for p in paths) or not all(isinstance(c, dict) for c in changes):
             raise ReconcilerError(
                 f"{source}: not a valid saved plan: `paths` and `changes` are malformed "

@@ -81,10 +81,9 @@ def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool)
         desired = round.desire(request, registry, run.env)
         with run.connect(spec) as client:
             planned = round.plan_against(client, desired, registry, options, instance.owner)
-        kinds = planned.observed.kinds
-        result.data = render.space_plan_json(  # as single-space plan shows it
-            planned.plan,
-            kinds,
+        whole = planned.whole
+        result.data = render.plan_json(  # as single-space plan shows it
+            whole,
             target=client.base_url,
             tenant=client.tenant,
             replace_allowed=options.replace_allowed,
@@ -94,13 +93,12 @@ def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool)
         )
         result.notes += [str(w) for w in desired.loaded.warnings]
         where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
-        text = render.space_plan_text(
-            planned.plan, kinds, target=where, replace_allowed=options.replace_allowed
-        )
-        result.lines += text.splitlines()
+        result.lines += render.space_plan_text(
+            whole, target=where, replace_allowed=options.replace_allowed
+        ).splitlines()
         if planned.refused:
             result.notes.append(f"warning: apply would refuse this plan: {planned.refused}")
-        if detailed_exitcode and (not planned.plan.is_empty or kinds.pending):
+        if detailed_exitcode and not whole.is_empty:
             result.exit_code = EXIT_CHANGES  # Terraform's -detailed-exitcode: changes are pending
 
     return task
@@ -120,8 +118,6 @@ def apply_task(
     from reconciler import round
     from reconciler.apply import ApplyOptions, Executor, exit_code
     from reconciler.graph_apply import run_plans
-    from reconciler.kinds.plan import kinds_deletions
-    from reconciler.model import Op
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
         instance = run.instance(spec)
@@ -132,13 +128,9 @@ def apply_task(
                 planned = round.plan_against(client, desired, registry, options, instance.owner)
                 if planned.refused:
                     raise Refused(planned.refused)
-                kinds = planned.observed.kinds
-                going_kinds = kinds_deletions(
-                    kinds, names=frozenset(options.replace), every=options.replace_all
-                )
-                if (planned.going or going_kinds) and not may_delete:
+                if planned.going and not may_delete:
                     raise Refused(
-                        f"{len(planned.going)} deletion(s) planned ({render.deletion_kinds(planned.going)}); "
+                        f"deletions planned: {render.deletion_kinds(planned.going)}; "
                         "over many spaces nobody is asked: pass --auto-approve; nothing was written"
                     )
                 apply_options = ApplyOptions(
@@ -152,18 +144,19 @@ def apply_task(
                 )
                 executor = Executor(client, apply_options)
                 with interrupt.track(executor) if interrupt else contextlib.nullcontext():
-                    report = run_plans(executor, planned.plan, kinds, planned.observed.space)
-        conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
+                    report = run_plans(executor, planned.plan, planned.observed.kinds, planned.observed.space)
+        whole = planned.whole
+        conflicts = whole.conflicts
         data = render.report_json(report, target=client.base_url, tenant=client.tenant)
         data["conflicts"] = [render.change_dict(c) for c in conflicts]
         data["owner"] = instance.owner
         result.data = data
         result.notes += [str(w) for w in desired.loaded.warnings]
-        compact = not verbose and render.listed_count(planned.plan, kinds) > render.COMPACT_OVER
+        compact = not verbose and render.listed_count(whole) > render.COMPACT_OVER
         if not quiet:  # the plan it carried out, as single-space apply shows it
             where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
             text = render.space_plan_text(
-                planned.plan, kinds, target=where, replace_allowed=options.replace_allowed, compact=compact
+                whole, target=where, replace_allowed=options.replace_allowed, compact=compact
             )
             result.lines += text.splitlines()
         listed = [
@@ -172,8 +165,7 @@ def apply_task(
             if render.outcome_listed(o, quiet=quiet, verbose=verbose, changes=not compact)
         ]
         result.lines += [render.outcome_line(o) for o in listed]
-        result.lines += [f"conflict {c.name}: {c.reason}" for c in conflicts]
-        result.lines += [f"conflict {c.label}: {c.reason}" for c in kinds.changes if c.op is Op.CONFLICT]
+        result.lines += render.conflict_lines(conflicts)
         result.lines.append(render.report_summary(report, conflicts=len(conflicts)))
         result.exit_code = exit_code(report, conflicts=bool(conflicts), signum=executor.signum)
         if interrupt is not None and interrupt.signum is not None and executor.stop.is_set():
@@ -185,6 +177,7 @@ def apply_task(
 
 def export_task(run: Run, registry: Any, *, selectors: Sequence[Any], output_dir: Path, force: bool) -> Task:
     """`export` per space, every kind: into OUTPUT_DIR/<space name>/."""
+    from reconciler.export import exported_counts
     from reconciler.round import export_to
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
@@ -192,11 +185,11 @@ def export_task(run: Run, registry: Any, *, selectors: Sequence[Any], output_dir
         with run.connect(spec) as client:
             exported, targets = export_to(client, registry, selectors, folder, force=force)
         env_vars = [var for f in exported.files for var in f.env]
-        notes = [f"skipped model {n!r}: {r}" for n, r in exported.skipped] + list(exported.warnings)
+        notes = [f"skipped {n!r}: {r}" for n, r in exported.skipped] + list(exported.warnings)
         result.data = {
             "output_dir": str(folder),
             "files": [
-                {"file": str(t), "name": f.name, "dtype": f.dtype, "env": list(f.env)}
+                {"file": str(t), "kind": f.kind, "name": f.name, "dtype": f.dtype, "env": list(f.env)}
                 for t, f in zip(targets, exported.files, strict=True)
             ],
             "skipped": [{"name": n, "reason": r} for n, r in exported.skipped],
@@ -205,11 +198,11 @@ def export_task(run: Run, registry: Any, *, selectors: Sequence[Any], output_dir
         }
         result.notes += [f"warning: {n}" for n in notes]
         result.lines += [
-            f"wrote {t} (model {f.name!r})" for t, f in zip(targets, exported.files, strict=True)
+            f"wrote {t} ({f.kind.lower()} {f.name!r})" for t, f in zip(targets, exported.files, strict=True)
         ]
         result.lines.append(
-            f"Exported {len(exported.files)} of {exported.total} model(s) to {folder}/."
-            + (f" Before plan/apply, set: {', '.join(env_vars)}." if env_vars else "")
+            f"Exported {exported_counts(exported.files)} ({len(exported.files)} of {exported.total} object(s)) "
+            f"to {folder}/." + (f" Before plan/apply, set: {', '.join(env_vars)}." if env_vars else "")
         )
 
     return task

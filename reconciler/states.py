@@ -7,7 +7,6 @@ series can never disagree about a model. It knows nothing of Prometheus or of th
 
 from __future__ import annotations
 
-from reconciler.kinds.plan import KindsPlan
 from reconciler.model import ApplyReport, Op, Outcome, Plan, Result
 
 STATES = ("in_sync", "pending", "replace_needed", "conflict", "unmanaged")
@@ -33,7 +32,7 @@ def state(op: Op, outcome: Outcome | None) -> str:
     return "pending"
 
 
-def object_states(plan: Plan, kinds: KindsPlan, report: ApplyReport | None) -> dict[str, dict[str, int]]:
+def object_states(plan: Plan, kinds: Plan, report: ApplyReport | None) -> dict[str, dict[str, int]]:
     """kind → state → count over the round's plans, every kind and state present (0 when none).
 
     Outcomes are matched by the name the executors give them: a model's name, or another kind's
@@ -47,7 +46,7 @@ def object_states(plan: Plan, kinds: KindsPlan, report: ApplyReport | None) -> d
     for change in plan.changes:
         found["model", change.name] = state(change.op, outcomes.get(change.name))
     for kc in kinds.changes:
-        found[kc.kind.lower(), kc.key] = state(kc.op, outcomes.get(kc.label))
+        found[kc.kind.lower(), kc.name] = state(kc.op, outcomes.get(kc.label))
     counts = {kind: dict.fromkeys(STATES, 0) for kind in KINDS}
     for (kind, _), now in found.items():
         counts[kind][now] += 1

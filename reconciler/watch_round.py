@@ -27,12 +27,12 @@ from reconciler.errors import (
     ServerUnreachable,
 )
 from reconciler.graph_apply import run_plans
-from reconciler.kinds.plan import KindsPlan, plan_kinds
+from reconciler.kinds.plan import plan_kinds
 from reconciler.loading import Loaded
 from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
 from reconciler.plan import Scope
 from reconciler.references import resolve_secrets
-from reconciler.round import Observed, check_space_deletions, observe_and_plan, observe_kinds
+from reconciler.round import Observed, observe_and_plan, observe_kinds, selected_count
 from reconciler.schemas import SchemaRegistry
 from reconciler.states import object_states
 from reconciler.watch import RoundResult, RoundStatus, Trigger, WatchSettings, event
@@ -159,9 +159,8 @@ class Reconciler:
             _report_drift(plan)
             _report_kind_drift(kinds)
         elif any(c.writes for c in plan.changes) or any(c.writes for c in kinds.changes):
-            selected = sum(1 for m in manifests if scope.selection.selects(m.name, m.dtype, m.tags))
-            s.plan.check(plan, manifest_count=selected)
-            check_space_deletions(observed, s.plan, s.owner)
+            selected = selected_count(scope, manifests, datasets, loaded.endpoints)
+            s.plan.check(observed.whole, manifest_count=selected)
             # From the first write on, the server matches no known desired state until this apply
             # succeeds: a round that fails half way (or raises) leaves `applied` unknown, so the
             # next round writes whatever the manifests say, a revert to the old state included.
@@ -200,13 +199,13 @@ class Reconciler:
         """kind → state → count after the round (states.py): only models when the other kinds
         were not read and are not to be counted, or could not be (their series keep what they
         last showed)."""
-        counted: KindsPlan | None = observed.kinds
+        counted: Plan | None = observed.kinds
         if observed.space is None:
             counted = self._unplanned_kinds(observed, scope) if self.settings.count_kinds else None
-        objects = object_states(observed.plan, counted or KindsPlan(), report)
+        objects = object_states(observed.plan, counted or Plan(), report)
         return objects if counted is not None else {"model": objects["model"]}
 
-    def _unplanned_kinds(self, observed: Observed, scope: Scope) -> KindsPlan | None:
+    def _unplanned_kinds(self, observed: Observed, scope: Scope) -> Plan | None:
         """The datasets, endpoints and policies of a round that had no need to read them (manifests
         with models only, no model deleted or replaced): read and planned as `apply` would if it
         read them, to be counted, never run. A server without those routes has none of them;
@@ -216,7 +215,7 @@ class Reconciler:
             return plan_kinds((), (), space, observed.plan, scope=scope)
         except ServerError as exc:
             if exc.status in (404, 405):
-                return KindsPlan()
+                return Plan()
             error: ReconcilerError = exc
         except ReconcilerError as exc:
             error = exc
@@ -283,7 +282,7 @@ def _report_drift(plan: Plan) -> None:
         )
 
 
-def _report_kind_drift(kinds: KindsPlan) -> None:
+def _report_kind_drift(kinds: Plan) -> None:
     """Datasets, endpoints and policies that differ on the server in a round that does not write."""
     for change in kinds.pending:
         fields = ", ".join(d.dotted for d in change.diffs)

@@ -5,7 +5,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.kinds.graph import build, topological
-from reconciler.kinds.plan import KindChange, KindsPlan
 from reconciler.kinds.values import EndpointManifest, PolicySpec, Ref, RemoteEndpoint, RemotePolicy
 from reconciler.model import Change, Manifest, Op, Plan, RemoteModel
 
@@ -34,33 +33,33 @@ def spaces(draw):
         desired = EndpointManifest(slug, "x", model=model, policies=tuple(policies))
         if op in (Op.DELETE, Op.REPLACE):
             kinds += [
-                KindChange(
-                    "Policy",
-                    f"{slug}/{p.name}",
+                Change(
                     Op.DELETE,
+                    f"{slug}/{p.name}",
                     observed=RemotePolicy(
                         id=f"{slug}{p.name}", name=p.name, policy_type="access", endpoint_id=f"e{i}"
                     ),
                     endpoint=slug,
+                    kind="Policy",
                 )
                 for p in policies
             ]
         kinds.append(
-            KindChange(
-                "Endpoint",
-                slug,
+            Change(
                 op,
+                slug,
                 desired=None if op is Op.DELETE else desired,
                 observed=None if op is Op.CREATE else remote,
                 cascade_approved=True,
+                kind="Endpoint",
             )
         )
         if op in (Op.CREATE, Op.REPLACE):
             kinds += [
-                KindChange("Policy", f"{slug}/{p.name}", Op.CREATE, desired=p, endpoint=slug)
+                Change(Op.CREATE, f"{slug}/{p.name}", desired=p, endpoint=slug, kind="Policy")
                 for p in policies
             ]
-    return Plan(tuple(model_changes)), KindsPlan(tuple(kinds))
+    return Plan(tuple(model_changes)), Plan(tuple(kinds))
 
 
 @settings(max_examples=200, deadline=None)
@@ -71,10 +70,10 @@ def test_order_respects_every_dependency(space):
     order = {key: i for i, key in enumerate(topological(steps))}
     for change in kinds.changes:
         if change.kind == "Endpoint" and change.op in (Op.DELETE, Op.REPLACE):
-            gone = order[f"endpoint:{change.key}:delete"]
+            gone = order[f"endpoint:{change.name}:delete"]
             for p in kinds.changes:  # its policies first: never orphaned
-                if p.kind == "Policy" and p.endpoint == change.key and p.op is Op.DELETE:
-                    assert order[f"policy:{p.key}:delete"] < gone
+                if p.kind == "Policy" and p.endpoint == change.name and p.op is Op.DELETE:
+                    assert order[f"policy:{p.name}:delete"] < gone
             used = change.observed.model.name
             model_step = f"model:{used}:write"
             if model_step in order and next(c for c in model_plan.changes if c.name == used).op in (
@@ -83,7 +82,7 @@ def test_order_respects_every_dependency(space):
             ):
                 assert gone < order[model_step]  # the endpoint goes before its model
         if change.kind == "Endpoint" and change.op in (Op.CREATE, Op.REPLACE):
-            made = order[f"endpoint:{change.key}:write"]
+            made = order[f"endpoint:{change.name}:write"]
             model_step = f"model:{change.desired.model}:write"
             if next(c for c in model_plan.changes if c.name == change.desired.model).op in (
                 Op.CREATE,
@@ -91,24 +90,24 @@ def test_order_respects_every_dependency(space):
             ):
                 assert order[model_step] < made  # what it needs exists first
             for p in kinds.changes:
-                if p.kind == "Policy" and p.endpoint == change.key and p.op is Op.CREATE:
-                    assert made < order[f"policy:{p.key}:write"]
+                if p.kind == "Policy" and p.endpoint == change.name and p.op is Op.CREATE:
+                    assert made < order[f"policy:{p.name}:write"]
 
 
 def test_an_unapproved_replace_is_one_skipped_step_and_its_policies_wait():
     remote = RemoteEndpoint(id="e", slug="bot", model=Ref(id="m", name="m0"))
     desired = EndpointManifest("bot", "x", model="m0", response_type="raw")
-    kinds = KindsPlan(
+    kinds = Plan(
         (
-            KindChange(
-                "Policy",
-                "bot/p",
+            Change(
                 Op.DELETE,
+                "bot/p",
                 observed=RemotePolicy(id="p", name="p", policy_type="access", endpoint_id="e"),
                 endpoint="bot",
+                kind="Policy",
             ),
-            KindChange("Endpoint", "bot", Op.REPLACE, desired=desired, observed=remote),
-            KindChange("Policy", "bot/p", Op.CREATE, desired=PolicySpec("p", "access", {}), endpoint="bot"),
+            Change(Op.REPLACE, "bot", desired=desired, observed=remote, kind="Endpoint"),
+            Change(Op.CREATE, "bot/p", desired=PolicySpec("p", "access", {}), endpoint="bot", kind="Policy"),
         )
     )
     steps = build(Plan(()), kinds)

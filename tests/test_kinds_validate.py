@@ -140,19 +140,26 @@ def desired_endpoint(**kw):
 EMPTY = Plan(())
 
 
-def plan_one(desired, remote, *, models=EMPTY, prune=False, datasets=(), remote_datasets=None):
+def plan_one(
+    desired, remote, *, models=EMPTY, prune=False, datasets=(), remote_datasets=None, replace_all=False
+):
     from reconciler.model import RemoteModel
 
     observed = Observed(remote_datasets or {}, {remote.slug: remote} if remote else {},
                         list(remote.policies or ()) if remote else [],
                         {"gpt-4o": RemoteModel(name="gpt-4o", dtype="openai", id="m1")})  # fmt: skip
     return plan_kinds(
-        datasets, [desired] if desired else [], observed, models, scope=Scope(owner="team", prune=prune)
+        datasets,
+        [desired] if desired else [],
+        observed,
+        models,
+        scope=Scope(owner="team", prune=prune),
+        replace_all=replace_all,
     )
 
 
 def ops(kinds):
-    return [(c.kind, c.key, c.op) for c in kinds.changes]
+    return [(c.kind, c.name, c.op) for c in kinds.changes]
 
 
 def test_in_sync_with_policy_defaults_filled_in():
@@ -211,8 +218,9 @@ def test_replacing_a_dataset_an_unmanaged_endpoint_uses_is_refused():
     remote = RemoteDataset(id="d1", name="d", dtype="remote_weaviate", tags=(OWNED,),
                            configuration={"http_url": "x", "grpc_url": "y", "api_key": "k", "collection_name": "A"})  # fmt: skip
     theirs = remote_endpoint(slug="theirs", tags=(), dataset=Ref(id="d1", name="d"))
-    with pytest.raises(Refused, match="endpoint `theirs` uses it"):
-        plan_one(None, theirs, datasets=[dataset], remote_datasets={"d": remote})
+    plan_one(None, theirs, datasets=[dataset], remote_datasets={"d": remote})  # held: nothing goes
+    with pytest.raises(Refused, match="endpoint `theirs` uses it and was not created by the reconciler"):
+        plan_one(None, theirs, datasets=[dataset], remote_datasets={"d": remote}, replace_all=True)
 
 
 def test_replacing_a_model_a_foreign_manifest_endpoint_uses_is_refused():
@@ -221,7 +229,9 @@ def test_replacing_a_model_a_foreign_manifest_endpoint_uses_is_refused():
 
     model = Change(Op.REPLACE, "gpt-4o", desired=Manifest("gpt-4o", "openai", {}, replace_policy="allow"),
                    observed=RemoteModel(name="gpt-4o", dtype="openai", id="m1"))  # fmt: skip
-    with pytest.raises(Refused, match="endpoint `bot` uses it and is owned by owner `other`"):
+    with pytest.raises(
+        Refused, match="endpoint `bot` uses it and is owned by owner `other`; this run does not"
+    ):
         plan_one(
             desired_endpoint(),
             remote_endpoint(tags=("managed-by:syft-reconciler/other",)),

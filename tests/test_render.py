@@ -46,12 +46,13 @@ def test_text_plan_redacts_and_shows_diffs():
     text = render.plan_text(sample_plan(), target="http://x")
     assert CANARY not in text and "sk-old-secret" not in text
     assert text.splitlines() == [
-        "Plan for http://x: 1 to create, 0 to update, 1 to replace, 0 in sync.",
-        "  -/+ replace changed  (m/c.yaml:3:1)  [needs --replace changed]",
+        "Plan for http://x: 1 to add, 0 to change, 1 to replace, 0 to destroy.",
+        "  1 model to add; 1 model to replace.",
+        "  -/+ replace model changed  (m/c.yaml:3:1)  [needs --replace changed]",
         "      configuration.api_key: (sensitive) -> (sensitive)",
         '      configuration.model: "gpt-4" -> "gpt-4o"',
         '      summary: "old" -> "new summary"',
-        "  + create new  (m/new.yaml:1:1)",
+        "  + create model new  (m/new.yaml:1:1)",
         '      dtype: "openai"',
         "      configuration.api_key: (sensitive)",
         '      configuration.model: "gpt-4o"',
@@ -63,15 +64,16 @@ def test_text_plan_redacts_and_shows_diffs():
 def test_json_plan_is_versioned_and_redacted():
     data = render.plan_json(sample_plan(), target="http://x", tenant=None)
     dumped = json.dumps(data)
-    assert data["version"] == 1 and data["error"] is None
+    assert data["version"] == 2 and data["error"] is None
     assert CANARY not in dumped and "sk-old-secret" not in dumped
     assert data["summary"]["create"] == 1 and data["changes"][0]["op"] == "replace"
+    assert data["changes"][0]["kind"] == "Model" and data["summary_by_kind"]["Model"]["replace"] == 1
     assert data["changes"][0]["replace_allowed"] is False
 
 
 def test_markdown_plan_shows_old_and_new_values_but_never_a_secret():
     md = render.plan_markdown(sample_plan(), target="http://x")
-    assert "| -/+ replace | `changed` |" in md and CANARY not in md and "sk-old-secret" not in md
+    assert "| -/+ replace | Model | `changed` |" in md and CANARY not in md and "sk-old-secret" not in md
     assert "(sensitive)" in md
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert all(" → " in row for row in rows if "~ update" in row or "-/+ replace" in row)
@@ -87,10 +89,10 @@ def test_markdown_puts_deletions_first_escapes_values_and_folds_a_large_plan():
     changes.append(Change(Op.DELETE, "zz-gone"))
     md = render.plan_markdown(Plan(tuple(sorted(changes, key=lambda c: c.name))), target="http://x")
     rows = [line for line in md.splitlines() if line.startswith("| ")]
-    assert rows[2].startswith("| - delete | `zz-gone` |")  # after the header rows, before any update
+    assert rows[2].startswith("| - delete | Model | `zz-gone` |")  # after the header rows, before any update
     assert "<details><summary>26 changes (deletions first)</summary>" in md and md.rstrip().endswith(
         "</details>"
     )
     for row in rows:  # a value with a pipe or a backtick cannot add a cell
-        assert len(re.findall(r"(?<!\\)\|", row)) == 5, row
+        assert len(re.findall(r"(?<!\\)\|", row)) == 6, row
     assert '`summary`: ``"a\\|b`c"`` → `"new"`' in md

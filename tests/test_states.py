@@ -2,7 +2,6 @@
 
 import pytest
 
-from reconciler.kinds.plan import KindChange, KindsPlan
 from reconciler.metrics import DaemonMetrics
 from reconciler.model import ApplyReport, Change, Op, Outcome, Plan, Result
 from reconciler.states import KINDS, STATES, object_states, state
@@ -46,19 +45,19 @@ def test_every_kind_is_counted_by_the_same_rule_and_every_pair_is_present():
             Change(Op.REPLACE, "c"),
         )
     )
-    kinds = KindsPlan(
+    kinds = Plan(
         (
-            KindChange("Dataset", "handbook", Op.CREATE),
-            KindChange("Dataset", "faq", Op.CREATE),
-            KindChange("Dataset", "a", Op.UPDATE),  # the same name as model `a`: its own outcome
-            KindChange("Endpoint", "bot", Op.CONFLICT),
-            KindChange("Endpoint", "old-bot", Op.UNMANAGED),
-            KindChange("Policy", "bot/per-user", Op.UPDATE, endpoint="bot"),
-            KindChange("Policy", "bot/staff", Op.REPLACE, endpoint="bot"),
+            Change(Op.CREATE, "handbook", kind="Dataset"),
+            Change(Op.CREATE, "faq", kind="Dataset"),
+            Change(Op.UPDATE, "a", kind="Dataset"),  # the same name as model `a`: its own outcome
+            Change(Op.CONFLICT, "bot", kind="Endpoint"),
+            Change(Op.UNMANAGED, "old-bot", kind="Endpoint"),
+            Change(Op.UPDATE, "bot/per-user", endpoint="bot", kind="Policy"),
+            Change(Op.REPLACE, "bot/staff", endpoint="bot", kind="Policy"),
             # a replaced endpoint deletes its policy and creates it again: one policy
-            KindChange("Policy", "new-bot/p", Op.DELETE, endpoint="new-bot"),
-            KindChange("Endpoint", "new-bot", Op.REPLACE),
-            KindChange("Policy", "new-bot/p", Op.CREATE, endpoint="new-bot"),
+            Change(Op.DELETE, "new-bot/p", endpoint="new-bot", kind="Policy"),
+            Change(Op.REPLACE, "new-bot", kind="Endpoint"),
+            Change(Op.CREATE, "new-bot/p", endpoint="new-bot", kind="Policy"),
         )
     )
     report = ApplyReport(
@@ -87,7 +86,7 @@ def test_every_kind_is_counted_by_the_same_rule_and_every_pair_is_present():
     # without a report (a round that only reports drift) every planned state stands
     assert object_states(plan, kinds, None)["dataset"] == {**zero, "pending": 3}
     assert object_states(plan, kinds, None)["policy"] == {**zero, "pending": 2, "replace_needed": 1}
-    assert object_states(Plan(()), KindsPlan(), None) == {kind: zero for kind in KINDS}
+    assert object_states(Plan(()), Plan(), None) == {kind: zero for kind in KINDS}
 
 
 def scrape(metrics):
@@ -103,7 +102,7 @@ def test_the_objects_gauge_has_every_pair_from_the_start_and_keeps_kinds_a_round
         for s in STATES:
             assert f'syft_reconciler_objects{{kind="{kind}",state="{s}"}} 0.0' in lines
     counts = object_states(
-        Plan((Change(Op.NOOP, "a"),)), KindsPlan((KindChange("Endpoint", "bot", Op.UNMANAGED),)), None
+        Plan((Change(Op.NOOP, "a"),)), Plan((Change(Op.UNMANAGED, "bot", kind="Endpoint"),)), None
     )
     metrics.observe(RoundResult(Trigger.STARTUP, RoundStatus.OK, 0.1, "", counts["model"], objects=counts))
     lines = scrape(metrics)
@@ -121,7 +120,7 @@ def test_the_objects_gauge_has_every_pair_from_the_start_and_keeps_kinds_a_round
 
 def test_many_spaces_label_the_objects_gauge_by_space_like_the_models_gauge():
     metrics = DaemonMetrics(["acme", "globex"])
-    counts = object_states(Plan(()), KindsPlan((KindChange("Dataset", "faq", Op.CREATE),)), None)
+    counts = object_states(Plan(()), Plan((Change(Op.CREATE, "faq", kind="Dataset"),)), None)
     metrics.observer("globex")(
         RoundResult(Trigger.STARTUP, RoundStatus.OK, 0.1, "", counts["model"], objects=counts)
     )

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from reconciler import render
 from reconciler.cli import terminal
-from reconciler.kinds.plan import KindChange, KindsPlan
 from reconciler.model import STOPPED, Change, Manifest, Op, Outcome, Plan, Result, SourceLocation
 from reconciler.redact import neutralise
 
@@ -50,8 +49,8 @@ def test_a_closed_or_odd_stream_is_not_a_terminal():
 
 
 def test_every_symbol_and_result_word_render_prints_has_a_colour():
-    assert set(render._SYMBOL.values()) == set(terminal.OP_STYLES)
-    assert set(render._RESULT_WORD.values()) == set(terminal.RESULT_STYLES)
+    assert set(render.SYMBOL.values()) == set(terminal.OP_STYLES)
+    assert set(render.RESULT_WORD.values()) == set(terminal.RESULT_STYLES)
 
 
 @given(st.text())
@@ -93,7 +92,11 @@ def test_a_problem_line_reads_like_a_compilers():
 
 
 def test_attribute_lines_and_names_stay_plain():
-    for line in ('      summary: "a" -> "b"', "  datasets/endpoints/policies: 1 to create", "x + create"):
+    for line in (
+        '      summary: "a" -> "b"',
+        "  1 model, 2 policies to add; 3 models in sync.",
+        "x + create",
+    ):
         assert terminal.style_line(line).spans == []
 
 
@@ -114,23 +117,32 @@ def _plan(creates: int, deletes: int = 0, updates: int = 0) -> Plan:
 def test_a_large_plan_in_short_names_every_deletion_and_counts_the_rest():
     text = render.space_plan_text(_plan(40, deletes=12, updates=2), target="T", compact=True)
     lines = text.splitlines()
-    assert lines[0] == "Plan for T: 40 to create, 2 to update, 0 to replace, 12 to delete, 1 in sync."
-    assert lines[1] == "  DELETIONS (12): " + ", ".join(f"d{i:03}" for i in range(12))  # all, always
-    assert lines[2] == "  - delete 12 models: d000, d001, d002, d003, d004, … and 7 more"
-    assert lines[3] == "  + create 40 models: c000, c001, c002, c003, c004, … and 35 more"
-    assert lines[4] == "  ~ update 2 models: u0, u1"
-    assert lines[5] == "  (54 changes in short: `plan`, or `apply --verbose`, lists each with its fields)"
-    assert len(lines) == 6
+    assert lines[0] == "Plan for T: 40 to add, 2 to change, 0 to replace, 12 to destroy."
+    assert lines[1] == "  40 models to add; 2 models to change; 12 models to destroy; 1 model in sync."
+    assert lines[2] == "  DELETIONS (12): " + ", ".join(f"model d{i:03}" for i in range(12))  # all, always
+    assert lines[3] == "  - delete 12 models: d000, d001, d002, d003, d004, … and 7 more"
+    assert lines[4] == "  + create 40 models: c000, c001, c002, c003, c004, … and 35 more"
+    assert lines[5] == "  ~ update 2 models: u0, u1"
+    assert lines[6] == "  (54 changes in short: `plan`, or `apply --verbose`, lists each with its fields)"
+    assert len(lines) == 7
 
 
-def test_the_full_plan_is_the_plan_commands_text_with_datasets_after_models():
-    plan = _plan(2)
-    kinds = KindsPlan((KindChange("Dataset", "docs", Op.CREATE),))
-    full = render.space_plan_text(plan, kinds, target="T").splitlines()
-    assert full[0] == render.plan_text(plan, target="T").splitlines()[0]
-    assert full[1].startswith("  datasets/endpoints/policies: 1 to create")
+def test_a_large_plan_in_short_groups_each_kind_on_its_own_line():
+    plan = _plan(30) + Plan(
+        tuple(Change(Op.CREATE, f"ep{i}/p", kind="Policy", endpoint=f"ep{i}") for i in range(7))
+    )
+    lines = render.space_plan_text(plan, target="T", compact=True).splitlines()
+    assert lines[0] == "Plan for T: 37 to add, 0 to change, 0 to replace, 0 to destroy."
+    assert "  + create 7 policies: ep0/p, ep1/p, ep2/p, ep3/p, ep4/p, … and 2 more" in lines
+
+
+def test_one_plan_text_lists_every_kind_in_one_order():
+    plan = _plan(2) + Plan((Change(Op.CREATE, "docs", kind="Dataset"),))
+    full = render.space_plan_text(plan, target="T").splitlines()
+    assert full[0] == "Plan for T: 3 to add, 0 to change, 0 to replace, 0 to destroy."
+    assert full[1] == "  2 models, 1 dataset to add; 1 model in sync."
     assert full[-1] == "  + create dataset docs"
-    assert render.listed_count(plan, kinds) == 3
+    assert render.listed_count(plan) == 3
 
 
 def _outcome(result: Result, message: str = "") -> Outcome:

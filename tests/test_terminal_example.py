@@ -24,7 +24,13 @@ def test_the_readme_picture_is_drawn_from_a_real_plan_and_apply(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     svg = out.read_text()
     shown = [html.unescape(t).replace("\xa0", " ") for t in re.findall(r">([^<>]+)</text>", svg)]
-    for expected in ("+ create", "~ update", "-/+ replace", "  DELETIONS (1): llama (replace)", "created"):
+    for expected in (
+        "+ create",
+        "~ update",
+        "-/+ replace",
+        "  DELETIONS (1): model llama (replace)",
+        "created",
+    ):
         assert expected in shown, shown
     assert any(t.startswith("Apply complete: 1 created, 1 updated, 1 replaced") for t in shown), shown
     fills = set(re.findall(r"fill: (#[0-9a-f]{6})", svg))

@@ -30,7 +30,7 @@ from reconciler.cli.options import (
 from reconciler.cli.spaces import spaces_from, spaces_options
 from reconciler.cli.terminal import ApplyProgress, echo
 from reconciler.errors import Refused
-from reconciler.model import Change, Op
+from reconciler.model import Change
 
 
 @cli.command()
@@ -48,19 +48,19 @@ from reconciler.model import Change, Op
     show_default=True,
     help="Requests in flight at once.",
 )
-@click.option("--fail-fast", is_flag=True, help="Stop after the first failed model.")
+@click.option("--fail-fast", is_flag=True, help="Stop after the first failed write.")
 @click.option(
     "--auto-approve", is_flag=True, help="Do not ask before deleting or replacing (asked only on a terminal)."
 )
 @click.option(
-    "--quiet", "-q", is_flag=True, help="Print only problems (failed or conflicting models) and the summary."
+    "--quiet", "-q", is_flag=True, help="Print only problems (failed or conflicting objects) and the summary."
 )
 @click.option(
     "--verbose",
     "-v",
     is_flag=True,
     help=f"The whole plan however large (over {render.COMPACT_OVER} changes it is shown in short), and a "
-    "line for every model.",
+    "line for every object.",
 )
 @spaces_options
 def apply(
@@ -78,7 +78,6 @@ def apply(
     from reconciler import round
     from reconciler.apply import ApplyOptions, Executor, exit_code
     from reconciler.graph_apply import run_plans
-    from reconciler.kinds.plan import kinds_deletions
 
     options = plan_options_from(kw)
     saved = _saved_plan(paths)
@@ -101,18 +100,7 @@ def apply(
         )
         return multi.finish("apply", output, task, stop)
     settings = settings_from(kw)  # leaves --owner and --config in kw
-    if saved is not None:
-        plan_file, plan_path = saved
-        if options.any_set or var_files:
-            raise click.UsageError(
-                "a saved plan carries its own plan options (--adopt, --prune, --replace, --selector, "
-                "--max-delete, --var-file, …); give them to `plan`"
-            )
-        request = round.replay_request(
-            plan_file, owner=kw["owner"], config=kw["config"], placeholders=settings.sandbox
-        )
-    else:
-        request = round.Request(instance_from(paths, kw), options, var_files, placeholders=settings.sandbox)
+    request = _request(paths, saved, options, var_files, kw, settings)
     options, instance = request.options, request.instance
     # never beside a watch of the same instance on the same space (applies share the lock)
     click.get_current_context().with_resource(lock_for(instance, settings, command="apply", shared=True))
@@ -120,47 +108,17 @@ def apply(
     desired = round.desire(request, schemas, os.environ)
     warn(desired.notes)
     with connect(settings, parallelism=parallelism) as client:
-        if saved is not None:  # before the first request: the plan may be for another server
-            plan_file.check_target(
-                server=client.base_url,
-                tenant=client.tenant,
-                source=str(plan_path),
-                any_server=settings.sandbox,
-            )
-        planned = round.plan_against(client, desired, schemas, options, instance.owner)
-        if saved is not None:
-            round.verify_saved(
-                plan_file,
-                desired,
-                planned,
-                options,
-                server=client.base_url,
-                tenant=client.tenant,
-                source=str(plan_path),
-            )
-        if planned.refused:
-            raise Refused(planned.refused)
-        going_kinds = kinds_deletions(
-            planned.observed.kinds, names=frozenset(options.replace), every=options.replace_all
-        )
-        kinds = planned.observed.kinds
-        compact = not verbose and render.listed_count(planned.plan, kinds) > render.COMPACT_OVER
+        planned = _planned(client, saved, desired, options, instance.owner, any_server=settings.sandbox)
+        whole = planned.whole
+        compact = not verbose and render.listed_count(whole) > render.COMPACT_OVER
         if output == "text":
             warn(desired.loaded.warnings)
             if not quiet:  # the plan it is about to carry out, as `plan` shows it
-                echo(
-                    render.space_plan_text(
-                        planned.plan,
-                        kinds,
-                        target=describe_target(client),
-                        replace_allowed=options.replace_allowed,
-                        compact=compact,
-                    )
-                )
-        _confirm(planned.going, auto_approve=auto_approve, more=len(going_kinds))
-        writes = len([c for c in planned.plan.changes if c.writes]) + len(
-            [c for c in kinds.changes if c.writes]
-        )
+                target = describe_target(client)
+                allowed = options.replace_allowed
+                echo(render.space_plan_text(whole, target=target, replace_allowed=allowed, compact=compact))
+        _confirm(planned.going, auto_approve=auto_approve)
+        writes = sum(1 for c in whole.changes if c.writes)
         progress = ApplyProgress(
             writes, enabled=output == "text", quiet=quiet, verbose=verbose, changes=not compact
         )
@@ -175,23 +133,89 @@ def apply(
         )
         executor = Executor(client, apply_options, on_outcome=progress.outcome, on_stop=progress.stopping)
         try:
-            report = run_plans(executor, planned.plan, kinds, planned.observed.space)
+            report = run_plans(executor, planned.plan, planned.observed.kinds, planned.observed.space)
         finally:
             progress.done()
-    conflicts = [c for c in planned.plan.changes if c.op is Op.CONFLICT]
-    for kind_change in planned.observed.kinds.changes:
-        if kind_change.op is Op.CONFLICT and output == "text":
-            echo(f"conflict {kind_change.label}: {kind_change.reason}")
+    _report(
+        output, report, whole.conflicts, target=client.base_url, tenant=client.tenant, owner=instance.owner
+    )
+    sys.exit(exit_code(report, conflicts=bool(whole.conflicts), signum=executor.signum))
+
+
+def _request(
+    paths: tuple[str, ...],
+    saved: tuple[Any, Path] | None,
+    options: Any,
+    var_files: tuple[Path, ...],
+    kw: dict[str, Any],
+    settings: Any,
+) -> Any:
+    """What to apply: the manifests with these options, or what a saved plan was made with."""
+    from reconciler import round
+
+    if saved is None:
+        return round.Request(instance_from(paths, kw), options, var_files, placeholders=settings.sandbox)
+    if options.any_set or var_files:
+        raise click.UsageError(
+            "a saved plan carries its own plan options (--adopt, --prune, --replace, --selector, "
+            "--max-delete, --var-file, …); give them to `plan`"
+        )
+    return round.replay_request(
+        saved[0], owner=kw["owner"], config=kw["config"], placeholders=settings.sandbox
+    )
+
+
+def _planned(
+    client: Any,
+    saved: tuple[Any, Path] | None,
+    desired: Any,
+    options: Any,
+    owner: str | None,
+    *,
+    any_server: bool,
+) -> Any:
+    """The plan to carry out: made now, bound to the saved one if any; refused before any write."""
+    from reconciler import round
+
+    if saved is not None:  # before the first request: the plan may be for another server
+        saved[0].check_target(
+            server=client.base_url, tenant=client.tenant, source=str(saved[1]), any_server=any_server
+        )
+    planned = round.plan_against(client, desired, bundled_registry(), options, owner)
+    if saved is not None:
+        round.verify_saved(
+            saved[0],
+            desired,
+            planned,
+            options,
+            server=client.base_url,
+            tenant=client.tenant,
+            source=str(saved[1]),
+        )
+    if planned.refused:
+        raise Refused(planned.refused)
+    return planned
+
+
+def _report(
+    output: str,
+    report: Any,
+    conflicts: tuple[Change, ...],
+    *,
+    target: str,
+    tenant: str | None,
+    owner: str | None,
+) -> None:
+    """After the writes: every kind's conflicts, then the summary (or one JSON document)."""
     if output == "json":
-        data = render.report_json(report, target=client.base_url, tenant=client.tenant)
+        data = render.report_json(report, target=target, tenant=tenant)
         data["conflicts"] = [render.change_dict(c) for c in conflicts]
-        data["owner"] = instance.owner
+        data["owner"] = owner
         emit_json(data)
-    else:
-        for change in conflicts:
-            echo(f"conflict {change.name}: {change.reason}")
-        echo(render.report_summary(report, conflicts=len(conflicts)))
-    sys.exit(exit_code(report, conflicts=bool(conflicts), signum=executor.signum))
+        return
+    for line in render.conflict_lines(conflicts):
+        echo(line)
+    echo(render.report_summary(report, conflicts=len(conflicts)))
 
 
 def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
@@ -204,11 +228,7 @@ def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
     return None
 
 
-def _confirm(going: tuple[Change, ...], *, auto_approve: bool, more: int = 0) -> None:
-    """On a terminal, deletions (prune and replace) are asked for; CI has no terminal."""
-    if (going or more) and not auto_approve and sys.stdin.isatty():
-        what = f"{len(going)} model(s)" if going else ""
-        if more:
-            what += f"{' and ' if what else ''}{more} dataset(s)/endpoint(s)"
-        kinds = f" ({render.deletion_kinds(going)})" if going else ""
-        click.confirm(f"Delete {what} from the server{kinds}?", abort=True, err=True)
+def _confirm(going: tuple[Change, ...], *, auto_approve: bool) -> None:
+    """On a terminal, deletions (prune and replace, every kind) are asked for; CI has no terminal."""
+    if going and not auto_approve and sys.stdin.isatty():
+        click.confirm(f"Delete {render.deletion_kinds(going)} from the server?", abort=True, err=True)

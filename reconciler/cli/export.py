@@ -19,8 +19,7 @@ from reconciler.cli.options import (
     settings_from,
 )
 from reconciler.cli.spaces import spaces_from, spaces_options
-
-JSON_VERSION = 1
+from reconciler.render import JSON_VERSION  # one version for every command's JSON
 
 
 def _selectors(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> list[Any]:
@@ -48,7 +47,7 @@ def _selectors(ctx: click.Context, param: click.Parameter, values: Sequence[str]
     multiple=True,
     metavar="KEY=GLOB",
     callback=_selectors,
-    help="Only models whose name, dtype or one tag matches, e.g. tag=prod, name='gpt-*'. "
+    help="Only objects whose name, dtype or one tag matches, e.g. tag=prod, name='gpt-*'. "
     "Repeat to narrow (all must match).",
 )
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
@@ -61,7 +60,9 @@ def _selectors(ctx: click.Context, param: click.Parameter, values: Sequence[str]
 )
 @spaces_options
 def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **kw: Any) -> None:
-    """Write the server's models as manifests, one file each; secrets become ${…} references."""
+    """Write the server's models, datasets and endpoints as manifests, one file each; secrets become
+    ${…} references."""
+    from reconciler.export import exported_counts
     from reconciler.round import export_to
 
     multi = spaces_from((), kw)
@@ -78,7 +79,7 @@ def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **k
         result, targets = export_to(client, bundled_registry(), selectors, output_dir, force=force)
         where = describe_target(client)
     env = [var for f in result.files for var in f.env]
-    notes = [f"skipped model {name!r}: {reason}" for name, reason in result.skipped] + list(result.warnings)
+    notes = [f"skipped {name!r}: {reason}" for name, reason in result.skipped] + list(result.warnings)
     if output == "json":
         emit_json(
             {
@@ -86,7 +87,7 @@ def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **k
                 "server": where,
                 "output_dir": str(output_dir),
                 "files": [
-                    {"file": str(t), "name": f.name, "dtype": f.dtype, "env": list(f.env)}
+                    {"file": str(t), "kind": f.kind, "name": f.name, "dtype": f.dtype, "env": list(f.env)}
                     for t, f in zip(targets, result.files, strict=True)
                 ],
                 "skipped": [{"name": n, "reason": r} for n, r in result.skipped],
@@ -99,14 +100,17 @@ def export(output_dir: Path, selectors: list[Any], force: bool, output: str, **k
     for note in notes:
         click.echo(f"warning: {note}", err=True)
     for target, exported in zip(targets, result.files, strict=True):
-        click.echo(f"wrote {target} (model {exported.name!r})")
+        click.echo(f"wrote {target} ({exported.kind.lower()} {exported.name!r})")
     if not result.files:
         click.echo(
-            f"No models to export from {where} ({result.matched} of {result.total} matched); "
+            f"Nothing to export from {where} ({result.matched} of {result.total} matched); "
             "nothing was written."
         )
         return
-    summary = f"Exported {len(result.files)} of {result.total} model(s) from {where} to {output_dir}/."
+    summary = (
+        f"Exported {exported_counts(result.files)} ({len(result.files)} of {result.total} object(s)) "
+        f"from {where} to {output_dir}/."
+    )
     if env:
         summary += f" Before plan/apply, set: {', '.join(env)}."
     click.echo(summary)

@@ -92,7 +92,7 @@ def output_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[...,
             show_default=True,
             callback=_remember_output,
             is_eager=True,
-            help='Output format; json has a top-level "version": 1.',
+            help='Output format; json has a top-level "version": 2.',
         )(f)
 
     return decorate
@@ -331,8 +331,8 @@ def instance_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "--owner",
         envvar="SYFT_RECONCILER_OWNER",
         metavar="NAME",
-        help="This repository's owner name: the tag on the models it creates; prune, "
-        "replace and self-heal touch only its models [env SYFT_RECONCILER_OWNER; "
+        help="This repository's owner name: the tag on the objects it creates; prune, "
+        "replace and self-heal touch only its objects [env SYFT_RECONCILER_OWNER; "
         "default: owner: in syft-reconciler.yaml].",
     )(f)
 
@@ -399,29 +399,33 @@ def plan_options(f: Any) -> Any:
             click.option(
                 "--adopt",
                 is_flag=True,
-                help="Take over same-named models not created by the reconciler (or with the legacy tag).",
+                help="Take over same-named objects (models, datasets, endpoints) not created by the reconciler "
+                "(or with the legacy tag).",
             ),
             click.option(
                 "--adopt-from",
                 "adopt_from",
                 multiple=True,
                 metavar="OWNER",
-                help="Also take over same-named models of this other owner (repeatable).",
+                help="Also take over same-named objects of this other owner (repeatable).",
             ),
             click.option(
                 "--prune",
                 is_flag=True,
-                help="Delete this owner's models that are no longer in the manifests (needs an owner).",
+                help="Delete this owner's objects that are no longer in the manifests (needs an owner).",
             ),
             click.option(
                 "--replace",
                 "replace",
                 multiple=True,
                 metavar="NAME",
-                help="Recreate this model (delete + create) if its dtype/configuration changed.",
+                help="Recreate this model, dataset or endpoint (delete + create) if a field that cannot change "
+                "in place changed.",
             ),
             click.option(
-                "--replace-all", is_flag=True, help="Recreate every model whose dtype/configuration changed."
+                "--replace-all",
+                is_flag=True,
+                help="Recreate every object whose change cannot be made in place.",
             ),
             click.option(
                 "--selector",
@@ -429,15 +433,16 @@ def plan_options(f: Any) -> Any:
                 "selectors",
                 multiple=True,
                 metavar="KEY=GLOB",
-                help="Act only on models whose name, dtype or a tag matches (name=gpt-*, dtype=openai, "
-                "tag=prod; repeatable, all must match).",
+                help="Act only on objects whose name (an endpoint's slug), dtype or a tag matches (name=gpt-*, "
+                "dtype=openai, tag=prod; repeatable, all must match).",
             ),
             click.option(
                 "--target",
                 "targets",
                 multiple=True,
                 metavar="NAME",
-                help="Act only on this model (repeatable); nothing else is created, changed or deleted.",
+                help="Act only on the object of this name (a model, a dataset, an endpoint slug; repeatable); "
+                "nothing else is created, changed or deleted.",
             ),
             click.option(
                 "--max-delete",

@@ -61,7 +61,6 @@ def plan(
 ) -> None:
     """Show what apply would change on the server (read-only)."""
     from reconciler import round
-    from reconciler.kinds.render import kinds_markdown
 
     options = plan_options_from(kw)
     multi = spaces_from(paths, kw)
@@ -81,11 +80,9 @@ def plan(
     with connect(settings) as client:
         planned = round.plan_against(client, desired, schemas, options, instance.owner)
         where = describe_target(client)
-    the_plan = planned.plan
-    kinds = planned.observed.kinds
-    data = render.space_plan_json(
-        the_plan,
-        kinds,
+    whole = planned.whole
+    data = render.plan_json(
+        whole,
         target=client.base_url,
         tenant=client.tenant,
         replace_allowed=options.replace_allowed,
@@ -105,13 +102,13 @@ def plan(
     if output == "json":
         emit_json(data)
     elif output == "markdown":
-        click.echo("\n".join([render.plan_markdown(the_plan, target=where), *kinds_markdown(kinds)]))
+        click.echo(render.plan_markdown(whole, target=where))
     else:
         warn(desired.loaded.warnings)
-        echo(render.space_plan_text(the_plan, kinds, target=where, replace_allowed=options.replace_allowed))
+        echo(render.space_plan_text(whole, target=where, replace_allowed=options.replace_allowed))
         if planned.refused:
             echo(f"warning: apply would refuse this plan: {planned.refused}", err=True)
         if out is not None:
             click.echo(f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it.")
-    if detailed_exitcode and (not the_plan.is_empty or kinds.pending):
+    if detailed_exitcode and not whole.is_empty:
         sys.exit(EXIT_CHANGES)  # Terraform's -detailed-exitcode: 2 means changes are pending

@@ -26,7 +26,7 @@ from reconciler.errors import ReconcilerError
 if TYPE_CHECKING:  # imported inside the commands: every other command would pay for it
     from reconciler import schema_pull as sp
 
-JSON_VERSION = 1
+from reconciler.render import JSON_VERSION  # one version for every command's JSON
 
 
 class _SchemaGroup(click.Group):

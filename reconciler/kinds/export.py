@@ -57,23 +57,27 @@ def export_endpoints(
         if not all(s.matches(endpoint.slug, "endpoint", endpoint.user_tags) for s in selectors):
             continue
         if endpoint.model is None and endpoint.dataset is None:
-            skipped.append((endpoint.slug, "it has neither a model nor a dataset (its model was deleted)"))
+            skipped.append(
+                (f"endpoint {endpoint.slug}", "it has neither a model nor a dataset (its model was deleted)")
+            )
             continue
         if endpoint.response_type not in RESPONSE_TYPES:
             skipped.append(
                 (
-                    endpoint.slug,
+                    f"endpoint {endpoint.slug}",
                     f"its response_type {endpoint.response_type!r} is not one of raw, summary, both",
                 )
             )
             continue
         if slug_problem(endpoint.slug) is not None:
-            skipped.append((endpoint.slug, "its slug is not one a manifest can hold"))
+            skipped.append((f"endpoint {endpoint.slug}", "its slug is not one a manifest can hold"))
             continue
         text = redact.scrub(
             "# Exported by `syft-reconciler export`.\n" + to_yaml(endpoint_document(endpoint))
         )
         files.append(
-            ExportedFile(f"endpoint-{file_stem(endpoint.slug)}.yaml", endpoint.slug, "endpoint", text, ())
+            ExportedFile(
+                f"endpoint-{file_stem(endpoint.slug)}.yaml", endpoint.slug, "endpoint", text, (), "Endpoint"
+            )
         )
     return files, skipped

@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.kinds.plan import KindChange, KindsPlan
 from reconciler.kinds.values import EndpointManifest, RemoteEndpoint
 from reconciler.model import Change, Op, Plan
-from reconciler.plan import replace_approved
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,7 @@ class Step:
     phase: str  # "delete", "write" or "skip"
     deps: frozenset[str]
     model: Change | None = None
-    change: KindChange | None = None
+    change: Change | None = None
 
 
 def _key(kind: str, name: str, phase: str) -> str:
@@ -34,7 +32,7 @@ def _key(kind: str, name: str, phase: str) -> str:
 
 
 def build(
-    model_plan: Plan, kinds: KindsPlan, *, names: frozenset[str] = frozenset(), every: bool = False
+    model_plan: Plan, kinds: Plan, *, names: frozenset[str] = frozenset(), every: bool = False
 ) -> list[Step]:
     """Every write of both plans as steps, dependencies included."""
     builder = _Builder(model_plan, kinds, names, every)
@@ -57,7 +55,7 @@ class _Builder:
     """Who uses what, on the server (what is deleted first) and in the manifests (what is
     created first), and the steps made so far."""
 
-    def __init__(self, model_plan: Plan, kinds: KindsPlan, names: frozenset[str], every: bool) -> None:
+    def __init__(self, model_plan: Plan, kinds: Plan, names: frozenset[str], every: bool) -> None:
         self.kinds, self.names, self.every = kinds, names, every
         self.steps: dict[str, Step] = {}
         self.skipped: set[str] = set()
@@ -72,21 +70,21 @@ class _Builder:
             ):
                 for kind, ref in (("model", c.observed.model), ("dataset", c.observed.dataset)):
                     if ref is not None:
-                        self.deleted_users.setdefault(f"{kind}:{ref.name}", []).append(c.key)
+                        self.deleted_users.setdefault(f"{kind}:{ref.name}", []).append(c.name)
             if c.kind == "Endpoint" and c.op in (Op.CREATE, Op.REPLACE):
-                self.endpoint_writes.add(c.key)
+                self.endpoint_writes.add(c.name)
             if (
                 c.kind == "Dataset"
                 and c.op in (Op.CREATE, Op.REPLACE)
                 and c.approved(names=names, every=every)
             ):
-                self.writes.add(_key("dataset", c.key, "write"))
+                self.writes.add(_key("dataset", c.name, "write"))
         for mc in model_plan.changes:
             if mc.op is Op.CREATE or (mc.op is Op.REPLACE and self._model_approved(mc)):
                 self.writes.add(_key("model", mc.name, "write"))
 
     def _model_approved(self, change: Change) -> bool:
-        return replace_approved(change, names=self.names, every=self.every)
+        return change.approved(names=self.names, every=self.every)
 
     def _add(self, kind: str, name: str, phase: str, deps: set[str], **kw: Any) -> None:
         key = _key(kind, name, "write" if phase == "skip" else phase)
@@ -99,30 +97,30 @@ class _Builder:
         skip = mc.op is Op.REPLACE and not self._model_approved(mc)
         self._add("model", mc.name, "skip" if skip else "write", deps, model=mc)
 
-    def kind(self, c: KindChange) -> None:
+    def kind(self, c: Change) -> None:
         kind = c.kind.lower()
         if c.op is Op.REPLACE and not c.approved(names=self.names, every=self.every):
-            self._add(kind, c.key, "skip", set(), change=c)
-            self.skipped.add(c.key)
+            self._add(kind, c.name, "skip", set(), change=c)
+            self.skipped.add(c.name)
             return
         if c.op in (Op.DELETE, Op.REPLACE):
-            self._add(kind, c.key, "delete", self._delete_deps(c), change=c)
+            self._add(kind, c.name, "delete", self._delete_deps(c), change=c)
         if c.op is not Op.DELETE:
-            self._add(kind, c.key, "write", self._write_deps(c), change=c)
+            self._add(kind, c.name, "write", self._write_deps(c), change=c)
 
-    def _delete_deps(self, c: KindChange) -> set[str]:
+    def _delete_deps(self, c: Change) -> set[str]:
         if c.kind == "Endpoint":  # its policies first: never orphaned
             return {
-                _key("policy", p.key, "delete")
+                _key("policy", p.name, "delete")
                 for p in self.kinds.changes
-                if p.kind == "Policy" and p.endpoint == c.key and p.op is Op.DELETE
+                if p.kind == "Policy" and p.endpoint == c.name and p.op is Op.DELETE
             }
         if c.kind == "Dataset":  # the endpoints that use it first: else a 409
-            return {_key("endpoint", s, "delete") for s in self.deleted_users.get(f"dataset:{c.key}", [])}
+            return {_key("endpoint", s, "delete") for s in self.deleted_users.get(f"dataset:{c.name}", [])}
         return set()
 
-    def _write_deps(self, c: KindChange) -> set[str]:
-        deps = {_key(c.kind.lower(), c.key, "delete")} if c.op is Op.REPLACE else set()
+    def _write_deps(self, c: Change) -> set[str]:
+        deps = {_key(c.kind.lower(), c.name, "delete")} if c.op is Op.REPLACE else set()
         if c.kind == "Endpoint" and isinstance(c.desired, EndpointManifest):
             for ref_kind, wanted in (("model", c.desired.model), ("dataset", c.desired.dataset)):
                 if wanted is not None and _key(ref_kind, wanted, "write") in self.writes:

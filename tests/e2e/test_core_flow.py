@@ -50,7 +50,7 @@ def test_plan_apply_then_noop(cli, manifest_dir, sandbox, api):
     assert run.code == 2
     assert (
         run.out.splitlines()[0]
-        == f"Plan for {sandbox.url}: 3 to create, 0 to update, 0 to replace, 0 in sync."
+        == f"Plan for {sandbox.url}: 3 to add, 0 to change, 0 to replace, 0 to destroy."
     )
     assert "configuration.api_key: (sensitive)" in run.out and KEY not in run.all
     assert posts(sandbox) == 0
@@ -109,7 +109,7 @@ def test_lost_responses_do_not_duplicate(cli, manifest_dir, sandbox, api):
 def test_json_output_and_error_kinds(cli, manifest_dir, sandbox):
     root = manifest_dir({"a.yaml": model_yaml("a")})
     data = json.loads(cli("plan", root, "--server", sandbox.url, "-o", "json").out)
-    assert data["version"] == 1 and data["summary"]["create"] == 1
+    assert data["version"] == 2 and data["summary"]["create"] == 1
     assert data["changes"][0]["diffs"][1] == {
         "field": "configuration.api_key",
         "old": None,
@@ -153,7 +153,7 @@ def test_update_and_replace(cli, manifest_dir, sandbox, api):
     assert cli("apply", root, "--server", sandbox.url).code == 0
     (root / "a.yaml").write_text(model_yaml("a", summary="better", tags="[t]"))
     run = cli("plan", root, "--server", sandbox.url)
-    assert "  ~ update a" in run.out and 'summary: "" -> "better"' in run.out
+    assert "  ~ update model a" in run.out and 'summary: "" -> "better"' in run.out
     assert cli("apply", root, "--server", sandbox.url).code == 0
     assert api.get("/models/a").json()["summary"] == "better"
 
@@ -177,10 +177,10 @@ def test_unowned_model_is_a_conflict_until_adopted(cli, manifest_dir, sandbox, a
     root = manifest_dir({"a.yaml": model_yaml("a"), "same.yaml": model_yaml("same")})
     run = cli("apply", root, "--server", sandbox.url)
     assert run.code == 7
-    assert "conflict a: exists on the server, differs, and was not created by the reconciler" in run.out
+    assert "conflict model a: exists on the server, differs, and was not created by the reconciler" in run.out
     run = cli("plan", root, "--server", sandbox.url)
-    assert "  ? unmanaged stray" in run.out
-    assert "  = in sync same" in run.out and "apply --adopt to manage it" in run.out
+    assert "  ? unmanaged model stray" in run.out
+    assert "  = in sync model same" in run.out and "apply --adopt to manage it" in run.out
     run = cli("apply", root, "--server", sandbox.url, "--adopt")
     assert run.code == 0 and "updated  a: adopted" in run.out and "updated  same: adopted" in run.out
     assert "managed-by:syft-reconciler" in api.get("/models/a").json()["tags"]

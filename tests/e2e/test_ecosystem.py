@@ -113,10 +113,10 @@ def test_export_then_plan_is_in_sync(cli, sandbox, api, tmp_path, monkeypatch):
         f"wrote {out_dir / name} (model {yaml.safe_load(text)['name']!r})" for name, text in files.items()
     )
     assert lines[-1].startswith(
-        f"Exported 6 of 7 model(s) from {sandbox.url} to {out_dir}/. Before plan/apply, set: "
+        f"Exported 6 models (6 of 7 object(s)) from {sandbox.url} to {out_dir}/. Before plan/apply, set: "
     )
     assert run.err.splitlines() == [
-        "warning: skipped model 'a/b': the name must not contain `/` (the server could never read, patch or "
+        "warning: skipped 'a/b': the name must not contain `/` (the server could never read, patch or "
         "delete it)",
     ]
     assert_no_canary(run.all, *files.values())
@@ -135,7 +135,7 @@ def test_export_then_plan_is_in_sync(cli, sandbox, api, tmp_path, monkeypatch):
     run = cli("plan", out_dir, "--server", sandbox.url, "--detailed-exitcode")
     assert run.code == 0, run.all
     assert run.out.splitlines()[0] == (
-        f"Plan for {sandbox.url}: 0 to create, 0 to update, 0 to replace, 6 in sync, 1 unmanaged."
+        f"Plan for {sandbox.url}: 0 to add, 0 to change, 0 to replace, 0 to destroy, 1 unmanaged."
     )
     assert_no_canary(run.all)
 
@@ -153,7 +153,7 @@ def test_export_with_a_redacting_server_still_writes_references(cli, sandbox, ap
         "redacted by the server): left out; add `api_key: ${QWEN_VLLM_API_KEY}` if it has one\n"
     )
     assert run.out.splitlines()[-1] == (
-        f"Exported 2 of 2 model(s) from {sandbox.url} to {tmp_path / 'out'}/. Before plan/apply, set: "
+        f"Exported 2 models (2 of 2 object(s)) from {sandbox.url} to {tmp_path / 'out'}/. Before plan/apply, set: "
         "GPT_4O_API_KEY."
     )
     monkeypatch.setenv("GPT_4O_API_KEY", "anything: the server cannot compare it")
@@ -195,11 +195,11 @@ def test_export_selectors(cli, sandbox, api, tmp_path):
     assert run.code == 0, run.all
     data = json.loads(run.out)
     assert [f["name"] for f in data["files"]] == ["gpt-4o"]
-    assert data["env"] == ["GPT_4O_API_KEY"] and data["version"] == 1 and data["error"] is None
+    assert data["env"] == ["GPT_4O_API_KEY"] and data["version"] == 2 and data["error"] is None
 
     run = cli("export", "--server", sandbox.url, "-d", tmp_path / "b", "-l", "name=nothing*")
     assert run.code == 0
-    assert run.out == f"No models to export from {sandbox.url} (0 of 6 matched); nothing was written.\n"
+    assert run.out == f"Nothing to export from {sandbox.url} (0 of 6 matched); nothing was written.\n"
     assert not (tmp_path / "b").exists()
 
     run = cli("export", "--server", sandbox.url, "-l", "owner=me")

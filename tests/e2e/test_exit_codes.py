@@ -176,7 +176,7 @@ def test_quiet_prints_only_problems_and_the_summary(cli, manifest_dir, sandbox, 
     run = cli("apply", root, "--server", sandbox.url, "--quiet")
     assert run.code == 7
     assert run.out.splitlines() == [
-        "conflict taken: exists on the server, differs, and was not created by the reconciler; "
+        "conflict model taken: exists on the server, differs, and was not created by the reconciler; "
         "pass --adopt to take it over",
         "Apply finished with conflicts: 2 created, 0 in sync, 1 in conflict, not touched.",
     ]

@@ -52,7 +52,9 @@ def test_two_owners_share_a_space_without_touching_each_other(cli, sandbox, api,
         "plan", "--config", b / "syft-reconciler.yaml", "--server", sandbox.url, "--prune", "-o", "json"
     )
     plan = json.loads(run.out)
-    assert run.code == 0 and plan["deletes"] == ["b2"] and plan["owner"] == "team-b"
+    assert (
+        run.code == 0 and plan["deletes"] == [{"kind": "Model", "name": "b2"}] and plan["owner"] == "team-b"
+    )
     theirs = {c["name"]: c for c in plan["changes"] if c["op"] == "unmanaged"}
     assert theirs["a1"]["ownership"] == {"claim": "other", "owners": ["team-a"]}
     os.chdir(b)  # the project file is found from the working directory too
@@ -62,7 +64,10 @@ def test_two_owners_share_a_space_without_touching_each_other(cli, sandbox, api,
     # the same name in both repositories is a conflict naming the owner; nothing changes
     (b / "manifests" / "shared.yaml").write_text(model_yaml("shared", summary="b's version"))
     run = cli("apply", "--server", sandbox.url, "--prune")
-    assert run.code == 7 and "conflict shared: exists on the server and is owned by owner `team-a`" in run.out
+    assert (
+        run.code == 7
+        and "conflict model shared: exists on the server and is owned by owner `team-a`" in run.out
+    )
     assert "--adopt-from team-a" in run.out
     assert api.get("/models/shared").json()["summary"] == "" and owner_tag("team-a") in tags_of(api, "shared")
     run = cli("apply", "--server", sandbox.url, "--adopt")  # --adopt alone takes only unowned models
@@ -194,12 +199,12 @@ def test_a_mass_deletion_is_refused_without_max_delete(cli, sandbox, api, manife
         (root / f"m{i:02}.yaml").unlink()
     run = cli("apply", root, "--server", sandbox.url, "--owner", "ops", "--prune")
     assert run.code == 11 and run.out == ""
-    assert "refusing to delete 40 model(s) (40 pruned): more than the default limit of 10" in run.err
+    assert "refusing to delete 40 models (40 pruned): more than the default limit of 10" in run.err
     assert "--max-delete 40" in run.err and "nothing was written" in run.err
     assert len(names(api)) == 50
     run = cli("plan", root, "--server", sandbox.url, "--owner", "ops", "--prune")
     assert run.code == 0 and "warning: apply would refuse this plan: refusing to delete 40" in run.err
-    assert run.out.splitlines()[1].startswith("  DELETIONS (40): m10, m11")  # the deletions first
+    assert run.out.splitlines()[2].startswith("  DELETIONS (40): model m10, model m11")  # the deletions first
     run = cli("apply", root, "--server", sandbox.url, "--owner", "ops", "--prune", "--max-delete", "40")
     assert run.code == 0 and len(names(api)) == 10
 
@@ -217,7 +222,7 @@ def test_a_manifest_may_allow_its_own_replacement(cli, sandbox, api, manifest_di
     first = api.get("/models/r").json()["id"]
     (root / "r.yaml").write_text(allow.replace("model: gpt-4o", "model: gpt-4.1"))
     run = cli("plan", root, "--server", sandbox.url, "--owner", "ops")
-    assert "  DELETIONS (1): r (replace)" in run.out and "-/+ replace r" in run.out
+    assert "  DELETIONS (1): model r (replace)" in run.out and "-/+ replace model r" in run.out
     run = cli("apply", root, "--server", sandbox.url, "--owner", "ops")
     assert run.code == 0 and "replaced r" in run.out.splitlines()
     after = api.get("/models/r").json()
@@ -259,7 +264,7 @@ def test_replace_asks_on_a_terminal(sandbox, api, manifest_dir, tmp_path):
     finally:
         os.close(primary)
         os.close(secondary)
-    assert b"Delete 1 model(s) from the server (1 replaced)?" in err and proc.returncode == 130
+    assert b"Delete 1 model (1 replaced) from the server?" in err and proc.returncode == 130
     assert api.get("/models/r").json()["id"] == first
     proc = subprocess.run(
         [*command, "--replace", "r", "--auto-approve"],
@@ -304,7 +309,7 @@ def test_selection_plans_and_applies_only_what_it_selects(cli, sandbox, api, man
     run = cli(
         "apply", root, "--server", sandbox.url, "--owner", "ops", "-l", "tag=prod", "-l", "name=*2", "--prune"
     )
-    assert run.code == 0 and "0 to create" in run.out and names(api) == ["old-d", "p1", "p2"]
+    assert run.code == 0 and "0 to add" in run.out and names(api) == ["old-d", "p1", "p2"]
     run = cli("apply", root, "--server", sandbox.url, "--owner", "ops", "--target", "d1")
     assert run.code == 0 and names(api) == ["d1", "old-d", "p1", "p2"]
     run = cli("plan", root, "--server", sandbox.url, "-l", "colour=red")

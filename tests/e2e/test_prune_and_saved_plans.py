@@ -21,9 +21,10 @@ def test_prune_deletes_only_what_we_own(cli, manifest_dir, sandbox, api):
     seed_model(api, "by-hand", owned=False)
     (root / "b.yaml").unlink()
     run = cli("plan", root, "--server", sandbox.url, "--prune")
-    assert run.out.splitlines()[:2] == [
-        f"Plan for {sandbox.url}: 0 to create, 0 to update, 0 to replace, 1 to delete, 1 in sync, 1 unmanaged.",
-        "  DELETIONS (1): b",
+    assert run.out.splitlines()[:3] == [
+        f"Plan for {sandbox.url}: 0 to add, 0 to change, 0 to replace, 1 to destroy, 1 unmanaged.",
+        "  1 model to destroy; 1 model unmanaged; 1 model in sync.",
+        "  DELETIONS (1): model b",
     ]
     assert names(api) == ["a", "b", "by-hand"]
     run = cli("apply", root, "--server", sandbox.url)  # no --prune: nothing deleted
@@ -40,14 +41,14 @@ def test_prune_guards(cli, manifest_dir, sandbox, api):
         (root / f"m{i}.yaml").unlink()
     run = cli("apply", root, "--server", sandbox.url, "--prune")
     assert run.code == 11 and run.err.strip() == (
-        "error: refusing to prune with no manifests: it would delete all 3 model(s) this owner manages; "
+        "error: refusing to prune with no manifests: it would delete all 3 object(s) (3 models) this owner manages; "
         "check the path, or pass --allow-empty; nothing was written"
     )
     (root / "m0.yaml").write_text(model_yaml("m0"))
     run = cli("apply", root, "--server", sandbox.url, "--prune")  # the default limit: half of 3 is 1
     assert (
         run.code == 11
-        and "refusing to delete 2 model(s) (2 pruned): more than the default limit of 1" in run.err
+        and "refusing to delete 2 models (2 pruned): more than the default limit of 1" in run.err
     )
     run = cli("apply", root, "--server", sandbox.url, "--prune", "--max-delete", "1")
     assert run.code == 11 and "more than the limit set by --max-delete 1" in run.err

@@ -151,4 +151,4 @@ def test_tls_is_verified_and_ca_cert_trusts_a_private_ca(cli, manifest_dir, monk
         trusted = cli("plan", root, "--server", url, "--ca-cert", cert)
     assert refused.code == 4 and "CERTIFICATE_VERIFY_FAILED" in refused.err
     assert len(refused.err.strip().splitlines()) == 1
-    assert trusted.code == 0 and "1 to create" in trusted.out
+    assert trusted.code == 0 and "1 to add" in trusted.out

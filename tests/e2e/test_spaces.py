@@ -98,7 +98,7 @@ def test_apply_converges_each_tenant_to_its_own_folder(cli, tenants, tmp_path, e
     run = cli("apply", "--config", config, "--auto-approve", "-o", "json")
     assert run.code == 0, run.all
     data = json.loads(run.out)
-    assert data["version"] == 1 and data["exit_code"] == 0
+    assert data["version"] == 2 and data["exit_code"] == 0
     assert [s["name"] for s in data["spaces"]] == TENANTS
     for tenant in TENANTS:
         assert tenant_models(tenants, tenant) == [f"{tenant}-m0", f"{tenant}-m1"]
@@ -375,7 +375,7 @@ def test_every_kind_converges_in_each_space(cli, tenants, tmp_path, env, monkeyp
     plan = cli("plan", "--config", config, "-o", "json")
     assert plan.code == 0, plan.all
     for section in json.loads(plan.out)["spaces"]:
-        assert {c["op"] for c in section["result"]["kinds"]} == {"create"}
+        assert {c["op"] for c in section["result"]["changes"]} == {"create"}
     run = cli("apply", "--config", config)
     assert run.code == 0, run.all
     again = cli("plan", "--config", config, "--detailed-exitcode")

@@ -104,7 +104,8 @@ def test_piped_output_is_stable_text(manifest_dir, sandbox, env):
         outputs.append(run.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0].splitlines() == [
-        f"Plan for {sandbox.url}: 30 to create, 0 to update, 0 to replace, 0 in sync.",
+        f"Plan for {sandbox.url}: 30 to add, 0 to change, 0 to replace, 0 to destroy.",
+        "  30 models to add.",
         "  + create 30 models: m0, m1, m10, m11, m12, … and 25 more",
         "  (30 changes in short: `plan`, or `apply --verbose`, lists each with its fields)",
         "Apply complete: 30 created, 0 in sync.",

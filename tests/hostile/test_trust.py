@@ -189,9 +189,9 @@ def test_server_names_are_escaped_in_every_format(fmt, cli, manifest_dir, space,
         assert names == {*HOSTILE_NAMES, "ok"}  # escaped on the wire, exact when parsed
     if fmt == "markdown":
         rows = [line for line in run.out.splitlines() if line.startswith("| ")]
-        assert rows[0] == "| | model | source | changes |"
-        for row in rows:  # every row has exactly its 5 cell borders: no pipe escaped its code span
-            assert len(re.findall(r"(?<!\\)\|", row)) == 5, row
+        assert rows[0] == "| | kind | name | changes | source |"
+        for row in rows:  # every row has exactly its 6 cell borders: no pipe escaped its code span
+            assert len(re.findall(r"(?<!\\)\|", row)) == 6, row
 
 
 @pytest.mark.parametrize(
