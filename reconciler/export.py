@@ -80,8 +80,8 @@ class _Dumper(yaml.SafeDumper):  # type: ignore[misc,unused-ignore]  # no stubs:
     """safe_dump, with multi-line strings as `|` blocks and the tag list in flow style."""
 
 
-class _FlowList(list[str]):
-    pass
+class FlowList(list[str]):
+    """A list of strings that `to_yaml` writes in flow style: `tags: [a, b]`."""
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
@@ -95,12 +95,12 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
-def _represent_flow(dumper: yaml.SafeDumper, data: _FlowList) -> yaml.Node:
+def _represent_flow(dumper: yaml.SafeDumper, data: FlowList) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
 
 
 _Dumper.add_representer(str, _represent_str)
-_Dumper.add_representer(_FlowList, _represent_flow)
+_Dumper.add_representer(FlowList, _represent_flow)
 
 
 def to_yaml(document: Mapping[str, Any]) -> str:
@@ -121,8 +121,9 @@ def to_yaml(document: Mapping[str, Any]) -> str:
     return redact.json_safe(text)
 
 
-def _escape(value: Any) -> Any:
-    """Plain values as the reference syntax reads them back: a literal `${` is written `$${`."""
+def escape_references(value: Any) -> Any:
+    """Plain values (any nesting) as the reference syntax reads them back: a literal `${` is
+    written `$${`."""
     return rebuild(value, lambda node, _: node.replace("${", "$${") if isinstance(node, str) else DESCEND)
 
 
@@ -172,7 +173,7 @@ def _nested_refs(value: Any, prefix: str, env: list[str]) -> Any:
         return out
     if isinstance(value, list):
         return [_nested_refs(item, f"{prefix}_{i}", env) for i, item in enumerate(value)]
-    return _escape(value)
+    return escape_references(value)
 
 
 def _document(
@@ -191,7 +192,7 @@ def _document(
         "dtype": model.dtype,
         "configuration": ordered,
         "summary": model.summary,
-        "tags": _FlowList(model.user_tags),
+        "tags": FlowList(model.user_tags),
     }
 
 
