@@ -49,20 +49,25 @@ def allow_references(schema: Any) -> Any:
     """The schema with a `{file: …}` mapping accepted wherever a string is (any depth)."""
     if not isinstance(schema, dict):
         return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in _SUBSCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {name: allow_references(sub) for name, sub in value.items()}
-        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
-            out[key] = [allow_references(sub) for sub in value]
-        elif key in _SUBSCHEMA_ONE and isinstance(value, dict):
-            out[key] = allow_references(value)
-        else:
-            out[key] = value
-    if not _accepts_string(out):
-        return out
-    field = {k: v for k, v in out.items() if k in _ANNOTATIONS}
-    constraint = {k: v for k, v in out.items() if k not in _ANNOTATIONS}
+    out = {key: _subschemas_allowing_references(key, value) for key, value in schema.items()}
+    return _string_or_reference(out) if _accepts_string(out) else out
+
+
+def _subschemas_allowing_references(key: str, value: Any) -> Any:
+    """The value of one keyword, with `allow_references` applied to the subschemas it holds, if any."""
+    if key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+        return {name: allow_references(sub) for name, sub in value.items()}
+    if key in _SUBSCHEMA_LISTS and isinstance(value, list):
+        return [allow_references(sub) for sub in value]
+    if key in _SUBSCHEMA_ONE and isinstance(value, dict):
+        return allow_references(value)
+    return value
+
+
+def _string_or_reference(schema: dict[str, Any]) -> dict[str, Any]:
+    """A string field as `anyOf` its constraints or a reference; its annotations stay on the field."""
+    field = {k: v for k, v in schema.items() if k in _ANNOTATIONS}
+    constraint = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
     branches = [constraint, {"$ref": "#/definitions/fileReference"}]
     if set(constraint) - {"type"}:  # e.g. a pattern or enum: `${VAR}` must still pass
         branches.insert(1, {"$ref": "#/definitions/envReference"})

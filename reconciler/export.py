@@ -89,8 +89,8 @@ class _Dumper(yaml.SafeDumper):  # type: ignore[misc,unused-ignore]  # no stubs:
     """safe_dump, with multi-line strings as `|` blocks and the tag list in flow style."""
 
 
-class _FlowList(list[str]):
-    pass
+class FlowList(list[str]):
+    """A list of strings that `to_yaml` writes in flow style: `tags: [a, b]`."""
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
@@ -104,12 +104,12 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
-def _represent_flow(dumper: yaml.SafeDumper, data: _FlowList) -> yaml.Node:
+def _represent_flow(dumper: yaml.SafeDumper, data: FlowList) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
 
 
 _Dumper.add_representer(str, _represent_str)
-_Dumper.add_representer(_FlowList, _represent_flow)
+_Dumper.add_representer(FlowList, _represent_flow)
 
 
 def to_yaml(document: Mapping[str, Any]) -> str:
@@ -130,8 +130,9 @@ def to_yaml(document: Mapping[str, Any]) -> str:
     return redact.json_safe(text)
 
 
-def _escape(value: Any) -> Any:
-    """Plain values as the reference syntax reads them back: a literal `${` is written `$${`."""
+def escape_references(value: Any) -> Any:
+    """Plain values (any nesting) as the reference syntax reads them back: a literal `${` is
+    written `$${`."""
     return rebuild(value, lambda node, _: node.replace("${", "$${") if isinstance(node, str) else DESCEND)
 
 
@@ -181,7 +182,7 @@ def _nested_refs(value: Any, prefix: str, env: list[str]) -> Any:
         return out
     if isinstance(value, list):
         return [_nested_refs(item, f"{prefix}_{i}", env) for i, item in enumerate(value)]
-    return _escape(value)
+    return escape_references(value)
 
 
 def _document(
@@ -200,7 +201,7 @@ def _document(
         "dtype": model.dtype,
         "configuration": ordered,
         "summary": model.summary,
-        "tags": _FlowList(model.user_tags),
+        "tags": FlowList(model.user_tags),
     }
 
 
@@ -234,49 +235,64 @@ def export(
     """Manifests for the models (or, with `kind="Dataset"`, the datasets as RemoteModel values)
     every selector matches, sorted by file name."""
     matched = [m for m in models if all(s.matches(m.name, m.dtype, m.user_tags) for s in selectors)]
+    exportable, skipped = _exportable(matched)
+    prefixes = _prefixes([m.name for m in exportable])
+    if kind != "Model":  # a dataset's variables never collide with a same-named model's
+        prefixes = {name: f"{kind.upper()}_{prefix}" for name, prefix in prefixes.items()}
     files: list[ExportedFile] = []
-    skipped: list[tuple[str, str]] = []
     warnings: list[str] = []
-    exportable = []
-    for model in matched:
+    stems: set[str] = set()
+    for model in exportable:
+        text, env, notes = _manifest_text(model, registry, prefix=prefixes[model.name], kind=kind)
+        warnings.extend(notes)
+        stem = _unique_stem(model.name, kind, stems)
+        files.append(ExportedFile(f"{stem}.yaml", model.name, model.dtype, text, env, kind))
+    files.sort(key=lambda f: f.file_name)
+    return Export(tuple(files), tuple(skipped), tuple(warnings), len(matched), len(models))
+
+
+def _exportable(models: Sequence[RemoteModel]) -> tuple[list[RemoteModel], list[tuple[str, str]]]:
+    """(the models a manifest can name, (name, reason) for those it cannot)."""
+    exportable: list[RemoteModel] = []
+    skipped: list[tuple[str, str]] = []
+    for model in models:
         name_check = check_name(model.name)
         if name_check and name_check[1] == "error":
             skipped.append((model.name, f"the name {name_check[0]}"))
         elif not _encodable(model.name):
-            skipped.append(
-                (f"{kind.lower()} {model.name}", "the name is not valid Unicode text (a lone surrogate)")
-            )
+            skipped.append((model.name, "the name is not valid Unicode text (a lone surrogate)"))
         else:
             exportable.append(model)
-    prefixes = _prefixes([m.name for m in exportable])
-    if kind != "Model":  # a dataset's variables never collide with a same-named model's
-        prefixes = {name: f"{kind.upper()}_{prefix}" for name, prefix in prefixes.items()}
-    stems: set[str] = set()
-    for model in exportable:
-        fields, notes = _secret_fields(model, registry, prefixes[model.name])
-        warnings.extend(notes)
-        refs = {field: f"{prefixes[model.name]}_{env_prefix(field)}" for field in fields}
-        for path in _file_like(
-            {k: v for k, v in model.configuration.items() if k not in refs}, "configuration"
-        ):
-            warnings.append(
-                f"model `{model.name}`: {path} is a mapping with only `file`, which a "
-                "manifest reads as a secret file reference; edit it by hand"
-            )
-        nested: list[str] = []
-        document = _document(model, refs, nested, prefix=prefixes[model.name], kind=kind)
-        env = tuple(refs.values()) + tuple(nested)
-        header = "# Exported by `syft-reconciler export`."
-        if env:
-            header += f" Set {', '.join(env)} in the environment before plan/apply."
-        text = redact.scrub(f"{header}\n{to_yaml(document)}")
-        stem = file_stem(model.name) if kind == "Model" else f"{kind.lower()}-{file_stem(model.name)}"
-        if stem.casefold() in stems:  # a safe name that equals another's slug and hash: not in practice
-            stem = f"{stem}-{hashlib.sha256(model.name.encode()).hexdigest()}"
-        stems.add(stem.casefold())
-        files.append(ExportedFile(f"{stem}.yaml", model.name, model.dtype, text, env, kind))
-    files.sort(key=lambda f: f.file_name)
-    return Export(tuple(files), tuple(skipped), tuple(warnings), len(matched), len(models))
+    return exportable, skipped
+
+
+def _manifest_text(
+    model: RemoteModel, registry: SchemaRegistry, *, prefix: str, kind: str
+) -> tuple[str, tuple[str, ...], list[str]]:
+    """(the manifest's text, the variables it references, warnings) for one model."""
+    fields, warnings = _secret_fields(model, registry, prefix)
+    refs = {field: f"{prefix}_{env_prefix(field)}" for field in fields}
+    for path in _file_like({k: v for k, v in model.configuration.items() if k not in refs}, "configuration"):
+        warnings.append(
+            f"model `{model.name}`: {path} is a mapping with only `file`, which a "
+            "manifest reads as a secret file reference; edit it by hand"
+        )
+    nested: list[str] = []
+    document = _document(model, refs, nested, prefix=prefix, kind=kind)
+    env = tuple(refs.values()) + tuple(nested)
+    header = "# Exported by `syft-reconciler export`."
+    if env:
+        header += f" Set {', '.join(env)} in the environment before plan/apply."
+    return redact.scrub(f"{header}\n{to_yaml(document)}"), env, warnings
+
+
+def _unique_stem(name: str, kind: str, stems: set[str]) -> str:
+    """The file stem for a model (or `<kind>-` one), unique among `stems` (case-insensitively)."""
+    stem = file_stem(name) if kind == "Model" else f"{kind.lower()}-{file_stem(name)}"
+    if stem.casefold() in stems:  # a safe name that equals another's slug and hash: not in practice
+        stem = f"{stem}-{hashlib.sha256(name.encode()).hexdigest()}"
+    stems.add(stem.casefold())
+    return stem
 
 
 def merge(first: Export, second: Export) -> Export:

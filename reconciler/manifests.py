@@ -160,19 +160,7 @@ class _Builder:
             if node.__class__ is yaml.SequenceNode:
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         elif tag in _SCALAR_CONSTRUCTORS and node.__class__ is yaml.ScalarNode:
-            try:
-                value = _SCALAR_CONSTRUCTORS[tag](node)
-            # `!!int "abc"`, `!!int ""`, `!!bool maybe`: the constructors raise anything
-            except (ValueError, KeyError, IndexError, TypeError, OverflowError):
-                shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:40] + "…")
-                raise _Bad(node, _dotted(path), f"{shown} is not a valid {tag.rsplit(':', 1)[-1]}") from None
-            if value.__class__ is float and not math.isfinite(value):
-                raise _Bad(
-                    node,
-                    _dotted(path),
-                    f"{node.value} is not a finite number; JSON (and the server) cannot carry it",
-                )
-            return value
+            return _scalar(node, tag, path)
         raise _Bad(
             node,
             _dotted(path),
@@ -203,6 +191,34 @@ class _Builder:
         return out
 
 
+def _scalar(node: yaml.ScalarNode, tag: str, path: FieldPath) -> Any:
+    """An int, float, bool or null scalar; one that does not convert, or is not finite, is `_Bad`."""
+    try:
+        value = _SCALAR_CONSTRUCTORS[tag](node)
+    # `!!int "abc"`, `!!int ""`, `!!bool maybe`: the constructors raise anything
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError):
+        shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:40] + "…")
+        raise _Bad(node, _dotted(path), f"{shown} is not a valid {tag.rsplit(':', 1)[-1]}") from None
+    if value.__class__ is float and not math.isfinite(value):
+        raise _Bad(
+            node,
+            _dotted(path),
+            f"{node.value} is not a finite number; JSON (and the server) cannot carry it",
+        )
+    return value
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, path: str) -> Problem:
+    """A YAML syntax error at its line and column, with a hint when that line holds a tab."""
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    what = exc.problem or exc.context or "invalid YAML"
+    lines = text.splitlines()
+    bad_line = lines[line - 1] if 0 < line <= len(lines) else ""
+    hint = "; indent with spaces, not tabs" if "\t" in bad_line else ""
+    return Problem(path, line, column, "", f"YAML syntax error: {what}{hint}")
+
+
 def parse(text: str, path: str) -> tuple[list[Document], list[Problem]]:
     """Parse one file's text into documents; a file with a syntax error yields only problems."""
     documents: list[Document] = []
@@ -211,13 +227,7 @@ def parse(text: str, path: str) -> tuple[list[Document], list[Problem]]:
     except RecursionError:  # libyaml stops at 1,000 levels, PyYAML's composer recurses before that
         return [], [Problem(path, 1, 1, "", f"YAML nested too deep (more than {MAX_DEPTH} levels)")]
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or exc.context or "invalid YAML"
-        lines = text.splitlines()
-        bad_line = lines[line - 1] if 0 < line <= len(lines) else ""
-        hint = "; indent with spaces, not tabs" if "\t" in bad_line else ""
-        return [], [Problem(path, line, column, "", f"YAML syntax error: {what}{hint}")]
+        return [], [_syntax_problem(exc, text, path)]
     except yaml.YAMLError as exc:
         return [], [Problem(path, 1, 1, "", f"YAML error: {exc}")]
     problems: list[Problem] = []

@@ -83,7 +83,6 @@ def load_project(file: Path) -> Project:
     doc = docs[0]
     value = doc.value
     owner = value.get("owner")
-    paths = value.get("paths", [])
     for key in value:
         if key not in FIELDS:
             line, column = doc.where((key,), key=True)
@@ -92,13 +91,11 @@ def load_project(file: Path) -> Project:
                     label, line, column, str(key), f"unknown field (a project file has: {', '.join(FIELDS)})"
                 )
             )
-    if owner is not None:
-        why = check_owner(owner) if isinstance(owner, str) else "owner must be a string"
-        if why:
-            problems.append(Problem(label, *doc.where(("owner",)), "owner", why))
-    if isinstance(paths, str):
-        paths = [paths]
-    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+    why = _owner_problem(owner)
+    if why:
+        problems.append(Problem(label, *doc.where(("owner",)), "owner", why))
+    paths = _path_list(value.get("paths", []))
+    if paths is None:
         problems.append(
             Problem(
                 label,
@@ -148,39 +145,76 @@ def _spaces(
     return tuple(found)
 
 
-def _space(entry: dict[Any, Any], bad: Callable[..., None], folder: Path) -> SpaceSpec | None:
+def _owner_problem(owner: object) -> str | None:
+    """What is wrong with an `owner:` value, if it is given and wrong."""
+    if owner is None:
+        return None
+    return check_owner(owner) if isinstance(owner, str) else "owner must be a string"
+
+
+def _path_list(value: object) -> list[str] | None:
+    """A `paths:`-like value as a list of non-empty strings (one string is a list of one); None
+    if it is not that."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(p, str) and p for p in items):
+        return None
+    return items
+
+
+def _is_space_name(name: object) -> bool:
+    return isinstance(name, str) and _SPACE_NAME.match(name) is not None
+
+
+def _is_url(server: object) -> bool:
+    return isinstance(server, str) and server.startswith(("http://", "https://"))
+
+
+def _is_tenant(tenant: object) -> bool:
+    """A tenant name: printable ASCII, not empty, no surrounding spaces."""
+    return (
+        isinstance(tenant, str)
+        and tenant != ""
+        and tenant == tenant.strip()
+        and tenant.isprintable()
+        and tenant.isascii()
+    )
+
+
+def _check_space_fields(entry: dict[Any, Any], bad: Callable[..., None]) -> None:
+    """Unknown fields, then missing required ones."""
     for key in entry:
         if key not in SPACE_FIELDS:
             bad(str(key), f"unknown field (a space has: {', '.join(SPACE_FIELDS)})", key=True)
     for required in ("name", "server", "token"):
         if required not in entry:
             bad("", f"`{required}` is required")
+
+
+def _space_paths(
+    entry: dict[Any, Any], field: str, bad: Callable[..., None], folder: Path
+) -> tuple[Path, ...]:
+    """A space's `paths:` or `var_files:`, absolute; empty (and a problem) if it is not a list of paths."""
+    items = _path_list(entry.get(field, []))
+    if items is None:
+        bad(field, "must be a list of paths, relative to this file")
+        items = []
+    return tuple(_absolute(folder / p) for p in items)
+
+
+def _space(entry: dict[Any, Any], bad: Callable[..., None], folder: Path) -> SpaceSpec | None:
+    _check_space_fields(entry, bad)
     name, server, tenant, owner = (entry.get(k) for k in ("name", "server", "tenant", "owner"))
-    if "name" in entry and not (isinstance(name, str) and _SPACE_NAME.match(name)):
+    if "name" in entry and not _is_space_name(name):
         bad("name", "must be 1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit")
-    if "server" in entry and not (isinstance(server, str) and server.startswith(("http://", "https://"))):
+    if "server" in entry and not _is_url(server):
         bad("server", "must be an http:// or https:// URL")
-    if tenant is not None and not (
-        isinstance(tenant, str)
-        and tenant
-        and tenant == tenant.strip()
-        and tenant.isprintable()
-        and tenant.isascii()
-    ):
+    if tenant is not None and not _is_tenant(tenant):
         bad("tenant", "must be a tenant name (printable ASCII, no surrounding spaces)")
     token = _token(entry.get("token"), bad) if "token" in entry else None
-    if owner is not None:
-        why = check_owner(owner) if isinstance(owner, str) else "owner must be a string"
-        if why:
-            bad("owner", why)
-    lists: dict[str, tuple[Path, ...]] = {}
-    for field in ("paths", "var_files"):
-        items = entry.get(field, [])
-        items = [items] if isinstance(items, str) else items
-        if not isinstance(items, list) or not all(isinstance(p, str) and p for p in items):
-            bad(field, "must be a list of paths, relative to this file")
-            items = []
-        lists[field] = tuple(_absolute(folder / p) for p in items)
+    why = _owner_problem(owner)
+    if why:
+        bad("owner", why)
+    lists = {field: _space_paths(entry, field, bad, folder) for field in ("paths", "var_files")}
     if token is None:
         return None
     return SpaceSpec(

@@ -112,18 +112,7 @@ class SavedPlan:
     @classmethod
     def from_json(cls, text: str, source: str) -> SavedPlan:
         """Parse a saved plan; anything tampered with or truncated is one clear error."""
-        try:
-            data = json.loads(text)
-        except RecursionError:
-            raise ReconcilerError(f"{source}: not a saved plan (nested too deep)") from None
-        except ValueError as exc:
-            raise ReconcilerError(f"{source}: not a saved plan (invalid JSON: {exc})") from exc
-        if not isinstance(data, dict) or data.get("kind") != KIND:
-            raise ReconcilerError(f"{source}: not a saved plan (write one with `plan --out {source}`)")
-        if data.get("version") != VERSION:
-            raise ReconcilerError(
-                f"{source}: saved plan version {data.get('version')!r}; this tool reads {VERSION}"
-            )
+        data = _saved_plan_object(text, source)
 
         def field(key: str, kind: type | tuple[type, ...], what: str) -> Any:
             value = data.get(key)
@@ -142,14 +131,7 @@ class SavedPlan:
                 f"{source}: not a valid saved plan: `paths` and `changes` are malformed "
                 "(edited by hand? run plan --out again)"
             )
-        for key, kind, what in _OPTIONS:
-            if key not in options:
-                raise ReconcilerError(f"{source}: not a valid saved plan: option `{key}` is missing")
-            if not (
-                isinstance(options[key], kind)
-                and all(isinstance(i, str) for i in (options[key] if kind is list else ()))
-            ):
-                raise ReconcilerError(f"{source}: not a valid saved plan: option `{key}` must be {what}")
+        _check_options(options, source)
         return cls(
             paths=tuple(paths),
             server=field("server", str, "a URL"),
@@ -176,3 +158,32 @@ class SavedPlan:
             raise StalePlan(f"{source}: the server changed since the plan was saved; run plan again")
         if changes != self.changes:
             raise StalePlan(f"{source}: the plan would differ now (a secret changed?); run plan again")
+
+
+def _saved_plan_object(text: str, source: str) -> dict[str, Any]:
+    """The JSON object of a saved plan of this version; anything else is one clear error."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ReconcilerError(f"{source}: not a saved plan (nested too deep)") from None
+    except ValueError as exc:
+        raise ReconcilerError(f"{source}: not a saved plan (invalid JSON: {exc})") from exc
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise ReconcilerError(f"{source}: not a saved plan (write one with `plan --out {source}`)")
+    if data.get("version") != VERSION:
+        raise ReconcilerError(
+            f"{source}: saved plan version {data.get('version')!r}; this tool reads {VERSION}"
+        )
+    return data
+
+
+def _check_options(options: dict[str, Any], source: str) -> None:
+    """Every option the plan was made with is there, with its type (lists of strings)."""
+    for key, kind, what in _OPTIONS:
+        if key not in options:
+            raise ReconcilerError(f"{source}: not a valid saved plan: option `{key}` is missing")
+        if not (
+            isinstance(options[key], kind)
+            and all(isinstance(i, str) for i in (options[key] if kind is list else ()))
+        ):
+            raise ReconcilerError(f"{source}: not a valid saved plan: option `{key}` must be {what}")

@@ -143,8 +143,26 @@ def pulled_schema(
     names no `properties` (then it would refuse every field).
     """
     old = existing or {}
+    head = _head(name, config_schema, old, description, kind)
+    old_props = _properties(old)
+    body: dict[str, Any] = {} if "type" in config_schema else {"type": "object"}
+    for key, value in config_schema.items():
+        if key in head:
+            continue
+        if key == "properties" and isinstance(value, dict):
+            value = _secrets_marked(value, old_props)
+        body[key] = value
+    if "additionalProperties" not in body and isinstance(body.get("properties"), dict):
+        body = _closed(body)
+    return {**head, **body}
+
+
+def _head(
+    name: str, config_schema: Mapping[str, Any], old: Mapping[str, Any], description: str, kind: Kind
+) -> dict[str, Any]:
+    """`$schema`, `$id`, `title` and `description`: the existing file's, else made up."""
     folder = f"{kind.folder}/" if kind.folder else ""
-    head = {
+    return {
         "$schema": old.get("$schema", DRAFT_2020_12),
         "$id": old.get("$id", f"{ID_BASE}{folder}{name}.json"),
         "title": old.get("title", config_schema.get("title", name)),
@@ -155,30 +173,33 @@ def pulled_schema(
             or f"The `{name}` {kind.noun}, as a Syft Space server publishes it.",
         ),
     }
-    old_props = old.get("properties", {}) if isinstance(old.get("properties"), dict) else {}
-    body: dict[str, Any] = {} if "type" in config_schema else {"type": "object"}
-    for key, value in config_schema.items():
-        if key in head:
-            continue
-        if key == "properties" and isinstance(value, dict):
-            value = {
-                field: {**prop, "writeOnly": True}
-                if isinstance(prop, dict)
-                and "writeOnly" not in prop
-                and _marked_secret(field, prop, old_props)
-                else prop
-                for field, prop in value.items()
-            }
-        body[key] = value
-    if "additionalProperties" not in body and isinstance(body.get("properties"), dict):
-        keys = list(body)
-        at = keys.index("required" if "required" in body else "properties") + 1
-        body = {
-            **{k: body[k] for k in keys[:at]},
-            "additionalProperties": False,
-            **{k: body[k] for k in keys[at:]},
-        }
-    return {**head, **body}
+
+
+def _properties(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A schema's `properties`, or {} when it has none (or something else under that key)."""
+    props = schema.get("properties")
+    return props if isinstance(props, dict) else {}
+
+
+def _secrets_marked(props: dict[str, Any], old_props: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties with `writeOnly: true` on each secret field the server did not mark itself."""
+    return {
+        field: {**prop, "writeOnly": True}
+        if isinstance(prop, dict) and "writeOnly" not in prop and _marked_secret(field, prop, old_props)
+        else prop
+        for field, prop in props.items()
+    }
+
+
+def _closed(body: dict[str, Any]) -> dict[str, Any]:
+    """`additionalProperties: false` inserted right after `required`, else after `properties`."""
+    keys = list(body)
+    at = keys.index("required" if "required" in body else "properties") + 1
+    return {
+        **{k: body[k] for k in keys[:at]},
+        "additionalProperties": False,
+        **{k: body[k] for k in keys[at:]},
+    }
 
 
 def _short(value: Any) -> str:
@@ -211,34 +232,36 @@ def schema_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str,
 
     The values of a secret field's default, examples, const and enum are not printed: `(hidden)`.
     """
-    lines: list[str] = []
-    old_props = old.get("properties") if isinstance(old.get("properties"), dict) else {}
-    new_props = new.get("properties") if isinstance(new.get("properties"), dict) else {}
-    assert isinstance(old_props, dict) and isinstance(new_props, dict)
+    old_props, new_props = _properties(old), _properties(new)
+    lines = [f"+ {field}{_describe(new_props[field])}" for field in new_props if field not in old_props]
+    lines += [f"- {field}" for field in old_props if field not in new_props]
     for field in new_props:
-        if field not in old_props:
-            lines.append(f"+ {field}{_describe(new_props[field])}")
-    for field in old_props:
-        if field not in new_props:
-            lines.append(f"- {field}")
-    for field in new_props:
-        before, after = old_props.get(field), new_props[field]
-        if field not in old_props or before == after:
-            continue
-        if not (isinstance(before, dict) and isinstance(after, dict)):
-            lines.append(f"~ {field}: {_short(before)} → {_short(after)}")
-            continue
-        hide = _secret(before) or _secret(after)
-        for key in [*after, *(k for k in before if k not in after)]:
-            if before.get(key) != after.get(key):
-                lines.append(f"~ {field}.{key}: {_show(before, key, hide)} → {_show(after, key, hide)}")
-    for key in [*new, *(k for k in old if k not in new)]:
-        if key != "properties" and old.get(key) != new.get(key):
-            lines.append(
-                f"~ {key}: {_short(old[key]) if key in old else '(none)'}"
-                f" → {_short(new[key]) if key in new else '(none)'}"
-            )
+        if field in old_props and old_props[field] != new_props[field]:
+            lines += _field_changes(field, old_props[field], new_props[field])
+    lines += _keyword_changes(old, new)
     return tuple(lines)
+
+
+def _field_changes(field: str, before: Any, after: Any) -> list[str]:
+    """`~ field.keyword: old → new` per keyword that differs; a field that is not a mapping as a whole."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return [f"~ {field}: {_short(before)} → {_short(after)}"]
+    hide = _secret(before) or _secret(after)
+    return [
+        f"~ {field}.{key}: {_show(before, key, hide)} → {_show(after, key, hide)}"
+        for key in [*after, *(k for k in before if k not in after)]
+        if before.get(key) != after.get(key)
+    ]
+
+
+def _keyword_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """`~ keyword: old → new` for each top-level keyword but `properties` that differs."""
+    return [
+        f"~ {key}: {_short(old[key]) if key in old else '(none)'}"
+        f" → {_short(new[key]) if key in new else '(none)'}"
+        for key in [*new, *(k for k in old if k not in new)]
+        if key != "properties" and old.get(key) != new.get(key)
+    ]
 
 
 def _check_type(server_type: ModelType) -> str | None:

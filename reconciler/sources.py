@@ -162,36 +162,28 @@ class GitHead:
         found: dict[Path, str] = {}
         problems: list[Problem] = []
         for root in roots:
-            try:
-                rel = PurePosixPath(root.resolve().relative_to(self.top.resolve()).as_posix())
-            except ValueError:
-                problems.append(Problem(str(root), 1, 1, "", f"not inside the git checkout {self.top}"))
-                continue
-            spec = str(rel) if rel.parts else "."
-            listing = _git(self.top, "ls-tree", "-r", "-z", "--full-name", commit, "--", spec)
-            entries = [e for e in listing.split("\0") if e]
-            if not entries:
-                message = f"nothing here at HEAD ({commit[:12]}); commit it first"
-                problems.append(Problem(str(root), 1, 1, "", message))
-            for entry in entries:
-                meta, name = entry.split("\t", 1)
-                mode, kind, sha = meta.split()
-                inside = PurePosixPath(name).relative_to(rel) if rel.parts else PurePosixPath(name)
-                label = root / inside if inside.parts else root
-                if kind != "blob" or not label.name.endswith(manifest_files.SUFFIXES):
-                    continue
-                if any(part.startswith(".") for part in inside.parts):
-                    continue
-                if mode == "120000":
-                    message = "a symlink in git; --git does not follow it"
-                    problems.append(Problem(str(label), 1, 1, "", message, "warning"))
-                    continue
-                found[label] = sha
+            self._scan_root(root, commit, found, problems)
         self._seen = dict(sorted(found.items()))
         self._fetch([(p, s) for p, s in self._seen.items() if (p, s) not in self._parsed])
         keep = set(self._seen.items())
         self._parsed = {k: v for k, v in self._parsed.items() if k in keep}
         return Listing(tuple(self._seen), tuple(problems), tuple(self._seen.values()), commit)
+
+    def _scan_root(self, root: Path, commit: str, found: dict[Path, str], problems: list[Problem]) -> None:
+        """The manifest blobs below one root at `commit` into `found` (label: blob id)."""
+        try:
+            rel = PurePosixPath(root.resolve().relative_to(self.top.resolve()).as_posix())
+        except ValueError:
+            problems.append(Problem(str(root), 1, 1, "", f"not inside the git checkout {self.top}"))
+            return
+        spec = str(rel) if rel.parts else "."
+        listing = _git(self.top, "ls-tree", "-r", "-z", "--full-name", commit, "--", spec)
+        entries = [e for e in listing.split("\0") if e]
+        if not entries:
+            message = f"nothing here at HEAD ({commit[:12]}); commit it first"
+            problems.append(Problem(str(root), 1, 1, "", message))
+        for entry in entries:
+            _add_tree_entry(entry, root, rel, found, problems)
 
     def _fetch(self, wanted: list[tuple[Path, str]]) -> None:
         if not wanted:
@@ -231,6 +223,26 @@ class GitHead:
             if parts in (("HEAD",), ("packed-refs",)) or (parts and parts[0] == "refs"):
                 return True
         return False
+
+
+def _add_tree_entry(
+    entry: str, root: Path, rel: PurePosixPath, found: dict[Path, str], problems: list[Problem]
+) -> None:
+    """One `git ls-tree` line below `root` (at `rel` in the repository): a manifest blob into `found`;
+    other files and dot-paths skipped, a symlink a warning."""
+    meta, name = entry.split("\t", 1)
+    mode, kind, sha = meta.split()
+    inside = PurePosixPath(name).relative_to(rel) if rel.parts else PurePosixPath(name)
+    label = root / inside if inside.parts else root
+    if kind != "blob" or not label.name.endswith(manifest_files.SUFFIXES):
+        return
+    if any(part.startswith(".") for part in inside.parts):
+        return
+    if mode == "120000":
+        message = "a symlink in git; --git does not follow it"
+        problems.append(Problem(str(label), 1, 1, "", message, "warning"))
+        return
+    found[label] = sha
 
 
 def _git_bytes(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:

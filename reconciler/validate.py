@@ -87,42 +87,51 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
     loc = tuple(error["loc"])
     kind = error["type"]
     field = str(loc[0]) if loc else ""
-    if kind == "extra_forbidden" and field == "lifecycle" and len(loc) > 1:
-        return (
-            loc,
-            (
-                f"unknown setting{_suggest(str(loc[1]), LIFECYCLE_FIELDS)} (lifecycle has: "
-                f"{', '.join(LIFECYCLE_FIELDS)})"
-            ),
-            True,
-        )
     if kind == "extra_forbidden":
-        return (
-            loc,
-            (
-                f"unknown field{_suggest(field, ENVELOPE_FIELDS)} "
-                f"(a manifest has: {', '.join(ENVELOPE_FIELDS)})"
-            ),
-            True,
-        )
+        return loc, _unknown_field_message(loc, field), True
     if kind == "missing":
         hint = " — add `kind: Model`" if field == "kind" else ""
         return loc, f"required field is missing{hint}", False
     if kind == "literal_error" and field == "kind":
-        got = doc.value.get("kind")
-        close = next(
-            (
-                k
-                for k in ("Model", "Dataset", "Endpoint")
-                if isinstance(got, str) and got.lower() == k.lower()
-            ),
-            None,
-        )
-        hint = f"; did you mean `{close}`? (kinds are case-sensitive)" if close else ""
-        return loc, f"must be `Model`, `Dataset` or `Endpoint`, got {got!r}"[:200] + hint, False
+        return loc, _kind_message(doc.value.get("kind")), False
     if kind == "literal_error":
         return loc, f"must be one of {error['ctx']['expected']}, got {error['input']!r}"[:200], False
-    value = doc.value
+    value = _value_at(doc.value, loc)
+    if field == "tags":
+        return (
+            loc[:2] if len(loc) > 1 and isinstance(loc[1], int) else loc[:1],
+            (f"must be a list of strings or one comma-separated string, got {_type_name(value)}"),
+            False,
+        )
+    expected = _ENVELOPE_TYPES.get(kind, error["msg"].lower())
+    return loc, f"must be {expected}, got {_type_name(value)}", False
+
+
+_ENVELOPE_TYPES = {"string_type": "a string", "dict_type": "a mapping of settings", "list_type": "a list"}
+
+
+def _unknown_field_message(loc: tuple[str | int, ...], field: str) -> str:
+    """A field the envelope (or its `lifecycle:`) does not have, with the closest one it has."""
+    if field == "lifecycle" and len(loc) > 1:
+        return (
+            f"unknown setting{_suggest(str(loc[1]), LIFECYCLE_FIELDS)} (lifecycle has: "
+            f"{', '.join(LIFECYCLE_FIELDS)})"
+        )
+    return f"unknown field{_suggest(field, ENVELOPE_FIELDS)} (a manifest has: {', '.join(ENVELOPE_FIELDS)})"
+
+
+def _kind_message(got: Any) -> str:
+    """A `kind:` that is none of ours; one that differs only in case says so."""
+    close = next(
+        (k for k in ("Model", "Dataset", "Endpoint") if isinstance(got, str) and got.lower() == k.lower()),
+        None,
+    )
+    hint = f"; did you mean `{close}`? (kinds are case-sensitive)" if close else ""
+    return f"must be `Model`, `Dataset` or `Endpoint`, got {got!r}"[:200] + hint
+
+
+def _value_at(value: Any, loc: tuple[str | int, ...]) -> Any:
+    """The value at a pydantic error's loc, as far as it leads into the document."""
     for part in loc:  # pydantic puts union member names (`list[str]`) into loc: stop at those
         if isinstance(value, dict) and part in value:
             value = value[part]
@@ -130,18 +139,15 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
             value = value[part]
         else:
             break
-    if field == "tags":
-        return (
-            loc[:2] if len(loc) > 1 and isinstance(loc[1], int) else loc[:1],
-            (f"must be a list of strings or one comma-separated string, got {_type_name(value)}"),
-            False,
-        )
-    expected = {
-        "string_type": "a string",
-        "dict_type": "a mapping of settings",
-        "list_type": "a list",
-    }.get(kind, error["msg"].lower())
-    return loc, f"must be {expected}, got {_type_name(value)}", False
+    return value
+
+
+_BOUNDS = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "more than",
+    "exclusiveMaximum": "less than",
+}
 
 
 def _schema_message(error: Any, *, sensitive: bool) -> tuple[tuple[str | int, ...], str, bool]:
@@ -151,30 +157,33 @@ def _schema_message(error: Any, *, sensitive: bool) -> tuple[tuple[str | int, ..
     shown = "(sensitive)" if sensitive else repr(instance)
     if rule == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
-        extras = [k for k in instance if k not in known] if isinstance(instance, dict) else []
-        extra = extras[0] if extras else "?"
+        extra = _first_extra(instance, known)
         return (*path, extra), (f"unknown setting{_suggest(extra, known)} (known: {', '.join(known)})"), True
     if rule == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
         return (*path, missing), "required setting is missing", False
     if rule == "type":
-        expected = error.validator_value
-        names = [_SCHEMA_TYPES.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)]
-        return path, f"must be {' or '.join(names)}, got {_type_name(instance)}", False
-    if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        words = {
-            "minimum": "at least",
-            "maximum": "at most",
-            "exclusiveMinimum": "more than",
-            "exclusiveMaximum": "less than",
-        }[rule]
-        return path, f"must be {words} {error.validator_value}, got {shown}", False
+        return path, f"must be {_type_names(error.validator_value)}, got {_type_name(instance)}", False
+    if rule in _BOUNDS:
+        return path, f"must be {_BOUNDS[rule]} {error.validator_value}, got {shown}", False
     if rule == "enum":
         options = ", ".join(repr(v) for v in error.validator_value)
         return path, f"must be one of {options}, got {shown}", False
     if sensitive:
         return path, f"invalid value ({rule})", False
     return path, error.message, False
+
+
+def _first_extra(instance: Any, known: list[str]) -> str:
+    """The first key of a mapping that the schema does not know; `?` if none can be named."""
+    extras = [k for k in instance if k not in known] if isinstance(instance, dict) else []
+    return extras[0] if extras else "?"
+
+
+def _type_names(expected: str | list[str]) -> str:
+    """A schema's `type` (one name or a list) in words: `a string or null`."""
+    names = [_SCHEMA_TYPES.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)]
+    return " or ".join(names)
 
 
 def check_name(name: str) -> tuple[str, Literal["error", "warning"]] | None:
@@ -291,12 +300,21 @@ def _check_configuration(
     doc: Document, raw: dict[str, Any], schema: DtypeSchema
 ) -> tuple[dict[str, Any], frozenset[str], list[Problem]]:
     """References parsed, the dtype schema applied, literal secrets flagged; never quoting a secret."""
-    problems: list[Problem] = []
     configuration, ref_problems = references.scan(raw, ("configuration",))
-    for path, message in ref_problems:
-        problems.append(_problem(doc, path, message))
+    problems = [_problem(doc, path, message) for path, message in ref_problems]
     secret_fields = schema.secret_fields
     sensitive = frozenset(k for k, v in configuration.items() if k in secret_fields or references.has_ref(v))
+    problems += _schema_problems(doc, configuration, schema, sensitive)
+    malformed = {path[1] for path, _ in ref_problems if len(path) > 1}  # a bad ${…} is reported as that
+    problems += _literal_secrets(doc, configuration, sorted(secret_fields - malformed))
+    return configuration, sensitive, problems
+
+
+def _schema_problems(
+    doc: Document, configuration: dict[Any, Any], schema: DtypeSchema, sensitive: frozenset[str]
+) -> list[Problem]:
+    """The dtype schema's complaints about a configuration (references standing in as strings)."""
+    problems: list[Problem] = []
     for error in schema.errors(references.placeholder(configuration)):
         top = error.absolute_path[0] if error.absolute_path else None
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -306,19 +324,21 @@ def _check_configuration(
         if error.validator == "type" and top is not None and references.has_ref(configuration.get(top)):
             message += " (a ${…} or file reference always gives a string)"
         problems.append(_problem(doc, ("configuration", *path), message, key=key))
-    malformed = {path[1] for path, _ in ref_problems if len(path) > 1}
-    for secret in sorted(secret_fields):
-        value = configuration.get(secret)
-        if isinstance(value, str) and value and secret not in malformed:  # a bad ${…} is reported as that
-            problems.append(
-                _problem(
-                    doc,
-                    ("configuration", secret),
-                    "a literal secret is committed to git; use ${ENV_VAR} or {file: /run/secrets/NAME}",
-                    severity="warning",
-                )
-            )
-    return configuration, sensitive, problems
+    return problems
+
+
+def _literal_secrets(doc: Document, configuration: dict[str, Any], secret_fields: list[str]) -> list[Problem]:
+    """A warning for each secret field given as a plain, non-empty string rather than a reference."""
+    return [
+        _problem(
+            doc,
+            ("configuration", secret),
+            "a literal secret is committed to git; use ${ENV_VAR} or {file: /run/secrets/NAME}",
+            severity="warning",
+        )
+        for secret in secret_fields
+        if isinstance(configuration.get(secret), str) and configuration[secret]
+    ]
 
 
 _OWNERSHIP_TAG = (
@@ -351,6 +371,14 @@ def _check_tags(doc: Document, tags: list[str] | str) -> list[Problem]:
     return problems
 
 
+def _unknown_dtype(dtype: str, types: SchemaRegistry, *, datasets: bool) -> str:
+    """A `dtype:` the registry does not know, with the closest it knows and the whole list."""
+    return (
+        f"unknown {'dataset type' if datasets else 'dtype'} `{dtype}`"
+        f"{_suggest(dtype, types.dtypes)} (known: {', '.join(types.dtypes)})"
+    )
+
+
 def _beside_a_bad_envelope(doc: Document, registry: SchemaRegistry, errors: Sequence[Any]) -> list[Problem]:
     """The name and dtype checks, even when the envelope failed (a wrong `kind` must not hide a bad
     name or a misspelt dtype until it is fixed); only for fields the envelope did not already fault."""
@@ -366,18 +394,31 @@ def _beside_a_bad_envelope(doc: Document, registry: SchemaRegistry, errors: Sequ
     datasets = value.get("kind") == "Dataset"
     types = dataset_registry() if datasets else registry
     if "dtype" not in faulted and isinstance(dtype, str) and types.get(dtype) is None:
-        problems.append(
-            _problem(
-                doc,
-                ("dtype",),
-                f"unknown {'dataset type' if datasets else 'dtype'} `{dtype}`"
-                f"{_suggest(dtype, types.dtypes)} (known: {', '.join(types.dtypes)})",
-            )
-        )
+        problems.append(_problem(doc, ("dtype",), _unknown_dtype(dtype, types, datasets=datasets)))
     schema = types.get(dtype) if isinstance(dtype, str) else None
     configuration = value.get("configuration")
     if schema is not None and "configuration" not in faulted and isinstance(configuration, dict):
         problems += _check_configuration(doc, configuration, schema)[2]
+    return problems
+
+
+def _envelope_problems(doc: Document, errors: Sequence[Any]) -> list[Problem]:
+    """The envelope's validation errors as problems, each said once."""
+    # A typo such as `configuraton` is one problem, not also "configuration is missing".
+    suggested = {
+        s
+        for e in errors
+        if e["type"] == "extra_forbidden"
+        for s in difflib.get_close_matches(str(e["loc"][0]), ENVELOPE_FIELDS, n=1)
+    }
+    problems: list[Problem] = []
+    for error in errors:
+        if error["type"] == "missing" and error["loc"] and error["loc"][0] in suggested:
+            continue
+        path, message, key = _envelope_message(error, doc)
+        problem = _problem(doc, path, message, key=key)
+        if problem not in problems:  # a union (`tags`) fails once per member: say it once
+            problems.append(problem)
     return problems
 
 
@@ -387,46 +428,27 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         return None, [
             _problem(doc, (), f"a manifest must be a mapping (kind, name, dtype, configuration…), got {what}")
         ]
-    problems: list[Problem] = []
     try:
         envelope = Envelope.model_validate(doc.value)
     except ValidationError as exc:
         errors = exc.errors()
-        # A typo such as `configuraton` is one problem, not also "configuration is missing".
-        suggested = {
-            s
-            for e in errors
-            if e["type"] == "extra_forbidden"
-            for s in difflib.get_close_matches(str(e["loc"][0]), ENVELOPE_FIELDS, n=1)
-        }
-        for error in errors:
-            if error["type"] == "missing" and error["loc"] and error["loc"][0] in suggested:
-                continue
-            path, message, key = _envelope_message(error, doc)
-            problem = _problem(doc, path, message, key=key)
-            if problem not in problems:  # a union (`tags`) fails once per member: say it once
-                problems.append(problem)
-        return None, problems + _beside_a_bad_envelope(doc, registry, errors)
+        return None, _envelope_problems(doc, errors) + _beside_a_bad_envelope(doc, registry, errors)
 
+    problems: list[Problem] = []
     name_check = check_name(envelope.name)
     if name_check:
         message, severity = name_check
         problems.append(_problem(doc, ("name",), message, severity=severity))
 
-    tags = envelope.tags
-    problems.extend(_check_tags(doc, tags))
+    problems.extend(_check_tags(doc, envelope.tags))
 
-    if envelope.kind == "Dataset":
+    datasets = envelope.kind == "Dataset"
+    if datasets:
         registry = dataset_registry()
     schema = registry.get(envelope.dtype)
     if schema is None:
         problems.append(
-            _problem(
-                doc,
-                ("dtype",),
-                f"unknown {'dataset type' if envelope.kind == 'Dataset' else 'dtype'} `{envelope.dtype}`"
-                f"{_suggest(envelope.dtype, registry.dtypes)} (known: {', '.join(registry.dtypes)})",
-            )
+            _problem(doc, ("dtype",), _unknown_dtype(envelope.dtype, registry, datasets=datasets))
         )
         return None, problems
 
@@ -435,13 +457,20 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
 
     if any(p.severity == "error" for p in problems):
         return None, problems
+    return _manifest(doc, envelope, configuration, sensitive), problems
+
+
+def _manifest(
+    doc: Document, envelope: Envelope, configuration: dict[str, Any], sensitive: frozenset[str]
+) -> Manifest:
+    """A valid document as a Manifest, with where its name, dtype and settings stand."""
     line, column = doc.where(())
-    manifest = Manifest(
+    return Manifest(
         name=envelope.name,
         dtype=envelope.dtype,
         configuration=configuration,
         summary=envelope.summary,
-        tags=normalise_tags(tags),
+        tags=normalise_tags(envelope.tags),
         source=SourceLocation(doc.path, line, column),
         sensitive=sensitive,
         resolved=not any(references.has_ref(v) for v in configuration.values()),
@@ -452,4 +481,3 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
             for p in [("name",), ("dtype",), *[("configuration", k) for k in configuration]]
         },
     )
-    return manifest, problems

@@ -108,19 +108,13 @@ def schema_pull(schemas_dir: Path, dry_run: bool, output: str, **kw: Any) -> Non
         for kind, types in served.items()
     }
     editor_path = schemas_dir.joinpath(*editor_schema.EDITOR_SCHEMA_PATH)
-    editor_text = _editor_text(existing, pulled)
-    editor_changed = editor_text is not None and (
-        not editor_path.is_file() or editor_path.read_text(encoding="utf-8") != editor_text
-    )
+    editor_text = _changed(editor_path, _editor_text(existing, pulled))
     if not dry_run:
-        for kind, updates in pulled.items():
-            for update in updates or ():
-                if update.text is not None:
-                    _write(_folder(schemas_dir, kind) / f"{update.dtype}.json", update.text)
-        if editor_changed and editor_text is not None:
+        _write_updates(schemas_dir, pulled)
+        if editor_text is not None:
             _write(editor_path, editor_text)
     report = _Report(pulled, schemas_dir=schemas_dir, where=where, dry_run=dry_run)
-    editor = editor_path if editor_changed else None
+    editor = editor_path if editor_text is not None else None
     if output == "json":
         emit_json(report.json(editor))
     else:
@@ -142,6 +136,21 @@ def _read_texts(directory: Path) -> dict[str, str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise ReconcilerError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     return texts
+
+
+def _changed(path: Path, text: str | None) -> str | None:
+    """`text` if the file does not hold it already, else None."""
+    if text is None or (path.is_file() and path.read_text(encoding="utf-8") == text):
+        return None
+    return text
+
+
+def _write_updates(schemas_dir: Path, pulled: Mapping[sp.Kind, Sequence[sp.SchemaUpdate] | None]) -> None:
+    """Each pulled schema with new text to its kind's folder."""
+    for kind, updates in pulled.items():
+        for update in updates or ():
+            if update.text is not None:
+                _write(_folder(schemas_dir, kind) / f"{update.dtype}.json", update.text)
 
 
 def _write(path: Path, text: str) -> None:

@@ -10,12 +10,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
 from reconciler.cli.options import emit_json
+
+if TYPE_CHECKING:
+    from reconciler.project import Project
+    from reconciler.spaces import Shard
 
 ONE_SPACE_OPTIONS = ("server", "token", "token_file", "tenant", "sandbox", "var_files")
 """Options naming the one target of a run without `spaces:`; with spaces each space names its own
@@ -107,7 +111,6 @@ def spaces_from(
     """The multi-space run when the project file has `spaces:`, else None (a one-space run as
     ever). Pops the multi-space options from `kw`; leaves the rest for the one-space path."""
     from reconciler.ownership import check_owner
-    from reconciler.project import find_project, load_project
 
     globs, shard_text, shards, spaces_parallelism = (
         tuple(kw.pop("space_globs")),
@@ -115,11 +118,7 @@ def spaces_from(
         kw.pop("shards"),
         kw.pop("spaces_parallelism"),
     )
-    if one_space:  # a saved plan: its own single target
-        file = None
-    else:
-        file = kw["config"] if kw.get("config") is not None else find_project([Path(p) for p in paths])
-    project = load_project(file) if file is not None else None
+    project = None if one_space else _project(paths, kw)  # a saved plan: its own single target
     if project is None or not project.spaces:
         if globs or shard_text:
             raise click.UsageError(
@@ -132,27 +131,11 @@ def spaces_from(
         )
     from reconciler import space_tasks, spaces  # httpx and more: only for a multi-space run
 
-    ctx = click.get_current_context()
-    given = [
-        name for name in ONE_SPACE_OPTIONS if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
-    ]
-    if given:
-        opts = {p.name: p.opts[0] for p in ctx.command.params}
-        flags = ", ".join(opts.get(g, g) for g in given)
-        raise click.UsageError(
-            f"{flags}: with `spaces:` in {project.file}, each space names its own server, tenant, "
-            "token and var_files"
-        )
+    _refuse_one_space_options(project.file)
     owner = kw.get("owner")
     if owner is not None and (why := check_owner(owner)):
         raise click.UsageError(f"--owner: {why}")
-    shard = (
-        spaces.Shard.parse(shard_text)
-        if shard_text
-        else spaces.Shard.from_hostname(os.environ.get("HOSTNAME") or socket.gethostname(), shards)
-        if shards
-        else None
-    )
+    shard = _shard(shard_text, shards)
     run = space_tasks.Run(
         project,
         spaces.Connection(
@@ -165,3 +148,39 @@ def spaces_from(
         owner=owner,
     )
     return MultiSpace(run, spaces.select(project.spaces, globs, shard), shard, spaces_parallelism)
+
+
+def _project(paths: Sequence[str], kw: dict[str, Any]) -> Project | None:
+    """The project file: --config's, else the one found at or above
+    the paths; None without one."""
+    from reconciler.project import find_project, load_project
+
+    file = kw["config"] if kw.get("config") is not None else find_project([Path(p) for p in paths])
+    return load_project(file) if file is not None else None
+
+
+def _refuse_one_space_options(project_file: Path) -> None:
+    """A usage error for --server, --token… given on the command line: each space names its own."""
+    ctx = click.get_current_context()
+    given = [
+        name for name in ONE_SPACE_OPTIONS if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if given:
+        opts = {p.name: p.opts[0] for p in ctx.command.params}
+        flags = ", ".join(opts.get(g, g) for g in given)
+        raise click.UsageError(
+            f"{flags}: with `spaces:` in {project_file}, each space names its own server, tenant, "
+            "token and var_files"
+        )
+
+
+def _shard(shard_text: str | None, shards: int | None) -> Shard | None:
+    """This process's shard: --shard I/N, else from the host name with --shards N;
+    None for all spaces."""
+    from reconciler import spaces
+
+    if shard_text:
+        return spaces.Shard.parse(shard_text)
+    if shards:
+        return spaces.Shard.from_hostname(os.environ.get("HOSTNAME") or socket.gethostname(), shards)
+    return None

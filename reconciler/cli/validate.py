@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,11 @@ from reconciler.cli.options import (
 from reconciler.cli.spaces import spaces_from, spaces_options
 from reconciler.errors import InvalidManifests
 
+if TYPE_CHECKING:
+    from reconciler.loading import Loaded
+    from reconciler.model import Problem
+    from reconciler.schemas import SchemaRegistry
+
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
@@ -41,8 +46,6 @@ def validate(
 ) -> None:
     """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
     from reconciler.loading import load, load_variables
-    from reconciler.round import online_kinds
-    from reconciler.validate_online import check_online
 
     multi = spaces_from(paths, kw)
     if multi is not None:
@@ -56,35 +59,50 @@ def validate(
     warnings = list(loaded.warnings)
     skew: list[str] = []
     if online:
-        with connect(settings_from(kw)) as client:
-            client.check_tenant()
-            problems, skew = check_online(loaded.manifests, client.list_types(), schemas, client.base_url)
-            if loaded.datasets or loaded.endpoints:
-                more, more_skew = online_kinds(client, loaded)
-                problems += more
-                skew += more_skew
-        warnings += [p for p in problems if p.severity == "warning"]
-        if any(p.severity == "error" for p in problems):
-            raise InvalidManifests(problems + list(loaded.warnings))
+        online_warnings, skew = _check_online(loaded, schemas, kw)
+        warnings += online_warnings
     if strict and warnings:
         raise InvalidManifests(warnings)
     if output == "json":
-        emit_json(
-            {
-                "version": render.JSON_VERSION,
-                "valid": True,
-                "files": loaded.files,
-                "models": [m.name for m in loaded.manifests],
-                "datasets": [d.name for d in loaded.datasets],
-                "endpoints": [e.slug for e in loaded.endpoints],
-                "warnings": [w.as_dict() for w in warnings],
-                "schema_skew": skew,
-                "error": None,
-            }
-        )
+        emit_json(_json_result(loaded, warnings, skew))
         return
     warn(warnings)
     for line in skew:
         click.echo(f"warning: {line}", err=True)
     where = " (and against the server's types)" if online else ""
     click.echo(f"OK: {loaded.count} manifest(s) in {loaded.files} file(s) are valid{where}.")
+
+
+def _check_online(
+    loaded: Loaded, schemas: SchemaRegistry, kw: dict[str, Any]
+) -> tuple[list[Problem], list[str]]:
+    """(warnings, schema skew lines) from checking the manifests against the server's published
+    types; InvalidManifests (with the offline warnings) if that finds an error."""
+    from reconciler.round import online_kinds
+    from reconciler.validate_online import check_online
+
+    with connect(settings_from(kw)) as client:
+        client.check_tenant()
+        problems, skew = check_online(loaded.manifests, client.list_types(), schemas, client.base_url)
+        if loaded.datasets or loaded.endpoints:
+            more, more_skew = online_kinds(client, loaded)
+            problems += more
+            skew += more_skew
+    if any(p.severity == "error" for p in problems):
+        raise InvalidManifests(problems + list(loaded.warnings))
+    return [p for p in problems if p.severity == "warning"], skew
+
+
+def _json_result(loaded: Loaded, warnings: list[Problem], skew: list[str]) -> dict[str, Any]:
+    """`validate --output json` for a valid set."""
+    return {
+        "version": render.JSON_VERSION,
+        "valid": True,
+        "files": loaded.files,
+        "models": [m.name for m in loaded.manifests],
+        "datasets": [d.name for d in loaded.datasets],
+        "endpoints": [e.slug for e in loaded.endpoints],
+        "warnings": [w.as_dict() for w in warnings],
+        "schema_skew": skew,
+        "error": None,
+    }

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -35,6 +35,15 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.spaces import MultiSpace, spaces_from, spaces_options
 from reconciler.signals import graceful
+
+if TYPE_CHECKING:
+    from reconciler.client import SpaceClient
+    from reconciler.project import Instance, SpaceSpec
+    from reconciler.schemas import SchemaRegistry
+    from reconciler.sources import Source
+    from reconciler.space_tasks import Run
+    from reconciler.watch import WatchSettings
+    from reconciler.watch_round import Reconciler
 
 log = logging.getLogger("reconciler.watch")
 
@@ -125,7 +134,7 @@ def watch(
     from reconciler.apply import ApplyOptions
     from reconciler.liveness import Heartbeat
     from reconciler.project import check_prune_scope
-    from reconciler.sources import GitHead, ManifestLoader, Source, WorkTree
+    from reconciler.sources import GitHead, ManifestLoader, WorkTree
     from reconciler.watch_round import Reconciler, log_wait
 
     options = plan_options_from(kw)
@@ -247,12 +256,8 @@ def _watch_many(
     the others run."""
     from reconciler import spaces
     from reconciler import watch as daemon
-    from reconciler.apply import ApplyOptions
-    from reconciler.errors import ReconcilerError
     from reconciler.liveness import Heartbeat, Heartbeats
-    from reconciler.project import check_prune_scope
-    from reconciler.sources import GitHead, ManifestLoader, Source, WorkTree
-    from reconciler.watch_round import Reconciler
+    from reconciler.sources import GitHead, WorkTree
 
     debug = current().debug
     _configure_logging(log_format, debug=debug)
@@ -265,10 +270,7 @@ def _watch_many(
     round_silence = daemon.request_budget(timeout=run.connection.timeout, retries=run.connection.retries)
     backoff = dataclasses.replace(DAEMON_BACKOFF, cap=min(DAEMON_BACKOFF.cap, max(resync_interval, 1.0)))
     semaphore = threading.Semaphore(multi.parallelism)
-    # only folders that exist are watched: a space whose folder is missing fails alone, below
-    all_roots = sorted({r for spec in specs for r in run.instance(spec).roots if r.exists()})
-    if not all_roots:
-        raise click.UsageError("none of the spaces' manifest folders exists; nothing to watch")
+    all_roots = _existing_roots(run, specs)
     # the change source is one; each space reads through its own Source (their parse caches are
     # not shared between threads)
     source: Source = GitHead.open(all_roots) if use_git else WorkTree()
@@ -277,42 +279,20 @@ def _watch_many(
         watched: list[spaces.WatchedSpace] = []
         beats: list[Heartbeat] = []
         for spec in specs:
-            instance = run.instance(spec)
-            try:
-                missing = [str(r) for r in instance.roots if not r.exists()]
-                if missing:
-                    raise ReconcilerError(f"no such file or directory: {', '.join(missing)}")
-                if options.prune:
-                    check_prune_scope(instance)
-                own_source: Source = GitHead.open(instance.roots) if use_git else WorkTree()
-                stack.enter_context(spaces.lock_of(spec, run.project, command="watch", shared=False))
-                client = run.connect(spec, sleep=stop.wait)
-            except ReconcilerError as exc:
-                log.error(
-                    "space %s cannot start: %s", spec.name, exc, extra=_space_ev(spec.name, "space_failed")
-                )
-                observe(spec.name)(
-                    daemon.RoundResult(daemon.Trigger.STARTUP, daemon.RoundStatus.FAILED, 0.0, exc.message)
-                )
+            opened = _open_space(
+                run, spec, stack, stop, prune=options.prune, use_git=use_git, observe=observe
+            )
+            if opened is None:
                 continue
-            stack.callback(client.close)
-            reconciler = Reconciler(
-                ManifestLoader(
-                    instance.roots,
-                    schemas,
-                    own_source,
-                    var_files=spec.var_files,
-                ),
+            instance, own_source, client = opened
+            reconciler = _space_reconciler(
+                run,
+                spec,
+                instance,
+                own_source,
                 client,
-                schemas,
-                options=ApplyOptions(
-                    parallelism=run.connection.parallelism,
-                    replace=frozenset(options.replace),
-                    replace_all=options.replace_all,
-                    max_create_attempts=run.connection.retries + 1,
-                    facts=schemas.facts,
-                    owner=instance.owner,
-                ),
+                options,
+                schemas=schemas,
                 settings=daemon.WatchSettings(
                     resync_interval=resync_interval,
                     self_heal=self_heal,
@@ -364,6 +344,85 @@ def _watch_many(
         )
         spaces.watch_all(watched, batches, stop)
     log.info("stopped", extra={"event": "stop", "fields": {}})
+
+
+def _existing_roots(run: Run, specs: tuple[SpaceSpec, ...]) -> list[Path]:
+    """Every space's manifest roots that exist, sorted; a usage error when none does. Only folders
+    that exist are watched: a space whose folder is missing fails alone (`_open_space`)."""
+    roots = sorted({r for spec in specs for r in run.instance(spec).roots if r.exists()})
+    if not roots:
+        raise click.UsageError("none of the spaces' manifest folders exists; nothing to watch")
+    return roots
+
+
+def _open_space(
+    run: Run,
+    spec: SpaceSpec,
+    stack: contextlib.ExitStack[Any],
+    stop: threading.Event,
+    *,
+    prune: bool,
+    use_git: bool,
+    observe: Any,
+) -> tuple[Instance, Source, SpaceClient] | None:
+    """(instance, its own Source, client) for one space, its lock held and its client closed by
+    `stack`; None, logged and observed as a failed startup round, when it cannot start."""
+    from reconciler import spaces
+    from reconciler import watch as daemon
+    from reconciler.errors import ReconcilerError
+    from reconciler.project import check_prune_scope
+    from reconciler.sources import GitHead, WorkTree
+
+    instance = run.instance(spec)
+    try:
+        missing = [str(r) for r in instance.roots if not r.exists()]
+        if missing:
+            raise ReconcilerError(f"no such file or directory: {', '.join(missing)}")
+        if prune:
+            check_prune_scope(instance)
+        own_source: Source = GitHead.open(instance.roots) if use_git else WorkTree()
+        stack.enter_context(spaces.lock_of(spec, run.project, command="watch", shared=False))
+        client = run.connect(spec, sleep=stop.wait)
+    except ReconcilerError as exc:
+        log.error("space %s cannot start: %s", spec.name, exc, extra=_space_ev(spec.name, "space_failed"))
+        observe(spec.name)(
+            daemon.RoundResult(daemon.Trigger.STARTUP, daemon.RoundStatus.FAILED, 0.0, exc.message)
+        )
+        return None
+    stack.callback(client.close)
+    return instance, own_source, client
+
+
+def _space_reconciler(
+    run: Run,
+    spec: SpaceSpec,
+    instance: Instance,
+    source: Source,
+    client: SpaceClient,
+    options: Any,
+    *,
+    schemas: SchemaRegistry,
+    settings: WatchSettings,
+) -> Reconciler:
+    """One space's watch_round.Reconciler: its manifests through its own Source, its own client."""
+    from reconciler.apply import ApplyOptions
+    from reconciler.sources import ManifestLoader
+    from reconciler.watch_round import Reconciler
+
+    return Reconciler(
+        ManifestLoader(instance.roots, schemas, source, var_files=spec.var_files),
+        client,
+        schemas,
+        options=ApplyOptions(
+            parallelism=run.connection.parallelism,
+            replace=frozenset(options.replace),
+            replace_all=options.replace_all,
+            max_create_attempts=run.connection.retries + 1,
+            facts=schemas.facts,
+            owner=instance.owner,
+        ),
+        settings=settings,
+    )
 
 
 def _space_ev(space: str, event: str) -> dict[str, Any]:

@@ -12,35 +12,39 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler import redact
-from reconciler.export import ExportedFile, _escape, _FlowList, file_stem, to_yaml
+from reconciler.export import ExportedFile, FlowList, escape_references, file_stem, to_yaml
 from reconciler.kinds.validate import slug_problem
 from reconciler.kinds.values import RESPONSE_TYPES, RemoteEndpoint
 from reconciler.selection import Selector
 
 
 def endpoint_document(endpoint: RemoteEndpoint) -> dict[str, Any]:
-    document: dict[str, Any] = {"kind": "Endpoint", "slug": endpoint.slug, "name": _escape(endpoint.name)}
+    document: dict[str, Any] = {
+        "kind": "Endpoint",
+        "slug": endpoint.slug,
+        "name": escape_references(endpoint.name),
+    }
     if endpoint.model is not None:
-        document["model"] = _escape(endpoint.model.name)
+        document["model"] = escape_references(endpoint.model.name)
     if endpoint.dataset is not None:
-        document["dataset"] = _escape(endpoint.dataset.name)
+        document["dataset"] = escape_references(endpoint.dataset.name)
     document.update(
         {
-            "summary": _escape(endpoint.summary),
-            "description": _escape(endpoint.description or ""),
+            "summary": escape_references(endpoint.summary),
+            "description": escape_references(endpoint.description or ""),
             "response_type": endpoint.response_type,
             "published": endpoint.published,
-            "tags": _FlowList(endpoint.user_tags),
+            "tags": FlowList(endpoint.user_tags),
         }
     )
     if endpoint.system_prompt is not None:
-        document["system_prompt"] = _escape(endpoint.system_prompt)
+        document["system_prompt"] = escape_references(endpoint.system_prompt)
     if endpoint.policies:
         document["policies"] = [
             {
-                "name": _escape(p.name),
+                "name": escape_references(p.name),
                 "policy_type": p.policy_type,
-                "configuration": _escape(p.configuration or {}),
+                "configuration": escape_references(p.configuration or {}),
             }
             for p in sorted(endpoint.policies, key=lambda p: p.name)
         ]
