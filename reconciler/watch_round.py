@@ -195,7 +195,7 @@ class Reconciler:
             log.warning("server unavailable: %s", exc, extra=event("unreachable"))
             status, message = RoundStatus.UNREACHABLE, str(exc)
         except ReconcilerError as exc:
-            log.error("%s", exc, extra=event("round_error", kind=exc.kind))
+            log.error("%s", exc, extra=event("round_error", error_kind=exc.kind))
             status, message = RoundStatus.FAILED, str(exc)
         except Exception as exc:  # a bug must not end the daemon; the next round may well work
             log.error(
@@ -333,7 +333,7 @@ class Reconciler:
         log.warning(
             "datasets, endpoints and policies not counted this round: %s",
             error,
-            extra=event("count_failed", kind=error.kind),
+            extra=event("count_failed", error_kind=error.kind),
         )
         return None
 

@@ -425,6 +425,8 @@ def test_a_models_only_round_reads_the_other_kinds_only_to_count_them_and_never_
     assert result.ok and list(result.objects) == ["model"]  # the others keep what they last showed
     assert "datasets, endpoints and policies not counted this round: " in caplog.text
     assert "policies whose endpoint was deleted" in caplog.text
+    failed = next(r for r in caplog.records if getattr(r, "event", None) == "count_failed")
+    assert list(failed.fields) == ["error_kind"]  # `kind` is an object's kind in the daemon's events
 
 
 def test_a_server_without_the_other_kinds_counts_none_of_them(tmp_path, sandbox, registry, monkeypatch):
