@@ -20,8 +20,10 @@ from reconciler.backoff import Backoff
 from reconciler.cli.watch import JsonFormatter
 from reconciler.client import SpaceClient
 from reconciler.errors import LockHeld, ServerError
+from reconciler.kinds.plan import KindChange, KindsPlan
 from reconciler.lock import space_lock
 from reconciler.metrics import DaemonMetrics, MetricsServer
+from reconciler.model import Change, FieldDiff, Op, Outcome, Plan, Result
 from reconciler.ownership import owner_tag
 from reconciler.plan import PlanOptions
 from reconciler.project import lock_key, resolve_instance
@@ -36,7 +38,7 @@ from reconciler.watch import (
     change_batches,
     run,
 )
-from reconciler.watch_round import Reconciler
+from reconciler.watch_round import Reconciler, RoundObject, round_objects
 from tests.e2e.conftest import git
 
 KEY = "sk-canary-watch-9b1e"
@@ -632,17 +634,66 @@ def test_healthz_follows_the_last_round_and_metrics_count_rounds():
 
 def test_json_logs_are_one_object_per_line_with_the_event_and_its_fields():
     record = logging.LogRecord("reconciler.watch", logging.WARNING, __file__, 1, "drift: `%s`", ("a",), None)
-    record.event, record.fields = "drift", {"model": "a", "op": "create"}
+    record.event, record.fields = "drift", {"kind": "model", "name": "a", "op": "create"}
     line = JsonFormatter().format(record)
     data = json.loads(line)
     assert "\n" not in line and data["ts"].endswith("Z")
-    assert {k: data[k] for k in ("level", "event", "msg", "model", "op")} == {
+    assert {k: data[k] for k in ("level", "event", "msg", "kind", "name", "op")} == {
         "level": "warning",
         "event": "drift",
         "msg": "drift: `a`",
-        "model": "a",
+        "kind": "model",
+        "name": "a",
         "op": "create",
     }
     other = logging.LogRecord("httpx", logging.INFO, __file__, 1, "hi", (), None)
     plain = json.loads(JsonFormatter().format(other))
     assert plain["event"] == "log" and plain["logger"] == "httpx"
+
+
+# -- how a round names its objects -----------------------------------------------------------
+
+
+def test_every_kind_is_named_by_kind_and_name_and_drift_says_what_would_undo_it():
+    summary = (FieldDiff(("summary",), "old", "new"),)
+    plan = Plan((Change(Op.CREATE, "a"), Change(Op.REPLACE, "b", diffs=summary), Change(Op.CONFLICT, "c")))
+    kinds = KindsPlan(
+        (
+            KindChange("Dataset", "faq", Op.CREATE),
+            KindChange("Endpoint", "bot", Op.UPDATE, diffs=summary),
+            KindChange("Endpoint", "old-bot", Op.DELETE),
+            KindChange(
+                "Endpoint", "kept", Op.REPLACE, cascade="model `b` is replaced", cascade_approved=True
+            ),
+            KindChange("Policy", "bot/per-user", Op.REPLACE, diffs=summary),
+            KindChange("Dataset", "theirs", Op.CONFLICT, reason="exists on the server, differs"),
+        )
+    )
+    found = round_objects(plan, kinds, PlanOptions())
+    assert [(o.kind, o.name, o.outcome_name) for o in found] == [
+        ("model", "a", "a"),
+        ("model", "b", "b"),
+        ("model", "c", "c"),
+        ("dataset", "faq", "dataset faq"),
+        ("endpoint", "bot", "endpoint bot"),
+        ("endpoint", "old-bot", "endpoint old-bot"),
+        ("endpoint", "kept", "endpoint kept"),
+        ("policy", "bot/per-user", "policy bot/per-user"),
+        ("dataset", "theirs", "dataset theirs"),
+    ]
+    assert [o.drift() for o in found] == [
+        "`a` is missing on the server; not recreated (--self-heal would)",  # README quotes it
+        "`b` differs on the server (summary); needs --replace b and --self-heal",
+        None,  # a conflict is never drift
+        "dataset faq: missing on the server; not recreated (--self-heal would)",
+        "endpoint bot: differs on the server (summary); not reverted (--self-heal would)",
+        "endpoint old-bot: ours and in no manifest; not pruned (--self-heal would)",
+        "endpoint kept: differs on the server (model `b` is replaced); not replaced (--self-heal would)",
+        "policy bot/per-user: differs on the server (summary); not replaced (--self-heal would)",
+        None,
+    ]
+    approved = round_objects(plan, KindsPlan(), PlanOptions(replace=("b",)))[1]
+    assert approved.drift() == "`b` differs on the server (summary); not replaced (--self-heal would)"
+    # an outcome of no planned change keeps its kind
+    assert RoundObject.of_outcome(Outcome("policy bot/x", Op.DELETE, Result.DELETED)).label == "policy bot/x"
+    assert RoundObject.of_outcome(Outcome("m", Op.CREATE, Result.CREATED)).label == "model m"
