@@ -99,17 +99,18 @@ def test_a_conflict_of_every_kind_is_logged_in_writing_and_read_only_rounds_neve
     url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
 
     startup, after = round_events(daemon, "startup")  # writes: the other objects are created
-    assert startup[-1]["status"] == "ok" and any(e["event"] == "object" for e in startup)
     resync, _ = round_events(daemon, "resync", since=after)  # writes nothing: no file changed
-    assert resync[-1]["status"] == "ok" and not any(e["event"] == "object" for e in resync)
-
     for events in (startup, resync):
         conflicts = [e for e in events if e["event"] == "conflict"]
-        assert [(e["kind"], e["name"], e["level"]) for e in conflicts] == [(kind, name, "warning")], conflicts
+        assert [(e.get("kind"), e.get("name"), e["level"]) for e in conflicts] == [(kind, name, "warning")], (
+            conflicts
+        )
         assert conflicts[0]["msg"].startswith(f"conflict: {kind} {name}: exists on the server")
         assert "--adopt" in conflicts[0]["reason"] and "model" not in conflicts[0]
         assert not [e for e in events if e["event"] == "drift"]
         assert events[-1]["objects"][kind]["conflict"] == 1
+    assert startup[-1]["status"] == "ok" and any(e["event"] == "object" for e in startup)
+    assert resync[-1]["status"] == "ok" and not any(e["event"] == "object" for e in resync)
     assert resync[-1]["models"] == resync[-1]["objects"]["model"]
     poll(lambda: conflict_gauge(url, kind) == 1, f"the {kind} counted as a conflict in /metrics")
     assert daemon.terminate() == 0
