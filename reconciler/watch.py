@@ -30,8 +30,9 @@ from reconciler.plan import PlanOptions
 log = logging.getLogger(__name__)
 
 
-def event(name: str, **fields: Any) -> dict[str, Any]:
-    """`extra=` for a log call: the event name and fields of a structured (--log-format json) line."""
+def event(name: str, /, **fields: Any) -> dict[str, Any]:
+    """`extra=` for a log call: the event name and fields of a structured (--log-format json) line
+    (`name` is positional only: an object's event has a field `name`)."""
     return {"event": name, "fields": fields}
 
 

@@ -7,12 +7,14 @@ watch.py.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler import render
@@ -29,12 +31,12 @@ from reconciler.errors import (
 from reconciler.graph_apply import run_plans
 from reconciler.kinds.plan import plan_kinds
 from reconciler.loading import Loaded
-from reconciler.model import ApplyReport, Manifest, Op, Outcome, Plan, Result
-from reconciler.plan import Scope
+from reconciler.model import WRITE_OPS, ApplyReport, FieldDiff, Manifest, Op, Outcome, Plan, Result
+from reconciler.plan import PlanOptions, Scope
 from reconciler.references import resolve_secrets
 from reconciler.round import Observed, observe_and_plan, observe_kinds, selected_count
 from reconciler.schemas import SchemaRegistry
-from reconciler.states import object_states
+from reconciler.states import KINDS, STATES, object_states
 from reconciler.watch import RoundResult, RoundStatus, Trigger, WatchSettings, event
 
 # The daemon's one logger, as before this module was split from watch.py (cli/watch.py logs under
@@ -46,6 +48,109 @@ def desired_digest(manifests: Sequence[Manifest]) -> str:
     """What would be sent to the server; compared, never shown (it covers resolved secrets)."""
     bodies = sorted((m.create_body() for m in manifests), key=lambda b: str(b["name"]))
     return hashlib.sha256(json.dumps(bodies, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What a round wants: the manifests as loaded, the models and datasets with their secrets
+    resolved, the digest of all that would be sent, and (with --git) the commit read."""
+
+    loaded: Loaded
+    manifests: tuple[Manifest, ...]
+    datasets: tuple[Manifest, ...]
+    digest: str
+    commit: str | None
+
+
+@dataclass(frozen=True)
+class RoundObject:
+    """One planned object of any kind, as the round's log lines and JSON events name it: `kind`
+    (states.KINDS) and `name` (a model's or dataset's name, an endpoint's slug, `slug/policy`)."""
+
+    kind: str
+    name: str
+    op: Op
+    diffs: tuple[FieldDiff, ...] = ()
+    reason: str = ""
+    cascade: str = ""
+    approved: bool = True
+    """For a replace: whether it may run (--replace, --replace-all, lifecycle, a cascade)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    @property
+    def outcome_name(self) -> str:
+        """The name the executors give its outcome: a model's name, another kind's label."""
+        return self.name if self.kind == "model" else self.label
+
+    @property
+    def writes(self) -> bool:
+        return self.op in WRITE_OPS
+
+    @property
+    def differs(self) -> list[str]:
+        return [d.dotted for d in self.diffs]
+
+    @classmethod
+    def of_outcome(cls, outcome: Outcome) -> RoundObject:
+        """An outcome of no planned change (never expected): its kind read from its name."""
+        kind, _, name = outcome.name.partition(" ")
+        if kind in KINDS and kind != "model" and name:
+            return cls(kind, name, outcome.op)
+        return cls("model", outcome.name, outcome.op)
+
+    def drift(self) -> str | None:
+        """The drift line's text (after `drift: `), or None when the op is no drift. A model's
+        line keeps its documented shape: ``drift: `a` is missing on the server; …``."""
+        why = ", ".join(self.differs) or self.cascade
+        differs = f"differs on the server{f' ({why})' if why else ''}"
+        if self.op is Op.CREATE:
+            verb, what = "is ", "missing on the server; not recreated (--self-heal would)"
+        elif self.op is Op.UPDATE:
+            verb, what = "", f"{differs}; not reverted (--self-heal would)"
+        elif self.op is Op.REPLACE:
+            undo = (
+                "not replaced (--self-heal would)"
+                if self.approved
+                else f"needs --replace {self.name} and --self-heal"
+            )
+            verb, what = "", f"{differs}; {undo}"
+        elif self.op is Op.DELETE:
+            verb, what = "is ", "ours and in no manifest; not pruned (--self-heal would)"
+        else:
+            return None
+        return f"`{self.name}` {verb}{what}" if self.kind == "model" else f"{self.label}: {what}"
+
+
+def round_objects(plan: Plan, kinds: Plan, options: PlanOptions) -> list[RoundObject]:
+    """Every planned object of the round, models first, in plan order."""
+    names, every = frozenset(options.replace), options.replace_all
+    found = [
+        RoundObject(
+            "model",
+            c.name,
+            c.op,
+            c.diffs,
+            c.reason,
+            approved=c.op is not Op.REPLACE or c.approved(names=names, every=every),
+        )
+        for c in plan.changes
+    ]
+    found += [
+        RoundObject(
+            c.kind.lower(),
+            c.name,
+            c.op,
+            c.diffs,
+            c.reason,
+            c.cascade,
+            approved=c.op is not Op.REPLACE or c.approved(names=names, every=every),
+        )
+        for c in kinds.changes
+    ]
+    return found
 
 
 class Reconciler:
@@ -90,7 +195,7 @@ class Reconciler:
             log.warning("server unavailable: %s", exc, extra=event("unreachable"))
             status, message = RoundStatus.UNREACHABLE, str(exc)
         except ReconcilerError as exc:
-            log.error("%s", exc, extra=event("round_error", kind=exc.kind))
+            log.error("%s", exc, extra=event("round_error", error_kind=exc.kind))
             status, message = RoundStatus.FAILED, str(exc)
         except Exception as exc:  # a bug must not end the daemon; the next round may well work
             log.error(
@@ -119,79 +224,84 @@ class Reconciler:
                 status=status.value,
                 duration_s=round(result.duration, 4),
                 models=dict(models),
+                objects={kind: dict(states) for kind, states in objects.items()},
                 commit=commit,
             ),
         )
         return result
 
     def _round(self) -> tuple[RoundStatus, str, dict[str, dict[str, int]], str | None]:
-        loaded, commit = self.loader()
-        manifests, notes = resolve_secrets(
-            loaded.manifests, os.environ, placeholders=self.settings.placeholders
-        )
-        datasets, more = resolve_secrets(loaded.datasets, os.environ, placeholders=self.settings.placeholders)
-        notes += more
-        digest = desired_digest(manifests)
-        if datasets or loaded.endpoints:  # every kind counts; a models-only digest is unchanged
-            digest = desired_digest([*manifests, *datasets]) + repr(sorted(map(repr, loaded.endpoints)))
-        if digest != self._announced:  # say a desired state's warnings once, not every round
-            self._announced = digest
-            for p in loaded.warnings:
-                log.warning("%s", p, extra=event("problem", **p.as_dict()))
-            for note in notes:
-                log.warning("%s", note, extra=event("note"))
+        desired = self._desired()
         s = self.settings
         scope = s.plan.scope(s.owner)
         observed = observe_and_plan(
             self.client,
-            manifests,
+            desired.manifests,
             self.registry,
             scope=scope,
-            datasets=datasets,
-            endpoints=loaded.endpoints,
+            datasets=desired.datasets,
+            endpoints=desired.loaded.endpoints,
             replace_names=frozenset(s.plan.replace),
             replace_all=s.plan.replace_all,
         )
-        plan, kinds = observed.plan, observed.kinds
-        write = digest != self.applied or s.self_heal
-        report = None
-        if not write:
-            _report_drift(plan)
-            _report_kind_drift(kinds)
-        elif any(c.writes for c in plan.changes) or any(c.writes for c in kinds.changes):
-            selected = selected_count(scope, manifests, datasets, loaded.endpoints)
-            s.plan.check(observed.whole, manifest_count=selected)
-            # From the first write on, the server matches no known desired state until this apply
-            # succeeds: a round that fails half way (or raises) leaves `applied` unknown, so the
-            # next round writes whatever the manifests say, a revert to the old state included.
-            self.applied = None
-            executor = Executor(self.client, self.options, on_outcome=_log_outcome)
-            report = run_plans(executor, plan, kinds, observed.space)
-        for change in plan.changes:
-            if change.op is Op.CONFLICT:
-                log.warning(
-                    "conflict: `%s` is on the server and was not created by the reconciler: %s",
-                    change.name,
-                    change.reason or "pass --adopt to take it over",
-                    extra=event("conflict", model=change.name),
-                )
-        failed = [o for o in report.outcomes if o.result is Result.FAILED] if report else []
-        if write and not failed and not (report is not None and report.interrupted):
-            self.applied, self.applied_commit = digest, commit
-            if commit:
-                log.info("applied commit %s", commit, extra=event("applied_commit", commit=commit))
+        found = round_objects(observed.plan, observed.kinds, s.plan)
+        write = desired.digest != self.applied or s.self_heal
+        report = self._write(desired, observed, scope, found) if write else None
+        _log_objects(found, drift=not write)
+        failed = self._settle(desired, report) if write else 0
         objects = self._count(observed, scope, report)
-        models = objects["model"]
-        summary = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in models.items() if n)
-        summary = summary or "no models"
-        if report is not None:
-            done = ", ".join(f"{n} {result}" for result, n in report.counts().items() if n)
-            summary = f"{done}; now {summary}" if done else summary
-        elif not write and any(c.writes for c in plan.changes):
-            summary += " (drift reported, not undone)"
+        summary = _summary(objects, report, drift_left=not write and any(o.writes for o in found))
         if failed:
-            return RoundStatus.FAILED, f"{len(failed)} write(s) failed: {summary}", objects, commit
-        return RoundStatus.OK, summary, objects, commit
+            return RoundStatus.FAILED, f"{failed} write(s) failed: {summary}", objects, desired.commit
+        return RoundStatus.OK, summary, objects, desired.commit
+
+    def _settle(self, desired: Desired, report: ApplyReport | None) -> int:
+        """After a writing round: the server matches `desired` unless a write failed or the apply
+        was interrupted. Returns the number of failed writes."""
+        failed = sum(1 for o in report.outcomes if o.result is Result.FAILED) if report else 0
+        if failed or (report is not None and report.interrupted):
+            return failed
+        self.applied, self.applied_commit = desired.digest, desired.commit
+        if desired.commit:
+            log.info(
+                "applied commit %s", desired.commit, extra=event("applied_commit", commit=desired.commit)
+            )
+        return 0
+
+    def _desired(self) -> Desired:
+        """The manifests with their secrets resolved, and the digest of what would be sent; a
+        desired state's warnings and notes are logged once, not every round."""
+        loaded, commit = self.loader()
+        placeholders = self.settings.placeholders
+        manifests, notes = resolve_secrets(loaded.manifests, os.environ, placeholders=placeholders)
+        datasets, more = resolve_secrets(loaded.datasets, os.environ, placeholders=placeholders)
+        digest = desired_digest(manifests)
+        if datasets or loaded.endpoints:  # every kind counts; a models-only digest is unchanged
+            digest = desired_digest([*manifests, *datasets]) + repr(sorted(map(repr, loaded.endpoints)))
+        if digest != self._announced:
+            self._announced = digest
+            for p in loaded.warnings:
+                log.warning("%s", p, extra=event("problem", **p.as_dict()))
+            for note in (*notes, *more):
+                log.warning("%s", note, extra=event("note"))
+        return Desired(loaded, manifests, datasets, digest, commit)
+
+    def _write(
+        self, desired: Desired, observed: Observed, scope: Scope, found: Sequence[RoundObject]
+    ) -> ApplyReport | None:
+        """Apply every kind's plan, within the deletion limits; None when nothing needs a write."""
+        if not any(o.writes for o in found):
+            return None
+        s = self.settings
+        selected = selected_count(scope, desired.manifests, desired.datasets, desired.loaded.endpoints)
+        s.plan.check(observed.whole, manifest_count=selected)
+        # From the first write on, the server matches no known desired state until this apply
+        # succeeds: a round that fails half way (or raises) leaves `applied` unknown, so the
+        # next round writes whatever the manifests say, a revert to the old state included.
+        self.applied = None
+        by_outcome = {o.outcome_name: o for o in found}
+        executor = Executor(self.client, self.options, on_outcome=lambda o: _log_outcome(o, by_outcome))
+        return run_plans(executor, observed.plan, observed.kinds, observed.space)
 
     def _count(
         self, observed: Observed, scope: Scope, report: ApplyReport | None
@@ -222,7 +332,7 @@ class Reconciler:
         log.warning(
             "datasets, endpoints and policies not counted this round: %s",
             error,
-            extra=event("count_failed", kind=error.kind),
+            extra=event("count_failed", error_kind=error.kind),
         )
         return None
 
@@ -238,15 +348,17 @@ def log_wait(waiting: Any) -> None:
     )
 
 
-def _log_outcome(outcome: Outcome) -> None:
-    level = logging.INFO if outcome.ok else logging.WARNING
+def _log_outcome(outcome: Outcome, by_outcome: Mapping[str, RoundObject]) -> None:
+    """One line per write, named by kind (`created  dataset handbook`, event `object`)."""
+    obj = by_outcome.get(outcome.name) or RoundObject.of_outcome(outcome)
     log.log(
-        level,
+        logging.INFO if outcome.ok else logging.WARNING,
         "%s",
-        render.outcome_line(outcome).strip(),
+        render.outcome_line(dataclasses.replace(outcome, name=obj.label)).strip(),
         extra=event(
-            "model",
-            model=outcome.name,
+            "object",
+            kind=obj.kind,
+            name=obj.name,
             op=outcome.op.value,
             result=outcome.result.value,
             attempts=outcome.attempts,
@@ -254,42 +366,49 @@ def _log_outcome(outcome: Outcome) -> None:
     )
 
 
-def _report_drift(plan: Plan) -> None:
-    for change in plan.changes:
-        if change.op is Op.CREATE:
-            what = "is missing on the server; not recreated (--self-heal would)"
-        elif change.op is Op.UPDATE:
-            what = (
-                f"differs on the server ({', '.join(d.dotted for d in change.diffs)}); "
-                "not reverted (--self-heal would)"
-            )
-        elif change.op is Op.REPLACE:
-            what = (
-                f"differs on the server ({', '.join(d.dotted for d in change.diffs)}); "
-                f"needs --replace {change.name} and --self-heal"
-            )
-        elif change.op is Op.DELETE:
-            what = "is ours and in no manifest; not pruned (--self-heal would)"
-        else:
-            continue
-        log.warning(
-            "drift: `%s` %s",
-            change.name,
-            what,
-            extra=event(
-                "drift", model=change.name, op=change.op.value, differs=[d.dotted for d in change.diffs]
-            ),
-        )
+def _log_objects(found: Sequence[RoundObject], *, drift: bool) -> None:
+    """The round's objects that need a person or a write: drift first (only when the round does
+    not write: a writing round undoes it), then conflicts (in every round)."""
+    if drift:
+        for obj in found:
+            _log_drift(obj)
+    for obj in found:
+        _log_conflict(obj)
 
 
-def _report_kind_drift(kinds: Plan) -> None:
-    """Datasets, endpoints and policies that differ on the server in a round that does not write."""
-    for change in kinds.pending:
-        fields = ", ".join(d.dotted for d in change.diffs)
-        log.warning(
-            "drift: %s: %s on the server%s; not undone (--self-heal would)",
-            change.label,
-            change.op.value,
-            f" ({fields})" if fields else "",
-            extra=event("drift", model=change.label, op=change.op.value),
-        )
+def _log_drift(obj: RoundObject) -> None:
+    """A difference on the server in a round that does not write: what it is, and what would undo it."""
+    what = obj.drift()
+    if what is None:
+        return
+    log.warning(
+        "drift: %s",
+        what,
+        extra=event("drift", kind=obj.kind, name=obj.name, op=obj.op.value, differs=obj.differs),
+    )
+
+
+def _log_conflict(obj: RoundObject) -> None:
+    """An object of the manifests that is on the server and not this owner's to change: a decision
+    for a person (--adopt, --adopt-from), reported in every round, written or not."""
+    if obj.op is not Op.CONFLICT:
+        return
+    reason = obj.reason or "pass --adopt to take it over"
+    log.warning(
+        "conflict: %s: %s",
+        obj.label,
+        reason,
+        extra=event("conflict", kind=obj.kind, name=obj.name, reason=reason, differs=obj.differs),
+    )
+
+
+def _summary(
+    objects: Mapping[str, Mapping[str, int]], report: ApplyReport | None, *, drift_left: bool
+) -> str:
+    """The round's line: what it wrote, then the objects of every kind counted by state."""
+    totals = {state: sum(counts.get(state, 0) for counts in objects.values()) for state in STATES}
+    summary = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in totals.items() if n) or "no objects"
+    if report is not None:
+        done = ", ".join(f"{n} {result}" for result, n in report.counts().items() if n)
+        return f"{done}; now {summary}" if done else summary
+    return f"{summary} (drift reported, not undone)" if drift_left else summary

@@ -22,6 +22,7 @@ from reconciler.client import SpaceClient
 from reconciler.errors import LockHeld, ServerError
 from reconciler.lock import space_lock
 from reconciler.metrics import DaemonMetrics, MetricsServer
+from reconciler.model import Change, FieldDiff, Op, Outcome, Plan, Result
 from reconciler.ownership import owner_tag
 from reconciler.plan import PlanOptions
 from reconciler.project import lock_key, resolve_instance
@@ -36,7 +37,7 @@ from reconciler.watch import (
     change_batches,
     run,
 )
-from reconciler.watch_round import Reconciler
+from reconciler.watch_round import Reconciler, RoundObject, round_objects
 from tests.e2e.conftest import git
 
 KEY = "sk-canary-watch-9b1e"
@@ -425,6 +426,8 @@ def test_a_models_only_round_reads_the_other_kinds_only_to_count_them_and_never_
     assert result.ok and list(result.objects) == ["model"]  # the others keep what they last showed
     assert "datasets, endpoints and policies not counted this round: " in caplog.text
     assert "policies whose endpoint was deleted" in caplog.text
+    failed = next(r for r in caplog.records if getattr(r, "event", None) == "count_failed")
+    assert list(failed.fields) == ["error_kind"]  # `kind` is an object's kind in the daemon's events
 
 
 def test_a_server_without_the_other_kinds_counts_none_of_them(tmp_path, sandbox, registry, monkeypatch):
@@ -630,17 +633,66 @@ def test_healthz_follows_the_last_round_and_metrics_count_rounds():
 
 def test_json_logs_are_one_object_per_line_with_the_event_and_its_fields():
     record = logging.LogRecord("reconciler.watch", logging.WARNING, __file__, 1, "drift: `%s`", ("a",), None)
-    record.event, record.fields = "drift", {"model": "a", "op": "create"}
+    record.event, record.fields = "drift", {"kind": "model", "name": "a", "op": "create"}
     line = JsonFormatter().format(record)
     data = json.loads(line)
     assert "\n" not in line and data["ts"].endswith("Z")
-    assert {k: data[k] for k in ("level", "event", "msg", "model", "op")} == {
+    assert {k: data[k] for k in ("level", "event", "msg", "kind", "name", "op")} == {
         "level": "warning",
         "event": "drift",
         "msg": "drift: `a`",
-        "model": "a",
+        "kind": "model",
+        "name": "a",
         "op": "create",
     }
     other = logging.LogRecord("httpx", logging.INFO, __file__, 1, "hi", (), None)
     plain = json.loads(JsonFormatter().format(other))
     assert plain["event"] == "log" and plain["logger"] == "httpx"
+
+
+# -- how a round names its objects -----------------------------------------------------------
+
+
+def test_every_kind_is_named_by_kind_and_name_and_drift_says_what_would_undo_it():
+    summary = (FieldDiff(("summary",), "old", "new"),)
+    plan = Plan((Change(Op.CREATE, "a"), Change(Op.REPLACE, "b", diffs=summary), Change(Op.CONFLICT, "c")))
+    kinds = Plan(
+        (
+            Change(Op.CREATE, "faq", kind="Dataset"),
+            Change(Op.UPDATE, "bot", diffs=summary, kind="Endpoint"),
+            Change(Op.DELETE, "old-bot", kind="Endpoint"),
+            Change(
+                Op.REPLACE, "kept", cascade="model `b` is replaced", cascade_approved=True, kind="Endpoint"
+            ),
+            Change(Op.REPLACE, "bot/per-user", diffs=summary, kind="Policy"),
+            Change(Op.CONFLICT, "theirs", reason="exists on the server, differs", kind="Dataset"),
+        )
+    )
+    found = round_objects(plan, kinds, PlanOptions())
+    assert [(o.kind, o.name, o.outcome_name) for o in found] == [
+        ("model", "a", "a"),
+        ("model", "b", "b"),
+        ("model", "c", "c"),
+        ("dataset", "faq", "dataset faq"),
+        ("endpoint", "bot", "endpoint bot"),
+        ("endpoint", "old-bot", "endpoint old-bot"),
+        ("endpoint", "kept", "endpoint kept"),
+        ("policy", "bot/per-user", "policy bot/per-user"),
+        ("dataset", "theirs", "dataset theirs"),
+    ]
+    assert [o.drift() for o in found] == [
+        "`a` is missing on the server; not recreated (--self-heal would)",  # README quotes it
+        "`b` differs on the server (summary); needs --replace b and --self-heal",
+        None,  # a conflict is never drift
+        "dataset faq: missing on the server; not recreated (--self-heal would)",
+        "endpoint bot: differs on the server (summary); not reverted (--self-heal would)",
+        "endpoint old-bot: ours and in no manifest; not pruned (--self-heal would)",
+        "endpoint kept: differs on the server (model `b` is replaced); not replaced (--self-heal would)",
+        "policy bot/per-user: differs on the server (summary); not replaced (--self-heal would)",
+        None,
+    ]
+    approved = round_objects(plan, Plan(), PlanOptions(replace=("b",)))[1]
+    assert approved.drift() == "`b` differs on the server (summary); not replaced (--self-heal would)"
+    # an outcome of no planned change keeps its kind
+    assert RoundObject.of_outcome(Outcome("policy bot/x", Op.DELETE, Result.DELETED)).label == "policy bot/x"
+    assert RoundObject.of_outcome(Outcome("m", Op.CREATE, Result.CREATED)).label == "model m"

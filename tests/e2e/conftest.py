@@ -143,9 +143,10 @@ DEADLINE_S = 20
 
 
 class Daemon:
-    """`python -m reconciler watch ARGS --log-format json`, its stderr parsed line by line."""
+    """`python -m reconciler watch ARGS --log-format json` (or `log_format="text"`), its stderr
+    read line by line: `lines`, and in JSON the parsed `events`."""
 
-    def __init__(self, *args, cwd, env=None):
+    def __init__(self, *args, cwd, env=None, log_format="json"):
         env = {**os.environ, "OPENAI_API_KEY": DAEMON_KEY, **(env or {})}
         command = [
             sys.executable,
@@ -154,7 +155,7 @@ class Daemon:
             "watch",
             *map(str, args),
             "--log-format",
-            "json",
+            log_format,
             "--step-ms",
             "20",
         ]
@@ -183,11 +184,22 @@ class Daemon:
 
     def wait_for(self, what, *, since=0, **match):
         """The first event after `since` whose fields equal `match`; fail at the deadline."""
+        return self._until(
+            what,
+            lambda: next(
+                (e for e in self.events[since:] if all(e.get(k) == v for k, v in match.items())), None
+            ),
+        )
+
+    def wait_line(self, what, text, *, since=0):
+        """The first line after line `since` (in any log format) that contains `text`."""
+        return self._until(what, lambda: next((line for line in self.lines[since:] if text in line), None))
+
+    def _until(self, what, found):
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
-            for event in self.events[since:]:
-                if all(event.get(k) == v for k, v in match.items()):
-                    return event
+            if (value := found()) is not None:
+                return value
             if self.proc.poll() is not None:
                 self._reader.join(5)
                 code = self.proc.returncode

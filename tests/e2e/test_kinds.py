@@ -308,7 +308,7 @@ def test_watch_rounds_converge_every_kind_and_log_no_secret(tmp_path, sandbox, c
         httpx_patch(sandbox, "/endpoints/support-bot", {"summary": "by hand"})
         before = writes(sandbox)
         assert once(Trigger.RESYNC).ok and writes(sandbox) == before  # drift: reported, not undone
-        assert "drift: endpoint support-bot: update on the server (summary)" in caplog.text
+        assert "drift: endpoint support-bot: differs on the server (summary); not reverted" in caplog.text
         (root / "ep.yaml").write_text(endpoint_yaml(summary="from the watch"))
         assert once(Trigger.FILES).ok
     assert httpx_get(sandbox, "/endpoints/support-bot")["summary"] == "from the watch"
