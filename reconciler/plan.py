@@ -251,9 +251,9 @@ def delete_limit(max_delete: MaxDelete, owned: int) -> int | None:
 
 def counts_as_deletion(change: Change, *, names: frozenset[str] = frozenset(), every: bool = False) -> bool:
     """Whether a change deletes an object on the server: a prune, or a replace that will run
-    (cascades too). A policy goes with its endpoint and is not counted on its own."""
-    if change.kind == "Policy":
-        return False
+    (cascades too). A policy is a security control (an endpoint without its access policy lets
+    everyone in): deleting or recreating one counts like any other object, also when it goes with
+    its endpoint."""
     return change.op is Op.DELETE or (change.op is Op.REPLACE and change.approved(names=names, every=every))
 
 
@@ -263,12 +263,9 @@ def deletions(plan: Plan, *, names: frozenset[str] = frozenset(), every: bool = 
 
 
 def owned_count(plan: Plan) -> int:
-    """This owner's objects on the server within the plan's selection (policies go with their
-    endpoint)."""
+    """This owner's objects on the server within the plan's selection (a policy is its endpoint's)."""
     return sum(
-        1
-        for c in plan.changes
-        if c.kind != "Policy" and c.observed is not None and c.ownership is not None and c.ownership.mine
+        1 for c in plan.changes if c.observed is not None and c.ownership is not None and c.ownership.mine
     )
 
 
@@ -289,7 +286,7 @@ def check_deletions(
     going = deletions(plan, names=names, every=every)
     if not going:
         return
-    pruned = [c for c in plan.deletes if c.kind != "Policy"]
+    pruned = plan.deletes
     if manifest_count == 0 and pruned and not allow_empty:
         raise Refused(
             f"refusing to prune with no manifests: it would delete all {len(pruned)} object(s) "
@@ -320,12 +317,16 @@ def counted(changes: Sequence[Change]) -> str:
 
 
 def _how_deleted(going: Sequence[Change]) -> str:
-    deletes = sum(1 for c in going if c.op is Op.DELETE)
-    replaces = len(going) - deletes
+    """`2 pruned, 1 replaced, 1 of them by cascade, 2 policies with their endpoint`."""
+    recreated = {c.name for c in going if c.kind == "Endpoint" and c.op in (Op.REPLACE, Op.DELETE)}
+    along = sum(1 for c in going if c.kind == "Policy" and c.op is Op.DELETE and c.endpoint in recreated)
+    deletes = sum(1 for c in going if c.op is Op.DELETE) - along
+    replaces = sum(1 for c in going if c.op is Op.REPLACE)
     cascades = sum(1 for c in going if c.cascade)
     parts = [f"{deletes} pruned"] if deletes else []
     parts += [f"{replaces} replaced"] if replaces else []
     parts += [f"{cascades} of them by cascade"] if cascades else []
+    parts += [f"{plural('Policy', along)} with their endpoint"] if along else []
     return ", ".join(parts)
 
 

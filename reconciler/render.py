@@ -410,7 +410,7 @@ def plan_markdown(plan: Plan, *, target: str) -> str:
     lines = [f"### Syft Space plan for {md_code(target)}", "", f"**{summary_line(plan)}.**", ""]
     if line := kinds_line(plan):
         lines += [line, ""]
-    deletes = [c for c in plan.deletes if c.kind != "Policy"]
+    deletes = plan.deletes
     if deletes:
         names = ", ".join(f"{c.kind.lower()} {md_code(c.name)}" for c in deletes)
         lines += [f"> **Deletes {counted(deletes)}:** {names}", ""]

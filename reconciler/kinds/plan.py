@@ -108,7 +108,7 @@ def _unnamed_endpoints(
             continue
         owned = ownership(remote.tags, scope.owner)
         if scope.prune and owned.mine:
-            out.extend(_policy_deletes(remote, observed.policies))
+            out.extend(_policy_deletes(remote, observed.policies, owned))
             out.append(Change(Op.DELETE, slug, observed=remote, ownership=owned, kind="Endpoint"))
             continue
         out.append(Change(Op.UNMANAGED, slug, observed=remote, ownership=owned, kind="Endpoint"))
@@ -279,7 +279,7 @@ def _plan_endpoint(endpoint: EndpointManifest, observed: Observed, scope: Scope,
             cascade_approved=bool(cascade) and cascade_ok,
             adopt=takeover,
         )
-        return [*_policy_deletes(remote, observed.policies), recreate, *creates]
+        return [*_policy_deletes(remote, observed.policies, owned), recreate, *creates]
     if update:
         return [dataclasses.replace(base, op=Op.UPDATE, diffs=update), *policies]
     return [base, *policies]
@@ -339,17 +339,18 @@ def _policy(op: Op, slug: str, name: str, **kw: Any) -> Change:
 
 
 def _plan_policies(endpoint: EndpointManifest, remote: RemoteEndpoint, scope: Scope) -> list[Change]:
+    """An endpoint's policies: they belong to it and its owner (their ownership is the endpoint's)."""
     have = {p.name: p for p in remote.policies or ()}
+    owned = ownership(remote.tags, scope.owner)
     out: list[Change] = []
     for spec in endpoint.policies:
         found = have.get(spec.name)
         if found is None:
             out.append(_policy(Op.CREATE, endpoint.slug, spec.name, desired=spec))
-        elif found.policy_type != spec.policy_type:
-            diff = FieldDiff(("policy_type",), found.policy_type, spec.policy_type)
-            out.append(
-                _policy(Op.REPLACE, endpoint.slug, spec.name, desired=spec, observed=found, diffs=(diff,))
-            )
+            continue
+        if found.policy_type != spec.policy_type:
+            diffs: tuple[FieldDiff, ...] = (FieldDiff(("policy_type",), found.policy_type, spec.policy_type),)
+            op = Op.REPLACE
         else:
             wanted, old = normalise_policy(spec), found.configuration or {}
             diffs = tuple(
@@ -358,18 +359,24 @@ def _plan_policies(endpoint: EndpointManifest, remote: RemoteEndpoint, scope: Sc
                 if not same(wanted.get(k), old.get(k))
             )
             op = Op.UPDATE if diffs else Op.NOOP
-            out.append(_policy(op, endpoint.slug, spec.name, desired=spec, observed=found, diffs=diffs))
+        out.append(
+            _policy(op, endpoint.slug, spec.name, desired=spec, observed=found, diffs=diffs, ownership=owned)
+        )
     named = {s.name for s in endpoint.policies}
     for name, found in sorted(have.items()):
         if name not in named:
             op = Op.DELETE if scope.prune else Op.UNMANAGED
-            out.append(_policy(op, endpoint.slug, name, observed=found))
+            out.append(_policy(op, endpoint.slug, name, observed=found, ownership=owned))
     return out
 
 
-def _policy_deletes(remote: RemoteEndpoint, policies: Sequence[RemotePolicy]) -> list[Change]:
+def _policy_deletes(
+    remote: RemoteEndpoint, policies: Sequence[RemotePolicy], owned: Ownership
+) -> list[Change]:
     """Every policy of an endpoint that goes away, deleted before it (else they are orphaned and
     GET /policies/ fails for the whole tenant)."""
     return [
-        _policy(Op.DELETE, remote.slug, p.name, observed=p) for p in policies if p.endpoint_id == remote.id
+        _policy(Op.DELETE, remote.slug, p.name, observed=p, ownership=owned)
+        for p in policies
+        if p.endpoint_id == remote.id
     ]

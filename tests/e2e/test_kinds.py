@@ -100,6 +100,8 @@ def test_summary_is_a_patch_and_response_type_a_replace(cli, manifest_dir, sandb
         "--replace",
         "support-bot",
         "--auto-approve",
+        "--max-delete",
+        "3",  # the endpoint and its two policies: a policy is counted like any object
     )
     assert run.code == 0, run.all
     detail = api.get("/endpoints/support-bot").json()
@@ -112,6 +114,21 @@ def test_prune_deletes_policies_before_their_endpoint(cli, manifest_dir, sandbox
     assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
     (root / "ep.yaml").unlink()
     run = cli("apply", root, "--server", sandbox.url, "--owner", "team", "--prune", "--auto-approve")
+    assert (
+        run.code == 11 and "refusing to delete 1 endpoint, 2 policies (1 pruned, 2 policies with" in run.err
+    )
+    run = cli(
+        "apply",
+        root,
+        "--server",
+        sandbox.url,
+        "--owner",
+        "team",
+        "--prune",
+        "--auto-approve",
+        "--max-delete",
+        "3",
+    )
     assert run.code == 0, run.all
     assert run.out.index("deleted  policy support-bot/per-user") < run.out.index(
         "deleted  endpoint support-bot"
@@ -178,9 +195,11 @@ def test_prune_after_the_last_dataset_and_endpoint_manifests_are_gone(cli, manif
     run = cli("apply", root, "--server", sandbox.url, "--owner", "team", "--prune", "--auto-approve")
     assert (
         run.code == 11
-        and "refusing to delete 1 dataset, 1 endpoint (2 pruned): more than the default limit of 1" in run.err
+        and "refusing to delete 1 dataset, 1 endpoint, 2 policies (2 pruned, 2 policies with their endpoint): more than "
+        "the default limit of 2"
+        in run.err
     )  # the blast-radius limit holds
-    args = ("--owner", "team", "--prune", "--auto-approve", "--max-delete", "2")
+    args = ("--owner", "team", "--prune", "--auto-approve", "--max-delete", "4")
     run = cli("apply", root, "--server", sandbox.url, *args)
     assert run.code == 0, run.all
     assert api.get("/endpoints/").json() == []
@@ -210,9 +229,11 @@ def test_replacing_a_model_recreates_the_endpoint_on_the_new_model(cli, manifest
     run = cli(*args)  # the cascade counts against the deletion limit (half of 3 owned objects)
     assert (
         run.code == 11
-        and "refusing to delete 1 model, 1 endpoint (2 replaced, 1 of them by cascade)" in run.err
+        and "refusing to delete 1 model, 1 endpoint, 2 policies (2 replaced, 1 of them by cascade, 2 policies with "
+        "their endpoint)"
+        in run.err
     )
-    run = cli(*args, "--max-delete", "2")
+    run = cli(*args, "--max-delete", "4")
     assert run.code == 0, run.all
     new_model = api.get("/models/gpt-4o").json()["id"]
     detail = api.get("/endpoints/support-bot").json()
@@ -435,7 +456,7 @@ def test_adopt_patches_a_dataset_and_replaces_an_endpoint(cli, manifest_dir, san
         "--adopt",
         "--auto-approve",
         "--max-delete",
-        "2",
+        "3",
     )
     assert run.code == 0, run.all
     assert api.get("/datasets/handbook").json()["id"] == dataset_id  # adopted in place

@@ -3,6 +3,7 @@ through the real CLI against the sandbox. Each case is parametrised over kind, s
 for models and not for another kind fails here."""
 
 import json
+import re
 
 import pytest
 
@@ -208,3 +209,33 @@ def test_a_prune_never_deletes_a_model_another_owners_endpoint_uses(
     assert "endpoint `theirs` uses it" in run.err
     assert api.get("/endpoints/theirs").json()["model"]["name"] == "gpt-4o"
     assert api.get("/models/gpt-4o").status_code == 200
+
+
+def test_a_policy_is_a_deletion_counted_listed_and_limited(cli, manifest_dir, sandbox, api):
+    """An access policy is a security control: removing one counts against --max-delete (0 too),
+    is named in DELETIONS, and the advice names the number that passes."""
+    root = manifest_dir({"m.yaml": model_yaml("gpt-4o"), "d.yaml": DATASET, "e.yaml": endpoint_yaml()})
+    args = ("--server", sandbox.url, "--owner", "team")
+    assert cli("apply", root, *args).code == 0
+    (root / "e.yaml").write_text(endpoint_yaml().split("  - name: staff-only")[0])
+    run = cli("plan", root, *args, "--prune")
+    assert "  DELETIONS (1): policy support-bot/staff-only" in run.out.splitlines(), run.out
+    run = cli("apply", root, *args, "--prune", "--max-delete", "0", "--auto-approve")
+    assert run.code == 11 and "refusing to delete 1 policy (1 pruned)" in run.err, run.all
+    assert len(api.get("/endpoints/support-bot").json()["policies"]) == 2
+    assert cli("apply", root, *args, "--prune", "--max-delete", "1", "--auto-approve").code == 0
+    assert [p["name"] for p in api.get("/endpoints/support-bot").json()["policies"]] == ["per-user"]
+
+
+def test_the_deletion_limit_advice_is_the_number_that_passes(cli, manifest_dir, sandbox, api):
+    root = manifest_dir({"m.yaml": model_yaml("gpt-4o"), "d.yaml": DATASET, "e.yaml": endpoint_yaml()})
+    args = ("--server", sandbox.url, "--owner", "team", "--replace-all", "--auto-approve")
+    assert cli("apply", root, *args).code == 0
+    (root / "m.yaml").write_text(model_yaml("gpt-4o", model="gpt-4o-mini"))
+    run = cli("apply", root, *args)
+    assert run.code == 11, run.all
+    advice = re.search(r"--max-delete (\d+) \(or", run.err)
+    assert advice and "1 model, 1 endpoint, 2 policies" in run.err, run.err
+    run = cli("apply", root, *args, "--max-delete", advice.group(1))
+    assert run.code == 0, run.all
+    assert api.get("/endpoints/support-bot").json()["model"]["name"] == "gpt-4o"
