@@ -1,10 +1,14 @@
 """A whole space: 200 models, 50 datasets, 200 endpoints, 400 policies, applied against the
-sandbox (its own process, 20 ms latency per request), beside a sequential script that makes the
-same calls in dependency order (models, datasets, endpoints with the ids, then policies).
+sandbox (20 ms latency per request), beside a sequential script that makes the same calls in
+dependency order (models, datasets, endpoints with the ids, then policies).
 
     python benchmarks/space_kinds.py [--latency-ms 20] [--parallelism 8] [--scale 1.0]
 
-Prints wall times, objects/s, and the request count of the no-op plan that follows.
+Prints wall times, objects/s, the apply's requests per route (method and route template, as the
+sandbox's traffic accounting counts them) and the request count of the no-op plan that follows.
+The apply runs as a CLI process against a sandbox served by a thread of this process (idle but
+for the server while the CLI runs), so that its counts can be read; the sequential script runs
+in this process, so its sandbox runs in its own process (`syft-reconciler sandbox serve`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from reconciler.sandbox import SandboxConfig, SandboxServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run
@@ -104,6 +110,12 @@ def noop_requests(folder: Path, url: str) -> int:
         return client.requests
 
 
+def by_route(stats: dict[str, int]) -> list[str]:
+    """The sandbox's counts ("POST /api/v1/models/": 100) as lines, the API prefix dropped."""
+    rows = sorted(stats.items(), key=lambda kv: (kv[0].split(" ", 1)[1], kv[0]))
+    return [f"  {key.replace(' /api/v1/', ' /'):<32} {count:>5}" for key, count in rows]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency-ms", type=int, default=20)
@@ -117,13 +129,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         generate(folder, models, datasets, endpoints)
-        with sandbox(args.latency_ms) as url:
+        with SandboxServer(SandboxConfig(latency_ms=args.latency_ms)) as server:
+            url = server.url
             wall, done = run_cli(
                 "apply", str(folder), "--server", url, "-p", str(args.parallelism), "--owner", "bench"
             )
             if done.returncode != 0:
                 print(done.stdout[-2000:], done.stderr[-2000:])
                 return 1
+            routes = server.stats()
             again, noop = run_cli("apply", str(folder), "--server", url, "--owner", "bench")
             assert noop.returncode == 0 and "created" not in noop.stdout.replace("0 created", ""), noop.stdout
             plan_wall, plan_run = run_cli(
@@ -138,6 +152,8 @@ def main() -> int:
     print(
         f"apply -p {args.parallelism} (CLI, startup included): {wall:.2f} s, {objects / wall:.0f} objects/s"
     )
+    print(f"requests of that apply: {sum(routes.values())} (sequential script: {objects}, one POST each)")
+    print("\n".join(by_route(routes)))
     print(f"second apply (no-op, CLI):               {again:.2f} s")
     print(f"no-op plan (CLI):                        {plan_wall:.2f} s, {requests} HTTP requests "
           f"(5 lists + 1 detail per endpoint of the manifests: {endpoints})")  # fmt: skip

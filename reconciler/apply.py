@@ -4,6 +4,10 @@ Creates are not idempotent on the wire: after a 409, a 500, a timeout or a lost 
 may exist (../shared/syft-space-api.md, "Create races"), so we look the name up and compare before
 trying again — equal means success, different means conflict. That is what makes "kill it half way
 and run it again" safe. An auth error stops every further write at once.
+
+The same loop (`Executor.create`, within one `Budget` per object), failure handling
+(`Executor.guarded`) and signal handling (`Executor.interrupt`) serve the other kinds too
+(graph_apply.py), which is why they are public.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ class ApplyOptions:
     owner: str | None = None
     """The owner whose tag created and adopted models carry (ownership.py)."""
     model_budget: float = 300.0
-    """Seconds one model may take in all (attempts, look-ups, waits): then it is reported failed."""
+    """Seconds one object (a model, dataset, endpoint or policy) may take in all (attempts,
+    look-ups, waits): then it is reported failed."""
 
     def may_replace(self, change: Change) -> bool:
         return change.approved(names=self.replace, every=self.replace_all)
@@ -89,6 +94,31 @@ def classify(error: ReconcilerError) -> Next:
     return Next.RAISE
 
 
+class Budget:
+    """The time one object may take in all (attempts, look-ups and waits), from its first request."""
+
+    def __init__(self, seconds: float, *, what: str = "object") -> None:
+        self.seconds = seconds
+        self.what = what
+        """What the limit is per, in the give-up message ("model", or "object" for the other kinds)."""
+        self.started = time.monotonic()
+
+    def spent(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float:
+        return self.seconds - self.spent()
+
+    def gave_up(self, attempts: int, last: ReconcilerError) -> str:
+        """Why a create stopped: the attempts ran out, or the time did."""
+        within = (
+            f" in {self.spent():.0f}s (the limit per {self.what} is {self.seconds:g}s)"
+            if self.left() <= 0
+            else ""
+        )
+        return f"gave up after {attempts} attempts{within}: {last}"
+
+
 class Executor:
     """Carries out a plan's writes against one server."""
 
@@ -108,9 +138,10 @@ class Executor:
         self.stop = threading.Event()
         self.auth_error: AuthError | None = None
         self.interrupted = False
-        self._local = threading.local()
         self.signum: int | None = None
         """The signal that interrupted the run (SIGINT or SIGTERM), for the exit code 128 + n."""
+        self._ids_lock = threading.Lock()
+        self._created_ids: dict[str, str] = {}
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -120,7 +151,7 @@ class Executor:
         results: dict[str, Outcome] = {}
         self.interrupted = False
         try:
-            with graceful(self._on_signal, then="previous"):
+            with graceful(self.interrupt, then="previous"):
                 for outcome in self._execute(work):
                     results[outcome.name] = outcome
                     self.on_outcome(outcome)
@@ -136,7 +167,7 @@ class Executor:
             raise self.auth_error
         return report
 
-    def _on_signal(self, signum: int) -> None:
+    def interrupt(self, signum: int) -> None:
         """The first Ctrl-C or SIGTERM: submit nothing more; in-flight calls finish and are reported."""
         self.interrupted = True
         first = self.signum is None
@@ -150,7 +181,7 @@ class Executor:
             for change in work:
                 if self.stop.is_set():
                     return
-                outcome = self._one(change)
+                outcome = self.carry_out(change)
                 yield outcome
             return
         pool = ThreadPoolExecutor(max_workers=self.options.parallelism, thread_name_prefix="apply")
@@ -162,7 +193,7 @@ class Executor:
                     upcoming = next(queue, None)
                     if upcoming is None:
                         break
-                    pending.add(pool.submit(self._one, upcoming))
+                    pending.add(pool.submit(self.carry_out, upcoming))
                 if not pending:
                     return
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -178,30 +209,90 @@ class Executor:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _one(self, change: Change) -> Outcome:
+    def carry_out(self, change: Change) -> Outcome:
+        """One model change, within its budget; a failure is its outcome (auth stops every write)."""
         if self.stop.is_set():
             return Outcome(change.name, change.op, Result.SKIPPED, STOPPED)
-        self._local.started = time.monotonic()  # the per-model budget runs from here
+        budget = self.budget(what="model")  # the per-model budget runs from here
+        return self.guarded(change.name, change.op, lambda: self._change(change, budget))
+
+    def _change(self, change: Change, budget: Budget) -> Outcome:
+        if change.op is Op.CREATE:
+            assert change.desired is not None
+            return self._create(change.desired, change.op, budget)
+        if change.op is Op.UPDATE:
+            return self._update(change, budget)
+        if change.op is Op.DELETE:
+            gone = self.client.delete_model(change.name)
+            return Outcome(change.name, change.op, Result.DELETED, "" if gone else "already gone")
+        return self._replace(change, budget)
+
+    def guarded(self, label: str, op: Op, work: Callable[[], Outcome]) -> Outcome:
+        """`work`'s outcome, or its error as a failed one. Refused credentials stop every further
+        write; with --fail-fast, so does any outcome that is not ok."""
         try:
-            if change.op is Op.CREATE:
-                assert change.desired is not None
-                outcome = self._create(change.desired, change.op)
-            elif change.op is Op.UPDATE:
-                outcome = self._update(change)
-            elif change.op is Op.DELETE:
-                gone = self.client.delete_model(change.name)
-                outcome = Outcome(change.name, change.op, Result.DELETED, "" if gone else "already gone")
-            else:
-                outcome = self._replace(change)
+            outcome = work()
         except AuthError as exc:
             self.auth_error = exc
             self.stop.set()
-            return Outcome(change.name, change.op, Result.FAILED, str(exc), error_kind=exc.kind)
+            return Outcome(label, op, Result.FAILED, str(exc), error_kind=exc.kind)
         except ReconcilerError as exc:
-            outcome = Outcome(change.name, change.op, Result.FAILED, str(exc), error_kind=exc.kind)
+            outcome = Outcome(label, op, Result.FAILED, str(exc), error_kind=exc.kind)
         if not outcome.ok and self.options.fail_fast:
             self.stop.set()
         return outcome
+
+    def budget(self, *, what: str = "object") -> Budget:
+        """A new per-object time budget (ApplyOptions.model_budget), starting now."""
+        return Budget(self.options.model_budget, what=what)
+
+    def created_id(self, name: str) -> str | None:
+        """The id of model `name` as this executor created it, or found it after a failed create
+        (an endpoint created in the same run references it by that id)."""
+        with self._ids_lock:
+            return self._created_ids.get(name)
+
+    def _created(self, remote: RemoteModel) -> RemoteModel:
+        if remote.id:
+            with self._ids_lock:
+                self._created_ids[remote.name] = remote.id
+        return remote
+
+    def create(
+        self,
+        label: str,
+        op: Op,
+        done: Result,
+        *,
+        send: Callable[[], object],
+        look_up: Callable[[ReconcilerError, int], Outcome | None],
+        budget: Budget,
+    ) -> Outcome:
+        """Send a create until it lands: `done` when it does. After a failure that may have landed
+        (409, 5xx, timeout, lost answer), `look_up(error, attempts)` first: its outcome when the
+        object is there, None to send again. At most max_create_attempts, within `budget`."""
+        attempts = 0
+        last: ReconcilerError | None = None
+        while attempts < self.options.max_create_attempts:
+            if attempts and budget.left() <= 0:
+                break
+            attempts += 1
+            try:
+                send()
+                return Outcome(label, op, done, attempts=attempts)
+            except ReconcilerError as exc:
+                last, step = exc, classify(exc)
+            if step is Next.RAISE:
+                raise last
+            if step is Next.LOOK_UP:
+                found = look_up(last, attempts)
+                if found is not None:
+                    return found
+            self._backoff(attempts, getattr(last, "retry_after", None), budget)
+        assert last is not None
+        return Outcome(
+            label, op, Result.FAILED, budget.gave_up(attempts, last), attempts=attempts, error_kind=last.kind
+        )
 
     # -- one change -------------------------------------------------------------------------
 
@@ -209,43 +300,19 @@ class Executor:
         replace, update, _ = diff_model(manifest, remote, self.options.facts)
         return not replace and not update
 
-    def _create(self, manifest: Manifest, op: Op, *, done: Result = Result.CREATED) -> Outcome:
+    def _create(
+        self, manifest: Manifest, op: Op, budget: Budget, *, done: Result = Result.CREATED
+    ) -> Outcome:
         body = manifest.create_body(owner=self.options.owner)
-        attempts = 0
-        last: ReconcilerError | None = None
-        self._local.started = getattr(self._local, "started", None) or time.monotonic()
-        while attempts < self.options.max_create_attempts:
-            if attempts and self._budget_left() <= 0:
-                break
-            attempts += 1
-            try:
-                self.client.create_model(body)
-                return Outcome(manifest.name, op, done, attempts=attempts)
-            except ReconcilerError as exc:
-                last, step = exc, classify(exc)
-            if step is Next.RAISE:
-                raise last
-            if step is Next.BACKOFF:
-                self._backoff(attempts, getattr(last, "retry_after", None))
-                continue
-            found = self._look_up(manifest, op, done=done, last=last, attempts=attempts)
-            if found is not None:
-                return found
-            self._backoff(attempts, getattr(last, "retry_after", None))
-        assert last is not None
-        spent = time.monotonic() - self._local.started
-        within = (
-            f" in {spent:.0f}s (the limit per model is {self.options.model_budget:g}s)"
-            if self._budget_left() <= 0
-            else ""
-        )
-        return Outcome(
+        return self.create(
             manifest.name,
             op,
-            Result.FAILED,
-            f"gave up after {attempts} attempts{within}: {last}",
-            attempts=attempts,
-            error_kind=last.kind,
+            done,
+            send=lambda: self._created(self.client.create_model(body)),
+            look_up=lambda last, attempts: self._look_up(
+                manifest, op, done=done, last=last, attempts=attempts
+            ),
+            budget=budget,
         )
 
     def _look_up(
@@ -275,23 +342,18 @@ class Executor:
                 attempts=attempts,
                 error_kind="conflict",
             )
+        self._created(remote)
         note = "" if attempts == 1 and done is Result.CREATED else "confirmed present after a failed response"
         result = Result.PRESENT if isinstance(last, ServerError) and last.status == 409 else done
         return Outcome(manifest.name, op, result, note, attempts=attempts)
 
-    def _budget_left(self) -> float:
-        started: float | None = getattr(self._local, "started", None)
-        if not started:
-            return self.options.model_budget
-        return self.options.model_budget - (time.monotonic() - started)
-
-    def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
+    def _backoff(self, attempt: int, retry_after: float | None, budget: Budget) -> None:
         if attempt < self.options.max_create_attempts and self.client.retry.delays:
-            delay = min(self.client.retry.delay(attempt - 1, retry_after), max(0.0, self._budget_left()))
+            delay = min(self.client.retry.delay(attempt - 1, retry_after), max(0.0, budget.left()))
             if not self.stop.is_set() and delay > 0:
                 self.client.sleep(delay)
 
-    def _update(self, change: Change) -> Outcome:
+    def _update(self, change: Change, budget: Budget) -> Outcome:
         assert change.desired is not None
         manifest = change.desired
         body = {
@@ -302,7 +364,7 @@ class Executor:
             self.client.patch_model(manifest.name, body)
         except ServerError as exc:
             if exc.status == 404:  # deleted since we listed: create it instead
-                return self._create(manifest, Op.UPDATE, done=Result.UPDATED)
+                return self._create(manifest, Op.UPDATE, budget, done=Result.UPDATED)
             if exc.status == 405:
                 raise ServerError(
                     f"{exc.message} — this server has no PATCH (older Syft Space); "
@@ -312,7 +374,7 @@ class Executor:
             raise
         return Outcome(manifest.name, change.op, Result.UPDATED, "adopted" if change.adopt else "")
 
-    def _replace(self, change: Change) -> Outcome:
+    def _replace(self, change: Change, budget: Budget) -> Outcome:
         assert change.desired is not None
         if not self.options.may_replace(change):
             fields = ", ".join(d.dotted for d in change.diffs if d.path[0] in ("dtype", "configuration"))
@@ -329,7 +391,7 @@ class Executor:
                 f"{fields} changed; the API cannot change them in place: {how}",
             )
         self.client.delete_model(change.name)
-        return self._create(change.desired, change.op, done=Result.REPLACED)
+        return self._create(change.desired, change.op, budget, done=Result.REPLACED)
 
 
 def exit_code(report: ApplyReport, *, conflicts: bool, signum: int | None = None) -> int:

@@ -29,7 +29,7 @@ import stat
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -107,6 +107,67 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def _headers(token: str | None, tenant: str | None) -> dict[str, str]:
+    """What every request carries: the token and the tenant, when given."""
+    headers = {"Accept": "application/json", "User-Agent": "syft-space-reconciler"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if tenant:
+        headers["X-Tenant-Name"] = tenant
+    return headers
+
+
+def _verify(ca_cert: str | None) -> ssl.SSLContext | bool:
+    """The TLS verification of --ca-cert: a context trusting that bundle, else the system's."""
+    if not ca_cert:
+        return True
+    try:
+        info = os.stat(ca_cert)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CA_FILE:
+            # OpenSSL would read /dev/zero or a FIFO until memory or patience runs out
+            raise OSError(errno.EINVAL, "not a regular file of at most 10 MiB")
+        return ssl.create_default_context(cafile=ca_cert)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "not a PEM CA bundle"
+        raise ReconcilerError(f"cannot use --ca-cert {ca_cert}: {reason}") from None
+
+
+def _http_client(
+    url: httpx.URL,
+    *,
+    headers: dict[str, str],
+    timeout: float,
+    transport: httpx.BaseTransport | None,
+    verify: ssl.SSLContext | bool,
+    trust_env: bool,
+    max_connections: int,
+) -> httpx.Client:
+    """The pooled httpx.Client, never following redirects itself (SpaceClient._redirect does)."""
+    try:
+        return httpx.Client(
+            # URL credentials would replace the bearer token (httpx sends them as Basic auth);
+            # the API's one credential is the token, so they are dropped (and never printed)
+            base_url=str(url.copy_with(username=None, password=None)),
+            headers=headers,
+            timeout=timeout,
+            follow_redirects=False,
+            transport=transport,
+            verify=verify,
+            trust_env=trust_env,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+    except (ValueError, TypeError, httpx.InvalidURL) as exc:  # a malformed *_PROXY variable, a header
+        raise ReconcilerError(f"cannot set up the HTTP client: {wire.reason(exc)}") from None
+
+
+@dataclass(frozen=True)
+class JsonAnswer:
+    """A successful answer's status and its JSON body (bounded: transport.bounded_json)."""
+
+    status: int
+    data: Any
+
+
 class SpaceClient:
     """A Syft Space server (one tenant of it), shared safely across executor threads."""
 
@@ -133,6 +194,9 @@ class SpaceClient:
                 f"refusing to send the token over plain http to {url.host}; "
                 "use https://, or pass --insecure if you really mean it"
             )
+        verify = _verify(ca_cert)
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ReconcilerError(f"--timeout must be a positive number of seconds, got {timeout}")
         self.base_url = redact.url_without_userinfo(str(url))
         self.tenant = tenant
         self.retry = retry or Backoff()
@@ -141,45 +205,17 @@ class SpaceClient:
         """Told before every wait between attempts, so that waiting is visible (the CLI says it once,
         the daemon logs each)."""
         self._origin = (url.scheme, url.host, url.port)
-        headers = {"Accept": "application/json", "User-Agent": "syft-space-reconciler"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if tenant:
-            headers["X-Tenant-Name"] = tenant
-        verify: ssl.SSLContext | bool = True
-        if ca_cert:
-            try:
-                info = os.stat(ca_cert)
-                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CA_FILE:
-                    # OpenSSL would read /dev/zero or a FIFO until memory or patience runs out
-                    raise OSError(errno.EINVAL, "not a regular file of at most 10 MiB")
-                verify = ssl.create_default_context(cafile=ca_cert)
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                reason = (
-                    getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "not a PEM CA bundle"
-                )
-                raise ReconcilerError(f"cannot use --ca-cert {ca_cert}: {reason}") from None
-        if not (timeout > 0 and math.isfinite(timeout)):
-            raise ReconcilerError(f"--timeout must be a positive number of seconds, got {timeout}")
-        try:
-            self._http = httpx.Client(
-                # URL credentials would replace the bearer token (httpx sends them as Basic auth);
-                # the API's one credential is the token, so they are dropped (and never printed)
-                base_url=str(url.copy_with(username=None, password=None)),
-                headers=headers,
-                timeout=timeout,
-                follow_redirects=False,
-                transport=transport,
-                verify=verify,
-                # An HTTP(S)_PROXY would carry a loopback request (and its token) to another
-                # host, in clear for http://; a proxy cannot reach our loopback anyway.
-                trust_env=not loopback,
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
-            )
-        except (ValueError, TypeError, httpx.InvalidURL) as exc:  # a malformed *_PROXY variable, a header
-            raise ReconcilerError(f"cannot set up the HTTP client: {wire.reason(exc)}") from None
+        self._http = _http_client(
+            url,
+            headers=_headers(token, tenant),
+            timeout=timeout,
+            transport=transport,
+            verify=verify,
+            # An HTTP(S)_PROXY would carry a loopback request (and its token) to another
+            # host, in clear for http://; a proxy cannot reach our loopback anyway.
+            trust_env=not loopback,
+            max_connections=max_connections,
+        )
         self.deadline_enforced = wire.install_deadline(self._http._transport)
         for mounted in self._http._mounts.values():
             wire.install_deadline(mounted)
@@ -329,10 +365,29 @@ class SpaceClient:
             status=response.status_code,
         )
 
-    def _model(self, method: str, path: str, response: httpx.Response) -> RemoteModel:
-        data = self._json(method, path, response)
+    def request_json(self, method: str, path: str, body: Any = None, *, retry: bool = True) -> JsonAnswer:
+        """One call of the API and its JSON answer; every failure is one of our errors.
+
+        With `retry`, connect errors, timeouts, 429 and 502/503/504 are tried again with backoff;
+        a create passes retry=False, since one that may have landed needs a look-up first (apply.py).
+        """
+        response = self._request(method, path, body, retry=retry)
+        return JsonAnswer(response.status_code, self._json(method, path, response))
+
+    def delete(self, path: str) -> bool:
+        """DELETE an item; False when it was already gone (a 200 does not prove this call removed it)."""
         try:
-            return RemoteModel.model_validate(data)
+            self._request("DELETE", path)
+        except ServerError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _model(method: str, path: str, answer: JsonAnswer) -> RemoteModel:
+        try:
+            return RemoteModel.model_validate(answer.data)
         except ValidationError as exc:
             raise ServerError(f"{method} {path}: unexpected model shape from the server") from exc
 
@@ -346,33 +401,25 @@ class SpaceClient:
     def list_models(self) -> list[RemoteModel]:
         """All models, in one request: the real server does not paginate (API facts, List)."""
         path = f"{API}/models/"
-        data = self._json("GET", path, self._request("GET", path))
+        data = self.request_json("GET", path).data
         if not isinstance(data, list):
             raise ServerError(f"GET {path}: expected a list of models")
         try:
             models = [RemoteModel.model_validate(item) for item in data]
         except ValidationError as exc:
             raise ServerError(f"GET {path}: unexpected model shape from the server") from exc
-        counts = Counter(m.name for m in models)
-        twice = sorted(name for name, n in counts.items() if n > 1)
-        if twice:
-            shown = ", ".join(f"`{n}`" for n in twice[:5])
-            shown += f" and {len(twice) - 5} more" if len(twice) > 5 else ""
-            raise ServerError(
-                f"GET {path}: the server lists {shown} more than once; "
-                "refusing to plan against an inconsistent answer"
-            )
+        refuse_duplicates(path, [m.name for m in models])
         return models
 
     def get_model(self, name: str) -> RemoteModel | None:
         path = self.item(name)
         try:
-            response = self._request("GET", path)
+            answer = self.request_json("GET", path)
         except ServerError as exc:
             if exc.status == 404:
                 return None
             raise
-        return self._model("GET", path, response)
+        return self._model("GET", path, answer)
 
     def create_model(self, body: dict[str, Any]) -> RemoteModel:
         """One POST, no retry: the caller decides what a failure means (apply.py).
@@ -380,32 +427,27 @@ class SpaceClient:
         A success that answers with another model is not a success: the server's word is checked.
         """
         path = f"{API}/models/"
-        response = self._request("POST", path, body, retry=False)
-        model = self._model("POST", path, response)
-        _check_answer("POST", path, response.status_code, model, name=body["name"], dtype=body.get("dtype"))
+        answer = self.request_json("POST", path, body, retry=False)
+        model = self._model("POST", path, answer)
+        check_answer(
+            "POST", path, answer.status, "model", model, {"name": body["name"], "dtype": body.get("dtype")}
+        )
         return model
 
     def patch_model(self, name: str, body: dict[str, Any]) -> RemoteModel:
         path = self.item(name)
-        response = self._request("PATCH", path, body)
-        model = self._model("PATCH", path, response)
-        _check_answer("PATCH", path, response.status_code, model, name=name, dtype=None)
+        answer = self.request_json("PATCH", path, body)
+        model = self._model("PATCH", path, answer)
+        check_answer("PATCH", path, answer.status, "model", model, {"name": name})
         return model
 
     def delete_model(self, name: str) -> bool:
         """Delete; False when it was already gone (a 200 does not prove this call removed it)."""
-        path = self.item(name)
-        try:
-            self._request("DELETE", path)
-        except ServerError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return self.delete(self.item(name))
 
     def list_types(self) -> list[ModelType]:
         path = f"{API}/models/types/"
-        return parse_types(path, self._json("GET", path, self._request("GET", path)), what="model types")
+        return parse_types(path, self.request_json("GET", path).data, what="model types")
 
     def check_tenant(self) -> None:
         """A single-tenant server ignores X-Tenant-Name and would write into `root`: ask first."""
@@ -413,14 +455,13 @@ class SpaceClient:
             return
         path = f"{API}/tenants/{quote(self.tenant, safe='')}"
         try:
-            response = self._request("GET", path)
+            data = self.request_json("GET", path).data
         except ServerError as exc:
             if exc.status == 404:
                 raise TenantNotFound(
                     f"tenant {self.tenant!r} does not exist on {self.base_url}; nothing was written"
                 ) from exc
             raise
-        data = self._json("GET", path, response)
         if isinstance(data, dict) and data.get("is_active") is False:
             raise TenantNotFound(
                 f"tenant {self.tenant!r} on {self.base_url} is not active; nothing was written"
@@ -428,7 +469,7 @@ class SpaceClient:
 
     def tenant_names(self) -> Sequence[str]:
         path = f"{API}/tenants"
-        data = self._json("GET", path, self._request("GET", path))
+        data = self.request_json("GET", path).data
         return [str(t.get("name")) for t in data if isinstance(t, dict)] if isinstance(data, list) else []
 
 
@@ -448,13 +489,41 @@ def parse_types(path: str, data: Any, *, what: str = "types") -> list[ModelType]
     ]
 
 
-def _check_answer(
-    method: str, path: str, status: int, model: RemoteModel, *, name: str, dtype: str | None
+def check_answer(
+    method: str, path: str, status: int, what: str, answer: object, want: Mapping[str, str | None]
 ) -> None:
-    if model.name != name or (dtype is not None and model.dtype != dtype):
-        got = f"`{model.name}` ({model.dtype})"
-        raise ServerError(
-            f"{method} {path}: the server answered {status} with model {got}, not `{name}`; "
-            "not counted as done",
-            status=status,
-        )
+    """A create or update that answers with another object is a failure, not a success.
+
+    `want` names the fields that identify the object written (its name first, then what must not
+    change, like a dtype): each one that is not None must be the answer's. The ServerError carries
+    the 2xx status, so that apply counts the write as failed and never looks it up as a race."""
+    got = {key: getattr(answer, key, None) for key in want}
+    if all(value is None or got[key] == value for key, value in want.items()):
+        return
+    raise ServerError(
+        f"{method} {path}: the server answered {status} with {what} {_shown(got)}, "
+        f"not {_shown(want)}; not counted as done",
+        status=status,
+    )
+
+
+def _shown(fields: Mapping[str, Any]) -> str:
+    """`name` (dtype): the first field, then the others that are known."""
+    first, *rest = fields.values()
+    extra = ", ".join(str(v) for v in rest if v is not None)
+    return f"`{first}`" + (f" ({extra})" if extra else "")
+
+
+def refuse_duplicates(path: str, keys: Sequence[str], *, what: str = "") -> None:
+    """A list that names the same object twice is an inconsistent answer: planning against one of
+    the two could delete, replace or adopt the wrong one, so it is an error (exit 6)."""
+    counts = Counter(keys)
+    twice = sorted(key for key, n in counts.items() if n > 1)
+    if not twice:
+        return
+    shown = ", ".join(f"`{n}`" for n in twice[:5])
+    shown += f" and {len(twice) - 5} more" if len(twice) > 5 else ""
+    raise ServerError(
+        f"GET {path}: the server lists {what + ' ' if what else ''}{shown} more than once; "
+        "refusing to plan against an inconsistent answer"
+    )

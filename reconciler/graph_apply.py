@@ -2,11 +2,14 @@
 
 A step starts as soon as every step it needs has succeeded; a step whose dependency failed or
 was skipped is skipped. Model steps are the models' Executor's own; datasets, endpoints and
-policies are created like models: after a 409, 500, timeout or reset the object is looked up
-and compared before anything is sent again (../shared/syft-space-api-kinds.md, "Races": the
-server answers 500 to a losing create and closes the connection; httpx reconnects).
+policies go through the same safeguards (Executor.create, .guarded, one Budget per object):
+after a 409, 500, timeout or reset the object is looked up and compared before anything is sent
+again (../shared/syft-space-api-kinds.md, "Races": the server answers 500 to a losing create and
+closes the connection; httpx reconnects); a create or PATCH answered with another object is a
+failure (kinds_client.py); a PATCH answered 404 (deleted since we listed it) is a create.
 References resolve name → id here, from this tenant's own reads and answers only, so a policy
-is never attached to another tenant's endpoint.
+is never attached to another tenant's endpoint: the ids of what this run creates come from the
+create answers (or the look-up after a failed create), never from a read per object.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
-from reconciler.apply import Executor, Next, classify
-from reconciler.errors import AuthError, ReconcilerError
+from reconciler.apply import Budget, Executor
+from reconciler.errors import ReconcilerError, ServerError
 from reconciler.kinds.graph import Step, build
 from reconciler.kinds.plan import Observed, normalise_policy
 from reconciler.kinds.values import EndpointManifest, PolicySpec, RemoteEndpoint, RemotePolicy
@@ -28,6 +31,8 @@ from reconciler.plan import same
 from reconciler.signals import graceful
 
 T = TypeVar("T")
+
+NOT_ATTEMPTED = "not attempted: something it needs failed or was skipped"
 
 
 class GraphExecutor:
@@ -46,111 +51,51 @@ class GraphExecutor:
 
     def run(self, plan: Plan, kinds: Plan) -> ApplyReport:
         steps = build(plan, kinds, names=self.options.replace, every=self.options.replace_all)
-        # what this run recreates gets a new id: read it after its create, never the old one
+        self._forget_recreated(plan, kinds)
+        schedule = _Schedule(steps, self.executor, self._step)
+        try:
+            with graceful(self.executor.interrupt, then="previous"):
+                schedule.run(max(1, self.options.parallelism))
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            self.executor.interrupted = True
+        if self.executor.auth_error is not None:
+            raise self.executor.auth_error
+        in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP) + sum(
+            1 for c in kinds.changes if c.op is Op.NOOP
+        )
+        shown = [schedule.outcomes[s.key] for s in steps if not _replaced_half(s, schedule.outcomes[s.key])]
+        return ApplyReport(tuple(shown), in_sync=in_sync, interrupted=self.executor.interrupted)
+
+    def _forget_recreated(self, plan: Plan, kinds: Plan) -> None:
+        """What this run recreates gets a new id: its create's answer gives it, never the old one."""
         for mc in plan.changes:
             if mc.op in (Op.CREATE, Op.REPLACE):
                 self._ids.pop(("model", mc.name), None)
         for kc in kinds.changes:
             if kc.op in (Op.CREATE, Op.REPLACE) and kc.kind != "Policy":
                 self._ids.pop((kc.kind.lower(), kc.name), None)
-        outcomes: dict[str, Outcome] = {}
-        state: dict[str, bool] = {}
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.parallelism), thread_name_prefix="apply")
-        running: dict[Future[Outcome], Step] = {}
-        started: set[str] = set()
-        try:
-            with graceful(self.executor._on_signal, then="previous"):
-                self._loop(steps, state, outcomes, running, started, pool)
-        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
-            self.executor.interrupted = True
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        for step in steps:  # what never ran is reported, not dropped
-            outcomes.setdefault(step.key, _skip(step, STOPPED))
-        if self.executor.auth_error is not None:
-            raise self.executor.auth_error
-        in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP) + sum(
-            1 for c in kinds.changes if c.op is Op.NOOP
-        )
-        shown = [
-            outcomes[s.key]
-            for s in steps
-            if not (s.phase == "delete" and s.change and s.change.op is Op.REPLACE and outcomes[s.key].ok)
-        ]
-        return ApplyReport(tuple(shown), in_sync=in_sync, interrupted=self.executor.interrupted)
-
-    def _loop(
-        self,
-        steps: list[Step],
-        state: dict[str, bool],
-        outcomes: dict[str, Outcome],
-        running: dict[Future[Outcome], Step],
-        started: set[str],
-        pool: ThreadPoolExecutor,
-    ) -> None:
-        """Start every step whose dependencies succeeded, as slots free up, until all are done."""
-        by_key = {s.key: s for s in steps}
-        while len(state) < len(steps):
-            for step in steps:
-                if step.key in started:
-                    continue
-                if self.executor.stop.is_set():
-                    state[step.key] = False
-                    started.add(step.key)
-                    outcomes[step.key] = _skip(step, STOPPED)
-                    continue
-                deps = [d for d in step.deps if d in by_key]
-                if any(d in state and not state[d] for d in deps):
-                    state[step.key] = False
-                    started.add(step.key)
-                    outcomes[step.key] = _skip(
-                        step, "not attempted: something it needs failed or was skipped"
-                    )
-                    self.executor.on_outcome(outcomes[step.key])
-                    continue
-                if all(state.get(d) for d in deps) and len(running) < self.options.parallelism:
-                    started.add(step.key)
-                    running[pool.submit(self._one, step)] = step
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                step = running.pop(future)
-                outcome = future.result()
-                state[step.key] = outcome.ok
-                outcomes[step.key] = outcome
-                self.executor.on_outcome(outcome)
 
     # -- one step ---------------------------------------------------------------------------------
 
-    def _one(self, step: Step) -> Outcome:
+    def _step(self, step: Step) -> Outcome:
         if step.model is not None:
-            if step.phase == "skip":
-                return self.executor._replace(step.model)  # reports why it was skipped
-            return self.executor._one(step.model)
+            return self._model_step(step.model)
         change = step.change
         assert change is not None
-        name = change.label
         if step.phase == "skip":
-            how = (
-                f"pass --replace {change.name} (or --replace-all)"
-                if not change.cascade
-                else f"{change.cascade}, which is not approved"
-            )
-            fields = ", ".join(d.dotted for d in change.diffs) or change.cascade
-            return Outcome(name, change.op, Result.SKIPPED, f"{fields}: needs delete + create: {how}")
-        try:
-            if step.phase == "delete":
-                return self._delete(change)
-            return self._write(change)
-        except AuthError as exc:
-            self.executor.auth_error = exc
-            self.executor.stop.set()
-            return Outcome(name, change.op, Result.FAILED, str(exc), error_kind=exc.kind)
-        except ReconcilerError as exc:
-            if self.options.fail_fast:
-                self.executor.stop.set()
-            return Outcome(name, change.op, Result.FAILED, str(exc), error_kind=exc.kind)
+            return _unapproved(change)
+        if step.phase == "delete":
+            return self.executor.guarded(change.label, change.op, lambda: self._delete(change))
+        budget = self.executor.budget()  # this object's time budget runs from here
+        return self.executor.guarded(change.label, change.op, lambda: self._write(change, budget))
+
+    def _model_step(self, change: Change) -> Outcome:
+        """The models' Executor's own step (an unapproved replace: the reason it is skipped)."""
+        outcome = self.executor.carry_out(change)
+        created = self.executor.created_id(change.name) if outcome.ok else None
+        if created is not None:
+            self._remember("model", change.name, created)
+        return outcome
 
     def _delete(self, change: Change) -> Outcome:
         observed = change.observed
@@ -163,73 +108,81 @@ class GraphExecutor:
             gone = self.kinds.delete_dataset(change.name)
         return Outcome(change.label, change.op, Result.DELETED, "" if gone else "already gone")
 
-    def _write(self, change: Change) -> Outcome:
-        done = Result.REPLACED if change.op is Op.REPLACE else Result.CREATED
+    def _write(self, change: Change, budget: Budget) -> Outcome:
         if change.kind == "Dataset":
-            manifest = change.desired
-            assert isinstance(manifest, Manifest)
-            if change.op is Op.UPDATE:
-                self.kinds.patch_dataset(
-                    manifest.name,
-                    {
-                        "summary": manifest.summary,
-                        "tags": ",".join((*manifest.tags, owner_tag(self.options.owner))),
-                    },
-                )
-                return Outcome(change.label, change.op, Result.UPDATED, "adopted" if change.adopt else "")
-            ds_body = manifest.create_body(owner=self.options.owner)
-            found = self._create(
-                change,
-                done,
-                lambda: self.kinds.create_dataset(ds_body),
-                lambda: self.kinds.get_dataset(manifest.name),
-                lambda d: d.dtype == manifest.dtype and ownership(d.tags, self.options.owner).mine,
-            )
-            return found
+            return self._write_dataset(change, budget)
         if change.kind == "Endpoint":
-            endpoint = change.desired
-            assert isinstance(endpoint, EndpointManifest)
-            if change.op is Op.UPDATE:
-                body: dict[str, Any] = {d.path[0]: d.new for d in change.diffs}
-                if "system_prompt" in body and body["system_prompt"] is None:
-                    body["system_prompt"] = ""  # "" clears it; null means "unchanged"
-                self.kinds.patch_endpoint(endpoint.slug, body)
-                return Outcome(change.label, change.op, Result.UPDATED)
-            ep_body = endpoint.create_body(
-                owner=self.options.owner,
-                model_id=self._id("model", endpoint.model),
-                dataset_id=self._id("dataset", endpoint.dataset),
-            )
-            return self._create(
-                change,
-                done,
-                lambda: self._remember(self.kinds.create_endpoint(ep_body)),
-                lambda: self._remember_opt(self.kinds.get_endpoint(endpoint.slug)),
-                lambda e: (
-                    ownership(e.tags, self.options.owner).mine
-                    and _ref_name(e.model) == endpoint.model
-                    and _ref_name(e.dataset) == endpoint.dataset
-                ),
-            )
+            return self._write_endpoint(change, budget)
+        return self._write_policy(change, budget)
+
+    def _write_dataset(self, change: Change, budget: Budget) -> Outcome:
+        manifest = change.desired
+        assert isinstance(manifest, Manifest)
+        if change.op is Op.UPDATE:
+            tags = ",".join((*manifest.tags, owner_tag(self.options.owner)))
+            patch = {"summary": manifest.summary, "tags": tags}
+            if _patched(lambda: self.kinds.patch_dataset(manifest.name, patch)):
+                return Outcome(change.label, change.op, Result.UPDATED, "adopted" if change.adopt else "")
+        body = manifest.create_body(owner=self.options.owner)
+        return self._create(
+            change,
+            budget,
+            send=lambda: self._remember("dataset", manifest.name, self.kinds.create_dataset(body).id),
+            look=lambda: self.kinds.get_dataset(manifest.name),
+            equal=lambda d: d.dtype == manifest.dtype and ownership(d.tags, self.options.owner).mine,
+            keep=lambda d: self._remember("dataset", d.name, d.id),
+        )
+
+    def _write_endpoint(self, change: Change, budget: Budget) -> Outcome:
+        endpoint = change.desired
+        assert isinstance(endpoint, EndpointManifest)
+        if change.op is Op.UPDATE and _patched(
+            lambda: self.kinds.patch_endpoint(endpoint.slug, _endpoint_patch(change))
+        ):
+            return Outcome(change.label, change.op, Result.UPDATED)
+        body = endpoint.create_body(
+            owner=self.options.owner,
+            model_id=self._id("model", endpoint.model),
+            dataset_id=self._id("dataset", endpoint.dataset),
+        )
+        return self._create(
+            change,
+            budget,
+            send=lambda: self._keep_endpoint(self.kinds.create_endpoint(body)),
+            look=lambda: self.kinds.get_endpoint(endpoint.slug),
+            equal=lambda e: (
+                ownership(e.tags, self.options.owner).mine
+                and _ref_name(e.model) == endpoint.model
+                and _ref_name(e.dataset) == endpoint.dataset
+            ),
+            keep=self._keep_endpoint,
+        )
+
+    def _write_policy(self, change: Change, budget: Budget) -> Outcome:
         spec = change.desired
         assert isinstance(spec, PolicySpec)
         if change.op is Op.UPDATE:
-            assert isinstance(change.observed, RemotePolicy)
-            self.kinds.patch_policy(change.observed.id, {"configuration": normalise_policy(spec)})
-            return Outcome(change.label, change.op, Result.UPDATED)
-        endpoint_id = self._id("endpoint", change.endpoint)
-        p_body = {
+            observed = change.observed
+            assert isinstance(observed, RemotePolicy)
+            patch = {"configuration": normalise_policy(spec)}
+            if _patched(
+                lambda: self.kinds.patch_policy(
+                    observed.id, patch, name=spec.name, policy_type=spec.policy_type
+                )
+            ):
+                return Outcome(change.label, change.op, Result.UPDATED)
+        body = {
             "name": spec.name,
             "policy_type": spec.policy_type,
             "configuration": dict(spec.configuration),
-            "endpoint_id": endpoint_id,
+            "endpoint_id": self._id("endpoint", change.endpoint),
         }
         return self._create(
             change,
-            done,
-            lambda: self.kinds.create_policy(p_body),
-            lambda: self._find_policy(change.endpoint, spec.name),
-            lambda p: (
+            budget,
+            send=lambda: self.kinds.create_policy(body),
+            look=lambda: self._find_policy(change.endpoint, spec.name),
+            equal=lambda p: (
                 p.policy_type == spec.policy_type and same(p.configuration or {}, normalise_policy(spec))
             ),
         )
@@ -237,55 +190,47 @@ class GraphExecutor:
     def _create(
         self,
         change: Change,
-        done: Result,
-        send: Callable[[], T],
+        budget: Budget,
+        *,
+        send: Callable[[], object],
         look: Callable[[], T | None],
         equal: Callable[[T], bool],
+        keep: Callable[[T], object] = lambda found: None,
     ) -> Outcome:
-        last: ReconcilerError | None = None
-        attempts = 0
-        while attempts < self.options.max_create_attempts:
-            attempts += 1
-            try:
-                send()
-                return Outcome(change.label, change.op, done, attempts=attempts)
-            except ReconcilerError as exc:
-                last, step = exc, classify(exc)
-            if step is Next.RAISE:
-                raise last
-            if step is Next.LOOK_UP:
-                found = look()
-                if found is not None:
-                    if equal(found):
-                        return Outcome(
-                            change.label,
-                            change.op,
-                            done if attempts > 1 or done is Result.REPLACED else Result.PRESENT,
-                            "confirmed present after a failed response",
-                            attempts=attempts,
-                        )
-                    return Outcome(
-                        change.label,
-                        change.op,
-                        Result.CONFLICT,
-                        "created concurrently with other content or another owner",
-                        attempts=attempts,
-                        error_kind="conflict",
-                    )
-            self.executor._backoff(attempts, getattr(last, "retry_after", None))
-        assert last is not None
-        return Outcome(
-            change.label,
-            change.op,
-            Result.FAILED,
-            f"gave up after {attempts} attempts: {last}",
-            attempts=attempts,
-            error_kind=last.kind,
-        )
+        """Executor.create with this kind's look-up: the object found after a failed create is
+        success when `equal` (then `keep` records it), else a conflict."""
+        done = {Op.REPLACE: Result.REPLACED, Op.UPDATE: Result.UPDATED}.get(change.op, Result.CREATED)
+
+        def look_up(last: ReconcilerError, attempts: int) -> Outcome | None:
+            found = look()
+            if found is None:
+                return None
+            if not equal(found):
+                return Outcome(
+                    change.label,
+                    change.op,
+                    Result.CONFLICT,
+                    "created concurrently with other content or another owner",
+                    attempts=attempts,
+                    error_kind="conflict",
+                )
+            keep(found)
+            result = done if attempts > 1 or done is not Result.CREATED else Result.PRESENT
+            return Outcome(
+                change.label,
+                change.op,
+                result,
+                "confirmed present after a failed response",
+                attempts=attempts,
+            )
+
+        return self.executor.create(change.label, change.op, done, send=send, look_up=look_up, budget=budget)
 
     # -- references ---------------------------------------------------------------------------------
 
     def _id(self, kind: str, name: str | None) -> str | None:
+        """The id of what an endpoint or policy references: listed, or created by this run (its
+        create step finished first: kinds/graph.py). A read only when neither gave one."""
         if name is None:
             return None
         with self._lock:
@@ -303,21 +248,111 @@ class GraphExecutor:
             raise ReconcilerError(
                 f"{kind} `{name}` is not on the server (in this tenant); cannot reference it"
             )
-        with self._lock:
-            self._ids[(kind, name)] = found.id
-        return str(found.id)
+        return self._remember(kind, name, str(found.id))
 
-    def _remember(self, endpoint: RemoteEndpoint) -> RemoteEndpoint:
+    def _remember(self, kind: str, name: str, object_id: str) -> str:
         with self._lock:
-            self._ids[("endpoint", endpoint.slug)] = endpoint.id
+            self._ids[(kind, name)] = object_id
+        return object_id
+
+    def _keep_endpoint(self, endpoint: RemoteEndpoint) -> RemoteEndpoint:
+        self._remember("endpoint", endpoint.slug, endpoint.id)
         return endpoint
-
-    def _remember_opt(self, endpoint: RemoteEndpoint | None) -> RemoteEndpoint | None:
-        return self._remember(endpoint) if endpoint is not None else None
 
     def _find_policy(self, slug: str, name: str) -> RemotePolicy | None:
         detail = self.kinds.get_endpoint(slug)
         return next((p for p in (detail.policies or ()) if p.name == name), None) if detail else None
+
+
+class _Schedule:
+    """The steps' progress: which started, which finished (and how), which are in flight."""
+
+    def __init__(self, steps: list[Step], executor: Executor, carry_out: Callable[[Step], Outcome]) -> None:
+        self.steps = steps
+        self.executor = executor
+        self.carry_out = carry_out
+        self.keys = {s.key for s in steps}
+        self.ok: dict[str, bool] = {}
+        """Finished steps: whether each succeeded."""
+        self.outcomes: dict[str, Outcome] = {}
+        self.started: set[str] = set()
+        self.running: dict[Future[Outcome], Step] = {}
+
+    def run(self, parallelism: int) -> None:
+        """Start every step whose dependencies succeeded, as slots free up, until all are done;
+        then what never ran is reported, not dropped."""
+        pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply")
+        try:
+            while len(self.ok) < len(self.steps):
+                self._start_ready(pool, parallelism)
+                if self.running:
+                    self._collect()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for step in self.steps:
+                self.outcomes.setdefault(step.key, _skip(step, STOPPED))
+
+    def _deps(self, step: Step) -> list[str]:
+        return [d for d in step.deps if d in self.keys]  # one not in the plan is met
+
+    def _start_ready(self, pool: ThreadPoolExecutor, parallelism: int) -> None:
+        for step in self.steps:
+            if step.key in self.started:
+                continue
+            if self.executor.stop.is_set():
+                self._finish(step, _skip(step, STOPPED), report=False)
+            elif any(d in self.ok and not self.ok[d] for d in self._deps(step)):
+                self._finish(step, _skip(step, NOT_ATTEMPTED), report=True)
+            elif all(self.ok.get(d) for d in self._deps(step)) and len(self.running) < parallelism:
+                self.started.add(step.key)
+                self.running[pool.submit(self.carry_out, step)] = step
+
+    def _collect(self) -> None:
+        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        for future in done:
+            self._finish(self.running.pop(future), future.result(), report=True)
+
+    def _finish(self, step: Step, outcome: Outcome, *, report: bool) -> None:
+        self.started.add(step.key)
+        self.ok[step.key] = outcome.ok
+        self.outcomes[step.key] = outcome
+        if report:
+            self.executor.on_outcome(outcome)
+
+
+def _patched(patch: Callable[[], object]) -> bool:
+    """Send a PATCH: False when the object is gone (deleted since we listed it: create it instead)."""
+    try:
+        patch()
+    except ServerError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def _endpoint_patch(change: Change) -> dict[str, Any]:
+    """The PATCH body of an endpoint's in-place change: its changed fields."""
+    body: dict[str, Any] = {d.path[0]: d.new for d in change.diffs}
+    if "system_prompt" in body and body["system_prompt"] is None:
+        body["system_prompt"] = ""  # "" clears it; null means "unchanged"
+    return body
+
+
+def _unapproved(change: Change) -> Outcome:
+    """A replace (or its cascade) that was not approved: skipped, saying how to approve it."""
+    how = (
+        f"pass --replace {change.name} (or --replace-all)"
+        if not change.cascade
+        else f"{change.cascade}, which is not approved"
+    )
+    fields = ", ".join(d.dotted for d in change.diffs) or change.cascade
+    return Outcome(change.label, change.op, Result.SKIPPED, f"{fields}: needs delete + create: {how}")
+
+
+def _replaced_half(step: Step, outcome: Outcome) -> bool:
+    """The delete half of a replace that went through: its create's outcome tells it."""
+    return step.phase == "delete" and step.change is not None and step.change.op is Op.REPLACE and outcome.ok
 
 
 def _ref_name(ref: Any) -> str | None:

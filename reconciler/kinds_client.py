@@ -1,18 +1,24 @@
 """The datasets, endpoints and policies routes, over SpaceClient's bounded request machinery.
 
 Raw JSON stops here: every answer is parsed into a kinds.values Remote* value. Reads retry like
-the models' (client._request); creates are sent once, and apply decides what a failure means
-(look up and compare first: ../shared/syft-space-api-kinds.md, "Races").
+the models' (SpaceClient.request_json); creates are sent once, and apply decides what a failure
+means (look up and compare first: ../shared/syft-space-api-kinds.md, "Races").
+
+The server's answers are checked as the models' are (client.py): a create or update that answers
+with another object (a dataset's name or dtype, an endpoint's slug, a policy's name or type) is a
+failure, and a list that names one object twice (a dataset by name, an endpoint by slug, a policy
+by endpoint and name) is an error rather than a plan against one of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.client import API, SpaceClient, parse_types
+from reconciler.client import API, SpaceClient, check_answer, parse_types, refuse_duplicates
 from reconciler.errors import ServerError
 from reconciler.kinds.values import RemoteDataset, RemoteEndpoint, RemotePolicy
 from reconciler.model import ModelType
@@ -37,7 +43,7 @@ class KindsClient:
             raise ServerError(f"{method} {path}: unexpected {model.__name__} shape from the server") from exc
 
     def _get(self, path: str) -> Any:
-        return self.client._json("GET", path, self.client._request("GET", path))
+        return self.client.request_json("GET", path).data
 
     def _list(self, path: str, model: type[T]) -> list[T]:
         data = self._get(path)
@@ -54,18 +60,22 @@ class KindsClient:
             raise
         return self._parse("GET", path, data, model)
 
-    def _write(self, method: str, path: str, body: Any, model: type[T], *, retry: bool) -> T:
-        response = self.client._request(method, path, body, retry=retry)
-        return self._parse(method, path, self.client._json(method, path, response), model)
-
-    def _delete(self, path: str) -> bool:
-        try:
-            self.client._request("DELETE", path)
-        except ServerError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+    def _write(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        model: type[T],
+        want: Mapping[str, str | None],
+        *,
+        retry: bool,
+    ) -> T:
+        """A create (retry=False: apply looks it up first) or an update; its answer must name
+        the object written (`want`: its identity first)."""
+        answer = self.client.request_json(method, path, body, retry=retry)
+        found = self._parse(method, path, answer.data, model)
+        check_answer(method, path, answer.status, model.__name__.removeprefix("Remote").lower(), found, want)
+        return found
 
     # -- datasets (by name) -------------------------------------------------------------------
 
@@ -74,19 +84,23 @@ class KindsClient:
         return f"{API}/datasets/{quote(name, safe='')}"
 
     def list_datasets(self) -> list[RemoteDataset]:
-        return self._list(f"{API}/datasets/", RemoteDataset)
+        path = f"{API}/datasets/"
+        datasets = self._list(path, RemoteDataset)
+        refuse_duplicates(path, [d.name for d in datasets], what="dataset")
+        return datasets
 
     def get_dataset(self, name: str) -> RemoteDataset | None:
         return self._get_one(self.dataset_path(name), RemoteDataset)
 
     def create_dataset(self, body: dict[str, Any]) -> RemoteDataset:
-        return self._write("POST", f"{API}/datasets/", body, RemoteDataset, retry=False)
+        want = {"name": body["name"], "dtype": body.get("dtype")}
+        return self._write("POST", f"{API}/datasets/", body, RemoteDataset, want, retry=False)
 
     def patch_dataset(self, name: str, body: dict[str, Any]) -> RemoteDataset:
-        return self._write("PATCH", self.dataset_path(name), body, RemoteDataset, retry=True)
+        return self._write("PATCH", self.dataset_path(name), body, RemoteDataset, {"name": name}, retry=True)
 
     def delete_dataset(self, name: str) -> bool:
-        return self._delete(self.dataset_path(name))
+        return self.client.delete(self.dataset_path(name))
 
     # -- endpoints (by slug, exact) -----------------------------------------------------------
 
@@ -95,28 +109,37 @@ class KindsClient:
         return f"{API}/endpoints/{quote(slug, safe='')}"
 
     def list_endpoints(self) -> list[RemoteEndpoint]:
-        return self._list(f"{API}/endpoints/", RemoteEndpoint)
+        path = f"{API}/endpoints/"
+        endpoints = self._list(path, RemoteEndpoint)
+        refuse_duplicates(path, [e.slug for e in endpoints], what="endpoint")
+        return endpoints
 
     def get_endpoint(self, slug: str) -> RemoteEndpoint | None:
         """The detail: with `description` and the policies' configurations."""
         return self._get_one(self.endpoint_path(slug), RemoteEndpoint)
 
     def create_endpoint(self, body: dict[str, Any]) -> RemoteEndpoint:
-        return self._write("POST", f"{API}/endpoints/", body, RemoteEndpoint, retry=False)
+        want = {"slug": body["slug"]}
+        return self._write("POST", f"{API}/endpoints/", body, RemoteEndpoint, want, retry=False)
 
     def patch_endpoint(self, slug: str, body: dict[str, Any]) -> RemoteEndpoint:
-        return self._write("PATCH", self.endpoint_path(slug), body, RemoteEndpoint, retry=True)
+        path = self.endpoint_path(slug)
+        return self._write("PATCH", path, body, RemoteEndpoint, {"slug": slug}, retry=True)
 
     def delete_endpoint(self, slug: str) -> bool:
-        return self._delete(self.endpoint_path(slug))
+        return self.client.delete(self.endpoint_path(slug))
 
     # -- policies (by id) ---------------------------------------------------------------------
+
+    @staticmethod
+    def policy_path(policy_id: str) -> str:
+        return f"{API}/policies/{quote(policy_id, safe='')}"
 
     def list_policies(self) -> list[RemotePolicy]:
         """Every policy of the tenant, without configuration. A 500 here means orphans."""
         path = f"{API}/policies/"
         try:
-            return self._list(path, RemotePolicy)
+            policies = self._list(path, RemotePolicy)
         except ServerError as exc:
             if exc.status != 500:
                 raise
@@ -129,17 +152,23 @@ class KindsClient:
                 "then run again",
                 status=500,
             ) from exc
+        # a policy is known by its endpoint and its name (its id is the server's, not ours)
+        refuse_duplicates(path, [f"{p.endpoint_id}/{p.name}" for p in policies], what="policy")
+        return policies
 
     def create_policy(self, body: dict[str, Any]) -> RemotePolicy:
-        return self._write("POST", f"{API}/policies/", body, RemotePolicy, retry=False)
+        want = {"name": body["name"], "policy_type": body.get("policy_type")}
+        return self._write("POST", f"{API}/policies/", body, RemotePolicy, want, retry=False)
 
-    def patch_policy(self, policy_id: str, body: dict[str, Any]) -> RemotePolicy:
-        return self._write(
-            "PATCH", f"{API}/policies/{quote(policy_id, safe='')}", body, RemotePolicy, retry=True
-        )
+    def patch_policy(
+        self, policy_id: str, body: dict[str, Any], *, name: str, policy_type: str
+    ) -> RemotePolicy:
+        """PATCH a policy by id; it must answer as the policy `name` of type `policy_type`."""
+        want = {"name": name, "policy_type": policy_type}
+        return self._write("PATCH", self.policy_path(policy_id), body, RemotePolicy, want, retry=True)
 
     def delete_policy(self, policy_id: str) -> bool:
-        return self._delete(f"{API}/policies/{quote(policy_id, safe='')}")
+        return self.client.delete(self.policy_path(policy_id))
 
     # -- types (admin key, no tenant) ------------------------------------------------------------
 

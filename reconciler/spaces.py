@@ -232,7 +232,7 @@ class Interrupt:
             self.signum = self.signum or signum
             running = list(self._executors)
         for executor in running:
-            executor._on_signal(signum)
+            executor.interrupt(signum)
 
     @property
     def stopped(self) -> bool:
@@ -244,7 +244,7 @@ class Interrupt:
             self._executors.add(executor)
             signum = self.signum
         if signum is not None:
-            executor._on_signal(signum)
+            executor.interrupt(signum)
         try:
             yield
         finally:

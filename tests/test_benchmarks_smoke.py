@@ -107,3 +107,44 @@ def test_apply_output_benchmark_runs_at_tiny_n():
     assert "apply of 60 new models through a pipe: exit 0" in out
     assert "apply of 60 new models on a terminal: exit 0" in out and "colour (SGR escapes): yes" in out
     assert "Ctrl-C once 3 of 60 models exist (latency 20 ms, -p 2): exit 130" in out
+
+
+@pytest.mark.timeout(120)
+def test_space_kinds_benchmark_runs_at_tiny_n_and_counts_requests_per_route():
+    """benchmarks/space_kinds.py (a whole space) must keep running; its counts are exact."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "space_kinds.py"), "--scale", "0.02", "--latency-ms", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [line.split() for line in done.stdout.splitlines()]
+    # 4 models, 1 dataset, 4 endpoints, 8 policies: their creates, one list per kind and the types
+    routes = {f"{line[0]} {line[1]}": int(line[2]) for line in lines if len(line) == 3 and line[1][0] == "/"}
+    assert routes == {
+        "GET /datasets/": 1,
+        "POST /datasets/": 1,
+        "GET /endpoints/": 1,
+        "POST /endpoints/": 4,
+        "GET /models/": 1,
+        "POST /models/": 4,
+        "GET /models/types/": 1,
+        "GET /policies/": 1,
+        "POST /policies/": 8,
+    }
+    assert [
+        "requests",
+        "of",
+        "that",
+        "apply:",
+        "22",
+        "(sequential",
+        "script:",
+        "17,",
+        "one",
+        "POST",
+        "each)",
+    ] in lines
+    assert any(line[:3] == ["ours", "vs", "sequential:"] for line in lines)

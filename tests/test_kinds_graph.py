@@ -5,7 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.kinds.graph import build, topological
-from reconciler.kinds.values import EndpointManifest, PolicySpec, Ref, RemoteEndpoint, RemotePolicy
+from reconciler.kinds.values import (
+    EndpointManifest,
+    PolicySpec,
+    Ref,
+    RemoteDataset,
+    RemoteEndpoint,
+    RemotePolicy,
+)
 from reconciler.model import Change, Manifest, Op, Plan, RemoteModel
 
 MODELS = ["m0", "m1", "m2"]
@@ -118,3 +125,40 @@ def test_an_unapproved_replace_is_one_skipped_step_and_its_policies_wait():
         "write",
         "write",
     ]
+
+
+def test_an_endpoint_waits_for_the_create_of_its_dataset_and_model_and_its_policies_for_it():
+    """Plain creates need no approval: the endpoint still waits for them (it references their ids)."""
+    dataset = Manifest("docs", "remote_weaviate", {}, kind="Dataset")
+    desired = EndpointManifest("bot", "x", model="m0", dataset="docs")
+    kinds = Plan(
+        (
+            Change(Op.CREATE, "docs", desired=dataset, kind="Dataset"),
+            Change(Op.CREATE, "bot", desired=desired, kind="Endpoint"),
+            Change(Op.CREATE, "bot/p", desired=PolicySpec("p", "access", {}), endpoint="bot", kind="Policy"),
+        )
+    )
+    model = Change(Op.CREATE, "m0", desired=Manifest("m0", "openai", {}))
+    deps = {s.key: s.deps for s in build(Plan((model,)), kinds)}
+    assert deps["endpoint:bot:write"] == {"dataset:docs:write", "model:m0:write"}
+    assert deps["policy:bot/p:write"] == {"endpoint:bot:write"}
+
+
+def test_an_endpoint_waits_for_an_approved_replace_of_its_dataset_only():
+    remote = RemoteDataset(id="d", name="docs", dtype="remote_weaviate")
+    dataset = Manifest("docs", "remote_weaviate", {"x": 1}, kind="Dataset")
+    endpoint = EndpointManifest("bot", "x", dataset="docs")
+    observed = RemoteEndpoint(id="e", slug="bot", dataset=Ref(id="d", name="docs"))
+    kinds = Plan(
+        (
+            Change(Op.REPLACE, "docs", desired=dataset, observed=remote, kind="Dataset"),
+            Change(
+                Op.REPLACE, "bot", desired=endpoint, observed=observed, cascade_approved=True, kind="Endpoint"
+            ),
+        )
+    )
+    approved = {s.key: s.deps for s in build(Plan(()), kinds, names=frozenset({"docs"}))}
+    assert approved["endpoint:bot:write"] == {"endpoint:bot:delete", "dataset:docs:write"}
+    assert approved["dataset:docs:delete"] == {"endpoint:bot:delete"}
+    unapproved = {s.key: s for s in build(Plan(()), kinds)}
+    assert unapproved["dataset:docs:write"].phase == "skip"

@@ -324,7 +324,7 @@ def test_an_interrupt_stops_the_spaces_not_started_and_the_applies_in_flight():
     stopped = []
 
     class FakeExecutor:
-        def _on_signal(self, signum):
+        def interrupt(self, signum):
             stopped.append(signum)
 
     def task(spec, result):

@@ -60,28 +60,27 @@ class _Builder:
         self.steps: dict[str, Step] = {}
         self.skipped: set[str] = set()
         self.deleted_users: dict[str, list[str]] = {}  # "model:x" -> endpoints deleted or replaced
-        self.endpoint_writes: set[str] = set()
-        self.writes: set[str] = set()  # model and dataset writes that will run
+        self.endpoint_writes: set[str] = set()  # endpoints created (or recreated): their policies wait
+        self.writes: set[str] = set()  # model and dataset creates that will run: their endpoints wait
         for c in kinds.changes:
-            if (
-                c.kind == "Endpoint"
-                and c.op in (Op.DELETE, Op.REPLACE)
-                and isinstance(c.observed, RemoteEndpoint)
-            ):
-                for kind, ref in (("model", c.observed.model), ("dataset", c.observed.dataset)):
-                    if ref is not None:
-                        self.deleted_users.setdefault(f"{kind}:{ref.name}", []).append(c.name)
-            if c.kind == "Endpoint" and c.op in (Op.CREATE, Op.REPLACE):
-                self.endpoint_writes.add(c.name)
-            if (
-                c.kind == "Dataset"
-                and c.op in (Op.CREATE, Op.REPLACE)
-                and c.approved(names=names, every=every)
-            ):
+            if c.kind == "Endpoint":
+                self._note_endpoint(c)
+            approved = c.op is Op.REPLACE and c.approved(names=names, every=every)
+            if c.kind == "Dataset" and _creates(c.op, approved):
                 self.writes.add(_key("dataset", c.name, "write"))
         for mc in model_plan.changes:
-            if mc.op is Op.CREATE or (mc.op is Op.REPLACE and self._model_approved(mc)):
+            if _creates(mc.op, mc.op is Op.REPLACE and self._model_approved(mc)):
                 self.writes.add(_key("model", mc.name, "write"))
+
+    def _note_endpoint(self, c: Change) -> None:
+        """What an endpoint change means for the others: the model and dataset it used are in
+        use until it is deleted; its policies are created after it."""
+        if c.op in (Op.DELETE, Op.REPLACE) and isinstance(c.observed, RemoteEndpoint):
+            for kind, ref in (("model", c.observed.model), ("dataset", c.observed.dataset)):
+                if ref is not None:
+                    self.deleted_users.setdefault(f"{kind}:{ref.name}", []).append(c.name)
+        if c.op in (Op.CREATE, Op.REPLACE):
+            self.endpoint_writes.add(c.name)
 
     def _model_approved(self, change: Change) -> bool:
         return change.approved(names=self.names, every=self.every)
@@ -128,6 +127,11 @@ class _Builder:
         if c.kind == "Policy" and c.endpoint in self.endpoint_writes:
             deps.add(_key("endpoint", c.endpoint, "write"))
         return deps
+
+
+def _creates(op: Op, approved_replace: bool) -> bool:
+    """Whether a write step creates the object (a new id that what uses it must wait for)."""
+    return op is Op.CREATE or (op is Op.REPLACE and approved_replace)
 
 
 _RANK = {

@@ -77,6 +77,38 @@ def test_space_converges_in_one_apply_and_second_writes_nothing(cli, manifest_di
     assert KEY not in run.all and WEAVIATE not in run.all
 
 
+def test_a_whole_space_apply_sends_its_creates_and_one_list_per_kind_and_no_read_per_object(
+    cli, manifest_dir, sandbox, api
+):
+    """The ids of what it creates come from the create answers: no GET of a model, dataset or
+    endpoint after its create, whatever the parallelism (each endpoint waits for its model's and
+    dataset's creates, each policy for its endpoint's)."""
+    files = {f"m{i}.yaml": model_yaml(f"model-{i}") for i in range(2)}
+    files.update({f"d{i}.yaml": DATASET.replace("handbook", f"data-{i}") for i in range(2)})
+    for i in range(3):
+        ep = endpoint_yaml(f"bot-{i}", model=f"model-{i % 2}").replace("handbook", f"data-{i % 2}")
+        files[f"ep{i}.yaml"] = ep
+    root = manifest_dir(files)
+    run = cli("apply", root, "--server", sandbox.url, "--owner", "team", "-p", "4")
+    assert run.code == 0, run.all
+    assert sandbox.stats() == {
+        "GET /api/v1/models/types/": 1,
+        "GET /api/v1/models/": 1,
+        "GET /api/v1/datasets/": 1,
+        "GET /api/v1/endpoints/": 1,
+        "GET /api/v1/policies/": 1,
+        "POST /api/v1/models/": 2,
+        "POST /api/v1/datasets/": 2,
+        "POST /api/v1/endpoints/": 3,
+        "POST /api/v1/policies/": 6,
+    }
+    for i in range(3):  # and the ids are the right ones
+        detail = api.get(f"/endpoints/bot-{i}").json()
+        assert detail["model"]["id"] == api.get(f"/models/model-{i % 2}").json()["id"]
+        assert detail["dataset"]["id"] == api.get(f"/datasets/data-{i % 2}").json()["id"]
+        assert len(detail["policies"]) == 2
+
+
 def test_summary_is_a_patch_and_response_type_a_replace(cli, manifest_dir, sandbox, api):
     root = space(manifest_dir)
     assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
@@ -422,6 +454,24 @@ def test_a_retried_create_after_a_lost_answer_is_confirmed_not_duplicated(
     assert "confirmed present after a failed response" in run.out, run.all
     assert [e["slug"] for e in api.get("/endpoints/").json()] == ["support-bot"]
     assert sorted(p["name"] for p in api.get("/policies/").json()) == ["per-user", "staff-only"]
+
+
+def test_the_ids_found_by_the_look_up_after_a_lost_answer_are_used_without_another_read(
+    cli, manifest_dir, sandbox_factory, api
+):
+    server = sandbox_factory(drop_after_commit_rate=1.0)
+    run = cli("apply", space(manifest_dir, policies=False), "--server", server.url, "--owner", "team")
+    assert run.code == 0, run.all
+    reads = {k: v for k, v in server.stats().items() if k.startswith("GET") and "{" in k}
+    # one look-up each after its lost answer, and the endpoint's ids are the ones it found
+    assert reads == {
+        "GET /api/v1/models/{name}": 1,
+        "GET /api/v1/datasets/{name}": 1,
+        "GET /api/v1/endpoints/{slug}": 1,
+    }
+    detail = api.get("/endpoints/support-bot").json()
+    assert detail["model"]["id"] == api.get("/models/gpt-4o").json()["id"]
+    assert detail["dataset"]["id"] == api.get("/datasets/handbook").json()["id"]
 
 
 def test_validate_online_checks_dataset_and_policy_types_against_the_server(cli, manifest_dir, sandbox):

@@ -10,6 +10,12 @@ patch, delete, types, tenants) that behaves, until a test scripts a route otherw
 A script is `action(handler, body_bytes)`; the helpers below write raw bytes to the socket, so a
 server can break the protocol in ways a framework would not let it. Every slow action gives up
 after `MAX_STALL_S`, or as soon as the client is gone, so a test never leaves a thread behind.
+
+`Misbehaving(upstream=sandbox.url)` passes every request that is not scripted to that server
+instead (the sandbox: every kind, as the real server has them), so a test scripts only the lie:
+
+    with Misbehaving(upstream=sandbox.url) as space:
+        space.script("POST", "/api/v1/datasets/", answer(201, {"id": "1", "name": "other", ...}))
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import httpx
 
 MAX_STALL_S = 20.0
 Action = Callable[[BaseHTTPRequestHandler, bytes], None]
@@ -173,8 +181,9 @@ def deep_json(depth: int) -> bytes:
 class Misbehaving:
     """The server; use as a context manager. `requests` records (method, path, headers, body)."""
 
-    def __init__(self, *, host: str = "127.0.0.1") -> None:
+    def __init__(self, *, host: str = "127.0.0.1", upstream: str | None = None) -> None:
         owner = self
+        self.upstream = httpx.Client(base_url=upstream, timeout=MAX_STALL_S) if upstream else None
         self.models: list[dict[str, Any]] = []
         self.types: list[Any] = [OPENAI_TYPE, OLLAMA_TYPE]
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
@@ -193,8 +202,9 @@ class Misbehaving:
                 with owner._lock:
                     owner.requests.append((self.command, self.path, dict(self.headers), body))
                     action = owner._scripts.get((self.command, self.path))
+                unscripted = owner.forward if owner.upstream is not None else owner._normal
                 try:
-                    (action or owner._normal)(self, body)
+                    (action or unscripted)(self, body)
                 except OSError:
                     self.close_connection = True
 
@@ -211,6 +221,18 @@ class Misbehaving:
     def script(self, method: str, path: str, action: Action) -> None:
         with self._lock:
             self._scripts[(method, path)] = action
+
+    def forward(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        """Pass the request to the upstream server and its answer back (with `upstream`)."""
+        assert self.upstream is not None
+        headers = {
+            k: v
+            for k, v in handler.headers.items()
+            if k.lower() not in ("host", "content-length", "connection")
+        }
+        got = self.upstream.request(handler.command, handler.path, headers=headers, content=body)
+        content_type = got.headers.get("content-type", "application/json")
+        send(handler, got.status_code, got.content, content_type=content_type)
 
     def _normal(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         path, method = handler.path, handler.command
@@ -245,6 +267,8 @@ class Misbehaving:
         self._server.stopping = True  # type: ignore[attr-defined]
         self._server.shutdown()
         self._server.server_close()
+        if self.upstream is not None:
+            self.upstream.close()
 
 
 def serve() -> Iterator[Misbehaving]:
