@@ -140,6 +140,7 @@ def apply_in_process(folder: Path, url: str, parallelism: int) -> tuple[float, f
     """(models per second, p95 ms per request, requests) of one full apply."""
     from reconciler.apply import ApplyOptions, Executor
     from reconciler.client import SpaceClient
+    from reconciler.graph_apply import run_plans
     from reconciler.loading import load
     from reconciler.references import resolve_secrets
     from reconciler.round import observe_and_plan
@@ -164,7 +165,7 @@ def apply_in_process(folder: Path, url: str, parallelism: int) -> tuple[float, f
 
     client._send = timed  # type: ignore[method-assign]
     plan = observe_and_plan(client, manifests, registry).plan
-    report = Executor(client, ApplyOptions(parallelism=parallelism, facts=registry.facts)).run(plan)
+    report = run_plans(Executor(client, ApplyOptions(parallelism=parallelism, facts=registry.facts)), plan)
     elapsed = time.perf_counter() - start
     client.close()
     assert report.ok and len(report.outcomes) == len(manifests), report.counts()

@@ -1,4 +1,5 @@
-"""Executor: Plan + client → ApplyReport, in plan order.
+"""Executor: the safeguards of every write, for every kind; graph_apply.run_plans carries a plan out
+through them (the one way a plan is applied).
 
 Creates are not idempotent on the wire: after a 409, a 500, a timeout or a lost response the model
 may exist (../shared/syft-space-api.md, "Create races"), so we look the name up and compare before
@@ -15,8 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -33,11 +33,10 @@ from reconciler.errors import (
     ServerUnreachable,
     UncertainWrite,
 )
-from reconciler.model import STOPPED, ApplyReport, Change, Manifest, Op, Outcome, Plan, RemoteModel, Result
+from reconciler.model import STOPPED, ApplyReport, Change, Manifest, Op, Outcome, RemoteModel, Result
 from reconciler.ownership import owner_tag, ownership
 from reconciler.plan import diff_model
 from reconciler.schemas import DtypeFacts
-from reconciler.signals import graceful
 
 log = logging.getLogger(__name__)
 
@@ -145,28 +144,6 @@ class Executor:
 
     # -- the run ----------------------------------------------------------------------------
 
-    def run(self, plan: Plan) -> ApplyReport:
-        work = [c for c in plan.changes if c.writes]
-        in_sync = sum(1 for c in plan.changes if c.op is Op.NOOP)
-        results: dict[str, Outcome] = {}
-        self.interrupted = False
-        try:
-            with graceful(self.interrupt, then="previous"):
-                for outcome in self._execute(work):
-                    results[outcome.name] = outcome
-                    self.on_outcome(outcome)
-        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
-            self.interrupted = True
-        interrupted = self.interrupted
-        for change in work:  # what never ran is reported, not dropped
-            if change.name not in results:
-                results[change.name] = Outcome(change.name, change.op, Result.SKIPPED, STOPPED)
-        outcomes = tuple(results[c.name] for c in work)
-        report = ApplyReport(outcomes, in_sync=in_sync, interrupted=interrupted)
-        if self.auth_error is not None:
-            raise self.auth_error
-        return report
-
     def interrupt(self, signum: int) -> None:
         """The first Ctrl-C or SIGTERM: submit nothing more; in-flight calls finish and are reported."""
         self.interrupted = True
@@ -175,39 +152,6 @@ class Executor:
         self.stop.set()
         if first and self.on_stop is not None:
             self.on_stop(signum)
-
-    def _execute(self, work: list[Change]) -> Iterable[Outcome]:
-        if self.options.parallelism <= 1:
-            for change in work:
-                if self.stop.is_set():
-                    return
-                outcome = self.carry_out(change)
-                yield outcome
-            return
-        pool = ThreadPoolExecutor(max_workers=self.options.parallelism, thread_name_prefix="apply")
-        pending: set[Future[Outcome]] = set()
-        queue = iter(work)
-        try:
-            while True:
-                while not self.stop.is_set() and len(pending) < self.options.parallelism * 2:
-                    upcoming = next(queue, None)
-                    if upcoming is None:
-                        break
-                    pending.add(pool.submit(self.carry_out, upcoming))
-                if not pending:
-                    return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        except KeyboardInterrupt:
-            # Ctrl-C: submit nothing more, let in-flight calls finish and report them.
-            self.stop.set()
-            for future in pending:
-                outcome = future.result()
-                yield outcome
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
 
     def carry_out(self, change: Change) -> Outcome:
         """One model change, within its budget; a failure is its outcome (auth stops every write)."""

@@ -14,6 +14,8 @@ create answers (or the look-up after a failed create), never from a read per obj
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -264,47 +266,62 @@ class GraphExecutor:
         return next((p for p in (detail.policies or ()) if p.name == name), None) if detail else None
 
 
+def _priority(step: Step) -> int:
+    """Which ready step starts first. Deletes before writes (they free names); among writes an
+    endpoint's policies, access first, start as soon as their endpoint exists, before any other
+    work, so that a published endpoint is never left open longer than one request."""
+    change = step.change or step.model
+    kind = change.kind if change is not None else ""
+    if step.phase == "delete":
+        return {"Policy": 0, "Endpoint": 1}.get(kind, 2)
+    if change is not None and kind == "Policy":
+        return 3 if getattr(change.desired, "policy_type", "") == "access" else 4
+    return 6 if kind == "Endpoint" else 5
+
+
 class _Schedule:
-    """The steps' progress: which started, which finished (and how), which are in flight."""
+    """The steps' progress, in time linear in the steps and their dependencies: a heap of the
+    ready steps, and for each step how many of its dependencies are still to finish."""
 
     def __init__(self, steps: list[Step], executor: Executor, carry_out: Callable[[Step], Outcome]) -> None:
         self.steps = steps
         self.executor = executor
         self.carry_out = carry_out
-        self.keys = {s.key for s in steps}
-        self.ok: dict[str, bool] = {}
-        """Finished steps: whether each succeeded."""
+        self.by_key = {s.key: s for s in steps}
         self.outcomes: dict[str, Outcome] = {}
-        self.started: set[str] = set()
         self.running: dict[Future[Outcome], Step] = {}
+        self.waiting: dict[str, int] = {}
+        self.dependants: dict[str, list[str]] = {}
+        self.ready: list[tuple[int, int, str]] = []
+        for index, step in enumerate(steps):
+            deps = {d for d in step.deps if d in self.by_key}  # one not in the plan is met
+            self.waiting[step.key] = len(deps)
+            for dep in deps:
+                self.dependants.setdefault(dep, []).append(step.key)
+            if not deps:
+                heapq.heappush(self.ready, (_priority(step), index, step.key))
+        self.order = {s.key: i for i, s in enumerate(steps)}
 
     def run(self, parallelism: int) -> None:
-        """Start every step whose dependencies succeeded, as slots free up, until all are done;
-        then what never ran is reported, not dropped."""
+        """Start the ready steps as slots free up, until none is ready or running; then what never
+        ran is reported, not dropped."""
         pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply")
         try:
-            while len(self.ok) < len(self.steps):
+            while self.ready or self.running:
                 self._start_ready(pool, parallelism)
                 if self.running:
                     self._collect()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             for step in self.steps:
-                self.outcomes.setdefault(step.key, _skip(step, STOPPED))
-
-    def _deps(self, step: Step) -> list[str]:
-        return [d for d in step.deps if d in self.keys]  # one not in the plan is met
+                self.outcomes.setdefault(step.key, _named(step, _skip(step, STOPPED)))
 
     def _start_ready(self, pool: ThreadPoolExecutor, parallelism: int) -> None:
-        for step in self.steps:
-            if step.key in self.started:
-                continue
+        while self.ready and len(self.running) < parallelism:
+            step = self.by_key[heapq.heappop(self.ready)[2]]
             if self.executor.stop.is_set():
                 self._finish(step, _skip(step, STOPPED), report=False)
-            elif any(d in self.ok and not self.ok[d] for d in self._deps(step)):
-                self._finish(step, _skip(step, NOT_ATTEMPTED), report=True)
-            elif all(self.ok.get(d) for d in self._deps(step)) and len(self.running) < parallelism:
-                self.started.add(step.key)
+            else:
                 self.running[pool.submit(self.carry_out, step)] = step
 
     def _collect(self) -> None:
@@ -313,11 +330,22 @@ class _Schedule:
             self._finish(self.running.pop(future), future.result(), report=True)
 
     def _finish(self, step: Step, outcome: Outcome, *, report: bool) -> None:
-        self.started.add(step.key)
-        self.ok[step.key] = outcome.ok
+        """Record a step's outcome; its dependants become ready, or (it failed) are skipped."""
+        outcome = _named(step, outcome)
         self.outcomes[step.key] = outcome
         if report:
             self.executor.on_outcome(outcome)
+        for key in self.dependants.get(step.key, ()):
+            if key in self.outcomes:
+                continue
+            dependant = self.by_key[key]
+            if not outcome.ok:  # stopped: its dependants too; failed or skipped: they are not attempted
+                why = STOPPED if outcome.stopped else NOT_ATTEMPTED
+                self._finish(dependant, _skip(dependant, why), report=report)
+                continue
+            self.waiting[key] -= 1
+            if self.waiting[key] == 0:
+                heapq.heappush(self.ready, (_priority(dependant), self.order[key], key))
 
 
 def _patched(patch: Callable[[], object]) -> bool:
@@ -359,14 +387,21 @@ def _ref_name(ref: Any) -> str | None:
     return ref.name if ref is not None else None
 
 
+def _named(step: Step, outcome: Outcome) -> Outcome:
+    """An outcome named as its plan names the object: its kind and its name (one rule for all)."""
+    change = step.change or step.model
+    return dataclasses.replace(outcome, name=change.name, kind=change.kind) if change else outcome
+
+
 def _skip(step: Step, message: str) -> Outcome:
     label = step.change.label if step.change is not None else (step.model.name if step.model else step.key)
     op = step.change.op if step.change is not None else (step.model.op if step.model else Op.CREATE)
     return Outcome(label, op, Result.SKIPPED, message)
 
 
-def run_plans(executor: Executor, plan: Plan, kinds: Plan, space: Observed | None) -> ApplyReport:
-    """The models' plan alone as always, or with the other kinds as one graph."""
-    if kinds.changes and space is not None:
-        return GraphExecutor(executor, space).run(plan, kinds)
-    return executor.run(plan)
+def run_plans(
+    executor: Executor, plan: Plan, kinds: Plan | None = None, space: Observed | None = None
+) -> ApplyReport:
+    """The one way a plan is carried out: every kind's writes as one dependency graph (a
+    models-only plan is a graph without edges), with the executor's safeguards for each."""
+    return GraphExecutor(executor, space or Observed({}, {}, (), {})).run(plan, kinds or Plan())

@@ -305,6 +305,11 @@ class Outcome:
     kind: str = "Model"
 
     @property
+    def label(self) -> str:
+        """`model gpt-4o`, `policy support-bot/per-user`: as the plan names the object."""
+        return f"{self.kind.lower()} {self.name}"
+
+    @property
     def stopped(self) -> bool:
         return self.result is Result.SKIPPED and self.message == STOPPED
 

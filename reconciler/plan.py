@@ -318,16 +318,20 @@ def counted(changes: Sequence[Change]) -> str:
 
 def _how_deleted(going: Sequence[Change]) -> str:
     """`2 pruned, 1 replaced, 1 of them by cascade, 2 policies with their endpoint`."""
-    recreated = {c.name for c in going if c.kind == "Endpoint" and c.op in (Op.REPLACE, Op.DELETE)}
-    along = sum(1 for c in going if c.kind == "Policy" and c.op is Op.DELETE and c.endpoint in recreated)
-    deletes = sum(1 for c in going if c.op is Op.DELETE) - along
-    replaces = sum(1 for c in going if c.op is Op.REPLACE)
-    cascades = sum(1 for c in going if c.cascade)
-    parts = [f"{deletes} pruned"] if deletes else []
-    parts += [f"{replaces} replaced"] if replaces else []
-    parts += [f"{cascades} of them by cascade"] if cascades else []
-    parts += [f"{plural('Policy', along)} with their endpoint"] if along else []
-    return ", ".join(parts)
+    along = _with_their_endpoint(going)
+    counts = {
+        "pruned": sum(1 for c in going if c.op is Op.DELETE) - len(along),
+        "replaced": sum(1 for c in going if c.op is Op.REPLACE),
+        "of them by cascade": sum(1 for c in going if c.cascade),
+    }
+    parts = [f"{n} {how}" for how, n in counts.items() if n]
+    return ", ".join(parts + ([f"{plural('Policy', len(along))} with their endpoint"] if along else []))
+
+
+def _with_their_endpoint(going: Sequence[Change]) -> list[Change]:
+    """The policy deletes that go with their endpoint's delete or replace."""
+    endpoints = {c.name for c in going if c.kind == "Endpoint"}
+    return [c for c in going if c.kind == "Policy" and c.op is Op.DELETE and c.endpoint in endpoints]
 
 
 @dataclass(frozen=True)

@@ -487,10 +487,10 @@ def outcome_listed(
     return changes or outcome.result is Result.SKIPPED
 
 
-def outcome_line(outcome: Any) -> str:
+def outcome_line(outcome: Outcome) -> str:
     retried = f" (after {outcome.attempts} attempts)" if outcome.attempts > 1 else ""
     message = f": {outcome.message}" if outcome.message else ""
-    return neutralise(f"{RESULT_WORD[outcome.result]:<9}{outcome.name}{retried}{message}")
+    return neutralise(f"{RESULT_WORD[outcome.result]:<9}{outcome.label}{retried}{message}")
 
 
 def report_summary(report: ApplyReport, *, conflicts: int = 0) -> str:
@@ -516,6 +516,17 @@ def report_summary(report: ApplyReport, *, conflicts: int = 0) -> str:
     return f"{head}: {', '.join(parts)}."
 
 
+def apply_json(
+    report: ApplyReport, conflicts: Sequence[Change], *, target: str, tenant: str | None, owner: str | None
+) -> dict[str, Any]:
+    """`apply --output json`: the report, every kind's conflicts, and the owner."""
+    return {
+        **report_json(report, target=target, tenant=tenant),
+        "conflicts": [change_dict(c) for c in conflicts],
+        "owner": owner,
+    }
+
+
 def report_json(report: ApplyReport, *, target: str, tenant: str | None) -> dict[str, Any]:
     return {
         "version": JSON_VERSION,
@@ -526,6 +537,7 @@ def report_json(report: ApplyReport, *, target: str, tenant: str | None) -> dict
         "interrupted": report.interrupted,
         "results": [
             {
+                "kind": o.kind,
                 "name": o.name,
                 "op": o.op.value,
                 "result": o.result.value,

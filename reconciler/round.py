@@ -7,9 +7,11 @@ references.py); the blast-radius limit after (plan.check_deletions). Then the ex
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +25,7 @@ from reconciler.kinds.plan import plan_kinds
 from reconciler.kinds.validate import check_policy_types, dataset_registry
 from reconciler.kinds.values import EndpointManifest
 from reconciler.loading import Loaded, load, load_variables
-from reconciler.model import Change, Manifest, Op, Plan, Problem, RemoteModel
+from reconciler.model import ApplyReport, Change, Manifest, Op, Outcome, Plan, Problem, RemoteModel
 from reconciler.plan import PlanOptions, Scope, deletions
 from reconciler.plan import plan as make_plan
 from reconciler.project import Instance, check_prune_scope, resolve_instance
@@ -34,6 +36,7 @@ from reconciler.selection import Selector
 from reconciler.validate_online import check_online, check_types
 
 if TYPE_CHECKING:  # httpx costs ~100 ms to import; validate never needs it
+    from reconciler.apply import Executor
     from reconciler.client import SpaceClient
 
 
@@ -209,6 +212,53 @@ def plan_against(
     return Planned(observed, refused, going)
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What an apply of one space did: its report, the conflicts it left alone, and how it ended."""
+
+    report: ApplyReport
+    conflicts: tuple[Change, ...]
+    exit_code: int
+    stopped: bool
+    """Told to stop (a signal, a refused credential, --fail-fast) before it ran out of work."""
+
+
+def carry_out(
+    client: SpaceClient,
+    planned: Planned,
+    registry: SchemaRegistry,
+    options: PlanOptions,
+    owner: str | None,
+    *,
+    parallelism: int,
+    retries: int,
+    fail_fast: bool,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_stop: Callable[[int], None] | None = None,
+    track: Callable[[Executor], AbstractContextManager[Any]] | None = None,
+) -> Applied:
+    """Apply a plan that passed its guards: the one apply step of `apply`, of each space of many,
+    with the executor's safeguards (graph_apply.run_plans). `track` lets a caller stop it."""
+    from reconciler.apply import ApplyOptions, Executor, exit_code
+    from reconciler.graph_apply import run_plans
+
+    apply_options = ApplyOptions(
+        parallelism=parallelism,
+        fail_fast=fail_fast,
+        replace=frozenset(options.replace),
+        max_create_attempts=retries + 1,
+        replace_all=options.replace_all,
+        facts=registry.facts,
+        owner=owner,
+    )
+    executor = Executor(client, apply_options, on_outcome=on_outcome, on_stop=on_stop)
+    with track(executor) if track is not None else contextlib.nullcontext():
+        report = run_plans(executor, planned.plan, planned.observed.kinds, planned.observed.space)
+    conflicts = planned.whole.conflicts
+    code = exit_code(report, conflicts=bool(conflicts), signum=executor.signum)
+    return Applied(report, conflicts, code, executor.stop.is_set())
+
+
 def selected_count(
     scope: Scope,
     models: Sequence[Manifest],
@@ -342,6 +392,25 @@ def export_space(client: SpaceClient, selectors: Sequence[Selector]) -> Export:
         data.matched + len(files) + len(skipped),
         data.total + len(listed),
     )
+
+
+def check_online_space(
+    client: SpaceClient, loaded: Loaded, registry: SchemaRegistry
+) -> tuple[list[Problem], list[str]]:
+    """`validate --online` for one space, every kind: (warnings, schema skew lines); raises
+    InvalidManifests (with the offline warnings) when the server's types refuse a manifest. The one
+    check of one space and of each space of many."""
+    from reconciler.errors import InvalidManifests
+
+    client.check_tenant()
+    problems, skew = check_online(loaded.manifests, client.list_types(), registry, client.base_url)
+    if loaded.datasets or loaded.endpoints:
+        more, more_skew = online_kinds(client, loaded)
+        problems += more
+        skew += more_skew
+    if any(p.severity == "error" for p in problems):
+        raise InvalidManifests(problems + list(loaded.warnings))
+    return [p for p in problems if p.severity == "warning"], skew
 
 
 def online_kinds(client: SpaceClient, loaded: Loaded) -> tuple[list[Problem], list[str]]:

@@ -65,8 +65,9 @@ def manifests_digest(manifests: Sequence[Manifest]) -> str:
             },
             m.summary,
             list(m.tags),
+            m.replace_policy,  # lifecycle binds too: a reviewed held replace never turns into one
         ]
-        for m in sorted(manifests, key=lambda m: m.name)
+        for m in sorted(manifests, key=lambda m: (m.kind, m.name))
     )
 
 

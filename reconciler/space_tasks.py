@@ -5,7 +5,6 @@ fills a SpaceResult instead of printing; `Run` is what the spaces of one run sha
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,35 +38,30 @@ class Run:
 def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Task:
     from reconciler.errors import InvalidManifests
     from reconciler.loading import load, load_variables
-    from reconciler.validate_online import check_online
+    from reconciler.round import check_online_space
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
         loaded = load(run.instance(spec).roots, registry, variables=load_variables(spec.var_files))
         warnings = list(loaded.warnings)
         skew: list[str] = []
-        if online:
+        if online:  # every kind, as one space checks it
             with run.connect(spec) as client:
-                client.check_tenant()
-                problems, skew = check_online(
-                    loaded.manifests, client.list_types(), registry, client.base_url
-                )
-            warnings += [p for p in problems if p.severity == "warning"]
-            if any(p.severity == "error" for p in problems):
-                raise InvalidManifests(problems + list(loaded.warnings))
+                online_warnings, skew = check_online_space(client, loaded, registry)
+            warnings += online_warnings
         if strict and warnings:
             raise InvalidManifests(warnings)
         result.data = {
             "valid": True,
             "files": loaded.files,
             "models": [m.name for m in loaded.manifests],
+            "datasets": [d.name for d in loaded.datasets],
+            "endpoints": [e.slug for e in loaded.endpoints],
             "warnings": [w.as_dict() for w in warnings],
             "schema_skew": skew,
         }
         result.notes += [str(w) for w in warnings] + [f"warning: {line}" for line in skew]
         where = " (and against the server's types)" if online else ""
-        result.lines.append(
-            f"OK: {len(loaded.manifests)} manifest(s) in {loaded.files} file(s) are valid{where}."
-        )
+        result.lines.append(f"OK: {loaded.count} manifest(s) in {loaded.files} file(s) are valid{where}.")
 
     return task
 
@@ -116,8 +110,6 @@ def apply_task(
     verbose: bool = False,
 ) -> Task:
     from reconciler import round
-    from reconciler.apply import ApplyOptions, Executor, exit_code
-    from reconciler.graph_apply import run_plans
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
         instance = run.instance(spec)
@@ -133,46 +125,57 @@ def apply_task(
                         f"deletions planned: {render.deletion_kinds(planned.going)}; "
                         "over many spaces nobody is asked: pass --auto-approve; nothing was written"
                     )
-                apply_options = ApplyOptions(
+                applied = round.carry_out(
+                    client,
+                    planned,
+                    registry,
+                    options,
+                    instance.owner,
                     parallelism=run.connection.parallelism,
+                    retries=run.connection.retries,
                     fail_fast=fail_fast,
-                    replace=frozenset(options.replace),
-                    max_create_attempts=run.connection.retries + 1,
-                    replace_all=options.replace_all,
-                    facts=registry.facts,
-                    owner=instance.owner,
+                    track=interrupt.track if interrupt else None,
                 )
-                executor = Executor(client, apply_options)
-                with interrupt.track(executor) if interrupt else contextlib.nullcontext():
-                    report = run_plans(executor, planned.plan, planned.observed.kinds, planned.observed.space)
-        whole = planned.whole
-        conflicts = whole.conflicts
-        data = render.report_json(report, target=client.base_url, tenant=client.tenant)
-        data["conflicts"] = [render.change_dict(c) for c in conflicts]
-        data["owner"] = instance.owner
-        result.data = data
+        where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
+        result.data = render.apply_json(
+            applied.report,
+            applied.conflicts,
+            target=client.base_url,
+            tenant=client.tenant,
+            owner=instance.owner,
+        )
         result.notes += [str(w) for w in desired.loaded.warnings]
-        compact = not verbose and render.listed_count(whole) > render.COMPACT_OVER
-        if not quiet:  # the plan it carried out, as single-space apply shows it
-            where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
-            text = render.space_plan_text(
-                whole, target=where, replace_allowed=options.replace_allowed, compact=compact
-            )
-            result.lines += text.splitlines()
-        listed = [
-            o
-            for o in report.outcomes
-            if render.outcome_listed(o, quiet=quiet, verbose=verbose, changes=not compact)
-        ]
-        result.lines += [render.outcome_line(o) for o in listed]
-        result.lines += render.conflict_lines(conflicts)
-        result.lines.append(render.report_summary(report, conflicts=len(conflicts)))
-        result.exit_code = exit_code(report, conflicts=bool(conflicts), signum=executor.signum)
-        if interrupt is not None and interrupt.signum is not None and executor.stop.is_set():
+        result.lines += _applied_lines(applied, planned.whole, where, options, quiet=quiet, verbose=verbose)
+        result.exit_code = applied.exit_code
+        if interrupt is not None and interrupt.signum is not None and applied.stopped:
             # told to stop (perhaps before its run began, which resets `interrupted`)
             result.exit_code = 128 + interrupt.signum
 
     return task
+
+
+def _applied_lines(
+    applied: Any, whole: Any, where: str, options: Any, *, quiet: bool, verbose: bool
+) -> list[str]:
+    """What a single-space apply prints, as lines: the plan it carried out, the per-object lines
+    render.outcome_listed picks, the conflicts and the summary."""
+    compact = not verbose and render.listed_count(whole) > render.COMPACT_OVER
+    lines: list[str] = []
+    if not quiet:
+        text = render.space_plan_text(
+            whole, target=where, replace_allowed=options.replace_allowed, compact=compact
+        )
+        lines += text.splitlines()
+    report = applied.report
+    listed = [
+        o
+        for o in report.outcomes
+        if render.outcome_listed(o, quiet=quiet, verbose=verbose, changes=not compact)
+    ]
+    lines += [render.outcome_line(o) for o in listed]
+    lines += render.conflict_lines(applied.conflicts)
+    lines.append(render.report_summary(report, conflicts=len(applied.conflicts)))
+    return lines
 
 
 def export_task(run: Run, registry: Any, *, selectors: Sequence[Any], output_dir: Path, force: bool) -> Task:

@@ -35,18 +35,17 @@ def state(op: Op, outcome: Outcome | None) -> str:
 def object_states(plan: Plan, kinds: Plan, report: ApplyReport | None) -> dict[str, dict[str, int]]:
     """kind → state → count over the round's plans, every kind and state present (0 when none).
 
-    Outcomes are matched by the name the executors give them: a model's name, or another kind's
-    label (`dataset handbook`, `policy support-bot/per-user`). An object is counted once: a policy
+    Outcomes are matched by kind and name, as the plan names the object. An object is counted once: a policy
     that a replaced endpoint deletes and creates again is in the state of the create, its last
     change (and last outcome). Policies of an endpoint outside the manifests are not in the plan
     and not counted: they belong to that (unmanaged) endpoint.
     """
-    outcomes = {o.name: o for o in report.outcomes} if report else {}
+    outcomes = {(o.kind, o.name): o for o in report.outcomes} if report else {}
     found: dict[tuple[str, str], str] = {}
     for change in plan.changes:
-        found["model", change.name] = state(change.op, outcomes.get(change.name))
+        found["model", change.name] = state(change.op, outcomes.get((change.kind, change.name)))
     for kc in kinds.changes:
-        found[kc.kind.lower(), kc.name] = state(kc.op, outcomes.get(kc.label))
+        found[kc.kind.lower(), kc.name] = state(kc.op, outcomes.get((kc.kind, kc.name)))
     counts = {kind: dict.fromkeys(STATES, 0) for kind in KINDS}
     for (kind, _), now in found.items():
         counts[kind][now] += 1

@@ -7,7 +7,6 @@ watch.py.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -36,7 +35,7 @@ from reconciler.plan import PlanOptions, Scope
 from reconciler.references import resolve_secrets
 from reconciler.round import Observed, observe_and_plan, observe_kinds, selected_count
 from reconciler.schemas import SchemaRegistry
-from reconciler.states import KINDS, STATES, object_states
+from reconciler.states import STATES, object_states
 from reconciler.watch import RoundResult, RoundStatus, Trigger, WatchSettings, event
 
 # The daemon's one logger, as before this module was split from watch.py (cli/watch.py logs under
@@ -45,8 +44,12 @@ log = logging.getLogger("reconciler.watch")
 
 
 def desired_digest(manifests: Sequence[Manifest]) -> str:
-    """What would be sent to the server; compared, never shown (it covers resolved secrets)."""
-    bodies = sorted((m.create_body() for m in manifests), key=lambda b: str(b["name"]))
+    """What would be sent to the server, and each manifest's lifecycle (a change of it may allow a
+    held replace); compared, never shown (it covers resolved secrets)."""
+    bodies = sorted(
+        ({**m.create_body(), "kind": m.kind, "lifecycle": m.replace_policy} for m in manifests),
+        key=lambda b: (str(b["kind"]), str(b["name"])),
+    )
     return hashlib.sha256(json.dumps(bodies, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -81,25 +84,12 @@ class RoundObject:
         return f"{self.kind} {self.name}"
 
     @property
-    def outcome_name(self) -> str:
-        """The name the executors give its outcome: a model's name, another kind's label."""
-        return self.name if self.kind == "model" else self.label
-
-    @property
     def writes(self) -> bool:
         return self.op in WRITE_OPS
 
     @property
     def differs(self) -> list[str]:
         return [d.dotted for d in self.diffs]
-
-    @classmethod
-    def of_outcome(cls, outcome: Outcome) -> RoundObject:
-        """An outcome of no planned change (never expected): its kind read from its name."""
-        kind, _, name = outcome.name.partition(" ")
-        if kind in KINDS and kind != "model" and name:
-            return cls(kind, name, outcome.op)
-        return cls("model", outcome.name, outcome.op)
 
     def drift(self) -> str | None:
         """The drift line's text (after `drift: `), or None when the op is no drift. A model's
@@ -299,7 +289,7 @@ class Reconciler:
         # succeeds: a round that fails half way (or raises) leaves `applied` unknown, so the
         # next round writes whatever the manifests say, a revert to the old state included.
         self.applied = None
-        by_outcome = {o.outcome_name: o for o in found}
+        by_outcome = {(o.kind, o.name): o for o in found}
         executor = Executor(self.client, self.options, on_outcome=lambda o: _log_outcome(o, by_outcome))
         return run_plans(executor, observed.plan, observed.kinds, observed.space)
 
@@ -348,13 +338,14 @@ def log_wait(waiting: Any) -> None:
     )
 
 
-def _log_outcome(outcome: Outcome, by_outcome: Mapping[str, RoundObject]) -> None:
+def _log_outcome(outcome: Outcome, by_outcome: Mapping[tuple[str, str], RoundObject]) -> None:
     """One line per write, named by kind (`created  dataset handbook`, event `object`)."""
-    obj = by_outcome.get(outcome.name) or RoundObject.of_outcome(outcome)
+    kind = outcome.kind.lower()
+    obj = by_outcome.get((kind, outcome.name)) or RoundObject(kind, outcome.name, outcome.op)
     log.log(
         logging.INFO if outcome.ok else logging.WARNING,
         "%s",
-        render.outcome_line(dataclasses.replace(outcome, name=obj.label)).strip(),
+        render.outcome_line(outcome).strip(),
         extra=event(
             "object",
             kind=obj.kind,

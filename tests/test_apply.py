@@ -7,6 +7,7 @@ from reconciler.apply import ApplyOptions, Executor
 from reconciler.backoff import Backoff
 from reconciler.client import SpaceClient
 from reconciler.errors import AuthError
+from reconciler.graph_apply import run_plans
 from reconciler.model import OWNER_TAG, Manifest, Op, Result
 from reconciler.plan import plan
 from reconciler.schemas import DtypeFacts
@@ -72,7 +73,9 @@ def run(space, desired, **options):
     client = space.client()
     observed = {x.name: x for x in client.list_models()}
     the_plan = plan(desired, observed, facts=DtypeFacts({"openai": frozenset({"api_key"})}))
-    return Executor(client, ApplyOptions(parallelism=options.pop("parallelism", 1), **options)).run(the_plan)
+    return run_plans(
+        Executor(client, ApplyOptions(parallelism=options.pop("parallelism", 1), **options)), the_plan
+    )
 
 
 def results(report):
@@ -183,6 +186,6 @@ def test_429_on_create_waits_as_told_and_retries_without_a_look_up():
     client = space.client()
     client.sleep = sleeps.append
     the_plan = plan([m("a")], {}, facts=DtypeFacts({"openai": frozenset({"api_key"})}))
-    report = Executor(client, ApplyOptions(parallelism=1)).run(the_plan)
+    report = run_plans(Executor(client, ApplyOptions(parallelism=1)), the_plan)
     assert results(report) == {"a": Result.CREATED} and report.outcomes[0].attempts == 2
     assert space.calls == ["POST", "POST"] and sleeps == [2.0]

@@ -64,14 +64,14 @@ def test_every_kind_is_counted_by_the_same_rule_and_every_pair_is_present():
         (
             Outcome("a", Op.CREATE, Result.CREATED),
             Outcome("c", Op.REPLACE, Result.SKIPPED, "needs --replace c"),
-            Outcome("dataset handbook", Op.CREATE, Result.CREATED),
-            Outcome("dataset faq", Op.CREATE, Result.FAILED, "500"),
-            Outcome("dataset a", Op.UPDATE, Result.FAILED, "500"),
-            Outcome("policy bot/per-user", Op.UPDATE, Result.UPDATED),
-            Outcome("policy bot/staff", Op.REPLACE, Result.CONFLICT),
-            Outcome("policy new-bot/p", Op.DELETE, Result.DELETED),
-            Outcome("endpoint new-bot", Op.REPLACE, Result.REPLACED),
-            Outcome("policy new-bot/p", Op.CREATE, Result.CREATED),
+            Outcome("handbook", Op.CREATE, Result.CREATED, kind="Dataset"),
+            Outcome("faq", Op.CREATE, Result.FAILED, "500", kind="Dataset"),
+            Outcome("a", Op.UPDATE, Result.FAILED, "500", kind="Dataset"),
+            Outcome("bot/per-user", Op.UPDATE, Result.UPDATED, kind="Policy"),
+            Outcome("bot/staff", Op.REPLACE, Result.CONFLICT, kind="Policy"),
+            Outcome("new-bot/p", Op.DELETE, Result.DELETED, kind="Policy"),
+            Outcome("new-bot", Op.REPLACE, Result.REPLACED, kind="Endpoint"),
+            Outcome("new-bot/p", Op.CREATE, Result.CREATED, kind="Policy"),
         )
     )
     counts = object_states(plan, kinds, report)

@@ -234,9 +234,9 @@ def test_the_bar_in_process_prints_lines_above_itself_and_goes_away(monkeypatch)
         terminal.echo("Apply complete: 11 created, 0 in sync.")
     shown = err.getvalue()
     assert "Applying" in shown and "12/12" in shown
-    assert "\x1b[1;31mfailed\x1b[0m   m0: boom" in shown  # above the bar, in colour
+    assert "\x1b[1;31mfailed\x1b[0m   model m0: boom" in shown  # above the bar, in colour
     assert "\x1b[33mwarning:\x1b[0m slow" in shown
-    assert "created  m1" not in shown + out.getvalue()  # a plan in short: no line per change
+    assert "created  model m1" not in shown + out.getvalue()  # a plan in short: no line per change
     assert out.getvalue() == "\x1b[1;32mApply complete: 11 created, 0 in sync.\x1b[0m\n"
 
 

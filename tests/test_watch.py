@@ -37,7 +37,7 @@ from reconciler.watch import (
     change_batches,
     run,
 )
-from reconciler.watch_round import Reconciler, RoundObject, round_objects
+from reconciler.watch_round import Reconciler, round_objects
 from tests.e2e.conftest import git
 
 KEY = "sk-canary-watch-9b1e"
@@ -669,10 +669,10 @@ def test_every_kind_is_named_by_kind_and_name_and_drift_says_what_would_undo_it(
         )
     )
     found = round_objects(plan, kinds, PlanOptions())
-    assert [(o.kind, o.name, o.outcome_name) for o in found] == [
-        ("model", "a", "a"),
-        ("model", "b", "b"),
-        ("model", "c", "c"),
+    assert [(o.kind, o.name, o.label) for o in found] == [
+        ("model", "a", "model a"),
+        ("model", "b", "model b"),
+        ("model", "c", "model c"),
         ("dataset", "faq", "dataset faq"),
         ("endpoint", "bot", "endpoint bot"),
         ("endpoint", "old-bot", "endpoint old-bot"),
@@ -693,6 +693,6 @@ def test_every_kind_is_named_by_kind_and_name_and_drift_says_what_would_undo_it(
     ]
     approved = round_objects(plan, Plan(), PlanOptions(replace=("b",)))[1]
     assert approved.drift() == "`b` differs on the server (summary); not replaced (--self-heal would)"
-    # an outcome of no planned change keeps its kind
-    assert RoundObject.of_outcome(Outcome("policy bot/x", Op.DELETE, Result.DELETED)).label == "policy bot/x"
-    assert RoundObject.of_outcome(Outcome("m", Op.CREATE, Result.CREATED)).label == "model m"
+    # an outcome names its object as the plan does
+    assert Outcome("bot/x", Op.DELETE, Result.DELETED, kind="Policy").label == "policy bot/x"
+    assert Outcome("m", Op.CREATE, Result.CREATED).label == "model m"

@@ -76,8 +76,6 @@ def apply(
 ) -> None:
     """Bring the server in line with the manifests, or execute a saved plan (`apply plan.json`)."""
     from reconciler import round
-    from reconciler.apply import ApplyOptions, Executor, exit_code
-    from reconciler.graph_apply import run_plans
 
     options = plan_options_from(kw)
     saved = _saved_plan(paths)
@@ -122,24 +120,23 @@ def apply(
         progress = ApplyProgress(
             writes, enabled=output == "text", quiet=quiet, verbose=verbose, changes=not compact
         )
-        apply_options = ApplyOptions(
-            parallelism=parallelism,
-            fail_fast=fail_fast,
-            replace=frozenset(options.replace),
-            max_create_attempts=settings.retries + 1,
-            replace_all=options.replace_all,
-            facts=schemas.facts,
-            owner=instance.owner,
-        )
-        executor = Executor(client, apply_options, on_outcome=progress.outcome, on_stop=progress.stopping)
         try:
-            report = run_plans(executor, planned.plan, planned.observed.kinds, planned.observed.space)
+            applied = round.carry_out(
+                client,
+                planned,
+                schemas,
+                options,
+                instance.owner,
+                parallelism=parallelism,
+                retries=settings.retries,
+                fail_fast=fail_fast,
+                on_outcome=progress.outcome,
+                on_stop=progress.stopping,
+            )
         finally:
             progress.done()
-    _report(
-        output, report, whole.conflicts, target=client.base_url, tenant=client.tenant, owner=instance.owner
-    )
-    sys.exit(exit_code(report, conflicts=bool(whole.conflicts), signum=executor.signum))
+    _report(output, applied, target=client.base_url, tenant=client.tenant, owner=instance.owner)
+    sys.exit(applied.exit_code)
 
 
 def _request(
@@ -197,25 +194,16 @@ def _planned(
     return planned
 
 
-def _report(
-    output: str,
-    report: Any,
-    conflicts: tuple[Change, ...],
-    *,
-    target: str,
-    tenant: str | None,
-    owner: str | None,
-) -> None:
+def _report(output: str, applied: Any, *, target: str, tenant: str | None, owner: str | None) -> None:
     """After the writes: every kind's conflicts, then the summary (or one JSON document)."""
     if output == "json":
-        data = render.report_json(report, target=target, tenant=tenant)
-        data["conflicts"] = [render.change_dict(c) for c in conflicts]
-        data["owner"] = owner
-        emit_json(data)
+        emit_json(
+            render.apply_json(applied.report, applied.conflicts, target=target, tenant=tenant, owner=owner)
+        )
         return
-    for line in render.conflict_lines(conflicts):
+    for line in render.conflict_lines(applied.conflicts):
         echo(line)
-    echo(render.report_summary(report, conflicts=len(conflicts)))
+    echo(render.report_summary(applied.report, conflicts=len(applied.conflicts)))
 
 
 def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:

@@ -76,21 +76,12 @@ def validate(
 def _check_online(
     loaded: Loaded, schemas: SchemaRegistry, kw: dict[str, Any]
 ) -> tuple[list[Problem], list[str]]:
-    """(warnings, schema skew lines) from checking the manifests against the server's published
+    """(warnings, schema skew lines) from checking every kind against the server's published
     types; InvalidManifests (with the offline warnings) if that finds an error."""
-    from reconciler.round import online_kinds
-    from reconciler.validate_online import check_online
+    from reconciler.round import check_online_space
 
     with connect(settings_from(kw)) as client:
-        client.check_tenant()
-        problems, skew = check_online(loaded.manifests, client.list_types(), schemas, client.base_url)
-        if loaded.datasets or loaded.endpoints:
-            more, more_skew = online_kinds(client, loaded)
-            problems += more
-            skew += more_skew
-    if any(p.severity == "error" for p in problems):
-        raise InvalidManifests(problems + list(loaded.warnings))
-    return [p for p in problems if p.severity == "warning"], skew
+        return check_online_space(client, loaded, schemas)
 
 
 def _json_result(loaded: Loaded, warnings: list[Problem], skew: list[str]) -> dict[str, Any]:

@@ -60,7 +60,11 @@ def test_plan_apply_then_noop(cli, manifest_dir, sandbox, api):
     # apply first shows the plan it carries out, as `plan` shows it, then a line per model
     shown = run.out.splitlines()
     assert shown[: len(planned.out.splitlines())] == planned.out.splitlines()
-    assert sorted(shown[len(planned.out.splitlines()) : -1]) == ["created  a", "created  b", "created  c"]
+    assert sorted(shown[len(planned.out.splitlines()) : -1]) == [
+        "created  model a",
+        "created  model b",
+        "created  model c",
+    ]
     assert run.out.splitlines()[-1] == "Apply complete: 3 created, 0 in sync."
     assert names(api) == ["a", "b", "c"]
     stored = api.get("/models/a").json()
@@ -161,12 +165,12 @@ def test_update_and_replace(cli, manifest_dir, sandbox, api):
     run = cli("apply", root, "--server", sandbox.url)
     assert run.code == 1
     assert (
-        "skipped  a: configuration.model changed; the API cannot change them in place: pass --replace a"
+        "skipped  model a: configuration.model changed; the API cannot change them in place: pass --replace a"
         in run.out
     )
     assert api.get("/models/a").json()["configuration"]["model"] == "gpt-4o"
     run = cli("apply", root, "--server", sandbox.url, "--replace", "a")
-    assert run.code == 0 and "replaced a" in run.out
+    assert run.code == 0 and "replaced model a" in run.out
     assert api.get("/models/a").json()["configuration"]["model"] == "gpt-4.1"
 
 
@@ -182,7 +186,9 @@ def test_unowned_model_is_a_conflict_until_adopted(cli, manifest_dir, sandbox, a
     assert "  ? unmanaged model stray" in run.out
     assert "  = in sync model same" in run.out and "apply --adopt to manage it" in run.out
     run = cli("apply", root, "--server", sandbox.url, "--adopt")
-    assert run.code == 0 and "updated  a: adopted" in run.out and "updated  same: adopted" in run.out
+    assert (
+        run.code == 0 and "updated  model a: adopted" in run.out and "updated  model same: adopted" in run.out
+    )
     assert "managed-by:syft-reconciler" in api.get("/models/a").json()["tags"]
     assert api.get("/models/a").json()["summary"] == ""
     assert cli("plan", root, "--server", sandbox.url, "--detailed-exitcode").code == 0

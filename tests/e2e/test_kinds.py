@@ -540,10 +540,8 @@ def test_a_saved_plan_executes_every_kind_and_goes_stale_when_an_endpoint_change
     assert '"Endpoint"' in saved.read_text() and WEAVIATE not in saved.read_text()
     run = cli("apply", saved, "--server", sandbox.url, "-o", "json")
     assert run.code == 0, run.all
-    results = {r["name"]: r["result"] for r in json.loads(run.out)["results"]}
-    assert (
-        results["endpoint support-bot"] == "created" and results["policy support-bot/per-user"] == "created"
-    )
+    results = {(r["kind"], r["name"]): r["result"] for r in json.loads(run.out)["results"]}
+    assert results[("Endpoint", "support-bot")] == results[("Policy", "support-bot/per-user")] == "created"
     assert cli("plan", root, "--server", sandbox.url, "--owner", "team", "--out", saved).code == 0
     assert api.patch("/endpoints/support-bot", json={"summary": "by hand"}).status_code == 200
     run = cli("apply", saved, "--server", sandbox.url)

@@ -239,3 +239,30 @@ def test_the_deletion_limit_advice_is_the_number_that_passes(cli, manifest_dir, 
     run = cli("apply", root, *args, "--max-delete", advice.group(1))
     assert run.code == 0, run.all
     assert api.get("/endpoints/support-bot").json()["model"]["name"] == "gpt-4o"
+
+
+@pytest.mark.parametrize("kind", ["model", "dataset"])
+def test_a_saved_plan_binds_the_lifecycle_a_held_replace_stays_held(
+    cli, manifest_dir, sandbox, api, tmp_path, kind
+):
+    """Reviewed with the replace held (lifecycle manual), applied after the manifest was changed to
+    `lifecycle: {replace: allow}`: stale, never a replace nobody reviewed."""
+    files = {"m.yaml": model_yaml("gpt-4o"), "d.yaml": DATASET}
+    root = manifest_dir(files)
+    args = ("--server", sandbox.url, "--owner", "team")
+    assert cli("apply", root, *args).code == 0
+    name, file = ("gpt-4o", "m.yaml") if kind == "model" else ("handbook", "d.yaml")
+    before = api.get(f"/{kind}s/{name}").json()["id"]
+    changed = (
+        model_yaml("gpt-4o", model="gpt-4o-mini")
+        if kind == "model"
+        else DATASET.replace("collection_name: Handbook", "collection_name: Other")
+    )
+    (root / file).write_text(changed)
+    saved = tmp_path / "plan.json"
+    run = cli("plan", root, *args, "--out", saved)
+    assert run.code == 0 and f"[needs --replace {name}]" in run.out, run.all
+    (root / file).write_text(changed + "lifecycle: {replace: allow}\n")
+    run = cli("apply", saved, "--server", sandbox.url)
+    assert run.code == 10, run.all
+    assert api.get(f"/{kind}s/{name}").json()["id"] == before

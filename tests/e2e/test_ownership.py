@@ -224,7 +224,7 @@ def test_a_manifest_may_allow_its_own_replacement(cli, sandbox, api, manifest_di
     run = cli("plan", root, "--server", sandbox.url, "--owner", "ops")
     assert "  DELETIONS (1): model r (replace)" in run.out and "-/+ replace model r" in run.out
     run = cli("apply", root, "--server", sandbox.url, "--owner", "ops")
-    assert run.code == 0 and "replaced r" in run.out.splitlines()
+    assert run.code == 0 and "replaced model r" in run.out.splitlines()
     after = api.get("/models/r").json()
     assert after["id"] != first and after["configuration"]["model"] == "gpt-4.1"
 

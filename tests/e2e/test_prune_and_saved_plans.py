@@ -30,7 +30,7 @@ def test_prune_deletes_only_what_we_own(cli, manifest_dir, sandbox, api):
     run = cli("apply", root, "--server", sandbox.url)  # no --prune: nothing deleted
     assert run.code == 0 and names(api) == ["a", "b", "by-hand"]
     run = cli("apply", root, "--server", sandbox.url, "--prune")
-    assert run.code == 0 and "deleted  b" in run.out
+    assert run.code == 0 and "deleted  model b" in run.out
     assert names(api) == ["a", "by-hand"]
 
 

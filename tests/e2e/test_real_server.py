@@ -79,7 +79,7 @@ def test_names_round_trip_percent_encoded(cli, manifest_dir, sandbox, api):
     assert cli("apply", root, "--server", sandbox.url).code == 0
     (root / "a.yaml").write_text(model_yaml(json.dumps(name), summary="patched"))
     run = cli("apply", root, "--server", sandbox.url)
-    assert run.code == 0 and f"updated  {name}" in run.out
+    assert run.code == 0 and f"updated  model {name}" in run.out
     stored = [m for m in api.get("/models/").json() if m["name"] == name]
     assert stored and stored[0]["summary"] == "patched"
 

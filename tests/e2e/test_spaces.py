@@ -386,3 +386,19 @@ def test_every_kind_converges_in_each_space(cli, tenants, tmp_path, env, monkeyp
             assert [e["slug"] for e in http.get("/api/v1/endpoints/").json()] == [f"{name}-bot"]
             assert len(http.get("/api/v1/policies/").json()) == 2
     assert "wk-canary-spaces-31f" not in plan.all + run.all + again.all
+
+
+def test_validate_online_over_many_spaces_checks_every_kinds_types(cli, tenants, tmp_path, env, monkeypatch):
+    """As one space does: datasets against the server's dataset types, policies against its
+    policy types, in each space."""
+    from .test_kinds import DATASET
+
+    monkeypatch.setenv("WEAVIATE_KEY", "wk-canary-spaces-31f")
+    names = TENANTS[:2]
+    config = write_project(tmp_path, tenants.url, names)
+    for name in names:
+        (tmp_path / "spaces" / name / "data.yaml").write_text(DATASET)
+    run = cli("validate", "--config", config, "--online")
+    assert run.code == 0, run.all
+    assert run.err.count("dtype `remote_weaviate` is disabled") == 2, run.err
+    assert run.out.count("OK: 3 manifest(s)") == 2, run.out

@@ -137,7 +137,7 @@ def test_apply_on_a_terminal_shows_the_plan_then_a_live_bar_then_the_summary(
     assert len(frames) >= 2 and int(frames[-1]) > int(frames[0]), frames  # redrawn as it moves
     assert re.search(r"\d+/s", screen.plain) and "ETA" in screen.plain
     assert "\x1b[2K" in screen.raw  # the bar's line is cleared and redrawn in place
-    assert "created  m" not in screen.plain  # a large plan: the bar, not 48 lines
+    assert "created  model m" not in screen.plain  # a large plan: the bar, not 48 lines
     assert screen.plain.splitlines()[-1].endswith("Apply complete: 48 created, 0 in sync.")
 
 
@@ -167,8 +167,8 @@ def test_small_applies_list_each_model_and_verbose_lists_every_model_of_a_large_
     small = manifest_dir({"a.yaml": model_yaml("a"), "b.yaml": model_yaml("b")})
     run = cli("apply", small, "--server", sandbox.url)
     assert sorted(line for line in run.out.splitlines() if line.startswith("created")) == [
-        "created  a",
-        "created  b",
+        "created  model a",
+        "created  model b",
     ]
     assert "      configuration.api_key: (sensitive)" in run.out  # a small plan in full, fields too
     sandbox.reset()

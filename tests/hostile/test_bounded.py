@@ -18,6 +18,7 @@ from reconciler.apply import ApplyOptions, Executor
 from reconciler.backoff import MAX_RETRY_AFTER, Backoff
 from reconciler.client import SpaceClient
 from reconciler.errors import RetryableServerError
+from reconciler.graph_apply import run_plans
 from reconciler.model import Manifest, normalise_tags
 from reconciler.plan import plan as make_plan
 from reconciler.references import MAX_SECRET_FILE
@@ -116,7 +117,7 @@ def test_one_model_has_a_time_budget():
     client = _AlwaysBusy()
     manifest = Manifest("m", "ollama", {"model": "x"})
     options = ApplyOptions(parallelism=1, max_create_attempts=1000, model_budget=0.0)
-    report = Executor(client, options).run(make_plan([manifest], {}))
+    report = run_plans(Executor(client, options), make_plan([manifest], {}))
     [outcome] = report.outcomes
     assert outcome.result.value == "failed" and client.posts == 1
     assert "the limit per model is 0s" in outcome.message
@@ -126,7 +127,7 @@ def test_one_model_has_a_time_budget():
 def test_waits_inside_the_budget_are_capped_by_retry_after_cap():
     client = _AlwaysBusy()
     options = ApplyOptions(parallelism=1, max_create_attempts=4, model_budget=3600.0)
-    Executor(client, options).run(make_plan([Manifest("m", "ollama", {"model": "x"})], {}))
+    run_plans(Executor(client, options), make_plan([Manifest("m", "ollama", {"model": "x"})], {}))
     assert client.posts == 4 and client.slept and max(client.slept) <= MAX_RETRY_AFTER
 
 

@@ -48,7 +48,7 @@ def test_a_patch_answered_with_another_model_is_a_failure(cli, manifest_dir, spa
     space.script("PATCH", "/api/v1/models/ok", answer(200, {"name": "other", "dtype": "ollama"}))
     root = manifest_dir({"ok.yaml": GOOD.format(name="ok") + "summary: new\n"})
     run = cli("apply", root, "--server", space.url)
-    assert run.code == 1 and "failed   ok" in run.out and "not counted as done" in run.out, run.all
+    assert run.code == 1 and "failed   model ok" in run.out and "not counted as done" in run.out, run.all
 
 
 @pytest.mark.parametrize(

@@ -207,7 +207,7 @@ def test_one_dataset_create_has_the_time_budget_of_one_object(budget, posts, san
     with SpaceClient(server.url, sleep=slept.append, retry=Backoff()) as client:
         report = run_plans(Executor(client, options), Plan(()), kinds, observed)
     [outcome] = report.outcomes
-    assert outcome.result.value == "failed" and outcome.name == "dataset handbook"
+    assert outcome.result.value == "failed" and outcome.label == "dataset handbook"
     assert server.stats() == {"POST /api/v1/datasets/": posts}
     if budget == 0:
         assert "gave up after 1 attempts in 0s (the limit per object is 0s)" in outcome.message
