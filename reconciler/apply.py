@@ -13,12 +13,14 @@ The same loop (`Executor.create`, within one `Budget` per object), failure handl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from reconciler.client import SpaceClient
 from reconciler.errors import (
@@ -167,9 +169,37 @@ class Executor:
         if change.op is Op.UPDATE:
             return self._update(change, budget)
         if change.op is Op.DELETE:
-            gone = self.client.delete_model(change.name)
-            return Outcome(change.name, change.op, Result.DELETED, "" if gone else "already gone")
+            return self.delete_seen(
+                change, self.client.get_model, lambda _: self.client.delete_model(change.name)
+            )
         return self._replace(change, budget)
+
+    def delete_seen(
+        self,
+        change: Change,
+        read: Callable[[str], Any],
+        delete: Callable[[Any], bool],
+    ) -> Outcome:
+        """Delete the object this run saw at plan time, and nothing else: read it again first; gone
+        is done, another one in its place (another run recreated it since) is a conflict, never
+        deleted. `delete` gets what was read (an endpoint takes its current policies with it)."""
+        current = read(change.name)
+        if current is None:
+            return Outcome(change.name, change.op, Result.DELETED, "already gone", kind=change.kind)
+        seen = getattr(change.observed, "id", None)
+        if seen is not None and getattr(current, "id", None) != seen:
+            return Outcome(
+                change.name,
+                change.op,
+                Result.CONFLICT,
+                "another one was created in its place since the plan (by another run?); not deleted: plan again",
+                error_kind="conflict",
+                kind=change.kind,
+            )
+        gone = delete(current)
+        return Outcome(
+            change.name, change.op, Result.DELETED, "" if gone else "already gone", kind=change.kind
+        )
 
     def guarded(self, label: str, op: Op, work: Callable[[], Outcome]) -> Outcome:
         """`work`'s outcome, or its error as a failed one. Refused credentials stop every further
@@ -334,7 +364,11 @@ class Executor:
                 Result.SKIPPED,
                 f"{fields} changed; the API cannot change them in place: {how}",
             )
-        self.client.delete_model(change.name)
+        deleted = self.delete_seen(
+            change, self.client.get_model, lambda _: self.client.delete_model(change.name)
+        )
+        if deleted.result is Result.CONFLICT:
+            return dataclasses.replace(deleted, op=change.op)
         return self._create(change.desired, change.op, budget, done=Result.REPLACED)
 
 

@@ -100,15 +100,22 @@ class GraphExecutor:
         return outcome
 
     def _delete(self, change: Change) -> Outcome:
-        observed = change.observed
+        """Delete what the plan saw (Executor.delete_seen); an endpoint's policies as they are now
+        go first, so that none is orphaned, also one another run added since the plan."""
         if change.kind == "Policy":
-            assert isinstance(observed, RemotePolicy)
-            gone = self.kinds.delete_policy(observed.id)
-        elif change.kind == "Endpoint":
-            gone = self.kinds.delete_endpoint(change.name)
-        else:
-            gone = self.kinds.delete_dataset(change.name)
-        return Outcome(change.label, change.op, Result.DELETED, "" if gone else "already gone")
+            assert isinstance(change.observed, RemotePolicy)
+            gone = self.kinds.delete_policy(change.observed.id)
+            return Outcome(change.label, change.op, Result.DELETED, "" if gone else "already gone")
+        if change.kind == "Endpoint":
+            return self.executor.delete_seen(change, self.kinds.get_endpoint, self._delete_endpoint)
+        return self.executor.delete_seen(
+            change, self.kinds.get_dataset, lambda _: self.kinds.delete_dataset(change.name)
+        )
+
+    def _delete_endpoint(self, endpoint: RemoteEndpoint) -> bool:
+        for policy in endpoint.policies or ():
+            self.kinds.delete_policy(policy.id)
+        return self.kinds.delete_endpoint(endpoint.slug)
 
     def _write(self, change: Change, budget: Budget) -> Outcome:
         if change.kind == "Dataset":
