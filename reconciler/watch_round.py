@@ -30,7 +30,7 @@ from reconciler.errors import (
 from reconciler.graph_apply import run_plans
 from reconciler.kinds.plan import plan_kinds
 from reconciler.loading import Loaded
-from reconciler.model import WRITE_OPS, ApplyReport, FieldDiff, Manifest, Op, Outcome, Plan, Result
+from reconciler.model import ApplyReport, Change, Manifest, Op, Outcome, Plan, Result
 from reconciler.plan import PlanOptions, Scope
 from reconciler.references import resolve_secrets
 from reconciler.round import Observed, observe_and_plan, observe_kinds, selected_count
@@ -65,82 +65,28 @@ class Desired:
     commit: str | None
 
 
-@dataclass(frozen=True)
-class RoundObject:
-    """One planned object of any kind, as the round's log lines and JSON events name it: `kind`
-    (states.KINDS) and `name` (a model's or dataset's name, an endpoint's slug, `slug/policy`)."""
-
-    kind: str
-    name: str
-    op: Op
-    diffs: tuple[FieldDiff, ...] = ()
-    reason: str = ""
-    cascade: str = ""
-    approved: bool = True
-    """For a replace: whether it may run (--replace, --replace-all, lifecycle, a cascade)."""
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} {self.name}"
-
-    @property
-    def writes(self) -> bool:
-        return self.op in WRITE_OPS
-
-    @property
-    def differs(self) -> list[str]:
-        return [d.dotted for d in self.diffs]
-
-    def drift(self) -> str | None:
-        """The drift line's text (after `drift: `), or None when the op is no drift. A model's
-        line keeps its documented shape: ``drift: `a` is missing on the server; …``."""
-        why = ", ".join(self.differs) or self.cascade
-        differs = f"differs on the server{f' ({why})' if why else ''}"
-        if self.op is Op.CREATE:
-            verb, what = "is ", "missing on the server; not recreated (--self-heal would)"
-        elif self.op is Op.UPDATE:
-            verb, what = "", f"{differs}; not reverted (--self-heal would)"
-        elif self.op is Op.REPLACE:
-            undo = (
-                "not replaced (--self-heal would)"
-                if self.approved
-                else f"needs --replace {self.name} and --self-heal"
-            )
-            verb, what = "", f"{differs}; {undo}"
-        elif self.op is Op.DELETE:
-            verb, what = "is ", "ours and in no manifest; not pruned (--self-heal would)"
-        else:
-            return None
-        return f"`{self.name}` {verb}{what}" if self.kind == "model" else f"{self.label}: {what}"
-
-
-def round_objects(plan: Plan, kinds: Plan, options: PlanOptions) -> list[RoundObject]:
-    """Every planned object of the round, models first, in plan order."""
-    names, every = frozenset(options.replace), options.replace_all
-    found = [
-        RoundObject(
-            "model",
-            c.name,
-            c.op,
-            c.diffs,
-            c.reason,
-            approved=c.op is not Op.REPLACE or c.approved(names=names, every=every),
+def drift_line(change: Change, *, approved: bool) -> str | None:
+    """The drift line's text (after `drift: `) of any kind's change, or None when its op is no drift.
+    `approved`: a replace may run (--replace, --replace-all, lifecycle, a cascade). A model's line
+    keeps its documented shape: ``drift: `a` is missing on the server; …``."""
+    why = ", ".join(d.dotted for d in change.diffs) or change.cascade
+    differs = f"differs on the server{f' ({why})' if why else ''}"
+    if change.op is Op.CREATE:
+        verb, what = "is ", "missing on the server; not recreated (--self-heal would)"
+    elif change.op is Op.UPDATE:
+        verb, what = "", f"{differs}; not reverted (--self-heal would)"
+    elif change.op is Op.REPLACE:
+        undo = (
+            "not replaced (--self-heal would)"
+            if approved
+            else f"needs --replace {change.name} and --self-heal"
         )
-        for c in plan.changes
-    ]
-    found += [
-        RoundObject(
-            c.kind.lower(),
-            c.name,
-            c.op,
-            c.diffs,
-            c.reason,
-            c.cascade,
-            approved=c.op is not Op.REPLACE or c.approved(names=names, every=every),
-        )
-        for c in kinds.changes
-    ]
-    return found
+        verb, what = "", f"{differs}; {undo}"
+    elif change.op is Op.DELETE:
+        verb, what = "is ", "ours and in no manifest; not pruned (--self-heal would)"
+    else:
+        return None
+    return f"`{change.name}` {verb}{what}" if change.kind == "Model" else f"{change.label}: {what}"
 
 
 class Reconciler:
@@ -234,13 +180,13 @@ class Reconciler:
             replace_names=frozenset(s.plan.replace),
             replace_all=s.plan.replace_all,
         )
-        found = round_objects(observed.plan, observed.kinds, s.plan)
+        whole = observed.whole
         write = desired.digest != self.applied or s.self_heal
-        report = self._write(desired, observed, scope, found) if write else None
-        _log_objects(found, drift=not write)
+        report = self._write(desired, observed, scope) if write else None
+        _log_changes(whole, s.plan, drift=not write)
         failed = self._settle(desired, report) if write else 0
         objects = self._count(observed, scope, report)
-        summary = _summary(objects, report, drift_left=not write and any(o.writes for o in found))
+        summary = _summary(objects, report, drift_left=not write and any(c.writes for c in whole.changes))
         if failed:
             return RoundStatus.FAILED, f"{failed} write(s) failed: {summary}", objects, desired.commit
         return RoundStatus.OK, summary, objects, desired.commit
@@ -276,11 +222,9 @@ class Reconciler:
                 log.warning("%s", note, extra=event("note"))
         return Desired(loaded, manifests, datasets, digest, commit)
 
-    def _write(
-        self, desired: Desired, observed: Observed, scope: Scope, found: Sequence[RoundObject]
-    ) -> ApplyReport | None:
+    def _write(self, desired: Desired, observed: Observed, scope: Scope) -> ApplyReport | None:
         """Apply every kind's plan, within the deletion limits; None when nothing needs a write."""
-        if not any(o.writes for o in found):
+        if not any(c.writes for c in observed.whole.changes):
             return None
         s = self.settings
         selected = selected_count(scope, desired.manifests, desired.datasets, desired.loaded.endpoints)
@@ -289,8 +233,7 @@ class Reconciler:
         # succeeds: a round that fails half way (or raises) leaves `applied` unknown, so the
         # next round writes whatever the manifests say, a revert to the old state included.
         self.applied = None
-        by_outcome = {(o.kind, o.name): o for o in found}
-        executor = Executor(self.client, self.options, on_outcome=lambda o: _log_outcome(o, by_outcome))
+        executor = Executor(self.client, self.options, on_outcome=_log_outcome)
         return run_plans(executor, observed.plan, observed.kinds, observed.space)
 
     def _count(
@@ -338,18 +281,16 @@ def log_wait(waiting: Any) -> None:
     )
 
 
-def _log_outcome(outcome: Outcome, by_outcome: Mapping[tuple[str, str], RoundObject]) -> None:
+def _log_outcome(outcome: Outcome) -> None:
     """One line per write, named by kind (`created  dataset handbook`, event `object`)."""
-    kind = outcome.kind.lower()
-    obj = by_outcome.get((kind, outcome.name)) or RoundObject(kind, outcome.name, outcome.op)
     log.log(
         logging.INFO if outcome.ok else logging.WARNING,
         "%s",
         render.outcome_line(outcome).strip(),
         extra=event(
             "object",
-            kind=obj.kind,
-            name=obj.name,
+            kind=outcome.kind.lower(),
+            name=outcome.name,
             op=outcome.op.value,
             result=outcome.result.value,
             attempts=outcome.attempts,
@@ -357,39 +298,42 @@ def _log_outcome(outcome: Outcome, by_outcome: Mapping[tuple[str, str], RoundObj
     )
 
 
-def _log_objects(found: Sequence[RoundObject], *, drift: bool) -> None:
+def _log_changes(whole: Plan, options: PlanOptions, *, drift: bool) -> None:
     """The round's objects that need a person or a write: drift first (only when the round does
     not write: a writing round undoes it), then conflicts (in every round)."""
+    names, every = frozenset(options.replace), options.replace_all
     if drift:
-        for obj in found:
-            _log_drift(obj)
-    for obj in found:
-        _log_conflict(obj)
+        for change in whole.changes:
+            _log_drift(
+                change, approved=change.op is not Op.REPLACE or change.approved(names=names, every=every)
+            )
+    for change in whole.conflicts:
+        _log_conflict(change)
 
 
-def _log_drift(obj: RoundObject) -> None:
+def _log_drift(change: Change, *, approved: bool) -> None:
     """A difference on the server in a round that does not write: what it is, and what would undo it."""
-    what = obj.drift()
+    what = drift_line(change, approved=approved)
     if what is None:
         return
+    differs = [d.dotted for d in change.diffs]
     log.warning(
         "drift: %s",
         what,
-        extra=event("drift", kind=obj.kind, name=obj.name, op=obj.op.value, differs=obj.differs),
+        extra=event("drift", kind=change.kind.lower(), name=change.name, op=change.op.value, differs=differs),
     )
 
 
-def _log_conflict(obj: RoundObject) -> None:
+def _log_conflict(change: Change) -> None:
     """An object of the manifests that is on the server and not this owner's to change: a decision
     for a person (--adopt, --adopt-from), reported in every round, written or not."""
-    if obj.op is not Op.CONFLICT:
-        return
-    reason = obj.reason or "pass --adopt to take it over"
+    reason = change.reason or "pass --adopt to take it over"
+    differs = [d.dotted for d in change.diffs]
     log.warning(
         "conflict: %s: %s",
-        obj.label,
+        change.label,
         reason,
-        extra=event("conflict", kind=obj.kind, name=obj.name, reason=reason, differs=obj.differs),
+        extra=event("conflict", kind=change.kind.lower(), name=change.name, reason=reason, differs=differs),
     )
 
 

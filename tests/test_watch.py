@@ -37,7 +37,7 @@ from reconciler.watch import (
     change_batches,
     run,
 )
-from reconciler.watch_round import Reconciler, round_objects
+from reconciler.watch_round import Reconciler, drift_line
 from tests.e2e.conftest import git
 
 KEY = "sk-canary-watch-9b1e"
@@ -668,19 +668,19 @@ def test_every_kind_is_named_by_kind_and_name_and_drift_says_what_would_undo_it(
             Change(Op.CONFLICT, "theirs", reason="exists on the server, differs", kind="Dataset"),
         )
     )
-    found = round_objects(plan, kinds, PlanOptions())
-    assert [(o.kind, o.name, o.label) for o in found] == [
-        ("model", "a", "model a"),
-        ("model", "b", "model b"),
-        ("model", "c", "model c"),
-        ("dataset", "faq", "dataset faq"),
-        ("endpoint", "bot", "endpoint bot"),
-        ("endpoint", "old-bot", "endpoint old-bot"),
-        ("endpoint", "kept", "endpoint kept"),
-        ("policy", "bot/per-user", "policy bot/per-user"),
-        ("dataset", "theirs", "dataset theirs"),
+    found = (plan + kinds).changes
+    assert [c.label for c in found] == [
+        "model a",
+        "model b",
+        "model c",
+        "dataset faq",
+        "endpoint bot",
+        "endpoint old-bot",
+        "endpoint kept",
+        "policy bot/per-user",
+        "dataset theirs",
     ]
-    assert [o.drift() for o in found] == [
+    assert [drift_line(c, approved=c.name != "b") for c in found] == [
         "`a` is missing on the server; not recreated (--self-heal would)",  # README quotes it
         "`b` differs on the server (summary); needs --replace b and --self-heal",
         None,  # a conflict is never drift
@@ -691,8 +691,10 @@ def test_every_kind_is_named_by_kind_and_name_and_drift_says_what_would_undo_it(
         "policy bot/per-user: differs on the server (summary); not replaced (--self-heal would)",
         None,
     ]
-    approved = round_objects(plan, Plan(), PlanOptions(replace=("b",)))[1]
-    assert approved.drift() == "`b` differs on the server (summary); not replaced (--self-heal would)"
+    assert (
+        drift_line(found[1], approved=True)
+        == "`b` differs on the server (summary); not replaced (--self-heal would)"
+    )
     # an outcome names its object as the plan does
     assert Outcome("bot/x", Op.DELETE, Result.DELETED, kind="Policy").label == "policy bot/x"
     assert Outcome("m", Op.CREATE, Result.CREATED).label == "model m"
