@@ -80,10 +80,9 @@ class GraphExecutor:
     # -- one step ---------------------------------------------------------------------------------
 
     def _step(self, step: Step) -> Outcome:
-        if step.model is not None:
-            return self._model_step(step.model)
+        if step.change.kind == "Model":
+            return self._model_step(step.change)
         change = step.change
-        assert change is not None
         if step.phase == "skip":
             return _unapproved(change)
         if step.phase == "delete":
@@ -277,11 +276,11 @@ def _priority(step: Step) -> int:
     """Which ready step starts first. Deletes before writes (they free names); among writes an
     endpoint's policies, access first, start as soon as their endpoint exists, before any other
     work, so that a published endpoint is never left open longer than one request."""
-    change = step.change or step.model
-    kind = change.kind if change is not None else ""
+    change = step.change
+    kind = change.kind
     if step.phase == "delete":
         return {"Policy": 0, "Endpoint": 1}.get(kind, 2)
-    if change is not None and kind == "Policy":
+    if kind == "Policy":
         return 3 if getattr(change.desired, "policy_type", "") == "access" else 4
     return 6 if kind == "Endpoint" else 5
 
@@ -387,7 +386,7 @@ def _unapproved(change: Change) -> Outcome:
 
 def _replaced_half(step: Step, outcome: Outcome) -> bool:
     """The delete half of a replace that went through: its create's outcome tells it."""
-    return step.phase == "delete" and step.change is not None and step.change.op is Op.REPLACE and outcome.ok
+    return step.phase == "delete" and step.change.op is Op.REPLACE and outcome.ok
 
 
 def _ref_name(ref: Any) -> str | None:
@@ -396,13 +395,12 @@ def _ref_name(ref: Any) -> str | None:
 
 def _named(step: Step, outcome: Outcome) -> Outcome:
     """An outcome named as its plan names the object: its kind and its name (one rule for all)."""
-    change = step.change or step.model
-    return dataclasses.replace(outcome, name=change.name, kind=change.kind) if change else outcome
+    change = step.change
+    return dataclasses.replace(outcome, name=change.name, kind=change.kind)
 
 
 def _skip(step: Step, message: str) -> Outcome:
-    label = step.change.label if step.change is not None else (step.model.name if step.model else step.key)
-    op = step.change.op if step.change is not None else (step.model.op if step.model else Op.CREATE)
+    label, op = step.change.name, step.change.op
     return Outcome(label, op, Result.SKIPPED, message)
 
 

@@ -23,8 +23,7 @@ class Step:
     """`<kind>:<name>:delete` or `<kind>:<name>:write`."""
     phase: str  # "delete", "write" or "skip"
     deps: frozenset[str]
-    model: Change | None = None
-    change: Change | None = None
+    change: Change
 
 
 def _key(kind: str, name: str, phase: str) -> str:
@@ -46,7 +45,7 @@ def build(
     # a skipped replace: the policy deletes and creates of that endpoint wait on nothing that runs
     for key, step in list(steps.items()):
         held = step.change
-        if held is not None and held.kind == "Policy" and held.endpoint in builder.skipped:
+        if held.kind == "Policy" and held.endpoint in builder.skipped:
             steps[key] = Step(key, "skip", frozenset(), change=held)
     return [steps[k] for k in sorted(steps, key=_order)]
 
@@ -94,7 +93,7 @@ class _Builder:
         if mc.op in (Op.DELETE, Op.REPLACE):  # after the endpoints that use it are gone
             deps = {_key("endpoint", s, "delete") for s in self.deleted_users.get(f"model:{mc.name}", [])}
         skip = mc.op is Op.REPLACE and not self._model_approved(mc)
-        self._add("model", mc.name, "skip" if skip else "write", deps, model=mc)
+        self._add("model", mc.name, "skip" if skip else "write", deps, change=mc)
 
     def kind(self, c: Change) -> None:
         kind = c.kind.lower()
