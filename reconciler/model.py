@@ -174,7 +174,65 @@ class FieldDiff:
         return ".".join(self.path)
 
 
-KINDS = ("Model", "Dataset", "Endpoint", "Policy")
+@dataclass(frozen=True)
+class Kind:
+    """What a kind of object is, in one place (../shared/syft-space-api*.md): how it is named, which
+    fields PATCH changes in place and which only a delete + create can change, which fields name
+    another kind, in what order a create shows its fields, and where it goes in the dependency
+    order (deletes before the writes; lower first). Planner, renderer, graph and executor read it."""
+
+    name: str
+    identity: str
+    """The field that names it: `name`, an endpoint's `slug`, a policy's `<slug>/<name>`."""
+    in_place: tuple[str, ...]
+    replace: tuple[str, ...]
+    references: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()
+    """A create's fields, in the order a plan shows them."""
+    delete_rank: int = 2
+    write_rank: int = 3
+
+    @property
+    def word(self) -> str:
+        return self.name.lower()
+
+
+KIND: Mapping[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("Model", "name", in_place=("summary", "tags"), replace=("dtype", "configuration")),
+        Kind("Dataset", "name", in_place=("summary", "tags"), replace=("dtype", "configuration")),
+        Kind(
+            "Endpoint",
+            "slug",
+            in_place=("name", "summary", "description", "system_prompt"),
+            replace=("response_type", "published", "tags", "model", "dataset"),
+            references=("model", "dataset"),
+            shown=(
+                "name",
+                "model",
+                "dataset",
+                "response_type",
+                "summary",
+                "description",
+                "system_prompt",
+                "published",
+                "tags",
+            ),
+            delete_rank=1,
+            write_rank=4,
+        ),
+        Kind(
+            "Policy",
+            "endpoint/name",
+            in_place=("configuration",),
+            replace=("policy_type",),
+            delete_rank=0,
+            write_rank=5,
+        ),
+    )
+}
+KINDS = tuple(KIND)
 """Every kind a space holds, in the order plans list and count them."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler.errors import InvalidManifests, ReconcilerError
 from reconciler.model import (
+    KIND,
     KINDS,
     ApplyReport,
     Change,
@@ -104,17 +105,10 @@ def create_diffs(manifest: Manifest) -> tuple[FieldDiff, ...]:
 
 
 def _endpoint_fields(desired: Any) -> list[tuple[tuple[str, ...], Any]]:
-    return [
-        (("name",), desired.name),
-        (("model",), desired.model),
-        (("dataset",), desired.dataset),
-        (("response_type",), desired.response_type),
-        (("summary",), desired.summary),
-        (("description",), desired.description),
-        (("system_prompt",), desired.system_prompt),
-        (("published",), desired.published or None),
-        (("tags",), list(desired.tags)),
-    ]
+    values = {name: getattr(desired, name) for name in KIND["Endpoint"].shown}
+    values["published"] = values["published"] or None  # the default is not worth a line
+    values["tags"] = list(values["tags"])
+    return [((name,), value) for name, value in values.items()]
 
 
 def shown_fields(change: Change) -> tuple[FieldDiff, ...]:

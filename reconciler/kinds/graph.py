@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.kinds.values import EndpointManifest, RemoteEndpoint
-from reconciler.model import Change, Op, Plan
+from reconciler.model import KIND, Change, Op, Plan
 
 
 @dataclass(frozen=True)
@@ -133,16 +133,12 @@ def _creates(op: Op, approved_replace: bool) -> bool:
     return op is Op.CREATE or (op is Op.REPLACE and approved_replace)
 
 
-_RANK = {
-    "delete": {"policy": 0, "endpoint": 1, "dataset": 2},
-    "write": {"model": 3, "dataset": 3, "endpoint": 4, "policy": 5},
-}
-
-
 def _order(key: str) -> tuple[int, str]:
-    """Submission order (the dependencies decide when a step may start)."""
-    kind, phase = key.split(":", 1)[0], key.rsplit(":", 1)[1]
-    return _RANK.get(phase, {}).get(kind, 6), key
+    """Submission order (the dependencies decide when a step may start): deletes by each kind's
+    delete rank, then writes by its write rank (model.Kind)."""
+    word, phase = key.split(":", 1)[0], key.rsplit(":", 1)[1]
+    kind = KIND[word.capitalize()]
+    return (kind.delete_rank if phase == "delete" else 10 + kind.write_rank), key
 
 
 def topological(steps: Sequence[Step]) -> list[str]:

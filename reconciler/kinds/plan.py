@@ -25,7 +25,7 @@ from typing import Any
 from reconciler.errors import InvalidManifests, Refused
 from reconciler.kinds.validate import dataset_registry, policy_registry
 from reconciler.kinds.values import EndpointManifest, PolicySpec, RemoteDataset, RemoteEndpoint, RemotePolicy
-from reconciler.model import Change, FieldDiff, Manifest, Op, Plan, Problem, RemoteModel
+from reconciler.model import KIND, Change, FieldDiff, Manifest, Op, Plan, Problem, RemoteModel
 from reconciler.ownership import Ownership, may_take, ownership
 from reconciler.plan import (
     Scope,
@@ -299,23 +299,28 @@ def _foreign_endpoint(
 
 
 def _endpoint_replace_diffs(endpoint: EndpointManifest, remote: RemoteEndpoint) -> tuple[FieldDiff, ...]:
-    """What PATCH silently ignores: response_type, published, tags, model and dataset."""
+    """What PATCH silently ignores (Kind.replace): a reference by the name it points at, tags as a
+    set of the user's tags."""
     replace: list[FieldDiff] = []
-    for name in ("response_type", "published"):
-        if not same(getattr(endpoint, name), getattr(remote, name)):
-            replace.append(FieldDiff((name,), getattr(remote, name), getattr(endpoint, name)))
-    if set(endpoint.tags) != set(remote.user_tags):
-        replace.append(FieldDiff(("tags",), list(remote.user_tags), list(endpoint.tags)))
-    for name in ("model", "dataset"):
-        if getattr(endpoint, name) != _ref(getattr(remote, name)):
-            replace.append(FieldDiff((name,), _ref(getattr(remote, name)), getattr(endpoint, name)))
+    for name in KIND["Endpoint"].replace:
+        new, old = getattr(endpoint, name), getattr(remote, name)
+        if name in KIND["Endpoint"].references:
+            old = _ref(old)
+            differs = new != old
+        elif name == "tags":
+            new, old = list(new), list(remote.user_tags)
+            differs = set(new) != set(old)
+        else:
+            differs = not same(new, old)
+        if differs:
+            replace.append(FieldDiff((name,), old, new))
     return tuple(replace)
 
 
 def _cascade(endpoint: EndpointManifest, replace: Sequence[FieldDiff], gone: Gone) -> tuple[str, bool]:
     """(`model x is replaced`, whether that replace may run) when what the endpoint uses goes."""
     cascade, approved = "", True
-    for name in ("model", "dataset"):
+    for name in KIND["Endpoint"].references:
         used = getattr(endpoint, name)
         if used is not None and (name, used) in gone and not any(d.path == (name,) for d in replace):
             cascade, approved = f"{name} `{used}` is replaced", gone[(name, used)]
@@ -323,9 +328,9 @@ def _cascade(endpoint: EndpointManifest, replace: Sequence[FieldDiff], gone: Gon
 
 
 def _endpoint_updates(endpoint: EndpointManifest, remote: RemoteEndpoint) -> tuple[FieldDiff, ...]:
-    """What PATCH changes in place: name, summary, description and system_prompt."""
+    """What PATCH changes in place (Kind.in_place); a description the server keeps as null is ""."""
     update: list[FieldDiff] = []
-    for name in ("name", "summary", "description", "system_prompt"):
+    for name in KIND["Endpoint"].in_place:
         new, old = getattr(endpoint, name), getattr(remote, name)
         if name == "description" and old is None:
             old = ""
