@@ -266,3 +266,26 @@ def test_a_saved_plan_binds_the_lifecycle_a_held_replace_stays_held(
     run = cli("apply", saved, "--server", sandbox.url)
     assert run.code == 10, run.all
     assert api.get(f"/{kind}s/{name}").json()["id"] == before
+
+
+def test_a_pending_replace_nobody_asked_for_blocks_nothing_else(cli, manifest_dir, sandbox, api):
+    """Another owner's endpoint uses our model, whose configuration changed: the replace waits for
+    --replace (and would be refused then), but the plan is shown and the rest of the run goes on."""
+    root = manifest_dir({"m.yaml": model_yaml("gpt-4o")})
+    args = ("--server", sandbox.url, "--owner", "team")
+    assert cli("apply", root, *args).code == 0
+    model_id = api.get("/models/gpt-4o").json()["id"]
+    body = {"slug": "theirs", "name": "T", "summary": "", "description": "", "response_type": "both",
+            "published": False, "tags": owner_tag("other"), "model_id": model_id, "dataset_id": None}  # fmt: skip
+    assert api.post("/endpoints/", json=body).status_code in (200, 201)
+    (root / "m.yaml").write_text(model_yaml("gpt-4o", model="gpt-4o-mini"))
+    (root / "new.yaml").write_text(model_yaml("new"))
+    run = cli("plan", root, *args, "--detailed-exitcode")
+    assert run.code == 2 and "[needs --replace gpt-4o]" in run.out and "+ create model new" in run.out, (
+        run.all
+    )
+    run = cli("apply", root, *args)
+    assert run.code == 1 and "created  model new" in run.out and "skipped  model gpt-4o" in run.out, run.all
+    assert api.get("/models/gpt-4o").json()["id"] == model_id
+    run = cli("apply", root, *args, "--replace", "gpt-4o", "--auto-approve")
+    assert run.code == 11 and "endpoint `theirs` uses it" in run.err, run.all
