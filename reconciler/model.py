@@ -124,9 +124,11 @@ class RemoteModel(BaseModel):
     def _split_tags(cls, value: Any) -> tuple[str, ...]:
         if value is None:
             return ()
-        if isinstance(value, (str, list, tuple)):
+        if isinstance(value, str) or (
+            isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value)
+        ):
             return normalise_tags(value)
-        raise ValueError("tags must be a string")
+        raise ValueError("tags must be a string or a list of strings")
 
     @property
     def user_tags(self) -> tuple[str, ...]:

@@ -81,9 +81,11 @@ def dataset_body(manifest: Manifest, *, owner: str | None) -> dict[str, Any]:
 def _tags(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, (str, list, tuple)):
+    if isinstance(value, str) or (
+        isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value)
+    ):
         return normalise_tags(value)
-    raise ValueError("tags must be a string")
+    raise ValueError("tags must be a string or a list of strings")
 
 
 class _Remote(BaseModel):

@@ -3,6 +3,8 @@ a create answered with another object, a list that names one twice, a PATCH of a
 since the list, and the time budget of one object. Through the real CLI against the sandbox,
 behind a proxy (misbehaving.py's `upstream`) that tells only the scripted lie."""
 
+import json
+
 import pytest
 
 from reconciler.apply import ApplyOptions, Executor
@@ -215,3 +217,50 @@ def test_one_dataset_create_has_the_time_budget_of_one_object(budget, posts, san
     else:
         assert outcome.message.startswith("gave up after 4 attempts: ")
         assert len(slept) == 3 and 0 < max(slept) <= budget
+
+
+# -- odd list items of every kind: checked, one clear line, never exit 3 ----------------------------
+
+ODD_LISTS = {
+    "dataset-tags-a-number": (
+        "/api/v1/datasets/",
+        [{"id": "d1", "name": "handbook", "dtype": "remote_weaviate", "tags": 5}],
+    ),
+    "dataset-config-a-list": (
+        "/api/v1/datasets/",
+        [{"id": "d1", "name": "handbook", "dtype": "remote_weaviate", "configuration": [1]}],
+    ),
+    "datasets-not-a-list": ("/api/v1/datasets/", {"datasets": []}),
+    "datasets-junk-items": ("/api/v1/datasets/", [1, "x", None]),
+    "endpoint-tags-a-list-of-numbers": (
+        "/api/v1/endpoints/",
+        [{"id": "e1", "slug": "support-bot", "name": "S", "tags": [1, 2]}],
+    ),
+    "endpoint-model-a-string": (
+        "/api/v1/endpoints/",
+        [{"id": "e1", "slug": "support-bot", "name": "S", "model": "gpt-4o"}],
+    ),
+    "endpoint-no-slug": ("/api/v1/endpoints/", [{"id": "e1", "name": "S"}]),
+    "policies-not-a-list": ("/api/v1/policies/", "policies"),
+    "policy-no-endpoint": (
+        "/api/v1/policies/",
+        [{"id": "p1", "name": "x", "policy_type": "access", "endpoint_id": 7}],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_LISTS))
+@pytest.mark.parametrize("command", [["plan"], ["plan", "-o", "json"], ["plan", "-o", "markdown"], ["apply"]])
+def test_odd_list_items_of_every_kind_are_one_clear_error(case, command, cli, manifest_dir, proxy):
+    path, body = ODD_LISTS[case]
+    proxy.script("GET", path, answer(200, body))
+    root = manifest_dir(files())
+    run = cli(*command, root, "--server", proxy.url, "--owner", "team")
+    assert run.code in (1, 6), run.all
+    assert "Traceback" not in run.all and "unexpected error" not in run.all
+    if "json" in command:
+        errors = [json.loads(run.out)["error"]["message"]]
+    else:
+        errors = [line for line in run.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and path.rstrip("/").rsplit("/", 1)[-1] in errors[0], run.all
+    assert writes(proxy) == [], writes(proxy)
