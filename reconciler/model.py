@@ -268,10 +268,19 @@ class Change:
     cascade_approved: bool = False
     endpoint: str = ""
     """For a policy: its endpoint's slug."""
+    held: str = ""
+    """The option apply needs before it makes this change (`--prune`): pending, shown, not written."""
+    blocked: str = ""
+    """Why apply refuses the whole run because of this change (an endpoint that stays uses it)."""
 
     @property
     def writes(self) -> bool:
-        return self.op in WRITE_OPS
+        return self.op in WRITE_OPS and not self.held
+
+    @property
+    def bucket(self) -> str:
+        """What a plan counts it as: its op, or `held` while it waits for an option (--prune)."""
+        return "held" if self.held else self.op.value
 
     @property
     def label(self) -> str:
@@ -301,16 +310,17 @@ class Plan:
     changes: tuple[Change, ...] = ()
 
     def counts(self) -> dict[str, int]:
-        out = {op.value: 0 for op in Op}
+        """How many changes of each op; a deletion held for --prune counts as `held`, not `delete`."""
+        out = {**{op.value: 0 for op in Op}, "held": 0}
         for change in self.changes:
-            out[change.op.value] += 1
+            out[change.bucket] += 1
         return out
 
     def counts_by_kind(self) -> dict[str, dict[str, int]]:
-        """Per kind present in the plan, its counts by op."""
+        """Per kind present in the plan, its counts (as `counts`)."""
         out: dict[str, dict[str, int]] = {}
         for change in self.changes:
-            out.setdefault(change.kind, {op.value: 0 for op in Op})[change.op.value] += 1
+            out.setdefault(change.kind, {**{op.value: 0 for op in Op}, "held": 0})[change.bucket] += 1
         return {kind: out[kind] for kind in KINDS if kind in out}
 
     @property
@@ -324,7 +334,17 @@ class Plan:
 
     @property
     def deletes(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.op is Op.DELETE)
+        """The prunes this run makes (not those held for --prune)."""
+        return tuple(c for c in self.changes if c.op is Op.DELETE and not c.held)
+
+    @property
+    def held(self) -> tuple[Change, ...]:
+        """Pending changes apply makes only with an option (an owned object no manifest names: --prune)."""
+        return tuple(c for c in self.changes if c.held)
+
+    @property
+    def blocked(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.blocked)
 
     @property
     def conflicts(self) -> tuple[Change, ...]:

@@ -169,11 +169,20 @@ def plan(
     for name, remote in observed.items():
         if name in wanted or not selection.selects(remote.name, remote.dtype, remote.user_tags):
             continue
-        owned = ownership(remote.tags, scope.owner)
-        op = Op.DELETE if scope.prune and owned.mine else Op.UNMANAGED
-        changes.append(Change(op, name, observed=remote, ownership=owned))
+        changes.append(
+            unnamed(Change(Op.UNMANAGED, name, observed=remote), ownership(remote.tags, scope.owner), scope)
+        )
     changes.sort(key=lambda c: c.name)
     return Plan(tuple(changes))
+
+
+def unnamed(change: Change, owned: Ownership, scope: Scope) -> Change:
+    """An object on the server that no manifest names, of any kind: this owner's is a deletion,
+    made with --prune and otherwise pending and shown as needing it (Argo CD's "requires pruning");
+    anyone else's is unmanaged, left alone."""
+    if not owned.mine:
+        return dataclasses.replace(change, op=Op.UNMANAGED, ownership=owned)
+    return dataclasses.replace(change, op=Op.DELETE, ownership=owned, held="" if scope.prune else "--prune")
 
 
 def foreign(
@@ -254,6 +263,8 @@ def counts_as_deletion(change: Change, *, names: frozenset[str] = frozenset(), e
     (cascades too). A policy is a security control (an endpoint without its access policy lets
     everyone in): deleting or recreating one counts like any other object, also when it goes with
     its endpoint."""
+    if change.held:
+        return False
     return change.op is Op.DELETE or (change.op is Op.REPLACE and change.approved(names=names, every=every))
 
 
@@ -283,6 +294,11 @@ def check_deletions(
 
     Raises Refused; `plan` calls it only to warn, `apply` and `watch` to stop.
     """
+    for change in plan.blocked:
+        raise Refused(
+            f"refusing to delete or replace {change.label}: {change.blocked}, so it would be left without "
+            "it. Nothing was written"
+        )
     going = deletions(plan, names=names, every=every)
     if not going:
         return

@@ -157,6 +157,8 @@ def change_dict(change: Change, *, replace_allowed: bool | None = None) -> dict[
         "cascade": change.cascade,
         "endpoint": change.endpoint,
         "reason": change.reason,
+        "needs": needs(change, replace_allowed if replace_allowed is not None else False),
+        "blocked": change.blocked,
     }
     out.update({k: v for k, v in optional.items() if v})
     if change.ownership is not None and change.op in (Op.UNMANAGED, Op.CONFLICT, Op.DELETE):
@@ -180,6 +182,8 @@ def summary_line(plan: Plan) -> str:
     conflicts and unmanaged objects when there are any."""
     c = plan.counts()
     parts = [f"{c[op]:,} {words}" for op, words in _TERRAFORM]
+    if c["held"]:
+        parts.append(f"{c['held']:,} to destroy with --prune")
     if c["conflict"]:
         parts.append(f"{c['conflict']:,} in conflict")
     if c["unmanaged"]:
@@ -187,7 +191,13 @@ def summary_line(plan: Plan) -> str:
     return ", ".join(parts)
 
 
-_BREAKDOWN = (*_TERRAFORM, ("conflict", "in conflict"), ("unmanaged", "unmanaged"), ("noop", "in sync"))
+_BREAKDOWN = (
+    *_TERRAFORM,
+    ("held", "to destroy with --prune"),
+    ("conflict", "in conflict"),
+    ("unmanaged", "unmanaged"),
+    ("noop", "in sync"),
+)
 
 
 def kinds_line(plan: Plan) -> str:
@@ -232,11 +242,23 @@ def deletions_line(going: Sequence[Change]) -> str:
 _DESTRUCTIVE = (Op.DELETE, Op.REPLACE)
 
 
-def _markers(change: Change, replace_allowed: frozenset[str] | bool) -> str:
-    marks = ""
+def needs(change: Change, replace_allowed: frozenset[str] | bool) -> str:
+    """What apply needs before it makes this change, or "" (it will): `--prune`, `--replace x`, or
+    nothing at all when the manifest says `lifecycle.replace: never`."""
+    if change.held:
+        return change.held
     if change.op is Op.REPLACE and not _allowed(change, replace_allowed):
-        never = change.replace_policy == "never"
-        marks += "  [lifecycle.replace: never]" if never else f"  [needs --replace {change.name}]"
+        return "lifecycle.replace: never" if change.replace_policy == "never" else f"--replace {change.name}"
+    return ""
+
+
+def _markers(change: Change, replace_allowed: frozenset[str] | bool) -> str:
+    """What apply will not do as shown, and why: `[needs --replace x]`, `[needs --prune]`,
+    `[lifecycle.replace: never]`, `[blocked: …]` (the whole run is refused)."""
+    wanted = needs(change, replace_allowed)
+    marks = f"  [{wanted}]" if wanted.startswith("lifecycle") else (f"  [needs {wanted}]" if wanted else "")
+    if change.blocked:
+        marks += f"  [blocked: {neutralise(change.blocked, line=True)}]"
     if change.cascade:
         marks += f"  [cascade: {neutralise(change.cascade)}]"
     if change.adopt:
@@ -378,9 +400,15 @@ def _clip(text: str) -> str:
     return text if len(text) <= MD_VALUE_CHARS else text[: MD_VALUE_CHARS - 1] + "…"
 
 
-def _md_changes(change: Change) -> str:
-    """Field by field, old → new (a create shows the new values); secrets as (sensitive)."""
+def _md_changes(change: Change, allowed: frozenset[str] | bool) -> str:
+    """What apply needs or refuses first, then field by field, old → new (a create shows the new
+    values); secrets as (sensitive)."""
     parts = []
+    wanted = needs(change, allowed)
+    if wanted:
+        parts.append(f"**{md_text(wanted if wanted.startswith('lifecycle') else 'needs ' + wanted)}**")
+    if change.blocked:
+        parts.append(f"**blocked:** {md_text(change.blocked)}")
     for diff in shown_fields(change):
         sensitive = _sensitive(change, diff)
         new = md_code(_clip(_show(_value(diff.new, sensitive=sensitive))))
@@ -398,23 +426,30 @@ def _md_changes(change: Change) -> str:
     return "<br>".join(parts)
 
 
-def plan_markdown(plan: Plan, *, target: str) -> str:
-    """The plan for a pull request comment: deletions first, every field with its old and new value,
-    a large table folded away, and names escaped so that none can break the table."""
+def plan_markdown(
+    plan: Plan, *, target: str, replace_allowed: frozenset[str] | bool = False, refused: str | None = None
+) -> str:
+    """The plan for a pull request comment: what apply would refuse, the deletions (replaces and
+    cascades included), every field with its old and new value, a large table folded away, and
+    names escaped so that none can break the table."""
     lines = [f"### Syft Space plan for {md_code(target)}", "", f"**{summary_line(plan)}.**", ""]
     if line := kinds_line(plan):
         lines += [line, ""]
-    deletes = plan.deletes
-    if deletes:
-        names = ", ".join(f"{c.kind.lower()} {md_code(c.name)}" for c in deletes)
-        lines += [f"> **Deletes {counted(deletes)}:** {names}", ""]
+    if refused:
+        lines += [f"> **Apply would refuse this plan:** {md_text(refused)}", ""]
+    if going := _going(plan, replace_allowed):
+        names = ", ".join(
+            f"{c.kind.lower()} {md_code(c.name)}" + (" (replace)" if c.op is Op.REPLACE else "")
+            for c in going
+        )
+        lines += [f"> **Deletes {counted(going)}:** {names}", ""]
     if plan.is_empty:
         lines.append("No changes: the server matches the manifests.")
         return "\n".join(lines)
-    return "\n".join(lines + _md_table(plan))
+    return "\n".join(lines + _md_table(plan, replace_allowed))
 
 
-def _md_table(plan: Plan) -> list[str]:
+def _md_table(plan: Plan, allowed: frozenset[str] | bool) -> list[str]:
     shown = [c for c in plan.changes if c.op in _DESTRUCTIVE] + [
         c for c in plan.changes if c.op not in _DESTRUCTIVE and c.op is not Op.NOOP
     ]
@@ -423,7 +458,7 @@ def _md_table(plan: Plan) -> list[str]:
         source = _source(change)
         table.append(
             f"| {SYMBOL[change.op]} {WORD[change.op]} | {change.kind} | {md_code(change.name)} | "
-            f"{_md_changes(change)} | {md_code(source) if source else ''} |"
+            f"{_md_changes(change, allowed)} | {md_code(source) if source else ''} |"
         )
     if len(shown) <= MD_DETAILS_OVER:
         return table

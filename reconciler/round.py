@@ -21,7 +21,7 @@ from reconciler.errors import ReconcilerError, Refused, ServerError
 from reconciler.export import Export, export
 from reconciler.kinds.export import export_endpoints
 from reconciler.kinds.plan import Observed as SpaceObserved
-from reconciler.kinds.plan import plan_kinds
+from reconciler.kinds.plan import mark_blocked, plan_kinds
 from reconciler.kinds.validate import check_policy_types, dataset_registry
 from reconciler.kinds.values import EndpointManifest
 from reconciler.loading import Loaded, load, load_variables
@@ -107,8 +107,7 @@ def observe_and_plan(
     # datasets, endpoints and policies are read when manifests name some, when a model delete or
     # replace must be guarded, and with --prune: the last dataset or endpoint manifest removed is a
     # prune of what this owner has on the server, not nothing to do
-    guard = any(c.op in (Op.DELETE, Op.REPLACE) for c in the_plan.changes)
-    if not datasets and not endpoints and not guard and not scope.prune:
+    if not datasets and not endpoints and not _guarded(the_plan) and not scope.prune:
         return Observed(the_plan, observed)
     try:
         space = observe_kinds(client, datasets, endpoints, observed)
@@ -126,7 +125,13 @@ def observe_and_plan(
         replace_names=replace_names,
         replace_all=replace_all,
     )
+    the_plan, kinds = mark_blocked(the_plan, kinds, space, names=replace_names, every=replace_all)
     return Observed(the_plan, observed, kinds, space)
+
+
+def _guarded(plan: Plan) -> bool:
+    """A model delete or replace this run makes: the endpoints that use it must be read."""
+    return any(c.op in (Op.DELETE, Op.REPLACE) and c.writes for c in plan.changes)
 
 
 # -- the run that plan, apply and watch share -------------------------------------------------

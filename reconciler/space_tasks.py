@@ -13,7 +13,7 @@ from typing import Any
 
 from reconciler import render
 from reconciler.client import SpaceClient
-from reconciler.errors import EXIT_CHANGES, Refused
+from reconciler.errors import EXIT_CHANGES, EXIT_REFUSED, Refused
 from reconciler.project import Instance, Project, SpaceSpec
 from reconciler.spaces import Connection, Interrupt, SpaceResult, Task, connect, instance_for, lock_of
 
@@ -90,9 +90,10 @@ def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool)
         result.lines += render.space_plan_text(
             whole, target=where, replace_allowed=options.replace_allowed
         ).splitlines()
-        if planned.refused:
-            result.notes.append(f"warning: apply would refuse this plan: {planned.refused}")
-        if detailed_exitcode and not whole.is_empty:
+        if planned.refused:  # shown whole, then failed, as one space's plan does
+            result.notes.append(f"error: apply would refuse this plan: {planned.refused}")
+            result.exit_code = EXIT_REFUSED
+        elif detailed_exitcode and not whole.is_empty:
             result.exit_code = EXIT_CHANGES  # Terraform's -detailed-exitcode: changes are pending
 
     return task

@@ -83,7 +83,8 @@ def drift_line(change: Change, *, approved: bool) -> str | None:
         )
         verb, what = "", f"{differs}; {undo}"
     elif change.op is Op.DELETE:
-        verb, what = "is ", "ours and in no manifest; not pruned (--self-heal would)"
+        undo = f"needs {change.held}" if change.held else "--self-heal would"
+        verb, what = "is ", f"ours and in no manifest; not pruned ({undo})"
     else:
         return None
     return f"`{change.name}` {verb}{what}" if change.kind == "Model" else f"{change.label}: {what}"

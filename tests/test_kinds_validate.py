@@ -8,7 +8,7 @@ import pytest
 
 from reconciler import manifests
 from reconciler.editor_schema import manifest_schema
-from reconciler.kinds.plan import Observed, plan_kinds
+from reconciler.kinds.plan import Observed, mark_blocked, plan_kinds
 from reconciler.kinds.values import (
     EndpointManifest,
     PolicySpec,
@@ -148,7 +148,7 @@ def plan_one(
     observed = Observed(remote_datasets or {}, {remote.slug: remote} if remote else {},
                         list(remote.policies or ()) if remote else [],
                         {"gpt-4o": RemoteModel(name="gpt-4o", dtype="openai", id="m1")})  # fmt: skip
-    return plan_kinds(
+    kinds = plan_kinds(
         datasets,
         [desired] if desired else [],
         observed,
@@ -156,6 +156,27 @@ def plan_one(
         scope=Scope(owner="team", prune=prune),
         replace_all=replace_all,
     )
+    return kinds
+
+
+def refusal(desired, remote, **kw):
+    """The refusal apply would make of this plan (plan.check_deletions over every kind), or None."""
+    from reconciler.errors import Refused
+    from reconciler.plan import check_deletions
+
+    models = kw.get("models", EMPTY)
+    kinds = plan_one(desired, remote, **kw)
+    observed = Observed(kw.get("remote_datasets") or {}, {remote.slug: remote} if remote else {}, [], {})
+    models, kinds = mark_blocked(
+        models, kinds, observed, names=frozenset(), every=kw.get("replace_all", False)
+    )
+    try:
+        check_deletions(
+            models + kinds, manifest_count=1, max_delete="unlimited", every=kw.get("replace_all", False)
+        )
+    except Refused as exc:
+        return exc.message
+    return None
 
 
 def ops(kinds):
@@ -207,7 +228,6 @@ def test_a_model_deleted_under_an_endpoint_is_a_replace_that_relinks_it():
 
 
 def test_replacing_a_dataset_an_unmanaged_endpoint_uses_is_refused():
-    from reconciler.errors import Refused
 
     dataset = Manifest(
         "d",
@@ -218,25 +238,20 @@ def test_replacing_a_dataset_an_unmanaged_endpoint_uses_is_refused():
     remote = RemoteDataset(id="d1", name="d", dtype="remote_weaviate", tags=(OWNED,),
                            configuration={"http_url": "x", "grpc_url": "y", "api_key": "k", "collection_name": "A"})  # fmt: skip
     theirs = remote_endpoint(slug="theirs", tags=(), dataset=Ref(id="d1", name="d"))
-    plan_one(None, theirs, datasets=[dataset], remote_datasets={"d": remote})  # held: nothing goes
-    with pytest.raises(Refused, match="endpoint `theirs` uses it and was not created by the reconciler"):
-        plan_one(None, theirs, datasets=[dataset], remote_datasets={"d": remote}, replace_all=True)
+    assert refusal(None, theirs, datasets=[dataset], remote_datasets={"d": remote}) is None  # held
+    refused = refusal(None, theirs, datasets=[dataset], remote_datasets={"d": remote}, replace_all=True)
+    assert "endpoint `theirs` uses it and was not created by the reconciler" in refused
 
 
 def test_replacing_a_model_a_foreign_manifest_endpoint_uses_is_refused():
-    from reconciler.errors import Refused
     from reconciler.model import Change, RemoteModel
 
     model = Change(Op.REPLACE, "gpt-4o", desired=Manifest("gpt-4o", "openai", {}, replace_policy="allow"),
                    observed=RemoteModel(name="gpt-4o", dtype="openai", id="m1"))  # fmt: skip
-    with pytest.raises(
-        Refused, match="endpoint `bot` uses it and is owned by owner `other`; this run does not"
-    ):
-        plan_one(
-            desired_endpoint(),
-            remote_endpoint(tags=("managed-by:syft-reconciler/other",)),
-            models=Plan((model,)),
-        )
+    refused = refusal(
+        desired_endpoint(), remote_endpoint(tags=("managed-by:syft-reconciler/other",)), models=Plan((model,))
+    )
+    assert "endpoint `bot` uses it and is owned by owner `other`; this run does not" in refused
 
 
 def test_an_endpoint_on_a_dataset_the_run_prunes_is_an_error_naming_it():

@@ -109,8 +109,9 @@ def test_a_plan_touches_only_what_it_owns_or_was_told_to_take(server, wanted, sc
             assert change.op is Op.CREATE
             continue
         owned = ownership(model.tags, scope.owner)
-        if change.op is Op.DELETE:
-            assert owned.claim is Claim.MINE and scope.prune and change.name not in wanted
+        if change.op is Op.DELETE:  # ours only; without --prune shown as pending, never written
+            assert owned.claim is Claim.MINE and change.name not in wanted
+            assert change.writes == scope.prune and change.held == ("" if scope.prune else "--prune")
         if change.op in (Op.UPDATE, Op.REPLACE):
             took = (owned.claim in (Claim.UNOWNED, Claim.LEGACY) and scope.adopt) or (
                 owned.claim is Claim.OTHER and set(owned.owners) <= scope.adopt_from

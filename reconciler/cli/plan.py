@@ -29,7 +29,7 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.spaces import spaces_from, spaces_options
 from reconciler.cli.terminal import echo
-from reconciler.errors import EXIT_CHANGES, ReconcilerError
+from reconciler.errors import EXIT_CHANGES, EXIT_REFUSED, ReconcilerError
 
 
 @cli.command()
@@ -102,13 +102,19 @@ def plan(
     if output == "json":
         emit_json(data)
     elif output == "markdown":
-        click.echo(render.plan_markdown(whole, target=where))
+        click.echo(
+            render.plan_markdown(
+                whole, target=where, replace_allowed=options.replace_allowed, refused=planned.refused
+            )
+        )
     else:
         warn(desired.loaded.warnings)
         echo(render.space_plan_text(whole, target=where, replace_allowed=options.replace_allowed))
         if planned.refused:
-            echo(f"warning: apply would refuse this plan: {planned.refused}", err=True)
+            echo(f"error: apply would refuse this plan: {planned.refused}", err=True)
         if out is not None:
             click.echo(f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it.")
+    if planned.refused:  # shown whole, then failed: the pull request fails where the merge would
+        sys.exit(EXIT_REFUSED)
     if detailed_exitcode and not whole.is_empty:
         sys.exit(EXIT_CHANGES)  # Terraform's -detailed-exitcode: 2 means changes are pending

@@ -74,7 +74,7 @@ class _Builder:
     def _note_endpoint(self, c: Change) -> None:
         """What an endpoint change means for the others: the model and dataset it used are in
         use until it is deleted; its policies are created after it."""
-        if c.op in (Op.DELETE, Op.REPLACE) and isinstance(c.observed, RemoteEndpoint):
+        if c.op in (Op.DELETE, Op.REPLACE) and c.writes and isinstance(c.observed, RemoteEndpoint):
             for kind, ref in (("model", c.observed.model), ("dataset", c.observed.dataset)):
                 if ref is not None:
                     self.deleted_users.setdefault(f"{kind}:{ref.name}", []).append(c.name)

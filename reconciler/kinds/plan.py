@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import InvalidManifests, Refused
+from reconciler.errors import InvalidManifests
 from reconciler.kinds.validate import dataset_registry, policy_registry
 from reconciler.kinds.values import EndpointManifest, PolicySpec, RemoteDataset, RemoteEndpoint, RemotePolicy
 from reconciler.model import KIND, Change, FieldDiff, Manifest, Op, Plan, Problem, RemoteModel
@@ -35,6 +35,7 @@ from reconciler.plan import (
     envelope_updates,
     foreign,
     same,
+    unnamed,
 )
 
 CHROMA_TYPES = frozenset({"local_file", "wordpress"})
@@ -80,7 +81,6 @@ def plan_kinds(
         if scope.selection.selects(endpoint.slug, "endpoint", endpoint.tags):
             changes.extend(_plan_endpoint(endpoint, observed, scope, gone))
     changes.extend(_unnamed_endpoints(endpoints, observed, scope))
-    _guard_users(changes, observed, gone, names=replace_names, every=replace_all)
     return Plan(tuple(changes))
 
 
@@ -89,7 +89,7 @@ def _gone(changes: Sequence[Change], *, names: frozenset[str], every: bool) -> d
     for change in changes:
         if change.kind not in ("Model", "Dataset"):
             continue
-        if change.op is Op.DELETE:
+        if change.op is Op.DELETE and not change.held:
             gone[(change.kind.lower(), change.name)] = True
         elif change.op is Op.REPLACE:
             gone[(change.kind.lower(), change.name)] = change.approved(names=names, every=every)
@@ -107,33 +107,44 @@ def _unnamed_endpoints(
         if slug in wanted or not scope.selection.selects(slug, "endpoint", remote.user_tags):
             continue
         owned = ownership(remote.tags, scope.owner)
-        if scope.prune and owned.mine:
+        change = unnamed(Change(Op.UNMANAGED, slug, observed=remote, kind="Endpoint"), owned, scope)
+        if change.writes:  # its policies first: never orphaned
             out.extend(_policy_deletes(remote, observed.policies, owned))
-            out.append(Change(Op.DELETE, slug, observed=remote, ownership=owned, kind="Endpoint"))
-            continue
-        out.append(Change(Op.UNMANAGED, slug, observed=remote, ownership=owned, kind="Endpoint"))
+        out.append(change)
     return out
 
 
-def _guard_users(
-    changes: Sequence[Change], observed: Observed, gone: Gone, *, names: frozenset[str], every: bool
-) -> None:
+def mark_blocked(
+    model_plan: Plan, kinds: Plan, observed: Observed, *, names: frozenset[str], every: bool
+) -> tuple[Plan, Plan]:
     """Nothing this run deletes or replaces may go from under an endpoint that stays: every
     endpoint on the server (selected or not, ours or not) that uses such a model or dataset must
-    be deleted or replaced by this run too, else the whole run is refused before any write (the
-    server would leave it with `model: null`, or refuse the dataset's delete). A selection
-    narrows what may be deleted; it never widens it."""
-    planned = {c.name: c for c in changes if c.kind == "Endpoint"}
+    be deleted or replaced by this run too. Otherwise that model's or dataset's change is marked
+    `blocked` (the plan shows it; apply refuses the whole run before any write): the server would
+    leave the endpoint with `model: null`, or refuse the dataset's delete. A selection narrows what
+    may be deleted; it never widens it."""
+    gone = _gone((*model_plan.changes, *kinds.changes), names=names, every=every)
+    planned = {c.name: c for c in kinds.changes if c.kind == "Endpoint"}
+    blocks: dict[tuple[str, str], str] = {}
     for slug, remote in sorted(observed.endpoints.items()):
         change = planned.get(slug)
         if change is not None and counts_as_deletion(change, names=names, every=every):
             continue
         for use in (("model", _ref(remote.model)), ("dataset", _ref(remote.dataset))):
             if use[1] is not None and gone.get((use[0], use[1])):
-                raise Refused(
-                    f"refusing to delete or replace {use[0]} `{use[1]}`: endpoint `{slug}` uses it and "
-                    f"{_why_it_stays(change)}, so it would be left without it. Nothing was written"
-                )
+                blocks.setdefault((use[0], use[1]), f"endpoint `{slug}` uses it and {_why_it_stays(change)}")
+
+    def marked(plan: Plan) -> Plan:
+        return Plan(
+            tuple(
+                dataclasses.replace(c, blocked=blocks[(c.kind.lower(), c.name)])
+                if (c.kind.lower(), c.name) in blocks
+                else c
+                for c in plan.changes
+            )
+        )
+
+    return (marked(model_plan), marked(kinds)) if blocks else (model_plan, kinds)
 
 
 def _why_it_stays(change: Change | None) -> str:
@@ -149,8 +160,8 @@ def _why_it_stays(change: Change | None) -> str:
             if never
             else f"its replace needs --replace {change.name}"
         )
-    if change.op is Op.UNMANAGED:
-        return "is in no manifest (--prune deletes it)"
+    if change.held:
+        return f"is in no manifest and only {change.held} deletes it (pass {change.held} to delete both)"
     return "is not replaced by this run"
 
 
@@ -192,7 +203,7 @@ def _pruned(
     datasets: Sequence[Manifest], observed: Observed, model_plan: Plan, scope: Scope
 ) -> set[tuple[str, str]]:
     """The models and datasets this run prunes."""
-    pruned = {("model", c.name) for c in model_plan.changes if c.op is Op.DELETE}
+    pruned = {("model", c.name) for c in model_plan.deletes}
     if scope.prune:
         wanted = {d.name for d in datasets}
         pruned |= {
@@ -230,8 +241,7 @@ def _plan_datasets(datasets: Sequence[Manifest], observed: Observed, scope: Scop
         if name in wanted or not scope.selection.selects(name, remote.dtype, remote.user_tags):
             continue
         owned = ownership(remote.tags, scope.owner)
-        op = Op.DELETE if scope.prune and owned.mine else Op.UNMANAGED
-        out.append(Change(op, name, observed=remote, ownership=owned, kind="Dataset"))
+        out.append(unnamed(Change(Op.UNMANAGED, name, observed=remote, kind="Dataset"), owned, scope))
     return out
 
 
@@ -370,8 +380,7 @@ def _plan_policies(endpoint: EndpointManifest, remote: RemoteEndpoint, scope: Sc
     named = {s.name for s in endpoint.policies}
     for name, found in sorted(have.items()):
         if name not in named:
-            op = Op.DELETE if scope.prune else Op.UNMANAGED
-            out.append(_policy(op, endpoint.slug, name, observed=found, ownership=owned))
+            out.append(unnamed(_policy(Op.UNMANAGED, endpoint.slug, name, observed=found), owned, scope))
     return out
 
 

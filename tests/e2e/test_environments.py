@@ -18,14 +18,28 @@ def test_staging_and_production_from_one_folder(cli, manifest_dir, sandbox, api,
     production = tmp_path / "production.yaml"
     production.write_text("ENV: production\nOLLAMA_URL: http://ollama:11434\nCTX: 16384\n")
     assert cli("validate", root, "--var-file", staging).code == 0
-    assert cli("apply", root, "--var-file", staging, "--server", sandbox.url).code == 0
-    assert cli("apply", root, "--var-file", production, "--server", sandbox.url).code == 0
+    # one server for both here: each environment its own owner, so neither is the other's to prune
+    assert cli("apply", root, "--var-file", staging, "--server", sandbox.url, "--owner", "staging").code == 0
+    assert (
+        cli("apply", root, "--var-file", production, "--server", sandbox.url, "--owner", "production").code
+        == 0
+    )
     models = {m["name"]: m for m in api.get("/models/").json()}
     assert sorted(models) == ["chat-production", "chat-staging"]
     assert models["chat-staging"]["configuration"]["num_ctx"] == 4096  # typed, not "4096"
     assert models["chat-production"]["summary"] == "chat for production"
-    run = cli("plan", root, "--var-file", staging, "--server", sandbox.url, "--detailed-exitcode")
-    assert run.code == 0
+    run = cli(
+        "plan",
+        root,
+        "--var-file",
+        staging,
+        "--server",
+        sandbox.url,
+        "--owner",
+        "staging",
+        "--detailed-exitcode",
+    )
+    assert run.code == 0, run.all
 
 
 def test_missing_variable_and_bad_var_file(cli, manifest_dir, tmp_path):

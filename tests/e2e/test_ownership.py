@@ -203,7 +203,7 @@ def test_a_mass_deletion_is_refused_without_max_delete(cli, sandbox, api, manife
     assert "--max-delete 40" in run.err and "nothing was written" in run.err
     assert len(names(api)) == 50
     run = cli("plan", root, "--server", sandbox.url, "--owner", "ops", "--prune")
-    assert run.code == 0 and "warning: apply would refuse this plan: refusing to delete 40" in run.err
+    assert run.code == 11 and "error: apply would refuse this plan: refusing to delete 40" in run.err
     assert run.out.splitlines()[2].startswith("  DELETIONS (40): model m10, model m11")  # the deletions first
     run = cli("apply", root, "--server", sandbox.url, "--owner", "ops", "--prune", "--max-delete", "40")
     assert run.code == 0 and len(names(api)) == 10

@@ -333,7 +333,7 @@ def test_validate_online_strict_and_refusals_per_space(cli, tenants, tmp_path, e
     assert pruned.code == 11, pruned.all
     assert all(s["error"]["kind"] == "refused" for s in json.loads(pruned.out)["spaces"])
     plan = cli("plan", "--config", config, "--prune", "--allow-empty", "--max-delete", "1")
-    assert plan.code == 0 and plan.err.count("warning: apply would refuse this plan") == 2
+    assert plan.code == 11 and plan.err.count("error: apply would refuse this plan") == 2
     assert all(tenant_models(tenants, n) == [f"{n}-m0", f"{n}-m1"] for n in TENANTS[:2])
 
 
