@@ -15,6 +15,7 @@ from reconciler.model import OWNER_TAG
 from reconciler.sandbox import SandboxConfig
 from reconciler.schemas import bundled_schema_dir
 
+from .conftest import model_yaml
 from .stubs import stub_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -465,3 +466,24 @@ def test_the_ci_recipe_runs_on_push_pull_request_and_merge():
     )
     downloaded = next(s for s in jobs["apply"]["steps"] if "download-artifact" in s.get("uses", ""))
     assert uploaded["with"]["name"] == downloaded["with"]["name"] and uploaded["with"]["path"] == "plan.json"
+    # a plan apply would refuse fails the pull request's check (plan exits 11), and is still posted
+    comment = next(s for s in jobs["plan"]["steps"] if "sticky-pull-request-comment" in s.get("uses", ""))
+    assert comment["if"] == "always()"
+
+
+def test_the_recipes_plan_step_fails_where_its_apply_would(
+    cli, manifest_dir, sandbox, api, tmp_path, monkeypatch
+):
+    """The plan job's own command, on a plan that apply would refuse: the markdown is written whole
+    and the step fails (exit 11); on a plan apply would carry out it passes."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-recipe")
+    root = manifest_dir({f"m{i}.yaml": model_yaml(f"m{i}") for i in range(3)})
+    assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
+    for i in range(3):
+        (root / f"m{i}.yaml").write_text(model_yaml(f"m{i}", model="gpt-4o-mini"))
+    args = ("--server", sandbox.url, "--owner", "team", "--out", "plan.json", "--output", "markdown")
+    run = cli("plan", root, *args, "--replace-all")
+    assert run.code == 11 and "Apply would refuse this plan" in run.out and (tmp_path / "plan.json").exists()
+    run = cli("plan", root, *args, "--replace-all", "--max-delete", "3")
+    assert run.code == 0, run.all
