@@ -129,7 +129,7 @@ class SandboxServer:
 
     def reconfigure(self, config: SandboxConfig) -> None:
         """Swap the config live, keeping all state: e.g. the admin key rotated in mid-run."""
-        self._on_loop(lambda: self.state._configure(config))
+        self._on_loop(lambda: self.state.configure(config))
 
     def stats(self, *, by_status: bool = False) -> dict[str, int]:
         """Requests so far by "METHOD /route/{template}" (by_status: "... STATUS" too)."""

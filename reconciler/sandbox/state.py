@@ -35,9 +35,9 @@ class SandboxState:
         self._counts: Counter[str] = Counter()
         self._outcomes: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
-        self._configure(config)
+        self.configure(config)
 
-    def _configure(self, config: SandboxConfig) -> None:
+    def configure(self, config: SandboxConfig) -> None:
         catalog = Catalog(self.model_schemas, config.types)  # raises before anything changes
         self.config = config
         self.catalog = catalog
@@ -47,7 +47,7 @@ class SandboxState:
     def reset(self, config: SandboxConfig | None = None) -> None:
         """Wipe every kind and the tenants (root stays), stop the imitated provisioner, zero the
         counts, reseed; maybe a new config."""
-        self._configure(self.config if config is None else config)
+        self.configure(self.config if config is None else config)
         self.store.reset()
         self.provisioner_started_at = None
         with self._counts_lock:
