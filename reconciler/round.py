@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import redact, render
-from reconciler.errors import ReconcilerError, Refused, ServerError
+from reconciler.errors import BadSetting, ReconcilerError, Refused, ServerError
 from reconciler.export import Export, export
 from reconciler.kinds.export import export_endpoints
 from reconciler.kinds.plan import Observed as SpaceObserved
@@ -32,7 +32,7 @@ from reconciler.project import Instance, check_prune_scope, resolve_instance
 from reconciler.references import resolve_secrets
 from reconciler.saved_plan import SavedPlan, manifests_digest, state_fingerprint
 from reconciler.schemas import SchemaRegistry
-from reconciler.selection import Selector
+from reconciler.selection import Selector, nothing_matches
 from reconciler.validate_online import check_online, check_types
 
 if TYPE_CHECKING:  # httpx costs ~100 ms to import; validate never needs it
@@ -103,6 +103,7 @@ def observe_and_plan(
         check_types(manifests, offered, client.base_url)
     observed = {m.name: m for m in client.list_models()}
     scope = scope or Scope(adopt=adopt, prune=prune)
+    check_selected(client, scope, [*manifests, *datasets], endpoints, observed)
     the_plan = make_plan(manifests, observed, facts=registry.facts, scope=scope)
     # datasets, endpoints and policies are read when manifests name some, when a model delete or
     # replace must be guarded, and with --prune: the last dataset or endpoint manifest removed is a
@@ -132,6 +133,38 @@ def observe_and_plan(
 def _guarded(plan: Plan) -> bool:
     """A model delete or replace this run makes: the endpoints that use it must be read."""
     return any(c.op in (Op.DELETE, Op.REPLACE) and c.writes for c in plan.changes)
+
+
+def check_selected(
+    client: SpaceClient,
+    scope: Scope,
+    manifests: Sequence[Manifest],
+    endpoints: Sequence[EndpointManifest],
+    models: Mapping[str, RemoteModel],
+) -> None:
+    """Each --target and -l selects a manifest of some kind or an object on the server, or the run
+    stops before planning (BadSetting, exit 64) naming each that does not: a typo must not plan
+    nothing and say "No changes". The datasets and endpoints on the server are read only then."""
+    selection = scope.selection
+    if selection.everything:
+        return
+    known = [(m.name, m.dtype, m.tags) for m in manifests]
+    known += [(e.slug, "endpoint", e.tags) for e in endpoints]
+    known += [(m.name, m.dtype, m.user_tags) for m in models.values()]
+    if not selection.unmatched(known):
+        return
+    from reconciler.kinds_client import KindsClient
+
+    kinds = KindsClient(client)
+    try:
+        known += [(d.name, d.dtype, d.user_tags) for d in kinds.list_datasets()]
+        known += [(e.slug, "endpoint", e.user_tags) for e in kinds.list_endpoints()]
+    except ServerError as exc:
+        if exc.status not in (404, 405):  # a server without these routes has none of them
+            raise
+    missing = selection.unmatched(known)
+    if missing:
+        raise BadSetting(nothing_matches(missing))
 
 
 # -- the run that plan, apply and watch share -------------------------------------------------

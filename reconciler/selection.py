@@ -8,6 +8,7 @@ decK's `select_tags`).
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,20 @@ class Selector:
 
     def __str__(self) -> str:
         return f"{self.key}={self.pattern}"
+
+
+def _closest(name: str, names: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(names), n=1)
+    return close[0] if close else ""
+
+
+def nothing_matches(missing: Sequence[tuple[str, str]]) -> str:
+    """The one-line error for the parts of a selection that select nothing (`unmatched`)."""
+    hints = [f" (did you mean {close!r}?)" if close else "" for _, close in missing]
+    if len(missing) == 1:
+        return f"{missing[0][0]} matches no manifest and no object on the server{hints[0]}"
+    spelled = [what + hint for (what, _), hint in zip(missing, hints, strict=True)]
+    return f"{', '.join(spelled[:-1])} and {spelled[-1]} match no manifest and no object on the server"
 
 
 def parse_selector(text: str) -> Selector:
@@ -58,6 +73,22 @@ class Selection:
             return False
         tags = tuple(tags)
         return all(s.matches(name, dtype, tags) for s in self.selectors)
+
+    def unmatched(self, candidates: Iterable[tuple[str, str, Iterable[str]]]) -> list[tuple[str, str]]:
+        """Each target and selector that selects none of `candidates` (the name, dtype and tags of
+        every manifest and of every object on the server), each judged on its own: as the command
+        line spells it, with the closest name there is for a mistyped target (else "")."""
+        targets = set(self.targets)
+        selectors = list(self.selectors)
+        names: set[str] = set()
+        for name, dtype, tags in candidates:
+            names.add(name)
+            targets.discard(name)
+            if selectors:
+                tags = tuple(tags)
+                selectors = [s for s in selectors if not s.matches(name, dtype, tags)]
+        missing = [(f"--target {t!r}", _closest(t, names)) for t in sorted(targets)]
+        return missing + [(f"-l {str(s)!r}", "") for s in selectors]
 
     def describe(self) -> str:
         parts = [str(s) for s in self.selectors] + [f"target={t}" for t in sorted(self.targets)]

@@ -105,11 +105,11 @@ def test_what_matches_a_manifest_or_an_object_on_the_server_is_planned_as_before
 
 
 def test_watch_says_so_in_its_first_round_and_writes_nothing(tmp_path, manifest_dir, sandbox, api, daemons):
-    root = manifest_dir({"a.yaml": model_yaml("a")})
-    daemon = daemons(root, "--server", sandbox.url, "--target", "b", cwd=tmp_path)
+    root = manifest_dir({"a.yaml": model_yaml("gpt-4o")})
+    daemon = daemons(root, "--server", sandbox.url, "--target", "gpt-4", cwd=tmp_path)
     first = daemon.wait_for("the first round", event="round", trigger="startup")
     assert first["status"] == "failed", daemon.log
-    assert f"--target 'b' {NOTHING} (did you mean 'a'?)" in first["message"]
+    assert f"--target 'gpt-4' {NOTHING} (did you mean 'gpt-4o'?)" in first["msg"]
     assert names(api) == []
     assert daemon.terminate() == 0
 
