@@ -18,6 +18,7 @@ from reconciler.cli.options import (
     emit_json,
     instance_from,
     instance_options,
+    is_saved_plan,
     lock_for,
     output_option,
     plan_options,
@@ -29,7 +30,7 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.spaces import spaces_from, spaces_options
 from reconciler.cli.terminal import ApplyProgress, echo
-from reconciler.errors import Refused
+from reconciler.errors import BadSetting, Refused
 from reconciler.model import Change
 
 
@@ -207,11 +208,17 @@ def _report(output: str, applied: Any, *, target: str, tenant: str | None, owner
 
 
 def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:
-    """`apply plan.json`: a single existing .json file argument is a saved plan."""
+    """`apply plan.json`: a single existing .json file argument is a saved plan, and so is a single
+    file that `plan --out` wrote under any name; a single .json that does not exist is a missing
+    saved plan (exit 64), not a manifest folder."""
     from reconciler.saved_plan import SavedPlan
 
-    if len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file():
-        path = Path(paths[0])
+    if len(paths) != 1:
+        return None  # a saved plan among manifests: refused with the manifests (instance_from)
+    path = Path(paths[0])
+    if path.suffix == ".json" and not path.exists() and not path.is_symlink():
+        raise BadSetting(f"{path}: no such saved plan (make one with syft-reconciler plan --out {path})")
+    if (path.suffix == ".json" and path.is_file()) or is_saved_plan(path):
         return SavedPlan.load(path), path
     return None
 

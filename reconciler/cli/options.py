@@ -338,10 +338,33 @@ def instance_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def instance_from(paths: Sequence[str], kw: dict[str, Any]) -> Any:
-    """The run's Instance from PATHS, --owner and --config (popped from `kw`)."""
+    """The run's Instance from PATHS, --owner and --config (popped from `kw`); a saved plan among
+    PATHS is a usage error (it would be read as a manifest with twenty unknown fields)."""
     from reconciler.project import resolve_instance
 
+    for path in paths:
+        if is_saved_plan(Path(path)):
+            raise BadSetting(f"{path} is a saved plan: apply it alone (syft-reconciler apply {path})")
     return resolve_instance(paths, owner=kw.pop("owner"), config=kw.pop("config"))
+
+
+def is_saved_plan(path: Path) -> bool:
+    """Whether `path` is a file that `plan --out` wrote, whatever its name (saved_plan.py)."""
+    from reconciler.saved_plan import KIND, MAX_FILE
+
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_FILE:
+            return False
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if KIND.encode() not in data:  # a manifest: not parsed as JSON
+        return False
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(parsed, dict) and parsed.get("kind") == KIND
 
 
 class MaxDeleteType(click.ParamType):  # type: ignore[type-arg]
