@@ -61,7 +61,7 @@ from reconciler.model import Change
     "-v",
     is_flag=True,
     help=f"The whole plan however large (over {render.COMPACT_OVER} changes it is shown in short), and a "
-    "line for every object.",
+    "line for every object, and every warning in full (repeated ones are otherwise folded).",
 )
 @spaces_options
 def apply(
@@ -105,13 +105,13 @@ def apply(
     click.get_current_context().with_resource(lock_for(instance, settings, command="apply", shared=True))
     schemas = bundled_registry()
     desired = round.desire(request, schemas, os.environ)
-    warn(desired.notes)
+    warn(desired.notes, verbose=verbose)
     with connect(settings, parallelism=parallelism) as client:
         planned = _planned(client, saved, desired, options, instance.owner, any_server=settings.sandbox)
         whole = planned.whole
         compact = not verbose and render.listed_count(whole) > render.COMPACT_OVER
         if output == "text":
-            warn(desired.loaded.warnings)
+            warn(desired.loaded.warnings, verbose=verbose)
             if not quiet:  # the plan it is about to carry out, as `plan` shows it
                 target = describe_target(client)
                 allowed = options.replace_allowed

@@ -46,6 +46,12 @@ from reconciler.errors import EXIT_CHANGES, EXIT_REFUSED, ReconcilerError
     "codes (1 invalid, 4 unreachable, 5 auth, 64 usage…: README, Exit codes).",
 )
 @click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Every warning in full (repeated ones are otherwise folded into one line).",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Save the plan; `apply FILE` then executes exactly it.",
@@ -56,6 +62,7 @@ def plan(
     output: str,
     detailed_exitcode: bool,
     out: Path | None,
+    verbose: bool,
     var_files: tuple[Path, ...],
     **kw: Any,
 ) -> None:
@@ -76,7 +83,7 @@ def plan(
     schemas = bundled_registry()
     request = round.Request(instance, options, var_files, placeholders=settings.sandbox)
     desired = round.desire(request, schemas, os.environ)
-    warn(desired.notes)
+    warn(desired.notes, verbose=verbose)
     with connect(settings) as client:
         planned = round.plan_against(client, desired, schemas, options, instance.owner)
         where = describe_target(client)
@@ -108,7 +115,7 @@ def plan(
             )
         )
     else:
-        warn(desired.loaded.warnings)
+        warn(desired.loaded.warnings, verbose=verbose)
         echo(render.space_plan_text(whole, target=where, replace_allowed=options.replace_allowed))
         if planned.refused:
             echo(f"error: apply would refuse this plan: {planned.refused}", err=True)

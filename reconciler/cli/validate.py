@@ -36,13 +36,25 @@ if TYPE_CHECKING:
 @output_option("text", "json")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Every warning in full (repeated ones are otherwise folded into one line).",
+)
+@click.option(
     "--online", is_flag=True, help="Also check dtypes and configuration against the server's published types."
 )
 @server_options
 @instance_options
 @spaces_options
 def validate(
-    paths: tuple[str, ...], output: str, strict: bool, online: bool, var_files: tuple[Path, ...], **kw: Any
+    paths: tuple[str, ...],
+    output: str,
+    strict: bool,
+    verbose: bool,
+    online: bool,
+    var_files: tuple[Path, ...],
+    **kw: Any,
 ) -> None:
     """Check manifests against the dtype schemas: offline by default (no server, no secrets)."""
     from reconciler.loading import load, load_variables
@@ -66,7 +78,7 @@ def validate(
     if output == "json":
         emit_json(_json_result(loaded, warnings, skew))
         return
-    warn(warnings)
+    warn(warnings, verbose=verbose)
     for line in skew:
         click.echo(f"warning: {line}", err=True)
     where = " (and against the server's types)" if online else ""
