@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,8 @@ def _load(
     parallel: bool,
 ) -> Loaded:
     files, problems = find(paths)
+    prefix = _working_prefix()
+    problems = [_relabel(p, _shown(p.path, prefix)) for p in problems]
     if parallel and len(files) >= PARALLEL_MIN_FILES and forked.can_fork():
         # The second half in a child on the other core (files are sorted, so halves keep order).
         half = len(files) // 2
@@ -120,8 +123,13 @@ def _read_and_validate(
 ) -> tuple[Space, list[Problem]]:
     problems: list[Problem] = []
     documents = []
+    prefix = _working_prefix()
     for path in files:
         docs, file_problems = read(path)
+        label = _shown(str(path), prefix)
+        if label != str(path):  # what every output shows; the file was read by its own path
+            docs = [dataclasses.replace(doc, path=label) for doc in docs]
+            file_problems = [_relabel(p, label) for p in file_problems]
         problems.extend(file_problems)
         for doc in docs:
             if not doc.has_variables:  # most documents: nothing to substitute, skip the walk
@@ -135,6 +143,29 @@ def _read_and_validate(
                 documents.append(dataclasses.replace(doc, value=value))
     space, more = validate_space(documents, registry)
     return space, problems + more
+
+
+def _working_prefix() -> str | None:
+    """The working directory and a separator; None at the file system's root, or when it is gone."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    return None if cwd == os.sep else cwd + os.sep
+
+
+def _shown(label: str, prefix: str | None) -> str:
+    """A file as every output names it (plan text, markdown, JSON, problems): relative to the
+    working directory when it is below it (a project file's roots are absolute), else as found.
+    Still a path from the working directory, so a `{file: …}` reference beside a manifest
+    resolves as ever."""
+    if prefix is None or not label.startswith(prefix) or len(label) == len(prefix):
+        return label
+    return label[len(prefix) :]
+
+
+def _relabel(problem: Problem, label: str) -> Problem:
+    return problem if problem.path == label else dataclasses.replace(problem, path=label)
 
 
 def _merge(
