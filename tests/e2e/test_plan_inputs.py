@@ -89,7 +89,7 @@ def test_what_matches_a_manifest_or_an_object_on_the_server_is_planned_as_before
     assert cli("apply", root, "--server", sandbox.url, "--owner", "team").code == 0
     (root / "extra.yaml").unlink()
     args = ("--server", sandbox.url, "--owner", "team")
-    run = cli("plan", root, *args, "--target", "old", "--prune", "-o", "json")
+    run = cli("plan", root, *args, "--target", "old", "--prune", "--allow-empty", "-o", "json")
     assert run.code == 0, run.all
     assert [(c["name"], c["op"]) for c in json.loads(run.out)["changes"]] == [("old", "delete")]
     for selection in (("-l", "tag=support"), ("-l", "dtype=endpoint"), ("-l", "name=ol*")):
