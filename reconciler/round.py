@@ -8,6 +8,7 @@ references.py); the blast-radius limit after (plan.check_deletions). Then the ex
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,17 @@ from reconciler.kinds.plan import mark_blocked, plan_kinds
 from reconciler.kinds.validate import check_policy_types, dataset_registry
 from reconciler.kinds.values import EndpointManifest
 from reconciler.loading import Loaded, load, load_variables
-from reconciler.model import ApplyReport, Change, Manifest, Op, Outcome, Plan, Problem, RemoteModel
+from reconciler.model import (
+    ApplyReport,
+    Change,
+    Manifest,
+    Op,
+    Outcome,
+    Plan,
+    Problem,
+    RemoteModel,
+    SourceLocation,
+)
 from reconciler.plan import PlanOptions, Scope, deletions
 from reconciler.plan import plan as make_plan
 from reconciler.project import Instance, check_prune_scope, resolve_instance
@@ -383,7 +394,9 @@ def _digest(desired: Desired) -> str:
     models = manifests_digest(loaded.manifests)
     if not loaded.datasets and not loaded.endpoints:
         return models
-    endpoints = hashlib.sha256(repr(sorted(map(repr, loaded.endpoints))).encode()).hexdigest()
+    # what the endpoints say, not where they are written (a plan applied from another folder binds)
+    written = sorted(repr(dataclasses.replace(e, source=SourceLocation("-"))) for e in loaded.endpoints)
+    endpoints = hashlib.sha256(repr(written).encode()).hexdigest()
     return f"{manifests_digest([*loaded.manifests, *loaded.datasets])}:{endpoints}"
 
 

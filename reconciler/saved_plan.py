@@ -157,8 +157,14 @@ class SavedPlan:
             raise StalePlan(f"{source}: the manifests changed since the plan was saved; run plan again")
         if fingerprint != self.fingerprint:
             raise StalePlan(f"{source}: the server changed since the plan was saved; run plan again")
-        if changes != self.changes:
+        if _what(changes) != _what(self.changes):
             raise StalePlan(f"{source}: the plan would differ now (a secret changed?); run plan again")
+
+
+def _what(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The changes without where their manifests are written (a file name is relative to the working
+    directory: a plan made in one folder and applied from another is the same plan)."""
+    return [{k: v for k, v in c.items() if k != "source"} for c in changes]
 
 
 def _saved_plan_object(text: str, source: str) -> dict[str, Any]:

@@ -160,3 +160,18 @@ def test_one_plan_says_the_same_in_text_markdown_and_json_item_by_item():
     summary = render.summary_line(plan)
     assert text[0] == f"Plan for T: {summary}." and f"**{summary}.**" in markdown
     assert data["summary"] == plan.counts()
+
+
+def test_a_saved_plan_made_in_one_folder_applies_from_another(
+    cli, manifest_dir, sandbox, tmp_path, monkeypatch
+):
+    """File names are shown relative to the working directory; what a saved plan binds is what the
+    manifests say, not where the run stood."""
+    root = manifest_dir(FILES)
+    saved = tmp_path / "plan.json"
+    monkeypatch.chdir(root.parent)
+    assert cli("plan", root, "--server", sandbox.url, "--owner", "team", "--out", saved).code == 0
+    assert '"source": "manifests/' in saved.read_text()
+    monkeypatch.chdir(root)
+    run = cli("apply", saved, "--server", sandbox.url)
+    assert run.code == 0, run.all
