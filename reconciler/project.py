@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from reconciler import manifests as manifest_files
 from reconciler.errors import BadSetting, InvalidManifests, Refused
@@ -68,6 +69,8 @@ class SpaceSpec:
     owner: str | None = None
     where: str = ""
     """file:line:col of the entry, for messages."""
+    index: int = 0
+    """Its position in `spaces:`, for messages."""
 
 
 def load_project(file: Path) -> Project:
@@ -107,6 +110,8 @@ def load_project(file: Path) -> Project:
         paths = []
     folder = file.resolve().parent
     spaces = _spaces(doc, value.get("spaces"), folder, problems) if "spaces" in value else ()
+    if not problems:
+        problems += _shared_owners(doc, spaces, owner)
     if problems:
         raise InvalidManifests(sorted(problems, key=lambda p: (p.line, p.column)))
     return Project(file.resolve(), owner, tuple(_absolute(folder / p) for p in paths), spaces)
@@ -141,8 +146,78 @@ def _spaces(
         space = _space(entry, bad, folder)
         if len(problems) == before and space is not None:
             line, column = doc.where(("spaces", i))
-            found.append(dataclasses.replace(space, where=f"{doc.path}:{line}:{column}"))
+            found.append(dataclasses.replace(space, where=f"{doc.path}:{line}:{column}", index=i))
     return tuple(found)
+
+
+def _shared_owners(
+    doc: manifest_files.Document, spaces: Sequence[SpaceSpec], project_owner: object
+) -> list[Problem]:
+    """A problem for each space that drives the same space as an earlier one with the same owner:
+    prune in one would delete the other's objects (each space's own `owner:` is the fix)."""
+    problems: list[Problem] = []
+    first: dict[tuple[tuple[str, str | None], object], SpaceSpec] = {}
+    for spec in spaces:
+        owner = spec.owner if spec.owner is not None else project_owner
+        earlier = first.setdefault((space_target(spec.server, spec.tenant), owner), spec)
+        if earlier is spec:
+            continue
+        field = ("spaces", spec.index, "owner") if spec.owner is not None else ("spaces", spec.index)
+        if owner is None:
+            whose = "no owner at all"
+        elif spec.owner is None or earlier.owner is None:
+            whose = f"the same owner `{owner}` (inherited from the project's `owner:`)"
+        else:
+            whose = f"the same owner `{owner}`"
+        problems.append(
+            Problem(
+                doc.path,
+                *doc.where(field),
+                f"spaces[{spec.index}].owner",
+                f"spaces[{spec.index}] ({spec.name}) and spaces[{earlier.index}] ({earlier.name}) drive "
+                f"the same space, {describe_space(spec.server, spec.tenant)}, with {whose}: each would "
+                "take the other's objects for its own, and --prune in one would delete them; give each "
+                "space its own `owner:`",
+            )
+        )
+    return problems
+
+
+def same_space(spaces: Sequence[SpaceSpec]) -> tuple[SpaceSpec, SpaceSpec] | None:
+    """The first two spaces that drive the same space (whatever their owners), if any."""
+    first: dict[tuple[str, str | None], SpaceSpec] = {}
+    for spec in spaces:
+        earlier = first.setdefault(space_target(spec.server, spec.tenant), spec)
+        if earlier is not spec:
+            return earlier, spec
+    return None
+
+
+def normal_server(server: str) -> str:
+    """A server URL as one space is named however it is spelled: scheme and host in lower case,
+    no default port (80, 443), no credentials, no trailing slash or dot; the path as written.
+    Anything else (the sandbox's `sandbox:<database>`) as written, without a trailing slash."""
+    try:
+        parts = urlsplit(server.strip())
+        port = parts.port
+    except ValueError:
+        return server.rstrip("/")
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").rstrip(".")
+    if scheme not in ("http", "https") or not host:
+        return server.rstrip("/")
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if port in (None, {"http": 80, "https": 443}[scheme]) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def space_target(server: str, tenant: str | None) -> tuple[str, str | None]:
+    """The space a server and tenant name: two spellings of one server are one space; a tenant
+    is its own space, and no tenant is the server's default one."""
+    return normal_server(server), tenant or None
+
+
+def describe_space(server: str, tenant: str | None) -> str:
+    return f"{normal_server(server)} ({f'tenant {tenant}' if tenant else 'no tenant'})"
 
 
 def _owner_problem(owner: object) -> str | None:
@@ -362,5 +437,5 @@ def check_prune_scope(instance: Instance, *, what: str = "--prune") -> None:
 
 def lock_key(server: str, tenant: str | None) -> str:
     """A short stable key for the target space, so that one folder can drive several spaces."""
-    text = f"{server.rstrip('/').lower()}|{tenant or ''}"
+    text = f"{normal_server(server)}|{tenant or ''}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -124,7 +124,7 @@ def test_tokens_resolve_from_the_environment_or_a_file(tmp_path):
         """
         spaces:
           - {name: a, server: 'http://x', token: 'Bearer-${T}'}
-          - {name: b, server: 'http://x', token: {file: tok}}
+          - {name: b, server: 'http://y', token: {file: tok}}
         """,
     )
     a, b = p.spaces
@@ -342,3 +342,75 @@ def test_an_interrupt_stops_the_spaces_not_started_and_the_applies_in_flight():
     with interrupt.track(late):  # an apply that starts after the signal stops at once
         pass
     assert stopped == [signal.SIGTERM, signal.SIGTERM]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://space.example.org", "https://Space.Example.ORG:443/"),
+        ("http://space.example.org", "http://space.example.org:80"),
+        ("http://127.0.0.1:8080/api", "http://127.0.0.1:8080/api/"),
+        ("https://space.example.org", "https://user:pw@space.example.org."),
+    ],
+)
+def test_one_server_spelled_two_ways_is_one_space_and_one_lock(tmp_path, a, b):
+    from reconciler.project import lock_key, normal_server
+
+    assert normal_server(a) == normal_server(b) and lock_key(a, "t") == lock_key(b, "t")
+    found = problems(
+        tmp_path,
+        f"owner: o\nspaces:\n  - {{name: a, server: '{a}', tenant: t, token: '${{T}}'}}\n"
+        f"  - {{name: b, server: '{b}', tenant: t, token: '${{T}}'}}\n",
+    )
+    assert len(found) == 1 and found[0].startswith("syft-reconciler.yaml:4:5: spaces[1].owner: spaces[1] (b)")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://space.example.org", "http://space.example.org"),  # another scheme, another port
+        ("https://space.example.org", "https://space.example.org:8443"),
+        ("https://space.example.org/a", "https://space.example.org/b"),
+        ("https://space.example.org/a", "https://space.example.org/A"),  # a path is case-sensitive
+    ],
+)
+def test_other_servers_are_other_spaces(tmp_path, a, b):
+    from reconciler.project import lock_key
+
+    assert lock_key(a, None) != lock_key(b, None)
+    assert (
+        len(
+            project(
+                tmp_path,
+                f"owner: o\nspaces:\n  - {{name: a, server: '{a}', token: '${{T}}'}}\n"
+                f"  - {{name: b, server: '{b}', token: '${{T}}'}}\n",
+            ).spaces
+        )
+        == 2
+    )
+
+
+def test_a_shared_space_is_one_problem_per_later_space_at_its_owner(tmp_path):
+    found = problems(
+        tmp_path,
+        """
+        spaces:
+          - {name: a, server: 'http://x', token: '${T}', owner: team}
+          - {name: b, server: 'http://x', token: '${T}', owner: team}
+          - {name: c, server: 'http://x', token: '${T}', owner: team}
+          - {name: d, server: 'http://x', token: '${T}', owner: other}
+          - {name: e, server: 'http://x', tenant: t, token: '${T}', owner: team}
+          - {name: f, server: 'http://y', token: '${T}'}
+          - {name: g, server: 'http://y', token: '${T}'}
+        """,
+    )
+    assert [p.split(": ", 2)[:2] for p in found] == [
+        ["syft-reconciler.yaml:4:57", "spaces[1].owner"],
+        ["syft-reconciler.yaml:5:57", "spaces[2].owner"],
+        ["syft-reconciler.yaml:9:5", "spaces[6].owner"],
+    ]
+    assert (
+        "spaces[2] (c) and spaces[0] (a) drive the same space, http://x (no tenant), with the same owner `team`"
+        in found[1]
+    )
+    assert "with no owner at all" in found[2]
