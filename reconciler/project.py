@@ -11,6 +11,13 @@ project file found at or above the manifests, as `.pre-commit-config.yaml` is:
 
 `check_prune_scope` is the guard that prune sees the whole set or nothing; `lock_home` and
 `lock_key` give the folder lock one key however the roots are spelled.
+
+Two hostile conditions are refused here. Two `spaces:` entries that drive one space (the same
+server however its URL is spelled, the same tenant or none) with one owner would prune each
+other's objects: the project file is refused, naming both. And a project file found by the search
+outside a git checkout is used only when it and its folder belong to the user running (or to
+root): another user's file in a parent folder (/tmp, a shared home) must not choose the server,
+the token or the owner of a run; `--config FILE` uses any file on purpose (git's safe.directory).
 """
 
 from __future__ import annotations
@@ -342,10 +349,38 @@ def _search_up(start: Path) -> Path | None:
     while True:
         candidate = folder / FILE_NAME
         if candidate.is_file():
-            return candidate.resolve()
+            found = candidate.resolve()
+            _check_trusted(candidate, found)
+            return found
         if (folder / ".git").exists() or folder.parent == folder:
             return None
         folder = folder.parent
+
+
+def _in_checkout(folder: Path) -> bool:
+    return any((f / ".git").exists() for f in (folder, *folder.parents))
+
+
+def _check_trusted(candidate: Path, found: Path) -> None:
+    """Refuse a project file found outside a git checkout unless the user running owns it and its
+    folder (root's are trusted too). Inside a checkout the repository's own files are the user's
+    choice to run, whoever owns them (a git-sync checkout belongs to git-sync's user)."""
+    if _in_checkout(candidate.parent):
+        return
+    me = os.geteuid()
+    for what, path in (("file", found), ("folder", candidate.parent), ("folder", found.parent)):
+        try:
+            uid = path.stat().st_uid
+        except OSError as exc:
+            raise Refused(f"cannot check who owns the project file's {what} {path}: {exc.strerror}") from None
+        if uid not in (me, 0):
+            raise Refused(
+                f"refusing the project file {candidate}: it was found outside any git checkout, and "
+                f"{'it' if what == 'file' else f'its folder {path}'} belongs to another user (uid {uid}; "
+                f"you are uid {me}), who must not choose the server, the token or the owner of this run. "
+                f"To use it on purpose, pass --config {candidate}; otherwise put your own {FILE_NAME} "
+                "in your folder, or run inside your git checkout; nothing was read from it"
+            )
 
 
 def _absolute(path: Path) -> Path:

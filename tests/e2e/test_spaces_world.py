@@ -5,6 +5,8 @@ while nothing applies). Polls with deadlines."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -167,3 +169,90 @@ def test_spaces_that_do_not_share_a_space_or_an_owner_prune_their_own(cli, tenan
     mixed.mkdir()
     tenant_and_none = write_project(mixed, [entry("x", tenants.url, tenant="acme"), entry("y", tenants.url)])
     assert cli("validate", "--config", tenant_and_none).code == 0
+
+
+# -- 2. a project file is trusted only from the repository or a folder the user owns ----------
+
+
+@pytest.fixture
+def shared_folder(tmp_path):
+    """tmp/shared/ (a folder others can write to) holding the user's own work/manifests/."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give files to another user")
+    shared = tmp_path / "shared"
+    manifests = shared / "work" / "manifests"
+    manifests.mkdir(parents=True)
+    (manifests / "mine.yaml").write_text(ollama("mine"))
+    return shared
+
+
+def plant(shared: Path, text: str, foreign: str) -> Path:
+    planted = shared / "syft-reconciler.yaml"
+    planted.write_text(text)
+    if foreign in ("file", "both"):
+        os.chown(planted, FOREIGN_UID, FOREIGN_UID)
+    if foreign in ("folder", "both"):
+        os.chown(shared, FOREIGN_UID, FOREIGN_UID)
+    return planted
+
+
+@pytest.mark.parametrize("foreign", ["file", "folder", "both"])
+@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
+def test_a_project_file_of_another_user_above_the_folder_is_refused(
+    command, foreign, cli, sandbox_factory, shared_folder, monkeypatch
+):
+    """It names a server of its choosing and asks for the user's token: it gets neither."""
+    server = sandbox_factory(token=TOKEN)
+    planted = plant(
+        shared_folder,
+        f"spaces:\n  - {{name: x, server: '{server.url}', token: '${{SYFT_SPACE_TOKEN}}', "
+        "paths: [work/manifests]}\n",
+        foreign,
+    )
+    monkeypatch.setenv("SYFT_SPACE_TOKEN", TOKEN)
+    monkeypatch.chdir(shared_folder / "work")
+    run = cli(command)
+    assert run.code == 11, run.all
+    assert f"refusing the project file {planted}" in run.err and f"--config {planted}" in run.err
+    assert "belongs to another user (uid 12345" in run.err
+    assert models(server.url) == []  # the token never went there
+
+
+@pytest.mark.parametrize("foreign", ["file", "folder"])
+def test_another_users_owner_above_the_folder_cannot_steer_a_prune(
+    foreign, cli, sandbox_factory, shared_folder, monkeypatch
+):
+    server = sandbox_factory()
+    seed(server.url, None, "theirs", "team-b")
+    plant(shared_folder, "owner: team-b\n", foreign)
+    manifests = shared_folder / "work" / "manifests"
+    run = cli("apply", manifests, "--server", server.url, "--prune", "--auto-approve")
+    assert run.code == 11 and "refusing the project file" in run.err, run.all
+    assert models(server.url) == ["theirs"]
+    monkeypatch.chdir(manifests)
+    assert cli("watch", "--server", server.url).code == 11  # the daemon finds it the same way
+
+
+def test_config_names_a_foreign_file_on_purpose(cli, sandbox_factory, shared_folder):
+    server = sandbox_factory(token=TOKEN)
+    planted = plant(shared_folder, "owner: team-b\npaths: [work/manifests]\n", "both")
+    run = cli("apply", "--config", planted, "--server", server.url, "--token", TOKEN)
+    assert run.code == 0, run.all
+    assert models(server.url) == ["mine"]
+
+
+def test_inside_a_checkout_its_own_project_file_is_trusted_whoever_owns_it(cli, sandbox, tmp_path):
+    """As git-sync's checkout, owned by git-sync's user and read by the daemon's."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give files to another user")
+    repo = tmp_path / "repo"
+    (repo / "manifests").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "manifests" / "m.yaml").write_text(ollama("m"))
+    (repo / "syft-reconciler.yaml").write_text("owner: team-r\npaths: [manifests]\n")
+    for path in [repo, *repo.rglob("*")]:
+        os.chown(path, FOREIGN_UID, FOREIGN_UID, follow_symlinks=False)
+    run = cli("apply", repo / "manifests", "--server", sandbox.url)
+    assert run.code == 0, run.all
+    with _http(sandbox.url, None) as http:
+        assert owner_tag("team-r") in http.get("/models/m").json()["tags"].split(",")
