@@ -81,7 +81,13 @@ class SpaceSpec:
 
 
 def load_project(file: Path) -> Project:
-    """Read and check a project file; raise InvalidManifests with every problem (file:line:col)."""
+    """Read and check a project file; raise InvalidManifests with every problem (file:line:col).
+
+    The file keeps its spelling (made absolute, symlinks not resolved), and so do the paths in it:
+    `--config /git/repo/syft-reconciler.yaml` under a link that git-sync flips to each new commit
+    reads the new commit's manifests and token files through the link, and the watch follows it.
+    """
+    file = file if file.is_absolute() else Path.cwd() / file
     label = str(file)
     docs, problems = manifest_files.read_file(file)
     if not problems and (len(docs) != 1 or not isinstance(docs[0].value, dict)):
@@ -115,13 +121,13 @@ def load_project(file: Path) -> Project:
             )
         )
         paths = []
-    folder = file.resolve().parent
+    folder = file.parent
     spaces = _spaces(doc, value.get("spaces"), folder, problems) if "spaces" in value else ()
     if not problems:
         problems += _shared_owners(doc, spaces, owner)
     if problems:
         raise InvalidManifests(sorted(problems, key=lambda p: (p.line, p.column)))
-    return Project(file.resolve(), owner, tuple(_absolute(folder / p) for p in paths), spaces)
+    return Project(file, owner, tuple(folder / p for p in paths), spaces)
 
 
 def _spaces(
@@ -275,12 +281,13 @@ def _check_space_fields(entry: dict[Any, Any], bad: Callable[..., None]) -> None
 def _space_paths(
     entry: dict[Any, Any], field: str, bad: Callable[..., None], folder: Path
 ) -> tuple[Path, ...]:
-    """A space's `paths:` or `var_files:`, absolute; empty (and a problem) if it is not a list of paths."""
+    """A space's `paths:` or `var_files:`, absolute (as spelled under the file's folder); empty
+    (and a problem) if it is not a list of paths."""
     items = _path_list(entry.get(field, []))
     if items is None:
         bad(field, "must be a list of paths, relative to this file")
         items = []
-    return tuple(_absolute(folder / p) for p in items)
+    return tuple(folder / p for p in items)
 
 
 def _space(entry: dict[Any, Any], bad: Callable[..., None], folder: Path) -> SpaceSpec | None:
@@ -452,7 +459,7 @@ def check_prune_scope(instance: Instance, *, what: str = "--prune") -> None:
         missing = [
             d
             for d in instance.declared
-            if not any(d == g or (g.is_dir() and d.is_relative_to(g)) for g in given)
+            if not any((real := _absolute(d)) == g or (g.is_dir() and real.is_relative_to(g)) for g in given)
         ]
         if missing:
             shown = ", ".join(str(m) for m in missing)
