@@ -5,16 +5,22 @@ while nothing applies). Polls with deadlines."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
+from reconciler.lock import space_lock
 from reconciler.ownership import owner_tag
+from reconciler.project import lock_key
+from reconciler.sandbox import SandboxConfig, SandboxServer
 
-from .conftest import model_yaml
+from .conftest import model_yaml, poll
 
 TOKEN = "tok-spaces-world-4d2e"
 FOREIGN_UID = 12345
@@ -256,3 +262,151 @@ def test_inside_a_checkout_its_own_project_file_is_trusted_whoever_owns_it(cli, 
     assert run.code == 0, run.all
     with _http(sandbox.url, None) as http:
         assert owner_tag("team-r") in http.get("/models/m").json()["tags"].split(",")
+
+
+# -- 3. the daemon's world: spaces that cannot start are retried ------------------------------
+
+
+SPACES = {"a": "acme", "b": "globex"}
+
+
+def only_not_ready(url: str, names: list[str]) -> dict | None:
+    """/readyz's `not_ready` once it names exactly `names` (a round's result is observed just
+    after its log line)."""
+    not_ready = httpx.get(url + "/readyz").json()["not_ready"]
+    return not_ready if sorted(not_ready) == names else None
+
+
+class Break:
+    """Why a space cannot start (what /readyz says), and how the test takes it away."""
+
+    def __init__(self, reason, undo):
+        self.reason, self.undo = reason, undo
+
+
+def break_space(kind: str, root: Path, name: str, url: str) -> Break:
+    if kind == "token":  # the token file is not there (yet): a Secret mounted late
+        token = root / "secrets" / name
+        return Break("cannot read", lambda: token.write_text(TOKEN + "\n"))
+    if kind == "lock":  # an apply holds the space's lock
+        held = contextlib.ExitStack()
+        held.enter_context(space_lock(root, lock_key(url, SPACES[name]), command="apply", shared=True))
+        return Break("holds the lock", held.close)
+    folder = root / "spaces" / name  # the folder is missing
+    (folder / "m.yaml").unlink()
+    folder.rmdir()
+
+    def restore():
+        folder.mkdir()
+        (folder / "m.yaml").write_text(ollama(f"{name}-m"))
+
+    return Break("no such file or directory", restore)
+
+
+@pytest.mark.parametrize(
+    "breaks", [("token", "token"), ("lock", "lock"), ("folder", "token"), ("token", "folder")]
+)
+@pytest.mark.timeout(90)
+def test_spaces_that_cannot_start_are_retried_and_a_daemon_applying_nothing_is_not_alive(
+    breaks, tenants, tmp_path, daemons
+):
+    (tmp_path / "secrets").mkdir()
+    lines = [
+        entry(
+            name, tenants.url, tenant=tenant, token=f"{{file: secrets/{name}}}" if kind == "token" else None
+        )
+        for (name, tenant), kind in zip(SPACES.items(), breaks, strict=True)
+    ]
+    config = write_project(tmp_path, lines)
+    made = {
+        name: break_space(kind, tmp_path, name, tenants.url)
+        for name, kind in zip(SPACES, breaks, strict=True)
+    }
+    try:
+        daemon = daemons(
+            "--config",
+            config,
+            "--metrics-port",
+            "0",
+            "--resync-interval",
+            "1",
+            cwd=tmp_path,
+            env={"SPACE_TOKEN": TOKEN},
+        )
+        url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
+        for name in SPACES:
+            daemon.wait_for(f"{name} failing to start", event="space_failed", space=name)
+
+        def livez():
+            answer = httpx.get(url + "/livez")
+            return answer.status_code == 503 and answer.json()["phase"] == "not_started"
+
+        poll(livez, "/livez failing while no space applies")
+        ready = httpx.get(url + "/readyz")
+        assert ready.status_code == 503
+        not_ready = ready.json()["not_ready"]
+        for name in SPACES:
+            assert not_ready[name]["status"] == "not_started"
+            assert made[name].reason in not_ready[name]["reason"], not_ready
+        assert 'syft_reconciler_space_started{space="a"} 0.0' in httpx.get(url + "/metrics").text.splitlines()
+
+        made["a"].undo()  # the first space can start now; the other still cannot
+        daemon.wait_for("a's first round", event="round", trigger="startup", status="ok", space="a")
+        assert models(tenants.url, "acme") == ["a-m"]
+        poll(lambda: httpx.get(url + "/livez").status_code == 200, "/livez alive: a space applies")
+        not_ready = poll(lambda: only_not_ready(url, ["b"]), "only b not ready")
+        assert made["b"].reason in not_ready["b"]["reason"]
+        daemon.wait_for("b tried again", since=daemon.mark(), event="space_failed", space="b")
+        failed = [e for e in daemon.events if e.get("event") == "space_failed" and e.get("space") == "b"]
+        assert [e["failures"] for e in failed[:2]] == [1, 2]
+        assert all(0.75 <= e["delay_s"] <= 1.25 for e in failed)  # backoff, capped by the resync
+
+        made["b"].undo()
+        daemon.wait_for("b's first round", event="round", trigger="startup", status="ok", space="b")
+        assert models(tenants.url, "globex") == ["b-m"]
+        poll(lambda: httpx.get(url + "/readyz").status_code == 200, "every space ready")
+        metrics = httpx.get(url + "/metrics").text.splitlines()
+        assert 'syft_reconciler_space_started{space="b"} 1.0' in metrics
+        assert daemon.terminate() == 0
+    finally:
+        for broken in made.values():
+            with contextlib.suppress(OSError):
+                broken.undo()
+    assert TOKEN not in daemon.log and "Traceback" not in daemon.log
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(60)
+def test_a_space_whose_server_is_down_at_start_converges_when_it_comes_up(tenants, tmp_path, daemons):
+    port = _free_port()
+    late = f"http://127.0.0.1:{port}"
+    config = write_project(tmp_path, [entry("a", tenants.url, tenant="acme"), entry("b", late)])
+    daemon = daemons(
+        "--config",
+        config,
+        "--metrics-port",
+        "0",
+        "--resync-interval",
+        "1",
+        "--retries",
+        "0",
+        cwd=tmp_path,
+        env={"SPACE_TOKEN": TOKEN},
+    )
+    url = daemon.wait_for("the metrics address", event="metrics_listening")["url"]
+    daemon.wait_for("a's first round", event="round", trigger="startup", status="ok", space="a")
+    daemon.wait_for("b unreachable", event="round", status="unreachable", space="b")
+    not_ready = poll(lambda: only_not_ready(url, ["b"]), "only b not ready")
+    assert not_ready["b"]["status"] == "unreachable"
+    assert httpx.get(url + "/livez").status_code == 200  # a restart would not bring the server up
+    with SandboxServer(SandboxConfig(token=TOKEN), port=port) as server:
+        daemon.wait_for("b's round once it is up", event="round", status="ok", space="b")
+        assert models(server.url) == ["b-m"]
+        poll(lambda: httpx.get(url + "/readyz").status_code == 200, "every space ready")
+        assert daemon.terminate() == 0
+    assert json.dumps(TOKEN) not in daemon.log
