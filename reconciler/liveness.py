@@ -5,6 +5,7 @@ to stay silent. The loop (watch.py) beats; metrics.py reads the status; a multi-
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -13,12 +14,15 @@ from dataclasses import dataclass
 STALL_SLACK_S = 30.0
 """Added to every promise of the loop: a busy machine (GC, two cores shared) is not a stuck loop."""
 
+NOT_STARTED = "not_started"
+"""The phase of a loop whose last attempt to start failed, waiting to try again."""
+
 
 @dataclass(frozen=True)
 class Liveness:
     alive: bool
     phase: str
-    """starting, waiting (for file changes), round, backoff or stopped."""
+    """starting, waiting (for file changes), round, backoff, not_started or stopped."""
     silent_s: float
     """Seconds since the loop was last heard from (a beat, or a request it started in a round)."""
     allowed_s: float
@@ -45,12 +49,28 @@ class Heartbeat:
         self._at = clock()
         self._allowed = STALL_SLACK_S
         self._seen = progress()
+        self._cannot_start = False
 
     def beat(self, phase: str, within: float) -> None:
         """The loop is in `phase` and will be heard from again within `within` seconds."""
         with self._lock:
             self._phase, self._at, self._allowed = phase, self._clock(), within + STALL_SLACK_S
             self._seen = self._progress()
+            self._cannot_start = False
+
+    def cannot_start(self, within: float) -> None:
+        """The loop could not start (a space's lock held, its token or folder missing) and tries
+        again within `within` seconds; until it beats as started, it applies nothing."""
+        with self._lock:
+            self._phase, self._at, self._allowed = NOT_STARTED, self._clock(), within + STALL_SLACK_S
+            self._cannot_start = True
+
+    @property
+    def applies(self) -> bool:
+        """False while the loop's last attempt to start failed (it is alive, retrying, but
+        reconciles nothing)."""
+        with self._lock:
+            return not self._cannot_start
 
     def stopped(self) -> None:
         with self._lock:
@@ -67,8 +87,10 @@ class Heartbeat:
 
 
 class Heartbeats(Heartbeat):
-    """Many loops as one (a watch over many spaces): alive while every one keeps its promise;
-    the status is the first that does not, else the change source's own."""
+    """Many loops as one (a watch over many spaces): alive while every one keeps its promise and
+    at least one of them applies; the status is the first that does not keep it, else the
+    change source's own. A daemon whose every space failed to start (each retrying) applies
+    nothing: it is not alive (phase not_started), so that a supervisor sees it and restarts it."""
 
     def __init__(self, source: Heartbeat, loops: Sequence[Heartbeat]) -> None:
         super().__init__()
@@ -83,4 +105,9 @@ class Heartbeats(Heartbeat):
 
     def status(self) -> Liveness:
         statuses = [self.source.status(), *(h.status() for h in self.loops)]
-        return next((s for s in statuses if not s.alive), statuses[0])
+        stuck = next((s for s in statuses if not s.alive), None)
+        if stuck is not None:
+            return stuck
+        if self.loops and not any(h.applies for h in self.loops):
+            return dataclasses.replace(statuses[0], alive=False, phase=NOT_STARTED)
+        return statuses[0]

@@ -95,6 +95,15 @@ class DaemonMetrics:
             extra,
             registry=r,
         )
+        self.started = Gauge(
+            "syft_reconciler_space_started",
+            "1 once the space's loop runs; 0 while it cannot start (its lock held, its token or "
+            "folder missing) and is retried with backoff.",
+            extra,
+            registry=r,
+        )
+        for space in self.spaces:
+            self.started.labels(space).set(0)
         for space in self.spaces or ("",):  # every series from the start: alerts never see a gap
             for state in STATES:
                 self.models.labels(state, *self._space(space)).set(0)
@@ -133,6 +142,18 @@ class DaemonMetrics:
                 seen.success_at = now
                 seen.applied_commit = result.commit or seen.applied_commit
 
+    def cannot_start(self, space: str, message: str) -> None:
+        """A space of a multi-space watch could not start (it is tried again): /readyz names it
+        with `message`."""
+        with self._lock:
+            self._state.setdefault(space, _SpaceState()).cannot_start = message or "unknown reason"
+
+    def space_started(self, space: str) -> None:
+        """The space's loop runs: its readiness is its rounds' again."""
+        self.started.labels(space).set(1)
+        with self._lock:
+            self._state.setdefault(space, _SpaceState()).cannot_start = None
+
     def health(self) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body) for /healthz."""
         if self.spaces:
@@ -168,11 +189,16 @@ class DaemonMetrics:
     def _many(self, *, detail: bool) -> tuple[int, dict[str, Any]]:
         """Every space's readiness: ready when all are; `not_ready` names the others and why."""
         with self._lock:
-            states = {name: (s.last, s.success_at, s.applied_commit) for name, s in self._state.items()}
+            states = {
+                name: (s.last, s.success_at, s.applied_commit, s.cannot_start)
+                for name, s in self._state.items()
+            }
         not_ready: dict[str, Any] = {}
         every: dict[str, Any] = {}
-        for name, (last, success_at, commit) in states.items():
+        for name, (last, success_at, commit, cannot_start) in states.items():
             code, body = _readiness(last, success_at)
+            if cannot_start is not None:
+                code, body = 503, _not_started(cannot_start, success_at)
             body["applied_commit"] = commit
             every[name] = body
             if code != 200:
@@ -195,6 +221,17 @@ class _SpaceState:
     last_at: float | None = None
     success_at: float | None = None
     applied_commit: str | None = None
+    cannot_start: str | None = None
+    """Why the space's last attempt to start failed, while it waits to try again."""
+
+
+def _not_started(message: str, success_at: float | None) -> dict[str, Any]:
+    return {
+        "ready": False,
+        "status": "not_started",
+        "reason": f"the space cannot start (tried again with backoff): {message}",
+        "last_success": _iso(success_at),
+    }
 
 
 def _readiness(last: RoundResult | None, success_at: float | None) -> tuple[int, dict[str, Any]]:

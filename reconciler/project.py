@@ -11,6 +11,13 @@ project file found at or above the manifests, as `.pre-commit-config.yaml` is:
 
 `check_prune_scope` is the guard that prune sees the whole set or nothing; `lock_home` and
 `lock_key` give the folder lock one key however the roots are spelled.
+
+Two hostile conditions are refused here. Two `spaces:` entries that drive one space (the same
+server however its URL is spelled, the same tenant or none) with one owner would prune each
+other's objects: the project file is refused, naming both. And a project file found by the search
+outside a git checkout is used only when it and its folder belong to the user running (or to
+root): another user's file in a parent folder (/tmp, a shared home) must not choose the server,
+the token or the owner of a run; `--config FILE` uses any file on purpose (git's safe.directory).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from reconciler import manifests as manifest_files
 from reconciler.errors import BadSetting, InvalidManifests, Refused
@@ -68,10 +76,18 @@ class SpaceSpec:
     owner: str | None = None
     where: str = ""
     """file:line:col of the entry, for messages."""
+    index: int = 0
+    """Its position in `spaces:`, for messages."""
 
 
 def load_project(file: Path) -> Project:
-    """Read and check a project file; raise InvalidManifests with every problem (file:line:col)."""
+    """Read and check a project file; raise InvalidManifests with every problem (file:line:col).
+
+    The file keeps its spelling (made absolute, symlinks not resolved), and so do the paths in it:
+    `--config /git/repo/syft-reconciler.yaml` under a link that git-sync flips to each new commit
+    reads the new commit's manifests and token files through the link, and the watch follows it.
+    """
+    file = file if file.is_absolute() else Path.cwd() / file
     label = str(file)
     docs, problems = manifest_files.read_file(file)
     if not problems and (len(docs) != 1 or not isinstance(docs[0].value, dict)):
@@ -105,11 +121,13 @@ def load_project(file: Path) -> Project:
             )
         )
         paths = []
-    folder = file.resolve().parent
+    folder = file.parent
     spaces = _spaces(doc, value.get("spaces"), folder, problems) if "spaces" in value else ()
+    if not problems:
+        problems += _shared_owners(doc, spaces, owner)
     if problems:
         raise InvalidManifests(sorted(problems, key=lambda p: (p.line, p.column)))
-    return Project(file.resolve(), owner, tuple(_absolute(folder / p) for p in paths), spaces)
+    return Project(file, owner, tuple(folder / p for p in paths), spaces)
 
 
 def _spaces(
@@ -141,8 +159,78 @@ def _spaces(
         space = _space(entry, bad, folder)
         if len(problems) == before and space is not None:
             line, column = doc.where(("spaces", i))
-            found.append(dataclasses.replace(space, where=f"{doc.path}:{line}:{column}"))
+            found.append(dataclasses.replace(space, where=f"{doc.path}:{line}:{column}", index=i))
     return tuple(found)
+
+
+def _shared_owners(
+    doc: manifest_files.Document, spaces: Sequence[SpaceSpec], project_owner: object
+) -> list[Problem]:
+    """A problem for each space that drives the same space as an earlier one with the same owner:
+    prune in one would delete the other's objects (each space's own `owner:` is the fix)."""
+    problems: list[Problem] = []
+    first: dict[tuple[tuple[str, str | None], object], SpaceSpec] = {}
+    for spec in spaces:
+        owner = spec.owner if spec.owner is not None else project_owner
+        earlier = first.setdefault((space_target(spec.server, spec.tenant), owner), spec)
+        if earlier is spec:
+            continue
+        field = ("spaces", spec.index, "owner") if spec.owner is not None else ("spaces", spec.index)
+        if owner is None:
+            whose = "no owner at all"
+        elif spec.owner is None or earlier.owner is None:
+            whose = f"the same owner `{owner}` (inherited from the project's `owner:`)"
+        else:
+            whose = f"the same owner `{owner}`"
+        problems.append(
+            Problem(
+                doc.path,
+                *doc.where(field),
+                f"spaces[{spec.index}].owner",
+                f"spaces[{spec.index}] ({spec.name}) and spaces[{earlier.index}] ({earlier.name}) drive "
+                f"the same space, {describe_space(spec.server, spec.tenant)}, with {whose}: each would "
+                "take the other's objects for its own, and --prune in one would delete them; give each "
+                "space its own `owner:`",
+            )
+        )
+    return problems
+
+
+def same_space(spaces: Sequence[SpaceSpec]) -> tuple[SpaceSpec, SpaceSpec] | None:
+    """The first two spaces that drive the same space (whatever their owners), if any."""
+    first: dict[tuple[str, str | None], SpaceSpec] = {}
+    for spec in spaces:
+        earlier = first.setdefault(space_target(spec.server, spec.tenant), spec)
+        if earlier is not spec:
+            return earlier, spec
+    return None
+
+
+def normal_server(server: str) -> str:
+    """A server URL as one space is named however it is spelled: scheme and host in lower case,
+    no default port (80, 443), no credentials, no trailing slash or dot; the path as written.
+    Anything else (the sandbox's `sandbox:<database>`) as written, without a trailing slash."""
+    try:
+        parts = urlsplit(server.strip())
+        port = parts.port
+    except ValueError:
+        return server.rstrip("/")
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").rstrip(".")
+    if scheme not in ("http", "https") or not host:
+        return server.rstrip("/")
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if port in (None, {"http": 80, "https": 443}[scheme]) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def space_target(server: str, tenant: str | None) -> tuple[str, str | None]:
+    """The space a server and tenant name: two spellings of one server are one space; a tenant
+    is its own space, and no tenant is the server's default one."""
+    return normal_server(server), tenant or None
+
+
+def describe_space(server: str, tenant: str | None) -> str:
+    return f"{normal_server(server)} ({f'tenant {tenant}' if tenant else 'no tenant'})"
 
 
 def _owner_problem(owner: object) -> str | None:
@@ -193,12 +281,13 @@ def _check_space_fields(entry: dict[Any, Any], bad: Callable[..., None]) -> None
 def _space_paths(
     entry: dict[Any, Any], field: str, bad: Callable[..., None], folder: Path
 ) -> tuple[Path, ...]:
-    """A space's `paths:` or `var_files:`, absolute; empty (and a problem) if it is not a list of paths."""
+    """A space's `paths:` or `var_files:`, absolute (as spelled under the file's folder); empty
+    (and a problem) if it is not a list of paths."""
     items = _path_list(entry.get(field, []))
     if items is None:
         bad(field, "must be a list of paths, relative to this file")
         items = []
-    return tuple(_absolute(folder / p) for p in items)
+    return tuple(folder / p for p in items)
 
 
 def _space(entry: dict[Any, Any], bad: Callable[..., None], folder: Path) -> SpaceSpec | None:
@@ -267,10 +356,38 @@ def _search_up(start: Path) -> Path | None:
     while True:
         candidate = folder / FILE_NAME
         if candidate.is_file():
-            return candidate.resolve()
+            found = candidate.resolve()
+            _check_trusted(candidate, found)
+            return found
         if (folder / ".git").exists() or folder.parent == folder:
             return None
         folder = folder.parent
+
+
+def _in_checkout(folder: Path) -> bool:
+    return any((f / ".git").exists() for f in (folder, *folder.parents))
+
+
+def _check_trusted(candidate: Path, found: Path) -> None:
+    """Refuse a project file found outside a git checkout unless the user running owns it and its
+    folder (root's are trusted too). Inside a checkout the repository's own files are the user's
+    choice to run, whoever owns them (a git-sync checkout belongs to git-sync's user)."""
+    if _in_checkout(candidate.parent):
+        return
+    me = os.geteuid()
+    for what, path in (("file", found), ("folder", candidate.parent), ("folder", found.parent)):
+        try:
+            uid = path.stat().st_uid
+        except OSError as exc:
+            raise Refused(f"cannot check who owns the project file's {what} {path}: {exc.strerror}") from None
+        if uid not in (me, 0):
+            raise Refused(
+                f"refusing the project file {candidate}: it was found outside any git checkout, and "
+                f"{'it' if what == 'file' else f'its folder {path}'} belongs to another user (uid {uid}; "
+                f"you are uid {me}), who must not choose the server, the token or the owner of this run. "
+                f"To use it on purpose, pass --config {candidate}; otherwise put your own {FILE_NAME} "
+                "in your folder, or run inside your git checkout; nothing was read from it"
+            )
 
 
 def _absolute(path: Path) -> Path:
@@ -342,7 +459,7 @@ def check_prune_scope(instance: Instance, *, what: str = "--prune") -> None:
         missing = [
             d
             for d in instance.declared
-            if not any(d == g or (g.is_dir() and d.is_relative_to(g)) for g in given)
+            if not any((real := _absolute(d)) == g or (g.is_dir() and real.is_relative_to(g)) for g in given)
         ]
         if missing:
             shown = ", ".join(str(m) for m in missing)
@@ -362,5 +479,5 @@ def check_prune_scope(instance: Instance, *, what: str = "--prune") -> None:
 
 def lock_key(server: str, tenant: str | None) -> str:
     """A short stable key for the target space, so that one folder can drive several spaces."""
-    text = f"{server.rstrip('/').lower()}|{tenant or ''}"
+    text = f"{normal_server(server)}|{tenant or ''}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]

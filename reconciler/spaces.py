@@ -365,13 +365,18 @@ class WatchedSpace:
     on_idle: Callable[[], None] = lambda: None
     """Called while the loop waits for a batch (its heartbeat)."""
     inbox: queue.Queue[set[str] | None] = field(default_factory=queue.Queue)
+    takes_batches: Callable[[], bool] = lambda: True
+    """False while the space is not started yet (its `run` retries that first): it is sent no
+    batch meanwhile, since its first round reads everything anyway."""
 
 
 def watch_all(spaces: Sequence[WatchedSpace], batches: Iterator[set[str]], stop: threading.Event) -> None:
     """One change source for every space, one loop per space (its rounds, backoff and state).
 
-    A batch goes to the spaces whose roots hold a changed path (every batch to a space without
-    roots, e.g. at git HEAD, where any commit may concern it); an empty batch (a resync) to all.
+    A batch goes to the started spaces whose roots hold a changed path (every batch to a space
+    without roots, e.g. at git HEAD, where any commit may concern it); an empty batch (a resync)
+    to all of them. A space's `run` first starts it (retried with backoff until it can), then
+    runs its loop.
     Each space's loop runs in its own thread, so a space waiting out a backoff or a slow server
     holds up no other; the rounds themselves are bounded by the caller (a semaphore in `run`).
     """
@@ -388,6 +393,8 @@ def watch_all(spaces: Sequence[WatchedSpace], batches: Iterator[set[str]], stop:
             if stop.is_set():
                 break
             for space in spaces:
+                if not space.takes_batches():
+                    continue
                 if not batch:
                     space.inbox.put(set())
                     continue

@@ -19,15 +19,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import watchfiles
 
 from reconciler.backoff import DAEMON_BACKOFF, Backoff
+from reconciler.errors import ReconcilerError
 from reconciler.liveness import Heartbeat
 from reconciler.plan import PlanOptions
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def event(name: str, /, **fields: Any) -> dict[str, Any]:
@@ -167,6 +170,46 @@ def run(
     finally:
         beat.stopped()
     return rounds
+
+
+def start(
+    open_: Callable[[], T],
+    stop: threading.Event,
+    *,
+    backoff: Backoff = DAEMON_BACKOFF,
+    on_failure: Callable[[str, float, int], None] = lambda message, delay, failures: None,
+    heartbeat: Heartbeat | None = None,
+    wait: Callable[[float], bool] | None = None,
+    rng: random.Random | None = None,
+) -> T | None:
+    """What a loop needs to start (a space's folder, lock, token and client), tried until it
+    opens or `stop`: None when stopped first.
+
+    A failure is never the end: it is reported (`on_failure(message, delay, failures)`), the
+    heartbeat says the loop cannot start yet (liveness.Heartbeat.cannot_start), and the next
+    attempt comes after a backoff, as a round that failed against the server does. A lock held
+    by an apply, a token file mounted late or a folder restored by the next commit start the
+    space then, not never.
+    """
+    wait = wait or stop.wait
+    rng = rng or random.Random()
+    beat = heartbeat or Heartbeat()
+    failures = 0
+    while not stop.is_set():
+        try:
+            return open_()
+        except ReconcilerError as exc:
+            message = exc.message
+        except Exception as exc:  # a bug, or the OS: this space waits and tries again, like a round
+            log.debug("unexpected error starting", exc_info=True)
+            message = f"unexpected error: {type(exc).__name__}: {exc}"
+        delay = backoff.delay(failures, rng=rng)
+        failures += 1
+        on_failure(message, delay, failures)
+        beat.cannot_start(delay)
+        if wait(delay):
+            break
+    return None
 
 
 def change_batches(

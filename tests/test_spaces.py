@@ -124,7 +124,7 @@ def test_tokens_resolve_from_the_environment_or_a_file(tmp_path):
         """
         spaces:
           - {name: a, server: 'http://x', token: 'Bearer-${T}'}
-          - {name: b, server: 'http://x', token: {file: tok}}
+          - {name: b, server: 'http://y', token: {file: tok}}
         """,
     )
     a, b = p.spaces
@@ -342,3 +342,200 @@ def test_an_interrupt_stops_the_spaces_not_started_and_the_applies_in_flight():
     with interrupt.track(late):  # an apply that starts after the signal stops at once
         pass
     assert stopped == [signal.SIGTERM, signal.SIGTERM]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://space.example.org", "https://Space.Example.ORG:443/"),
+        ("http://space.example.org", "http://space.example.org:80"),
+        ("http://127.0.0.1:8080/api", "http://127.0.0.1:8080/api/"),
+        ("https://space.example.org", "https://user:pw@space.example.org."),
+    ],
+)
+def test_one_server_spelled_two_ways_is_one_space_and_one_lock(tmp_path, a, b):
+    from reconciler.project import lock_key, normal_server
+
+    assert normal_server(a) == normal_server(b) and lock_key(a, "t") == lock_key(b, "t")
+    found = problems(
+        tmp_path,
+        f"owner: o\nspaces:\n  - {{name: a, server: '{a}', tenant: t, token: '${{T}}'}}\n"
+        f"  - {{name: b, server: '{b}', tenant: t, token: '${{T}}'}}\n",
+    )
+    assert len(found) == 1 and found[0].startswith("syft-reconciler.yaml:4:5: spaces[1].owner: spaces[1] (b)")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://space.example.org", "http://space.example.org"),  # another scheme, another port
+        ("https://space.example.org", "https://space.example.org:8443"),
+        ("https://space.example.org/a", "https://space.example.org/b"),
+        ("https://space.example.org/a", "https://space.example.org/A"),  # a path is case-sensitive
+    ],
+)
+def test_other_servers_are_other_spaces(tmp_path, a, b):
+    from reconciler.project import lock_key
+
+    assert lock_key(a, None) != lock_key(b, None)
+    assert (
+        len(
+            project(
+                tmp_path,
+                f"owner: o\nspaces:\n  - {{name: a, server: '{a}', token: '${{T}}'}}\n"
+                f"  - {{name: b, server: '{b}', token: '${{T}}'}}\n",
+            ).spaces
+        )
+        == 2
+    )
+
+
+def test_a_shared_space_is_one_problem_per_later_space_at_its_owner(tmp_path):
+    found = problems(
+        tmp_path,
+        """
+        spaces:
+          - {name: a, server: 'http://x', token: '${T}', owner: team}
+          - {name: b, server: 'http://x', token: '${T}', owner: team}
+          - {name: c, server: 'http://x', token: '${T}', owner: team}
+          - {name: d, server: 'http://x', token: '${T}', owner: other}
+          - {name: e, server: 'http://x', tenant: t, token: '${T}', owner: team}
+          - {name: f, server: 'http://y', token: '${T}'}
+          - {name: g, server: 'http://y', token: '${T}'}
+        """,
+    )
+    assert [p.split(": ", 2)[:2] for p in found] == [
+        ["syft-reconciler.yaml:4:57", "spaces[1].owner"],
+        ["syft-reconciler.yaml:5:57", "spaces[2].owner"],
+        ["syft-reconciler.yaml:9:5", "spaces[6].owner"],
+    ]
+    assert (
+        "spaces[2] (c) and spaces[0] (a) drive the same space, http://x (no tenant), with the same owner `team`"
+        in found[1]
+    )
+    assert "with no owner at all" in found[2]
+
+
+def test_a_space_that_cannot_start_is_tried_again_with_backoff_until_it_opens():
+    import random
+    import threading
+
+    from reconciler.backoff import Backoff
+    from reconciler.errors import LockHeld
+    from reconciler.liveness import Heartbeat
+    from reconciler.watch import start
+
+    attempts = iter([LockHeld("held"), OSError("token file"), "opened"])
+
+    def open_():
+        outcome = next(attempts)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    failures, waits = [], []
+    beat = Heartbeat()
+    opened = start(
+        open_,
+        threading.Event(),
+        backoff=Backoff(delays=(1.0, 2.0), jitter=0.0, cap=60.0),
+        on_failure=lambda message, delay, n: failures.append((message, delay, n, beat.applies)),
+        heartbeat=beat,
+        wait=lambda delay: waits.append(delay) or False,
+        rng=random.Random(1),
+    )
+    assert opened == "opened" and waits == [1.0, 2.0]
+    assert failures == [("held", 1.0, 1, True), ("unexpected error: OSError: token file", 2.0, 2, False)]
+    assert not beat.applies and beat.status().phase == "not_started"
+    beat.beat("round", 10.0)  # the loop runs: it applies again
+    assert beat.applies
+
+
+def test_a_stop_while_a_space_cannot_start_ends_the_attempts():
+    import threading
+
+    from reconciler.errors import LockHeld
+    from reconciler.watch import start
+
+    stop = threading.Event()
+    calls = []
+
+    def open_():
+        calls.append(1)
+        raise LockHeld("held")
+
+    assert start(open_, stop, wait=lambda delay: stop.set() or True) is None
+    assert calls == [1]
+    stop.clear()
+    stop.set()
+    assert start(open_, stop) is None and calls == [1]  # stopped before the first attempt
+
+
+def test_heartbeats_are_not_alive_while_no_space_applies():
+    from reconciler.liveness import Heartbeat, Heartbeats
+
+    now = [0.0]
+    source, a, b = (Heartbeat(clock=lambda: now[0]) for _ in range(3))
+    group = Heartbeats(source, [a, b])
+    group.beat("waiting", 100.0)
+    assert group.status().alive  # both still on their first attempt
+    a.cannot_start(1.0)
+    assert group.status().alive  # b may still start
+    b.cannot_start(1.0)
+    status = group.status()
+    assert not status.alive and status.phase == "not_started"
+    a.beat("waiting", 1000.0)  # a started
+    assert group.status().alive
+    group.beat("waiting", 1000.0)
+    now[0] = 100.0  # b never tried again: its promise (1 s + slack) is broken, a stuck loop
+    assert group.status().phase == "not_started" and not group.status().alive
+
+
+def test_readiness_names_a_space_that_cannot_start_and_why_until_it_starts():
+    from prometheus_client import generate_latest
+
+    from reconciler.metrics import DaemonMetrics
+    from reconciler.watch import RoundResult, RoundStatus, Trigger
+
+    metrics = DaemonMetrics(["a", "b"])
+    metrics.observer("a")(RoundResult(Trigger.STARTUP, RoundStatus.OK, 0.1))
+    metrics.space_started("a")
+    metrics.cannot_start("b", "another syft-reconciler holds the lock")
+    code, body = metrics.readiness()
+    assert code == 503 and list(body["not_ready"]) == ["b"]
+    assert body["not_ready"]["b"]["status"] == "not_started"
+    assert body["not_ready"]["b"]["reason"].endswith("another syft-reconciler holds the lock")
+    text = generate_latest(metrics.registry).decode().splitlines()
+    assert 'syft_reconciler_space_started{space="a"} 1.0' in text
+    assert 'syft_reconciler_space_started{space="b"} 0.0' in text
+    metrics.space_started("b")
+    assert metrics.readiness()[1]["not_ready"]["b"]["status"] == "starting"  # its first round is due
+    metrics.observer("b")(RoundResult(Trigger.STARTUP, RoundStatus.OK, 0.1))
+    assert metrics.readiness()[0] == 200
+
+
+def test_watch_all_sends_no_batch_to_a_space_not_started_yet(tmp_path):
+    import threading
+    import time
+
+    from reconciler.spaces import WatchedSpace, watch_all
+
+    started = threading.Event()
+    got: list[set[str]] = []
+
+    def run(batches):
+        started.wait(10)
+        got.extend(batches)
+
+    def batches():
+        yield {str(tmp_path / "a" / "x.yaml")}  # before the space started: its first round reads it
+        started.set()
+        yield set()
+        deadline = time.monotonic() + 10
+        while got != [set()]:
+            assert time.monotonic() < deadline, got
+            time.sleep(0.01)
+
+    space = WatchedSpace("a", (tmp_path / "a",), run, takes_batches=started.is_set)
+    watch_all([space], batches(), threading.Event())
+    assert got == [set()]

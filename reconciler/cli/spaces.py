@@ -110,8 +110,6 @@ def spaces_from(
 ) -> MultiSpace | None:
     """The multi-space run when the project file has `spaces:`, else None (a one-space run as
     ever). Pops the multi-space options from `kw`; leaves the rest for the one-space path."""
-    from reconciler.ownership import check_owner
-
     globs, shard_text, shards, spaces_parallelism = (
         tuple(kw.pop("space_globs")),
         kw.pop("shard"),
@@ -133,8 +131,8 @@ def spaces_from(
 
     _refuse_one_space_options(project.file)
     owner = kw.get("owner")
-    if owner is not None and (why := check_owner(owner)):
-        raise click.UsageError(f"--owner: {why}")
+    if owner is not None:
+        _check_one_owner(project, owner)
     shard = _shard(shard_text, shards)
     run = space_tasks.Run(
         project,
@@ -157,6 +155,26 @@ def _project(paths: Sequence[str], kw: dict[str, Any]) -> Project | None:
 
     file = kw["config"] if kw.get("config") is not None else find_project([Path(p) for p in paths])
     return load_project(file) if file is not None else None
+
+
+def _check_one_owner(project: Project, owner: str) -> None:
+    """--owner (or SYFT_RECONCILER_OWNER) gives every space one owner: a usage error when two of
+    the project's spaces drive the same space, which would then prune each other's objects."""
+    from reconciler.ownership import check_owner
+    from reconciler.project import describe_space, same_space
+
+    if why := check_owner(owner):
+        raise click.UsageError(f"--owner: {why}")
+    pair = same_space(project.spaces)
+    if pair is not None:
+        a, b = pair
+        raise click.UsageError(
+            f"--owner {owner} (or SYFT_RECONCILER_OWNER) gives every space one owner, but {a.name} "
+            f"({a.where}) and {b.name} ({b.where}) drive the same space, "
+            f"{describe_space(a.server, a.tenant)}: each would take the other's objects for its "
+            f"own, and --prune in one would delete them; drop --owner and give each space its own "
+            f"`owner:` in {project.file}"
+        )
 
 
 def _refuse_one_space_options(project_file: Path) -> None:

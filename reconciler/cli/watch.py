@@ -252,8 +252,8 @@ def _watch_many(
 ) -> None:
     """`watch` over the project file's spaces: one change source, one loop per space (its own
     rounds, backoff, lock and client), at most --spaces-parallelism rounds at once. A space that
-    cannot start (a missing token or folder, its lock held) is logged and reported not ready;
-    the others run."""
+    cannot start (a missing token or folder, its lock held) is logged, reported not ready and
+    tried again with backoff in its own thread; the others run meanwhile."""
     from reconciler import spaces
     from reconciler import watch as daemon
     from reconciler.liveness import Heartbeat, Heartbeats
@@ -261,68 +261,42 @@ def _watch_many(
 
     debug = current().debug
     _configure_logging(log_format, debug=debug)
-    schemas = bundled_registry()
     run, specs = multi.run, multi.specs
     if not specs:
         raise click.UsageError(f"no space selected (shard {multi.shard}); nothing to watch")
     stop = threading.Event()
     idle_silence = min(resync_interval, 1.0) + (debounce_ms + step_ms) / 1000
-    round_silence = daemon.request_budget(timeout=run.connection.timeout, retries=run.connection.retries)
-    backoff = dataclasses.replace(DAEMON_BACKOFF, cap=min(DAEMON_BACKOFF.cap, max(resync_interval, 1.0)))
-    semaphore = threading.Semaphore(multi.parallelism)
     all_roots = _existing_roots(run, specs)
     # the change source is one; each space reads through its own Source (their parse caches are
     # not shared between threads)
     source: Source = GitHead.open(all_roots) if use_git else WorkTree()
     with contextlib.ExitStack() as stack:
-        observe, server = stack.enter_context(_metrics_many(*metrics, [s.name for s in specs]))
-        watched: list[spaces.WatchedSpace] = []
-        beats: list[Heartbeat] = []
-        for spec in specs:
-            opened = _open_space(
-                run, spec, stack, stop, prune=options.prune, use_git=use_git, observe=observe
-            )
-            if opened is None:
-                continue
-            instance, own_source, client = opened
-            reconciler = _space_reconciler(
-                run,
-                spec,
-                instance,
-                own_source,
-                client,
-                options,
-                schemas=schemas,
-                settings=daemon.WatchSettings(
-                    resync_interval=resync_interval,
-                    self_heal=self_heal,
-                    plan=options,
-                    owner=instance.owner,
-                    debug=debug,
-                    count_kinds=metrics[1] is not None,
-                ),
-            )
-            beat = Heartbeat(progress=lambda c=client: c.requests)  # type: ignore[misc]
-            beats.append(beat)
-            loop = functools.partial(
-                daemon.run,
-                reconcile_once=spaces.bounded(semaphore, reconciler),
-                stop=stop,
-                backoff=backoff,
-                on_round=observe(spec.name),
-                heartbeat=beat,
-                round_silence=round_silence,
-                idle_silence=idle_silence,
-            )
-            watched.append(
-                spaces.WatchedSpace(
-                    spec.name,
-                    () if use_git else instance.roots,  # a commit may touch any space
-                    loop,
-                    on_idle=functools.partial(beat.beat, "waiting", idle_silence),
-                )
-            )
-        heartbeat = Heartbeats(Heartbeat(), beats)
+        daemon_metrics, server = stack.enter_context(_metrics_many(*metrics, [s.name for s in specs]))
+        shared = _Shared(
+            run=run,
+            options=options,
+            stop=stop,
+            metrics=daemon_metrics,
+            schemas=bundled_registry(),
+            semaphore=threading.Semaphore(multi.parallelism),
+            backoff=dataclasses.replace(
+                DAEMON_BACKOFF, cap=min(DAEMON_BACKOFF.cap, max(resync_interval, 1.0))
+            ),
+            round_silence=daemon.request_budget(
+                timeout=run.connection.timeout, retries=run.connection.retries
+            ),
+            idle_silence=idle_silence,
+            use_git=use_git,
+            settings=daemon.WatchSettings(
+                resync_interval=resync_interval,
+                self_heal=self_heal,
+                plan=options,
+                debug=debug,
+                count_kinds=metrics[1] is not None,
+            ),
+        )
+        loops = [_SpaceLoop(shared, spec) for spec in specs]
+        heartbeat = Heartbeats(Heartbeat(), [loop.heartbeat for loop in loops])
         if server is not None:  # /livez: the change source and every space's loop
             server.heartbeat = heartbeat
         stack.enter_context(graceful(lambda signum: stop.set(), then="interrupt"))
@@ -337,18 +311,123 @@ def _watch_many(
         )
         log.info(
             "watching %d space(s)%s: %s",
-            len(watched),
+            len(loops),
             f" (shard {multi.shard})" if multi.shard else "",
-            ", ".join(w.name for w in watched),
-            extra={"event": "start", "fields": {"spaces": [w.name for w in watched], "git": use_git}},
+            ", ".join(s.name for s in specs),
+            extra={"event": "start", "fields": {"spaces": [s.name for s in specs], "git": use_git}},
         )
-        spaces.watch_all(watched, batches, stop)
+        spaces.watch_all([loop.watched() for loop in loops], batches, stop)
     log.info("stopped", extra={"event": "stop", "fields": {}})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shared:
+    """What the loops of one multi-space watch share."""
+
+    run: Run
+    options: Any
+    stop: threading.Event
+    metrics: Any  # metrics.DaemonMetrics
+    schemas: SchemaRegistry
+    semaphore: threading.Semaphore
+    backoff: Any  # backoff.Backoff
+    round_silence: float
+    idle_silence: float
+    use_git: bool
+    settings: WatchSettings
+
+
+class _SpaceLoop:
+    """One space of a multi-space watch, in its own thread: started (its folder, its own Source,
+    lock and client), tried again with backoff until it can, then its loop of rounds."""
+
+    def __init__(self, shared: _Shared, spec: SpaceSpec) -> None:
+        from reconciler.liveness import Heartbeat
+
+        self.shared, self.spec = shared, spec
+        self.client: SpaceClient | None = None
+        self.heartbeat = Heartbeat(progress=lambda: self.client.requests if self.client else 0)
+        self.started = threading.Event()
+
+    def watched(self) -> Any:
+        from reconciler import spaces
+
+        instance = self.shared.run.instance(self.spec)
+        return spaces.WatchedSpace(
+            self.spec.name,
+            () if self.shared.use_git else instance.roots,  # a commit may touch any space
+            self,
+            on_idle=functools.partial(self.heartbeat.beat, "waiting", self.shared.idle_silence),
+            takes_batches=self.started.is_set,
+        )
+
+    def __call__(self, batches: Iterator[set[str]]) -> None:
+        from reconciler import spaces
+        from reconciler import watch as daemon
+
+        shared, name = self.shared, self.spec.name
+        opened = daemon.start(
+            functools.partial(
+                _open_space,
+                shared.run,
+                self.spec,
+                shared.stop,
+                prune=shared.options.prune,
+                use_git=shared.use_git,
+            ),
+            shared.stop,
+            backoff=shared.backoff,
+            on_failure=self._failed,
+            heartbeat=self.heartbeat,
+        )
+        if opened is None:  # stopped before it could start
+            self.heartbeat.stopped()
+            return
+        held, instance, source, self.client = opened
+        with held:
+            shared.metrics.space_started(name)
+            log.info("space %s started", name, extra=_space_ev(name, "space_started"))
+            self.started.set()
+            reconciler = _space_reconciler(
+                shared.run,
+                self.spec,
+                instance,
+                source,
+                self.client,
+                shared.options,
+                schemas=shared.schemas,
+                settings=dataclasses.replace(shared.settings, owner=instance.owner),
+            )
+            daemon.run(
+                batches,
+                reconcile_once=spaces.bounded(shared.semaphore, reconciler),
+                stop=shared.stop,
+                backoff=shared.backoff,
+                on_round=shared.metrics.observer(name),
+                heartbeat=self.heartbeat,
+                round_silence=shared.round_silence,
+                idle_silence=shared.idle_silence,
+            )
+
+    def _failed(self, message: str, delay: float, failures: int) -> None:
+        name = self.spec.name
+        self.shared.metrics.cannot_start(name, message)
+        log.error(
+            "space %s cannot start: %s; next attempt in %.1fs",
+            name,
+            message,
+            delay,
+            extra={
+                "event": "space_failed",
+                "fields": {"space": name, "delay_s": round(delay, 3), "failures": failures},
+            },
+        )
 
 
 def _existing_roots(run: Run, specs: tuple[SpaceSpec, ...]) -> list[Path]:
     """Every space's manifest roots that exist, sorted; a usage error when none does. Only folders
-    that exist are watched: a space whose folder is missing fails alone (`_open_space`)."""
+    that exist are watched: a space whose folder is missing fails alone (`_open_space`) until
+    it exists, and then sees its changes at each resync."""
     roots = sorted({r for spec in specs for r in run.instance(spec).roots if r.exists()})
     if not roots:
         raise click.UsageError("none of the spaces' manifest folders exists; nothing to watch")
@@ -356,41 +435,28 @@ def _existing_roots(run: Run, specs: tuple[SpaceSpec, ...]) -> list[Path]:
 
 
 def _open_space(
-    run: Run,
-    spec: SpaceSpec,
-    stack: contextlib.ExitStack[Any],
-    stop: threading.Event,
-    *,
-    prune: bool,
-    use_git: bool,
-    observe: Any,
-) -> tuple[Instance, Source, SpaceClient] | None:
-    """(instance, its own Source, client) for one space, its lock held and its client closed by
-    `stack`; None, logged and observed as a failed startup round, when it cannot start."""
+    run: Run, spec: SpaceSpec, stop: threading.Event, *, prune: bool, use_git: bool
+) -> tuple[contextlib.ExitStack[Any], Instance, Source, SpaceClient]:
+    """(what to release, instance, its own Source, client) for one space: its folders exist,
+    its prune is whole, its lock is held and its client is made (the token read); ReconcilerError
+    (nothing held) when it cannot start yet."""
     from reconciler import spaces
-    from reconciler import watch as daemon
     from reconciler.errors import ReconcilerError
     from reconciler.project import check_prune_scope
     from reconciler.sources import GitHead, WorkTree
 
     instance = run.instance(spec)
-    try:
-        missing = [str(r) for r in instance.roots if not r.exists()]
-        if missing:
-            raise ReconcilerError(f"no such file or directory: {', '.join(missing)}")
-        if prune:
-            check_prune_scope(instance)
-        own_source: Source = GitHead.open(instance.roots) if use_git else WorkTree()
+    missing = [str(r) for r in instance.roots if not r.exists()]
+    if missing:
+        raise ReconcilerError(f"no such file or directory: {', '.join(missing)}")
+    if prune:
+        check_prune_scope(instance)
+    own_source: Source = GitHead.open(instance.roots) if use_git else WorkTree()
+    with contextlib.ExitStack() as stack:
         stack.enter_context(spaces.lock_of(spec, run.project, command="watch", shared=False))
         client = run.connect(spec, sleep=stop.wait)
-    except ReconcilerError as exc:
-        log.error("space %s cannot start: %s", spec.name, exc, extra=_space_ev(spec.name, "space_failed"))
-        observe(spec.name)(
-            daemon.RoundResult(daemon.Trigger.STARTUP, daemon.RoundStatus.FAILED, 0.0, exc.message)
-        )
-        return None
-    stack.callback(client.close)
-    return instance, own_source, client
+        stack.callback(client.close)
+        return stack.pop_all(), instance, own_source, client
 
 
 def _space_reconciler(
@@ -431,13 +497,13 @@ def _space_ev(space: str, event: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _metrics_many(host: str, port: int | None, names: list[str]) -> Iterator[Any]:
-    """(`observer(space)` for each space's rounds, the metrics server or None); the server starts
-    at once and is given the liveness source when the loops exist."""
+    """(the spaces' DaemonMetrics, the metrics server or None); the server starts at once and is
+    given the liveness source when the loops exist."""
     from reconciler.metrics import DaemonMetrics, MetricsServer
 
     metrics = DaemonMetrics(names)
     if port is None:
-        yield metrics.observer, None
+        yield metrics, None
         return
     try:
         server = MetricsServer(metrics, host=host, port=port)
@@ -451,7 +517,7 @@ def _metrics_many(host: str, port: int | None, names: list[str]) -> Iterator[Any
             server.url,
             extra={"event": "metrics_listening", "fields": {"url": server.url}},
         )
-        yield metrics.observer, server
+        yield metrics, server
 
 
 @contextlib.contextmanager

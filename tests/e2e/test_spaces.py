@@ -212,8 +212,10 @@ def test_watch_over_many_spaces_picks_up_a_change_in_one(tenants, tmp_path, env,
     config = write_project(tmp_path, tenants.url, names, dead=names[5])
     with config.open("a") as f:  # spaces that cannot start: a token not set, a folder missing
         f.write(
-            f"  - {{name: ghost, server: '{tenants.url}', token: '${{NO_SUCH_TOKEN}}', paths: [spaces]}}\n"
-            f"  - {{name: lost, server: '{tenants.url}', token: '${{SPACE_TOKEN}}', paths: [nowhere]}}\n"
+            f"  - {{name: ghost, server: '{tenants.url}', token: '${{NO_SUCH_TOKEN}}', paths: [spaces], "
+            "owner: ghost}\n"
+            f"  - {{name: lost, server: '{tenants.url}', token: '${{SPACE_TOKEN}}', paths: [nowhere], "
+            "owner: lost}\n"
         )
     seed_endpoint(tenants, names[1])
     daemon = daemon_of(
