@@ -66,7 +66,9 @@ def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Tas
     return task
 
 
-def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool) -> Task:
+def plan_task(
+    run: Run, registry: Any, options: Any, *, detailed_exitcode: bool, markdown: bool = False
+) -> Task:
     from reconciler import round
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
@@ -87,9 +89,13 @@ def plan_task(run: Run, registry: Any, options: Any, *, detailed_exitcode: bool)
         )
         result.notes += [str(w) for w in desired.loaded.warnings]
         where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
-        result.lines += render.space_plan_text(
-            whole, target=where, replace_allowed=options.replace_allowed
-        ).splitlines()
+        allowed = options.replace_allowed
+        shown = (
+            render.plan_markdown(whole, target=where, replace_allowed=allowed, refused=planned.refused)
+            if markdown
+            else render.space_plan_text(whole, target=where, replace_allowed=allowed)
+        )
+        result.lines += shown.splitlines()
         if planned.refused:  # shown whole, then failed, as one space's plan does
             result.notes.append(f"error: apply would refuse this plan: {planned.refused}")
             result.exit_code = EXIT_REFUSED

@@ -72,11 +72,20 @@ def plan(
     options = plan_options_from(kw)
     multi = spaces_from(paths, kw)
     if multi is not None:
-        if out is not None or output == "markdown":
-            raise click.UsageError("--out and --output markdown take one space: pick it with --space")
+        if out is not None:
+            raise click.UsageError(
+                "--out saves the plan of one server and tenant, not of a project's spaces (not yet); "
+                "review them with --output markdown, one section per space"
+            )
         from reconciler.space_tasks import plan_task
 
-        task = plan_task(multi.run, bundled_registry(), options, detailed_exitcode=detailed_exitcode)
+        task = plan_task(
+            multi.run,
+            bundled_registry(),
+            options,
+            detailed_exitcode=detailed_exitcode,
+            markdown=output == "markdown",
+        )
         return multi.finish("plan", output, task)
     instance = instance_from(paths, kw)
     settings = settings_from(kw)

@@ -87,7 +87,7 @@ class MultiSpace:
             from reconciler.cli.terminal import echo
 
             for result in results:
-                echo(result.header())
+                echo(result.header() if output != "markdown" else f"## Space `{result.spec.name}`\n")
                 for note in result.notes:
                     echo(note, err=True)
                 if result.lines:

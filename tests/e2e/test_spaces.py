@@ -404,3 +404,20 @@ def test_validate_online_over_many_spaces_checks_every_kinds_types(cli, tenants,
     assert run.code == 0, run.all
     assert run.err.count("dtype `remote_weaviate` is disabled") == 2, run.err
     assert run.out.count("OK: 3 manifest(s)") == 2, run.out
+
+
+def test_a_multi_space_markdown_plan_has_one_section_per_space(cli, tenants, tmp_path, env):
+    """For the pull request comment of a project with spaces: one section per space (and one space
+    picked with --space); --out, which binds one server and tenant, says it is not for spaces."""
+    names = TENANTS[:2]
+    config = write_project(tmp_path, tenants.url, names)
+    run = cli("plan", "--config", config, "-o", "markdown")
+    assert run.code == 0, run.all
+    for name in names:
+        assert f"## Space `{name}`" in run.out
+        assert f"| + create | Model | `{name}-m0` |" in run.out
+    assert run.out.count("### Syft Space plan for ") == 2
+    one = cli("plan", "--config", config, "--space", names[0], "-o", "markdown")
+    assert one.code == 0 and one.out.count("### Syft Space plan for ") == 1 and f"`{names[0]}-m0`" in one.out
+    saved = cli("plan", "--config", config, "--space", names[0], "--out", tmp_path / "p.json")
+    assert saved.code == 64 and "--output markdown" in saved.err
