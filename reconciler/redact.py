@@ -31,9 +31,14 @@ MIN_SECRET = 4
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]*@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=\-]{4,}")
 _SECRET_KEY = re.compile(
-    r"(?:^|_)(?:api_?key|apikey|password|passwd|pwd|secret|secret_?key|access_?key|private_?key"
-    r"|token|auth_?token|authorization|proxy_authorization|credentials?|cookie|set_cookie|bearer)$"
+    r"(?:^|_)(?:api_?keys?|passwords?|passwd|pwd|passphrase|secrets?|secret_?key|access_?key|private_?key"
+    r"|token|auth_?token|authorization|proxy_authorization|credentials?|creds|cookies?|set_cookie|bearer"
+    r"|headers)(?:_?[0-9]+)?$"
 )
+"""The last word(s) of a secret's name, in snake case: `webhook_secret`, `api_key_2`, and `headers`
+(every HTTP header may carry a credential; the server itself marks Weaviate's `headers` secret)."""
+_WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+"""camelCase and PascalCase word starts, acronyms kept whole: `OpenAIApiKey` → `Open_AI_Api_Key`."""
 # What a terminal must never receive raw from someone else's text: C0 controls but tab and newline
 # (ESC starts escape sequences, CR overwrites a line), DEL, C1 controls (0x9b is a one-byte CSI),
 # bidi embeddings/overrides/isolates and marks (trojan-source reordering), line/paragraph separators.
@@ -44,11 +49,12 @@ carriage returns, which the terminal layer (cli/terminal.py) draws with. No OSC 
 
 
 def looks_secret_key(key: object) -> bool:
-    """`api_key`, `api-key`, `apiKey`, `password`, `secret_key`, `access_token`, `Authorization`…
-    but not `max_tokens` or `tokenizer`."""
+    """`api_key`, `api-key`, `apiKey`, `OpenAIApiKey`, `password`, `applicationPassword`,
+    `webhook_secret`, `access_token`, `Authorization`, `headers`… but not `max_tokens` or
+    `tokenizer`."""
     if not isinstance(key, str):
         return False
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key)
+    snake = _WORD_BREAK.sub("_", key)
     return bool(_SECRET_KEY.search(re.sub(r"[^a-z0-9]+", "_", snake.lower()).strip("_")))
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler import redact
+from tests.secret_keys import MARK, PLAIN_KEYS, bundled_properties, secret_keys, secret_values
 
 
 @pytest.mark.parametrize(
@@ -56,16 +57,46 @@ def test_secret_looking_keys(key, secret):
 def test_redact_keys_at_any_depth():
     value = {
         "a": 1,
-        "headers": {"Authorization": "Bearer x", "Accept": "json"},
+        "auth": {"Authorization": "Bearer x", "Accept": "json"},
+        "headers": {"X-Custom": "c", "Accept": "json"},  # every header may carry a credential
         "list": [{"password": "p"}],
         "token": None,
     }
     assert redact.redact_keys(value) == {
         "a": 1,
-        "headers": {"Authorization": "(sensitive)", "Accept": "json"},
+        "auth": {"Authorization": "(sensitive)", "Accept": "json"},
+        "headers": "(sensitive)",
         "list": [{"password": "(sensitive)"}],
         "token": None,
     }
+
+
+@given(secret_keys())
+@settings(max_examples=500, deadline=None)
+def test_every_spelling_of_a_secret_name_looks_secret(key):
+    """The class, not a list: any prefix, secret word, naming style, acronym and number."""
+    assert redact.looks_secret_key(key), key
+
+
+@given(st.sampled_from(PLAIN_KEYS))
+def test_plain_names_stay_readable(key):
+    assert not redact.looks_secret_key(key)
+
+
+@pytest.mark.parametrize(("where", "fields"), sorted(bundled_properties().items()))
+def test_the_key_rule_agrees_with_every_bundled_schema(where, fields):
+    """A field a bundled schema marks writeOnly looks secret by its name alone (what a server
+    sends is judged by its keys), and no other field of any kind's schema does."""
+    assert {k for k in fields if redact.looks_secret_key(k)} == {k for k, w in fields.items() if w}
+
+
+@given(st.dictionaries(secret_keys(), secret_values(), min_size=1), st.lists(st.sampled_from(PLAIN_KEYS)))
+@settings(max_examples=200, deadline=None)
+def test_redact_keys_leaves_no_value_under_a_secret_name_at_any_depth(secrets, path):
+    value: object = secrets
+    for key in path:
+        value = {key: [value]}
+    assert MARK not in json.dumps(redact.redact_keys(value))
 
 
 _no_mask = st.characters(exclude_characters="(redacted)")  # else a mask next to text can spell it again
