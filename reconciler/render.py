@@ -57,13 +57,14 @@ WORD = {
 
 
 def _sensitive(change: Change, diff: FieldDiff) -> bool:
-    """A value never shown: marked so (writeOnly, from a reference), or named like a secret."""
+    """A value never shown: marked so (writeOnly, from a reference), or under a key named like a
+    secret anywhere on its path (`configuration.headers.X-Custom`), for every kind."""
     if diff.sensitive:
         return True
-    if diff.path[:1] != ("configuration",):
+    if diff.path[:1] != ("configuration",) or len(diff.path) < 2:
         return False
     held: frozenset[str] = getattr(change.desired, "sensitive", frozenset())
-    return looks_secret_key(diff.path[-1]) or diff.path[-1] in held
+    return diff.path[1] in held or any(looks_secret_key(key) for key in diff.path[1:])
 
 
 def _value(value: Any, *, sensitive: bool) -> Any:

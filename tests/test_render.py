@@ -96,3 +96,35 @@ def test_markdown_puts_deletions_first_escapes_values_and_folds_a_large_plan():
     for row in rows:  # a value with a pipe or a backtick cannot add a cell
         assert len(re.findall(r"(?<!\\)\|", row)) == 6, row
     assert '`summary`: ``"a\\|b`c"`` → `"new"`' in md
+
+
+def test_a_value_below_a_secret_name_is_hidden_whatever_its_own_key_and_kind():
+    """A diff deeper than the top level (`configuration.auth.token.value`, a policy's
+    `configuration.headers.X-Custom`) is hidden when any key on its path looks secret."""
+    from reconciler.kinds.values import PolicySpec
+    from reconciler.model import Change, FieldDiff, Op, Plan
+
+    spec = PolicySpec("pay", "stripe_per_request", {})
+    changes = [
+        Change(
+            Op.UPDATE,
+            "bot/pay",
+            desired=spec,
+            diffs=(
+                FieldDiff(("configuration", "headers", "X-Custom"), "srv-h-1", "new-h-1"),
+                FieldDiff(("configuration", "auth_token", "value"), "srv-t-1", "new-t-1"),
+                FieldDiff(("configuration", "price"), 1, 2),
+            ),
+            kind="Policy",
+            endpoint="bot",
+        )
+    ]
+    plan_ = Plan(tuple(changes))
+    outputs = [
+        render.plan_text(plan_, target="t"),
+        json.dumps(render.plan_json(plan_, target="t", tenant=None)),
+        render.plan_markdown(plan_, target="t"),
+    ]
+    for out in outputs:
+        assert not re.search(r"(srv|new)-[ht]-1", out), out
+        assert "(sensitive)" in out and "2" in out
