@@ -168,38 +168,71 @@ def _secret_fields(model: RemoteModel, registry: SchemaRegistry, prefix: str) ->
     return fields, warnings
 
 
-def _nested_refs(value: Any, prefix: str, env: list[str]) -> Any:
-    """Secret-looking keys below the top level (`headers.Authorization`) become references too."""
+class Variables:
+    """The environment variables of one export: each named after its place (`GPT_4O_API_KEY`,
+    `DATASET_WV_HEADERS_X_CUSTOM`), never one name for two values (`X-Custom` and `x_custom`
+    under one map, or two objects whose places spell alike: the later gets `_2`, `_3`…).
+    `names` lists what one file references, in order; `taken` is shared by the files."""
+
+    def __init__(self, taken: set[str] | None = None) -> None:
+        self.taken: set[str] = set() if taken is None else taken
+        self.names: list[str] = []
+
+    def for_file(self) -> Variables:
+        return Variables(self.taken)
+
+    def reference(self, base: str) -> str:
+        name, n = base, 1
+        while name in self.taken:
+            n += 1
+            name = f"{base}_{n}"
+        self.taken.add(name)
+        self.names.append(name)
+        return f"${{{name}}}"
+
+
+def secret_references(value: Any, name: str, env: Variables) -> Any:
+    """A secret field's value with every leaf a reference: a map (`headers`) stays a map and a list
+    a list, so the file validates and reads back to the same shape. Null and booleans hold no secret."""
     if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            name = f"{prefix}_{env_prefix(str(key))}"
-            if looks_secret(key) and isinstance(item, (str, int, float)) and not isinstance(item, bool):
-                env.append(name)
-                out[key] = f"${{{name}}}"
-            else:
-                out[key] = _nested_refs(item, name, env)
-        return out
+        return {k: secret_references(v, f"{name}_{env_prefix(str(k))}", env) for k, v in value.items()}
     if isinstance(value, list):
-        return [_nested_refs(item, f"{prefix}_{i}", env) for i, item in enumerate(value)]
+        return [secret_references(v, f"{name}_{i}", env) for i, v in enumerate(value)]
+    if value is None or isinstance(value, bool):
+        return value
+    return env.reference(name)
+
+
+def nested_references(value: Any, prefix: str, env: Variables) -> Any:
+    """Everything under a secret-looking key at any depth (`headers`, `filters.auth_token`,
+    `nested[0].password`) as references; the rest as written, `${` escaped."""
+    if isinstance(value, dict):
+        return {
+            key: (secret_references if looks_secret(key) else nested_references)(
+                item, f"{prefix}_{env_prefix(str(key))}", env
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [nested_references(item, f"{prefix}_{i}", env) for i, item in enumerate(value)]
     return escape_references(value)
 
 
 def _document(
-    model: RemoteModel, refs: Mapping[str, str], nested: list[str], *, prefix: str, kind: str = "Model"
+    model: RemoteModel, secret: Sequence[str], env: Variables, *, prefix: str, kind: str = "Model"
 ) -> dict[str, Any]:
     configuration = {
-        k: _nested_refs(v, f"{prefix}_{env_prefix(k)}", nested) if k not in refs else v
+        k: (secret_references if k in secret else nested_references)(v, f"{prefix}_{env_prefix(k)}", env)
         for k, v in model.configuration.items()
     }
-    for field, var in refs.items():
-        configuration[field] = f"${{{var}}}"
-    ordered = {k: configuration[k] for k in (*model.configuration, *refs) if k in configuration}
+    for field in secret:  # required, but not in the server's answer (redacted): a reference all the same
+        if field not in configuration:
+            configuration[field] = env.reference(f"{prefix}_{env_prefix(field)}")
     return {
         "kind": kind,
         "name": model.name,
         "dtype": model.dtype,
-        "configuration": ordered,
+        "configuration": configuration,
         "summary": model.summary,
         "tags": FlowList(model.user_tags),
     }
@@ -242,8 +275,11 @@ def export(
     files: list[ExportedFile] = []
     warnings: list[str] = []
     stems: set[str] = set()
+    variables = Variables()
     for model in exportable:
-        text, env, notes = _manifest_text(model, registry, prefix=prefixes[model.name], kind=kind)
+        text, env, notes = _manifest_text(
+            model, registry, variables.for_file(), prefix=prefixes[model.name], kind=kind
+        )
         warnings.extend(notes)
         stem = _unique_stem(model.name, kind, stems)
         files.append(ExportedFile(f"{stem}.yaml", model.name, model.dtype, text, env, kind))
@@ -267,23 +303,26 @@ def _exportable(models: Sequence[RemoteModel]) -> tuple[list[RemoteModel], list[
 
 
 def _manifest_text(
-    model: RemoteModel, registry: SchemaRegistry, *, prefix: str, kind: str
+    model: RemoteModel, registry: SchemaRegistry, variables: Variables, *, prefix: str, kind: str
 ) -> tuple[str, tuple[str, ...], list[str]]:
     """(the manifest's text, the variables it references, warnings) for one model."""
     fields, warnings = _secret_fields(model, registry, prefix)
-    refs = {field: f"{prefix}_{env_prefix(field)}" for field in fields}
-    for path in _file_like({k: v for k, v in model.configuration.items() if k not in refs}, "configuration"):
+    document = _document(model, fields, variables, prefix=prefix, kind=kind)
+    for path in _file_like(document["configuration"], "configuration"):
         warnings.append(
             f"model `{model.name}`: {path} is a mapping with only `file`, which a "
             "manifest reads as a secret file reference; edit it by hand"
         )
-    nested: list[str] = []
-    document = _document(model, refs, nested, prefix=prefix, kind=kind)
-    env = tuple(refs.values()) + tuple(nested)
+    env = tuple(variables.names)
+    return redact.scrub(f"{exported_header(env)}\n{to_yaml(document)}"), env, warnings
+
+
+def exported_header(env: Sequence[str]) -> str:
+    """The first line of an exported file: what to set before plan/apply."""
     header = "# Exported by `syft-reconciler export`."
     if env:
         header += f" Set {', '.join(env)} in the environment before plan/apply."
-    return redact.scrub(f"{header}\n{to_yaml(document)}"), env, warnings
+    return header
 
 
 def _unique_stem(name: str, kind: str, stems: set[str]) -> str:

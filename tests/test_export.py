@@ -6,11 +6,13 @@ import pytest
 
 from reconciler import manifests
 from reconciler.export import env_prefix, export, file_stem, to_yaml
+from reconciler.kinds.export import export_endpoints
+from reconciler.kinds.values import RemoteEndpoint
 from reconciler.model import OWNER_TAG, RemoteModel
 from reconciler.references import resolve_manifests as resolve
-from reconciler.schemas import SchemaRegistry
+from reconciler.schemas import SchemaRegistry, bundled_schema_dir
 from reconciler.selection import Selector, parse_selector
-from reconciler.validate import validate
+from reconciler.validate import validate, validate_space
 
 REGISTRY = SchemaRegistry.load()
 
@@ -271,3 +273,102 @@ def test_a_literal_file_mapping_is_warned_about():
 
 def test_to_yaml_uses_blocks_for_multi_line_strings():
     assert to_yaml({"a": "one\ntwo\n"}) == "a: |\n  one\n  two\n"
+
+
+# -- secrets of every kind, at any depth ------------------------------------------------------------
+
+DATASETS = SchemaRegistry.load(bundled_schema_dir() / "datasets")
+
+
+def read_back_dataset(text, env):
+    docs, problems = manifests.parse(text, "exported/d.yaml")
+    assert problems == []
+    space, problems = validate_space(docs, REGISTRY)
+    assert [p for p in problems if p.severity == "error"] == []
+    resolved, problems = resolve(space.datasets, env=env)
+    assert problems == []
+    return dict(resolved[0].configuration)
+
+
+def referenced(text):
+    return re.findall(r"\$\{(\w+)\}", text)
+
+
+WEAVIATE = {
+    "http_url": "http://w:8080",
+    "grpc_url": "http://w:50051",
+    "api_key": "wv-key-1",
+    "collection_name": "C",
+    "headers": {"X-Custom": "h-1", "x_custom": "h-2", "Authorization": "Bearer h-3"},
+    "filters": {"type": "group", "filters": [{"auth_token": "f-1"}, {"credentials": {"user": "u", "pin": "f-2"}}]},
+}
+
+
+def test_a_secret_map_is_a_map_of_references_that_reads_back_to_the_servers_values():
+    result = export([remote("wv", "remote_weaviate", WEAVIATE)], DATASETS, kind="Dataset")
+    (file,) = result.files
+    for value in ("wv-key-1", "h-1", "h-2", "h-3", "f-1", "f-2", "\"u\"", ": u\n"):
+        assert value not in file.text
+    assert file.env == tuple(referenced(file.text)) and len(set(file.env)) == len(file.env) == 7
+    assert "DATASET_WV_HEADERS_X_CUSTOM" in file.env and "DATASET_WV_HEADERS_X_CUSTOM_2" in file.env
+    server = {
+        "DATASET_WV_API_KEY": "wv-key-1",
+        "DATASET_WV_HEADERS_X_CUSTOM": "h-1",
+        "DATASET_WV_HEADERS_X_CUSTOM_2": "h-2",
+        "DATASET_WV_HEADERS_AUTHORIZATION": "Bearer h-3",
+        "DATASET_WV_FILTERS_FILTERS_0_AUTH_TOKEN": "f-1",
+        "DATASET_WV_FILTERS_FILTERS_1_CREDENTIALS_USER": "u",
+        "DATASET_WV_FILTERS_FILTERS_1_CREDENTIALS_PIN": "f-2",
+    }
+    assert read_back_dataset(file.text, server) == WEAVIATE
+
+
+def test_a_list_under_a_secret_name_is_a_list_of_references_and_null_stays_null():
+    config = {**WEAVIATE, "headers": None, "filters": {"api_keys": ["k-1", "k-2"], "token": None}}
+    (file,) = export([remote("wv", "remote_weaviate", config)], DATASETS, kind="Dataset").files
+    assert "k-1" not in file.text and "k-2" not in file.text
+    assert "headers: null" in file.text and "token: null" in file.text
+    env = {"DATASET_WV_API_KEY": "wv-key-1", "DATASET_WV_FILTERS_API_KEYS_0": "k-1", "DATASET_WV_FILTERS_API_KEYS_1": "k-2"}
+    assert read_back_dataset(file.text, env) == config
+
+
+def test_no_variable_names_two_values_across_the_files_of_one_export():
+    """`a` with header `API-KEY` and `a-headers` with `api_key` spell one name: the later gets `_2`."""
+    theirs = {**WEAVIATE, "headers": None}
+    result = export(
+        [
+            remote("a", "remote_weaviate", {**WEAVIATE, "headers": {"API-KEY": "h"}}),
+            remote("a-headers", "remote_weaviate", theirs),
+        ],
+        DATASETS,
+        kind="Dataset",
+    )
+    names = [v for f in result.files for v in f.env]
+    assert len(names) == len(set(names)) and "DATASET_A_HEADERS_API_KEY_2" in names
+
+
+def test_a_policys_secret_looking_fields_are_references_in_the_endpoint_file():
+    endpoint = RemoteEndpoint(
+        id="e1",
+        slug="bot",
+        name="Bot",
+        model={"id": "m1", "name": "m"},
+        policies=(
+            {"id": "p1", "name": "pay", "policy_type": "stripe_per_request",
+             "configuration": {"price": 1, "secret_key": "sk-1", "hooks": [{"webhook_secret": "wh-1"}],
+                               "headers": {"X-Custom": "h-1"}}},
+            {"id": "p2", "name": "per-user", "policy_type": "rate_limit",
+             "configuration": {"limit": "10/m", "scope": "per_user", "applied_to": ["*"]}},
+        ),
+    )  # fmt: skip
+    (file,), skipped = export_endpoints([endpoint])
+    assert skipped == []
+    for value in ("sk-1", "wh-1", "h-1"):
+        assert value not in file.text
+    assert file.env == (
+        "ENDPOINT_BOT_PAY_SECRET_KEY",
+        "ENDPOINT_BOT_PAY_HOOKS_0_WEBHOOK_SECRET",
+        "ENDPOINT_BOT_PAY_HEADERS_X_CUSTOM",
+    )
+    assert file.text.startswith(f"# Exported by `syft-reconciler export`. Set {', '.join(file.env)} in")
+    assert "price: 1" in file.text and "limit: 10/m" in file.text

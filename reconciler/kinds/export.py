@@ -3,7 +3,8 @@
 Datasets go through export.py like models (`kind="Dataset"`). An endpoint is written from its
 detail (description and policy configurations are in no list); one that no manifest can hold
 (neither a model nor a dataset left, or a `response_type` the server stored unvalidated) is
-skipped with a reason.
+skipped with a reason. A policy's secret-looking fields are written as references, like a
+dataset's.
 """
 
 from __future__ import annotations
@@ -12,13 +13,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler import redact
-from reconciler.export import ExportedFile, FlowList, escape_references, file_stem, to_yaml
+from reconciler.export import (
+    ExportedFile,
+    FlowList,
+    Variables,
+    env_prefix,
+    escape_references,
+    exported_header,
+    file_stem,
+    nested_references,
+    to_yaml,
+)
 from reconciler.kinds.validate import slug_problem
 from reconciler.kinds.values import RESPONSE_TYPES, RemoteEndpoint
 from reconciler.selection import Selector
 
 
-def endpoint_document(endpoint: RemoteEndpoint) -> dict[str, Any]:
+def endpoint_document(endpoint: RemoteEndpoint, env: Variables | None = None) -> dict[str, Any]:
+    """The endpoint as a manifest; what its policies hold under secret-looking keys (a type or a
+    server newer than ours may have them) becomes `${ENDPOINT_<SLUG>_<POLICY>_<FIELD>}` references."""
+    env = Variables() if env is None else env
     document: dict[str, Any] = {
         "kind": "Endpoint",
         "slug": endpoint.slug,
@@ -44,7 +58,9 @@ def endpoint_document(endpoint: RemoteEndpoint) -> dict[str, Any]:
             {
                 "name": escape_references(p.name),
                 "policy_type": p.policy_type,
-                "configuration": escape_references(p.configuration or {}),
+                "configuration": nested_references(
+                    p.configuration or {}, f"ENDPOINT_{env_prefix(endpoint.slug)}_{env_prefix(p.name)}", env
+                ),
             }
             for p in sorted(endpoint.policies, key=lambda p: p.name)
         ]
@@ -57,6 +73,7 @@ def export_endpoints(
     """(files, skipped (slug, reason)) for the endpoints every selector matches."""
     files: list[ExportedFile] = []
     skipped: list[tuple[str, str]] = []
+    variables = Variables()
     for endpoint in endpoints:
         if not all(s.matches(endpoint.slug, "endpoint", endpoint.user_tags) for s in selectors):
             continue
@@ -76,12 +93,17 @@ def export_endpoints(
         if slug_problem(endpoint.slug) is not None:
             skipped.append((f"endpoint {endpoint.slug}", "its slug is not one a manifest can hold"))
             continue
-        text = redact.scrub(
-            "# Exported by `syft-reconciler export`.\n" + to_yaml(endpoint_document(endpoint))
-        )
+        env = variables.for_file()
+        document = endpoint_document(endpoint, env)
+        text = redact.scrub(f"{exported_header(env.names)}\n{to_yaml(document)}")
         files.append(
             ExportedFile(
-                f"endpoint-{file_stem(endpoint.slug)}.yaml", endpoint.slug, "endpoint", text, (), "Endpoint"
+                f"endpoint-{file_stem(endpoint.slug)}.yaml",
+                endpoint.slug,
+                "endpoint",
+                text,
+                tuple(env.names),
+                "Endpoint",
             )
         )
     return files, skipped
