@@ -4,7 +4,8 @@ kind; ownership follows the one rule of plan.py (`foreign`).
 
 Per kind, straight from ../shared/syft-space-api-kinds.md:
 - Dataset: summary/tags PATCH in place; dtype/configuration need delete + create (PATCH ignores
-  them). The chroma types' `httpPort` (overwritten) and a generated `collectionName` are ignored;
+  them). The chroma types' `httpPort` (overwritten: on both sides) and a generated
+  `collectionName` are ignored;
   a secret the server drops (wordpress `applicationPassword`) is not comparable.
 - Endpoint: name/summary/description/system_prompt PATCH in place; slug (identity), model,
   dataset, response_type, published and tags need delete + create (PATCH silently ignores them).
@@ -255,7 +256,11 @@ def _dataset_replace_diffs(
     config = dict(remote.configuration)
     defaults = facts.defaults_of(manifest.dtype)
     if manifest.dtype in CHROMA_TYPES:  # the server generates/overwrites these
+        # `httpPort` is the provisioner's whatever was sent (9999 sent -> 8100 stored), so it is
+        # compared on neither side: a manifest that names one would otherwise replace on every apply.
         config.pop("httpPort", None)
+        wanted = {k: v for k, v in manifest.configuration.items() if k != "httpPort"}
+        manifest = dataclasses.replace(manifest, configuration=wanted)
         defaults = {k: v for k, v in defaults.items() if k != "httpPort"}
         if "collectionName" not in manifest.configuration:
             config.pop("collectionName", None)
