@@ -30,6 +30,19 @@ MIN_SECRET = 4
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]*@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=\-]{4,}")
+_QUOTED_PAIR = re.compile(
+    r"""(?P<q>\\?['"])(?P<key>[^'"\\\n]{1,80})(?P=q)(?P<sep>[ \t]{0,3}:[ \t]{0,3})"""
+    r"""(?P<v>\\?['"])(?P<value>(?:\\.|[^\\\n…])*?)(?P<end>(?P=v)|…|(?=\n)|\Z)"""
+)
+"""A quoted `"key": "value"` or `'key': 'value'` pair (JSON, a Python repr, a validation message
+quoting a mapping, a server's error body), escaped quotes too, or one cut short at `…` or at the
+end of its line (a table cell clipped, a message truncated to 200 characters): its value is cut
+when the key looks secret, whoever wrote it."""
+_REPR_KEY = re.compile(r"'(?P<key>[^'\\\n]{1,80})':[ ]?(?=[{\[])")
+"""A Python repr's `'key': {` or `'key': [` (what jsonschema and pydantic messages quote): a
+mapping or list under a secret-looking key is cut whole. Single quotes only: a JSON document (a
+schema's `"api_key": {"type": …}`) is not a value to cut."""
+_MAX_CUT = 4096
 _SECRET_KEY = re.compile(
     r"(?:^|_)(?:api_?keys?|passwords?|passwd|pwd|passphrase|secrets?|secret_?key|access_?key|private_?key"
     r"|token|auth_?token|authorization|proxy_authorization|credentials?|creds|cookies?|set_cookie|bearer"
@@ -125,6 +138,10 @@ class Scrubber:
             text = _USERINFO.sub(r"\1***@", text)
         if "earer" in text or "asic" in text:
             text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+        if ":" in text and ("'" in text or '"' in text):
+            text = _QUOTED_PAIR.sub(_cut_secret_pair, text)
+            if "':" in text:
+                text = _cut_repr_containers(text)
         return text
 
     def scrub_obj(self, value: Any) -> Any:
@@ -136,6 +153,53 @@ class Scrubber:
         if isinstance(value, (list, tuple)):
             return [self.scrub_obj(v) for v in value]
         return value
+
+
+def _cut_secret_pair(match: re.Match[str]) -> str:
+    value = match.group("value")  # a mark a table cell clipped (`"(sens…`) is still a mark
+    if (value and (SENSITIVE.startswith(value) or MASK.startswith(value))) or not looks_secret_key(
+        match.group("key")
+    ):
+        return match.group(0)
+    q, v = match.group("q"), match.group("v")
+    return f"{q}{match.group('key')}{q}{match.group('sep')}{v}{MASK}{match.group('end')}"
+
+
+def _container_end(text: str, start: int) -> int | None:
+    """Where the `{…}` or `[…]` opening at `start` ends (quotes and escapes respected), or its line
+    does when it is cut short there (a truncated message); None past _MAX_CUT characters."""
+    depth, quote = 0, ""
+    i = start
+    while i < min(len(text), start + _MAX_CUT):
+        char = text[i]
+        if char == "\n":
+            return i
+        if quote:
+            i += char == "\\"  # skip what is escaped
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return len(text) if i >= len(text) else None
+
+
+def _cut_repr_containers(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for match in _REPR_KEY.finditer(text):
+        if match.start() < pos or not looks_secret_key(match.group("key")):
+            continue
+        end = _container_end(text, match.end())
+        if end is not None:
+            out += [text[pos : match.end()], f"'{MASK}'"]
+            pos = end
+    return "".join(out) + text[pos:] if out else text
 
 
 def _strings(value: Any) -> Iterable[str]:

@@ -71,11 +71,11 @@ def spell(words: list[str], style: str, *, acronyms: bool, number: str) -> str:
         name = ".".join(words)
     elif style == "header":
         name = "-".join(_cap(w, acronym=acronyms) for w in words)
-    else:  # camel, pascal: two acronyms side by side (`HFAPIKey`) cannot be told apart, so not both
-        caps = []
+    else:  # camel, pascal: two capitals runs side by side (`HFAPIKey`, `XAPIKey`) cannot be told apart
+        caps: list[str] = []
         for i, w in enumerate(words):
-            after_acronym = i > 0 and acronyms and words[i - 1] in ACRONYMS and caps[-1].isupper()
-            caps.append(_cap(w, acronym=acronyms and not after_acronym))
+            after_capitals = i > 0 and caps[-1].isupper()
+            caps.append(_cap(w, acronym=acronyms and not after_capitals))
         name = (words[0] if style == "camel" else caps[0]) + "".join(caps[1:])
     return name + number
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler import redact
+from reconciler.schemas import bundled_schema_dir
 from tests.secret_keys import MARK, PLAIN_KEYS, bundled_properties, secret_keys, secret_values
 
 
@@ -204,3 +205,26 @@ def test_core_modules_import_no_shell_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@given(st.dictionaries(secret_keys(), secret_values(), min_size=1), st.lists(st.sampled_from(PLAIN_KEYS)))
+@settings(max_examples=300, deadline=None)
+def test_text_quoting_a_mapping_keeps_no_value_under_a_secret_name(secrets, path):
+    """A validation message or a server's error body that quotes a configuration is cut by shape:
+    nothing the scrubber holds is needed. A Python repr (jsonschema's and pydantic's messages) loses
+    every value under a secret name; JSON text its string values (a JSON document such as a schema
+    holds mappings under such names that are no secret: `"api_key": {"type": "string"}`)."""
+    value: object = secrets
+    for key in path:
+        value = {key: [value]}
+    strings = {k: v for k, v in secrets.items() if isinstance(v, str)}
+    for text in (f"{value!r} is not of type 'string'", json.dumps(strings), json.dumps(json.dumps(strings))):
+        assert MARK not in redact.Scrubber().scrub(text), text
+
+
+@pytest.mark.parametrize("path", sorted(bundled_schema_dir().rglob("*.json")), ids=lambda p: p.stem)
+def test_json_documents_and_plain_pairs_pass_the_shape_rules_unchanged(path):
+    text = path.read_text(encoding="utf-8")  # `"api_key": {"type": "string", …}` is no secret
+    assert redact.Scrubber().scrub(text) == text
+    plain = {"model": "gpt-4o", "max_tokens": "5", "token": "(sensitive)", "api_key": "(redacted)"}
+    assert redact.Scrubber().scrub(repr(plain) + json.dumps(plain)) == repr(plain) + json.dumps(plain)

@@ -261,3 +261,42 @@ def test_policy_secrets_the_server_holds_never_show(extra, other, cli, manifest_
     endpoint = (folder / "exported" / "endpoint-bot.yaml").read_text()
     assert all(f"${{{var}}}" in endpoint for var in answer["env"] if var.startswith("ENDPOINT_BOT_"))
     assert any(var.startswith("ENDPOINT_BOT_PAY_") for var in answer["env"])
+
+
+# -- a literal in a policy's configuration that its schema refuses ------------------------------------
+
+
+@st.composite
+def misplaced_secrets(draw: st.DrawFn) -> dict[str, Any]:
+    """A mapping of secrets where a policy type wants a string or a list of strings, sometimes behind
+    a long plain field, so that the message quoting it is cut short (at 200 characters)."""
+    secrets = draw(st.dictionaries(secret_keys(), secret_values(), min_size=1, max_size=2))
+    if draw(st.booleans()):
+        secrets = {"description": "x" * draw(st.integers(150, 190)), **secrets}
+    return secrets
+
+
+@given(
+    where=st.sampled_from(["limit", "applied_to", "allowed_users", "denied_users"]),
+    secrets=misplaced_secrets(),
+)
+@SETTINGS
+def test_a_refused_policy_configuration_is_never_quoted_with_its_secrets(
+    where, secrets, cli, manifest_dir, sandbox
+):
+    policy_type = "rate_limit" if where in ("limit", "applied_to") else "access"
+    value = secrets if where == "limit" else [secrets]
+    configuration = {"limit": "10/m", where: value} if policy_type == "rate_limit" else {where: value}
+    doc = {
+        "kind": "Endpoint",
+        "slug": "bot",
+        "name": "Bot",
+        "model": "llama",
+        "policies": [{"name": "p", "policy_type": policy_type, "configuration": configuration}],
+    }
+    root = manifest_dir({"bot.yaml": yaml.safe_dump(doc, sort_keys=False)})
+    runs = [cli("validate", root), cli("validate", root, "-o", "json")]
+    runs += [cli("plan", root, "--server", sandbox.url, "-o", fmt) for fmt in ("text", "json", "markdown")]
+    for run in runs:
+        assert run.code == 1 and "policies.0.configuration" in run.all, run.all
+        assert MARK not in run.all, run.all
