@@ -54,13 +54,26 @@ class Observed:
     models: Mapping[str, RemoteModel]
 
 
+SERVER_FILLED: Mapping[str, Mapping[str, Any]] = {
+    "access": {"allowed_users": [], "denied_users": []},
+    "rate_limit": {"scope": "per_user", "applied_to": ["*"]},
+}
+"""What the recorded server's policy models fill in (`{}` -> `{"allowed_users": [], "denied_users":
+[]}`, `{"limit": "5/m"}` -> `+ scope, applied_to`: syft-space-api-kinds.md, "Policies") that its
+type listing does not all publish (../shared/syft-space-types/policies-types.json has no default for
+`applied_to` or the access lists): schemas pulled from such a server lack them, and a manifest that
+leaves them out must still be in sync."""
+
+
 def policy_defaults() -> Mapping[str, Mapping[str, Any]]:
     return policy_registry().facts.defaults
 
 
 def normalise_policy(spec: PolicySpec) -> dict[str, Any]:
-    """The configuration as the server stores it: defaults filled in."""
-    return {**policy_defaults().get(spec.policy_type, {}), **spec.configuration}
+    """The configuration as the server stores it: what it fills in (the type's schema defaults over
+    SERVER_FILLED), then the manifest's own values."""
+    filled = {**SERVER_FILLED.get(spec.policy_type, {}), **policy_defaults().get(spec.policy_type, {})}
+    return {**filled, **spec.configuration}
 
 
 def plan_kinds(

@@ -7,6 +7,7 @@ recorded server does (../shared/syft-space-api-kinds.md)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,61 @@ def test_a_generated_collection_name_exports_and_plans_in_sync(files, cli, sandb
         assert response.status_code == 201, response.text
         assert len(response.json()["configuration"]["collectionName"]) == 32
     export_then_plan(cli, sandbox, Path(tempfile.mkdtemp(dir=tmp_path)), monkeypatch)
+
+
+# The recorded server's policy type listing (../shared/syft-space-types/policies-types.json): its
+# models fill `applied_to: ["*"]` and the access lists `[]` in, but it publishes no default for them.
+RECORDED_POLICY_SCHEMAS = {
+    "access": {
+        "properties": {
+            "allowed_users": {"items": {"type": "string"}, "title": "Allowed Users", "type": "array"},
+            "denied_users": {"items": {"type": "string"}, "title": "Denied Users", "type": "array"},
+        },
+        "required": [],
+    },
+    "rate_limit": {
+        "properties": {
+            "limit": {"examples": ["50/m", "1000/h", "100/s"], "title": "Limit", "type": "string"},
+            "scope": {
+                "enum": ["per_user", "global"],
+                "title": "LimitScope",
+                "type": "string",
+                "default": "per_user",
+            },
+            "applied_to": {"items": {"type": "string"}, "title": "Applied To", "type": "array"},
+        },
+        "required": ["limit"],
+    },
+}
+
+
+@pytest.fixture
+def pulled_policy_schemas(monkeypatch):
+    """The policy schemas as `schema pull` writes them from the recorded server, for planning."""
+    from reconciler.kinds import plan as kinds_plan
+    from reconciler.schema_pull import pulled_schema
+    from reconciler.schemas import SchemaRegistry, bundled_schema_dir
+
+    folder = bundled_schema_dir() / "policies"
+    pulled = {
+        name: pulled_schema(name, served, existing=json.loads((folder / f"{name}.json").read_text()))
+        for name, served in RECORDED_POLICY_SCHEMAS.items()
+    }
+    assert "default" not in pulled["rate_limit"]["properties"]["applied_to"]
+    registry = SchemaRegistry(pulled)
+    monkeypatch.setattr(kinds_plan, "policy_registry", lambda: registry)
+
+
+@given(rules=policies())
+@SETTINGS
+def test_policy_defaults_the_server_fills_in_without_publishing_them_make_no_change(
+    rules, cli, manifest_dir, sandbox, tmp_path, monkeypatch, pulled_policy_schemas
+):
+    sandbox.reset(SandboxConfig())
+    model = {"kind": "Model", "name": "llama", "dtype": "ollama", "configuration": {"model": "llama3"}}
+    endpoint = {"kind": "Endpoint", "slug": "bot", "name": "Bot", "model": "llama", "policies": rules}
+    root = manifest_dir({"space.yaml": yaml.safe_dump_all([model, endpoint], sort_keys=False)})
+    assert cli("apply", root, "--server", sandbox.url, "--auto-approve", *OWNER).code == 0
+    apply_writes_nothing(cli, root, sandbox, *OWNER)
+    in_sync(cli, root, sandbox.url, *OWNER)
+    export_then_plan(cli, sandbox, Path(tempfile.mkdtemp(dir=tmp_path)), monkeypatch, *OWNER)
