@@ -143,14 +143,17 @@ def _file_like(value: Any, path: str) -> Iterable[str]:
             yield ".".join((path, *map(str, where)))
 
 
-def _secret_fields(model: RemoteModel, registry: SchemaRegistry, prefix: str) -> tuple[list[str], list[str]]:
+def _secret_fields(
+    model: RemoteModel, registry: SchemaRegistry, prefix: str, kind: str = "Model"
+) -> tuple[list[str], list[str]]:
     """(secret fields to write as references, warnings)."""
+    what = f"{kind.lower()} `{model.name}`"
     schema = registry.get(model.dtype)
     config = model.configuration
     if schema is None:
         found = sorted(k for k in config if looks_secret(k))
         return found, [
-            f"model `{model.name}`: dtype `{model.dtype}` has no bundled schema, so secrets are "
+            f"{what}: dtype `{model.dtype}` has no bundled schema, so secrets are "
             "recognised by name only (api_key, password, *_token, *_secret…); review "
             "the file before you commit it"
         ]
@@ -160,12 +163,21 @@ def _secret_fields(model: RemoteModel, registry: SchemaRegistry, prefix: str) ->
     fields = [k for k in props if k in marked and (k in config or k in required)]
     fields += sorted(k for k in config if k not in props and looks_secret(k))
     warnings = [
-        f"model `{model.name}`: optional secret `{k}` is not in the server's answer (never set, "
-        f"or redacted by the server): left out; add `{k}: ${{{prefix}_{env_prefix(k)}}}` if it has one"
+        f"{what}: optional secret `{k}` is not in the server's answer (never set, "
+        f"or redacted by the server): left out; add `{k}: {_reference_hint(props[k], f'{prefix}_{env_prefix(k)}')}` "
+        "if it has one"
         for k in props
         if k in marked and k not in config and k not in required
     ]
     return fields, warnings
+
+
+def _reference_hint(prop: Mapping[str, Any], name: str) -> str:
+    """How a manifest writes a secret field as references: one, or one per entry of a map."""
+    kinds = prop.get("type", "string")
+    if "object" in ([kinds] if isinstance(kinds, str) else kinds):
+        return f"{{NAME: ${{{name}_NAME}}}}"
+    return f"${{{name}}}"
 
 
 class Variables:
@@ -306,11 +318,11 @@ def _manifest_text(
     model: RemoteModel, registry: SchemaRegistry, variables: Variables, *, prefix: str, kind: str
 ) -> tuple[str, tuple[str, ...], list[str]]:
     """(the manifest's text, the variables it references, warnings) for one model."""
-    fields, warnings = _secret_fields(model, registry, prefix)
+    fields, warnings = _secret_fields(model, registry, prefix, kind)
     document = _document(model, fields, variables, prefix=prefix, kind=kind)
     for path in _file_like(document["configuration"], "configuration"):
         warnings.append(
-            f"model `{model.name}`: {path} is a mapping with only `file`, which a "
+            f"{kind.lower()} `{model.name}`: {path} is a mapping with only `file`, which a "
             "manifest reads as a secret file reference; edit it by hand"
         )
     env = tuple(variables.names)

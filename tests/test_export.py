@@ -372,3 +372,12 @@ def test_a_policys_secret_looking_fields_are_references_in_the_endpoint_file():
     )
     assert file.text.startswith(f"# Exported by `syft-reconciler export`. Set {', '.join(file.env)} in")
     assert "price: 1" in file.text and "limit: 10/m" in file.text
+
+
+def test_a_missing_optional_secret_map_is_named_as_a_map_of_references():
+    config = {k: v for k, v in WEAVIATE.items() if k != "headers"}
+    result = export([remote("wv", "remote_weaviate", config)], DATASETS, kind="Dataset")
+    assert result.warnings == (
+        "dataset `wv`: optional secret `headers` is not in the server's answer (never set, or redacted "
+        "by the server): left out; add `headers: {NAME: ${DATASET_WV_HEADERS_NAME}}` if it has one",
+    )
