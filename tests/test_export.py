@@ -300,14 +300,17 @@ WEAVIATE = {
     "api_key": "wv-key-1",
     "collection_name": "C",
     "headers": {"X-Custom": "h-1", "x_custom": "h-2", "Authorization": "Bearer h-3"},
-    "filters": {"type": "group", "filters": [{"auth_token": "f-1"}, {"credentials": {"user": "u", "pin": "f-2"}}]},
+    "filters": {
+        "type": "group",
+        "filters": [{"auth_token": "f-1"}, {"credentials": {"user": "u", "pin": "f-2"}}],
+    },
 }
 
 
 def test_a_secret_map_is_a_map_of_references_that_reads_back_to_the_servers_values():
     result = export([remote("wv", "remote_weaviate", WEAVIATE)], DATASETS, kind="Dataset")
     (file,) = result.files
-    for value in ("wv-key-1", "h-1", "h-2", "h-3", "f-1", "f-2", "\"u\"", ": u\n"):
+    for value in ("wv-key-1", "h-1", "h-2", "h-3", "f-1", "f-2", '"u"', ": u\n"):
         assert value not in file.text
     assert file.env == tuple(referenced(file.text)) and len(set(file.env)) == len(file.env) == 7
     assert "DATASET_WV_HEADERS_X_CUSTOM" in file.env and "DATASET_WV_HEADERS_X_CUSTOM_2" in file.env
@@ -328,7 +331,11 @@ def test_a_list_under_a_secret_name_is_a_list_of_references_and_null_stays_null(
     (file,) = export([remote("wv", "remote_weaviate", config)], DATASETS, kind="Dataset").files
     assert "k-1" not in file.text and "k-2" not in file.text
     assert "headers: null" in file.text and "token: null" in file.text
-    env = {"DATASET_WV_API_KEY": "wv-key-1", "DATASET_WV_FILTERS_API_KEYS_0": "k-1", "DATASET_WV_FILTERS_API_KEYS_1": "k-2"}
+    env = {
+        "DATASET_WV_API_KEY": "wv-key-1",
+        "DATASET_WV_FILTERS_API_KEYS_0": "k-1",
+        "DATASET_WV_FILTERS_API_KEYS_1": "k-2",
+    }
     assert read_back_dataset(file.text, env) == config
 
 

@@ -32,7 +32,9 @@ OWNER = ("--owner", "team")
 
 ports = st.integers(1, 65535)
 collection_names = st.from_regex(r"[A-Za-z0-9_]{1,24}", fullmatch=True)
-extensions = st.lists(st.sampled_from([".pdf", ".txt", ".md", ".csv", ".xlsx", ".html"]), max_size=4, unique=True)
+extensions = st.lists(
+    st.sampled_from([".pdf", ".txt", ".md", ".csv", ".xlsx", ".html"]), max_size=4, unique=True
+)
 
 
 def optional(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
@@ -148,16 +150,18 @@ def test_what_the_server_rewrites_never_makes_a_change(
     export_then_plan(cli, sandbox, Path(tempfile.mkdtemp(dir=tmp_path)), monkeypatch, *OWNER)
 
 
-@given(
-    files=st.lists(optional(httpPort=ports, ingestFileTypeOptions=extensions), min_size=1, max_size=3)
-)
+@given(files=st.lists(optional(httpPort=ports, ingestFileTypeOptions=extensions), min_size=1, max_size=3))
 @SETTINGS
-def test_a_generated_collection_name_exports_and_plans_in_sync(files, cli, sandbox, api, tmp_path, monkeypatch):
+def test_a_generated_collection_name_exports_and_plans_in_sync(
+    files, cli, sandbox, api, tmp_path, monkeypatch
+):
     """Datasets another person created without a collectionName (the server made one up) and with
     any port: export writes what the server holds, and those files are in sync and write nothing."""
     sandbox.reset(SandboxConfig())
     for i, config in enumerate(files):
-        response = api.post("/datasets/", json={"name": f"files-{i}", "dtype": "local_file", "configuration": config})
+        response = api.post(
+            "/datasets/", json={"name": f"files-{i}", "dtype": "local_file", "configuration": config}
+        )
         assert response.status_code == 201, response.text
         assert len(response.json()["configuration"]["collectionName"]) == 32
     export_then_plan(cli, sandbox, Path(tempfile.mkdtemp(dir=tmp_path)), monkeypatch)

@@ -85,7 +85,12 @@ def dataset_yaml(name: str, config: dict[str, Any]) -> str:
 
 
 def seed_dataset(api: httpx.Client, name: str, config: dict[str, Any], *, owned: bool) -> None:
-    body = {"name": name, "dtype": "remote_weaviate", "configuration": config, "tags": OWNER_TAG if owned else ""}
+    body = {
+        "name": name,
+        "dtype": "remote_weaviate",
+        "configuration": config,
+        "tags": OWNER_TAG if owned else "",
+    }
     response = api.post("/datasets/", json=body)
     assert response.status_code == 201, response.text
 
@@ -242,7 +247,9 @@ def _with_server_secrets(upstream: httpx.Client, extra: dict[str, Any], other: d
 
 
 @given(
-    extra=st.dictionaries(secret_keys().filter(lambda k: k not in RATE_LIMIT_FIELDS), secret_values(), min_size=1)
+    extra=st.dictionaries(
+        secret_keys().filter(lambda k: k not in RATE_LIMIT_FIELDS), secret_values(), min_size=1
+    )
     | secret_trees(),
     other=secret_trees(),
 )
