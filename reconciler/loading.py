@@ -43,6 +43,18 @@ class Loaded:
         """Manifests of every kind."""
         return len(self.manifests) + len(self.datasets) + len(self.endpoints)
 
+    def valid_json(self, warnings: Sequence[Problem], skew: Sequence[str]) -> dict[str, Any]:
+        """What `validate --output json` says of a valid set, of one space or each of many."""
+        return {
+            "valid": True,
+            "files": self.files,
+            "models": [m.name for m in self.manifests],
+            "datasets": [d.name for d in self.datasets],
+            "endpoints": [e.slug for e in self.endpoints],
+            "warnings": [w.as_dict() for w in warnings],
+            "schema_skew": list(skew),
+        }
+
 
 def load_variables(var_files: Sequence[Path]) -> dict[str, Any]:
     """Merge the `--var-file`s in order (later files win); raise with every problem."""

@@ -50,15 +50,7 @@ def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Tas
             warnings += online_warnings
         if strict and warnings:
             raise InvalidManifests(warnings)
-        result.data = {
-            "valid": True,
-            "files": loaded.files,
-            "models": [m.name for m in loaded.manifests],
-            "datasets": [d.name for d in loaded.datasets],
-            "endpoints": [e.slug for e in loaded.endpoints],
-            "warnings": [w.as_dict() for w in warnings],
-            "schema_skew": skew,
-        }
+        result.data = loaded.valid_json(warnings, skew)
         result.notes += [str(w) for w in warnings] + [f"warning: {line}" for line in skew]
         where = " (and against the server's types)" if online else ""
         result.lines.append(f"OK: {loaded.count} manifest(s) in {loaded.files} file(s) are valid{where}.")

@@ -98,14 +98,4 @@ def _check_online(
 
 def _json_result(loaded: Loaded, warnings: list[Problem], skew: list[str]) -> dict[str, Any]:
     """`validate --output json` for a valid set."""
-    return {
-        "version": render.JSON_VERSION,
-        "valid": True,
-        "files": loaded.files,
-        "models": [m.name for m in loaded.manifests],
-        "datasets": [d.name for d in loaded.datasets],
-        "endpoints": [e.slug for e in loaded.endpoints],
-        "warnings": [w.as_dict() for w in warnings],
-        "schema_skew": skew,
-        "error": None,
-    }
+    return {"version": render.JSON_VERSION, **loaded.valid_json(warnings, skew), "error": None}
