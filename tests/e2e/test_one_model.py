@@ -289,3 +289,32 @@ def test_a_pending_replace_nobody_asked_for_blocks_nothing_else(cli, manifest_di
     assert api.get("/models/gpt-4o").json()["id"] == model_id
     run = cli("apply", root, *args, "--replace", "gpt-4o", "--auto-approve")
     assert run.code == 11 and "endpoint `theirs` uses it" in run.err, run.all
+
+
+def test_lifecycle_never_holds_against_a_cascade_and_against_adopt(cli, manifest_dir, sandbox, api):
+    never = endpoint_yaml() + "lifecycle: {replace: never}\n"
+    root = manifest_dir({"m.yaml": model_yaml("gpt-4o"), "d.yaml": DATASET, "e.yaml": never})
+    assert cli("apply", root, "--server", sandbox.url).code == 0  # no owner: the bare tag
+    endpoint_id = api.get("/endpoints/support-bot").json()["id"]
+    # a cascade: the model's replace would recreate the endpoint, which says never
+    (root / "m.yaml").write_text(model_yaml("gpt-4o", model="gpt-4o-mini"))
+    args = ("--server", sandbox.url, "--replace-all", "--auto-approve", "--max-delete", "unlimited")
+    run = cli("apply", root, *args)
+    assert run.code == 11 and "its manifest says `lifecycle.replace: never`" in run.err, run.all
+    assert api.get("/endpoints/support-bot").json()["id"] == endpoint_id
+    # --adopt of the endpoint (a replace: its owner tag is set only at create) is held, not made
+    (root / "m.yaml").write_text(model_yaml("gpt-4o"))
+    run = cli(
+        "apply",
+        root,
+        "--server",
+        sandbox.url,
+        "--owner",
+        "team",
+        "--adopt",
+        "--auto-approve",
+        "--max-delete",
+        "unlimited",
+    )
+    assert "[lifecycle.replace: never]" in run.out and run.code == 1, run.all
+    assert api.get("/endpoints/support-bot").json()["id"] == endpoint_id
