@@ -54,7 +54,7 @@ class GraphExecutor:
     def run(self, plan: Plan, kinds: Plan) -> ApplyReport:
         steps = build(plan, kinds, names=self.options.replace, every=self.options.replace_all)
         self._forget_recreated(plan, kinds)
-        schedule = _Schedule(steps, self.executor, self._step)
+        schedule = Schedule(steps, self.executor, self._step)
         try:
             with graceful(self.executor.interrupt, then="previous"):
                 schedule.run(max(1, self.options.parallelism))
@@ -285,7 +285,7 @@ def _priority(step: Step) -> int:
     return 6 if kind == "Endpoint" else 5
 
 
-class _Schedule:
+class Schedule:
     """The steps' progress, in time linear in the steps and their dependencies: a heap of the
     ready steps, and for each step how many of its dependencies are still to finish."""
 

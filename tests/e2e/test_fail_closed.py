@@ -10,7 +10,7 @@ import threading
 import time
 
 from reconciler.apply import ApplyOptions, Executor
-from reconciler.graph_apply import _Schedule
+from reconciler.graph_apply import Schedule
 from reconciler.kinds.graph import build
 from reconciler.kinds.values import EndpointManifest, PolicySpec
 from reconciler.model import Change, Op, Outcome, Plan, Result
@@ -45,7 +45,7 @@ def test_an_endpoints_policies_start_right_after_it_access_first():
         return Outcome("x", Op.CREATE, Result.CREATED)
 
     steps = build(Plan(), _endpoint_plan(5))
-    _Schedule(steps, Executor(None, ApplyOptions(parallelism=1)), carry_out).run(1)  # type: ignore[arg-type]
+    Schedule(steps, Executor(None, ApplyOptions(parallelism=1)), carry_out).run(1)  # type: ignore[arg-type]
     expected = []
     for i in range(5):
         slug = f"ep{i:02}"
