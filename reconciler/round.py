@@ -347,6 +347,31 @@ def saved_plan(
     )
 
 
+def write_saved(
+    request: Request,
+    desired: Desired,
+    planned: Planned,
+    data: Mapping[str, Any],
+    out: Path,
+    *,
+    server: str,
+    tenant: str | None,
+    space: str | None = None,
+) -> None:
+    """`plan --out FILE`: the saved plan, scrubbed, written to `out` (one space's of many names it,
+    so that `apply FILE` finds that space's server, tenant and token in the project file)."""
+    import json
+
+    saved = saved_plan(request, desired, planned, data, server=server, tenant=tenant)
+    if space is not None:
+        saved.options["space"] = space
+    text = json.dumps(redact.scrub_obj(saved.to_json(dict(data))), indent=2, ensure_ascii=False) + "\n"
+    try:  # a path from undecodable file-name bytes: a \udcxx escape, still JSON
+        out.write_text(redact.json_safe(text), encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        raise ReconcilerError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
+
+
 def replay_request(
     saved: SavedPlan, *, owner: str | None, config: Path | None, placeholders: bool
 ) -> Request:

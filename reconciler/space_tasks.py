@@ -59,7 +59,13 @@ def validate_task(run: Run, registry: Any, *, online: bool, strict: bool) -> Tas
 
 
 def plan_task(
-    run: Run, registry: Any, options: Any, *, detailed_exitcode: bool, markdown: bool = False
+    run: Run,
+    registry: Any,
+    options: Any,
+    *,
+    detailed_exitcode: bool,
+    markdown: bool = False,
+    out: Path | None = None,
 ) -> Task:
     from reconciler import round
 
@@ -80,6 +86,20 @@ def plan_task(
             refused=planned.refused,
         )
         result.notes += [str(w) for w in desired.loaded.warnings]
+        if out is not None:  # `apply FILE` finds the space by its name in the project file
+            round.write_saved(
+                request,
+                desired,
+                planned,
+                result.data,
+                out,
+                server=client.base_url,
+                tenant=client.tenant,
+                space=spec.name,
+            )
+            result.notes.append(
+                f"Saved the plan to {out}; run `syft-reconciler apply {out}` to execute exactly it."
+            )
         where = client.base_url + (f" (tenant {client.tenant})" if client.tenant else "")
         allowed = options.replace_allowed
         shown = (
@@ -107,16 +127,20 @@ def apply_task(
     interrupt: Interrupt | None = None,
     quiet: bool = False,
     verbose: bool = False,
+    saved: tuple[Any, Path] | None = None,
 ) -> Task:
+    """`apply` per space; with `saved` (a plan file of one space, `plan --space NAME --out FILE`),
+    exactly that plan or nothing, as one space's `apply FILE` does."""
     from reconciler import round
 
     def task(spec: SpaceSpec, result: SpaceResult) -> None:
         instance = run.instance(spec)
-        request = round.Request(instance, options, spec.var_files)
+        request = _apply_request(instance, spec, options, saved)
+        options_now = request.options
         with lock_of(spec, run.project, command="apply", shared=True):
             desired = round.desire(request, registry, run.env)
             with run.connect(spec) as client:
-                planned = round.plan_against(client, desired, registry, options, instance.owner)
+                planned = _bound_plan(client, desired, registry, options_now, instance.owner, saved)
                 if planned.refused:
                     raise Refused(planned.refused)
                 if planned.going and not may_delete:
@@ -128,7 +152,7 @@ def apply_task(
                     client,
                     planned,
                     registry,
-                    options,
+                    options_now,
                     instance.owner,
                     parallelism=run.connection.parallelism,
                     retries=run.connection.retries,
@@ -144,13 +168,56 @@ def apply_task(
             owner=instance.owner,
         )
         result.notes += [str(w) for w in desired.loaded.warnings]
-        result.lines += _applied_lines(applied, planned.whole, where, options, quiet=quiet, verbose=verbose)
+        result.lines += _applied_lines(
+            applied, planned.whole, where, options_now, quiet=quiet, verbose=verbose
+        )
         result.exit_code = applied.exit_code
         if interrupt is not None and interrupt.signum is not None and applied.stopped:
             # told to stop (perhaps before its run began, which resets `interrupted`)
             result.exit_code = 128 + interrupt.signum
 
     return task
+
+
+def _apply_request(instance: Instance, spec: SpaceSpec, options: Any, saved: tuple[Any, Path] | None) -> Any:
+    """What to apply in this space: the manifests with these options, or what its saved plan was
+    made with (another owner's plan is refused)."""
+    from reconciler import round
+    from reconciler.plan import PlanOptions
+
+    if saved is None:
+        return round.Request(instance, options, spec.var_files)
+    plan_file = saved[0]
+    planned_owner = plan_file.options.get("owner")
+    if planned_owner != instance.owner:
+        raise Refused(
+            f"the saved plan was made for owner {planned_owner!r}, not {instance.owner!r}; nothing was written"
+        )
+    var_files = tuple(Path(p) for p in plan_file.options.get("var_files", ()))
+    return round.Request(instance, PlanOptions.from_json(plan_file.options), var_files)
+
+
+def _bound_plan(
+    client: Any, desired: Any, registry: Any, options: Any, owner: str | None, saved: tuple[Any, Path] | None
+) -> Any:
+    """The plan made now; with a saved plan, bound to its server and tenant and refused (stale)
+    unless it is exactly the saved one."""
+    from reconciler import round
+
+    if saved is not None:
+        saved[0].check_target(server=client.base_url, tenant=client.tenant, source=str(saved[1]))
+    planned = round.plan_against(client, desired, registry, options, owner)
+    if saved is not None:
+        round.verify_saved(
+            saved[0],
+            desired,
+            planned,
+            options,
+            server=client.base_url,
+            tenant=client.tenant,
+            source=str(saved[1]),
+        )
+    return planned
 
 
 def _applied_lines(

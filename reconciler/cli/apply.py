@@ -28,7 +28,7 @@ from reconciler.cli.options import (
     var_file_option,
     warn,
 )
-from reconciler.cli.spaces import spaces_from, spaces_options
+from reconciler.cli.spaces import MultiSpace, spaces_from, spaces_options
 from reconciler.cli.terminal import ApplyProgress, echo
 from reconciler.errors import BadSetting, Refused
 from reconciler.model import Change
@@ -80,8 +80,13 @@ def apply(
 
     options = plan_options_from(kw)
     saved = _saved_plan(paths)
-    multi = spaces_from(paths, kw, parallelism=parallelism, one_space=saved is not None)
+    multi = _spaces(paths, saved, kw, parallelism=parallelism)
     if multi is not None:
+        if saved is not None and (options.any_set or var_files):
+            raise click.UsageError(
+                "a saved plan carries its own plan options (--adopt, --prune, --replace, --selector, "
+                "--max-delete, --var-file, …); give them to `plan`"
+            )
         from reconciler.space_tasks import apply_task
         from reconciler.spaces import Interrupt
 
@@ -96,6 +101,7 @@ def apply(
             interrupt=stop,
             quiet=quiet,
             verbose=verbose,
+            saved=saved,
         )
         return multi.finish("apply", output, task, stop)
     settings = settings_from(kw)  # leaves --owner and --config in kw
@@ -205,6 +211,24 @@ def _report(output: str, applied: Any, *, target: str, tenant: str | None, owner
     for line in render.conflict_lines(applied.conflicts):
         echo(line)
     echo(render.report_summary(applied.report, conflicts=len(applied.conflicts)))
+
+
+def _spaces(
+    paths: tuple[str, ...], saved: tuple[Any, Path] | None, kw: dict[str, Any], *, parallelism: int
+) -> MultiSpace | None:
+    """The multi-space run: of the project's spaces, or of the one space a saved plan names
+    (`plan --space NAME --out FILE`); None for one space (a saved plan of a server and tenant)."""
+    space = saved[0].options.get("space") if saved is not None else None
+    if space is None:
+        return spaces_from(paths, kw, parallelism=parallelism, one_space=saved is not None)
+    kw["space_globs"] = (space,)
+    multi = spaces_from((), kw, parallelism=parallelism)
+    if multi is None:
+        raise click.UsageError(
+            f"{saved[1] if saved else ''} is the plan of space `{space}`: run apply where its project file is, "
+            "or name it with --config"
+        )
+    return multi
 
 
 def _saved_plan(paths: tuple[str, ...]) -> tuple[Any, Path] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import click
 
-from reconciler import redact, render
+from reconciler import render
 from reconciler.cli.app import cli
 from reconciler.cli.options import (
     bundled_registry,
@@ -29,7 +28,7 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.spaces import spaces_from, spaces_options
 from reconciler.cli.terminal import echo
-from reconciler.errors import EXIT_CHANGES, EXIT_REFUSED, ReconcilerError
+from reconciler.errors import EXIT_CHANGES, EXIT_REFUSED
 
 
 @cli.command()
@@ -72,10 +71,9 @@ def plan(
     options = plan_options_from(kw)
     multi = spaces_from(paths, kw)
     if multi is not None:
-        if out is not None:
+        if out is not None and len(multi.specs) != 1:
             raise click.UsageError(
-                "--out saves the plan of one server and tenant, not of a project's spaces (not yet); "
-                "review them with --output markdown, one section per space"
+                f"--out saves the plan of one space ({len(multi.specs)} selected): pick it with --space NAME"
             )
         from reconciler.space_tasks import plan_task
 
@@ -85,6 +83,7 @@ def plan(
             options,
             detailed_exitcode=detailed_exitcode,
             markdown=output == "markdown",
+            out=out,
         )
         return multi.finish("plan", output, task)
     instance = instance_from(paths, kw)
@@ -107,14 +106,7 @@ def plan(
         refused=planned.refused,
     )
     if out is not None:
-        saved = round.saved_plan(
-            request, desired, planned, data, server=client.base_url, tenant=client.tenant
-        )
-        text = json.dumps(redact.scrub_obj(saved.to_json(data)), indent=2, ensure_ascii=False) + "\n"
-        try:  # a path from undecodable file-name bytes: a \udcxx escape, still JSON
-            out.write_text(redact.json_safe(text), encoding="utf-8", errors="backslashreplace")
-        except OSError as exc:
-            raise ReconcilerError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
+        round.write_saved(request, desired, planned, data, out, server=client.base_url, tenant=client.tenant)
     if output == "json":
         emit_json(data)
     elif output == "markdown":

@@ -419,5 +419,31 @@ def test_a_multi_space_markdown_plan_has_one_section_per_space(cli, tenants, tmp
     assert run.out.count("### Syft Space plan for ") == 2
     one = cli("plan", "--config", config, "--space", names[0], "-o", "markdown")
     assert one.code == 0 and one.out.count("### Syft Space plan for ") == 1 and f"`{names[0]}-m0`" in one.out
-    saved = cli("plan", "--config", config, "--space", names[0], "--out", tmp_path / "p.json")
-    assert saved.code == 64 and "--output markdown" in saved.err
+    saved = cli("plan", "--config", config, "--out", tmp_path / "p.json")
+    assert saved.code == 64 and "pick it with --space NAME" in saved.err
+
+
+def test_a_saved_plan_of_one_space_applies_exactly_there(cli, tenants, tmp_path, env):
+    """`plan --space NAME --out FILE`, reviewed, then `apply FILE`: that space's server, tenant and
+    token come from the project file; the other spaces are not touched; a changed server is stale."""
+    names = TENANTS[:2]
+    config = write_project(tmp_path, tenants.url, names)
+    saved = tmp_path / "p.json"
+    run = cli("plan", "--config", config, "--space", names[0], "--out", saved)
+    assert run.code == 0 and saved.exists(), run.all
+    assert '"space": "team-00"' in saved.read_text() and TOKEN not in saved.read_text()
+    run = cli("apply", saved, "--config", config)
+    assert run.code == 0, run.all
+    assert tenant_models(tenants, names[0]) == [f"{names[0]}-m0", f"{names[0]}-m1"]
+    assert tenant_models(tenants, names[1]) == []
+    # planned again, then the server changes before the apply: exactly that plan, or nothing
+    (tmp_path / "spaces" / names[0] / "m0.yaml").write_text(
+        model_yaml(f"{names[0]}-m0", key="sk-test", summary="new")
+    )
+    assert cli("plan", "--config", config, "--space", names[0], "--out", saved).code == 0
+    headers = {"Authorization": f"Bearer {TOKEN}", "X-Tenant-Name": names[0]}
+    with httpx.Client(base_url=tenants.url + "/api/v1", headers=headers, follow_redirects=True) as http:
+        assert http.patch(f"/models/{names[0]}-m1", json={"summary": "by hand"}).status_code == 200
+    run = cli("apply", saved, "--config", config)
+    assert run.code == 10, run.all
+    assert cli("apply", saved, "--config", config, "--prune").code == 64  # its options are the plan's
