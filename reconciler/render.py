@@ -477,6 +477,24 @@ def conflict_lines(conflicts: Sequence[Change]) -> list[str]:
     return [neutralise(f"conflict {c.label}: {c.reason}") for c in conflicts]
 
 
+def fold_warnings(problems: Sequence[Any], *, verbose: bool = False) -> list[str]:
+    """The lines for these warnings, as Terraform prints them: the first of each kind in full, then
+    one line for the others of its kind. A kind is a problem's message (the file, line and field
+    may differ), or a note's whole text. `verbose`: every one in full, in order."""
+    if verbose:
+        return [str(p) for p in problems]
+    kinds: dict[Any, list[Any]] = {}
+    for problem in problems:
+        kind = (problem.severity, problem.message) if hasattr(problem, "message") else str(problem)
+        kinds.setdefault(kind, []).append(problem)
+    lines = []
+    for same in kinds.values():
+        lines.append(str(same[0]))
+        if len(same) > 1:
+            lines.append(f"warning: … and {len(same) - 1:,} more like it (--verbose shows each)")
+    return lines
+
+
 def problems_text(problems: Sequence[Problem]) -> str:
     return "\n".join(str(p) for p in problems)
 

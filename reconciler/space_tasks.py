@@ -85,7 +85,7 @@ def plan_task(
             owner=instance.owner,
             refused=planned.refused,
         )
-        result.notes += [str(w) for w in desired.loaded.warnings]
+        result.notes += render.fold_warnings(desired.loaded.warnings)
         if out is not None:  # `apply FILE` finds the space by its name in the project file
             round.write_saved(
                 request,
@@ -167,7 +167,7 @@ def apply_task(
             tenant=client.tenant,
             owner=instance.owner,
         )
-        result.notes += [str(w) for w in desired.loaded.warnings]
+        result.notes += render.fold_warnings(desired.loaded.warnings, verbose=verbose)
         result.lines += _applied_lines(
             applied, planned.whole, where, options_now, quiet=quiet, verbose=verbose
         )

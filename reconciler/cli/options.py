@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from reconciler import render
 from reconciler.errors import BadSetting
 
 DEFAULT_PATHS = (Path("manifests"),)
@@ -307,26 +308,8 @@ def describe_target(client: Any) -> str:
 def warn(problems: Sequence[Any], *, verbose: bool = False) -> None:
     """Warnings on stderr, repeated ones folded unless `verbose` (fold_warnings); JSON output
     keeps every one (it is for machines)."""
-    for line in fold_warnings(problems, verbose=verbose):
+    for line in render.fold_warnings(problems, verbose=verbose):
         _say(line)
-
-
-def fold_warnings(problems: Sequence[Any], *, verbose: bool = False) -> list[str]:
-    """The lines for these warnings, as Terraform prints them: the first of each kind in full, then
-    one line for the others of its kind. A kind is a problem's message (the file, line and field
-    may differ), or a note's whole text. `verbose`: every one in full, in order."""
-    if verbose:
-        return [str(p) for p in problems]
-    kinds: dict[Any, list[Any]] = {}
-    for problem in problems:
-        kind = (problem.severity, problem.message) if hasattr(problem, "message") else str(problem)
-        kinds.setdefault(kind, []).append(problem)
-    lines = []
-    for same in kinds.values():
-        lines.append(str(same[0]))
-        if len(same) > 1:
-            lines.append(f"warning: … and {len(same) - 1:,} more like it (--verbose shows each)")
-    return lines
 
 
 def _say(text: str) -> None:

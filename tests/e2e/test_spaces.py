@@ -447,3 +447,12 @@ def test_a_saved_plan_of_one_space_applies_exactly_there(cli, tenants, tmp_path,
     run = cli("apply", saved, "--config", config)
     assert run.code == 10, run.all
     assert cli("apply", saved, "--config", config, "--prune").code == 64  # its options are the plan's
+
+
+def test_repeated_warnings_fold_in_each_space_too(cli, tenants, tmp_path, env):
+    names = TENANTS[:2]
+    config = write_project(tmp_path, tenants.url, names)  # two literal keys in each space
+    run = cli("plan", "--config", config)
+    assert run.code == 0, run.all
+    assert run.err.count("a literal secret is committed to git") == 2, run.err  # one a space
+    assert run.err.count("and 1 more like it (--verbose shows each)") == 2
