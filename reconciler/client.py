@@ -117,10 +117,11 @@ def _headers(token: str | None, tenant: str | None) -> dict[str, str]:
     return headers
 
 
-def _verify(ca_cert: str | None) -> ssl.SSLContext | bool:
-    """The TLS verification of --ca-cert: a context trusting that bundle, else the system's."""
+def _verify(ca_cert: str | None) -> ssl.SSLContext:
+    """The TLS verification of --ca-cert: a context trusting that bundle, else httpx's default
+    (certifi's bundle, or SSL_CERT_FILE/SSL_CERT_DIR when set)."""
     if not ca_cert:
-        return True
+        return httpx.create_ssl_context()
     try:
         info = os.stat(ca_cert)
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CA_FILE:
@@ -138,12 +139,18 @@ def _http_client(
     headers: dict[str, str],
     timeout: float,
     transport: httpx.BaseTransport | None,
-    verify: ssl.SSLContext | bool,
-    trust_env: bool,
+    verify: ssl.SSLContext,
     max_connections: int,
 ) -> httpx.Client:
-    """The pooled httpx.Client, never following redirects itself (SpaceClient._redirect does)."""
+    """The pooled httpx.Client over transport.DeadlineTransport (a test may pass its own), never
+    following redirects itself (SpaceClient._redirect does). The proxy is chosen once, by
+    transport.proxy_for: an HTTP(S)_PROXY would carry a loopback request (and its token) to another
+    host, in clear for http://, and a proxy cannot reach our loopback anyway."""
     try:
+        if transport is None:
+            transport = wire.DeadlineTransport(
+                ssl_context=verify, proxy=wire.proxy_for(url), max_connections=max_connections
+            )
         return httpx.Client(
             # URL credentials would replace the bearer token (httpx sends them as Basic auth);
             # the API's one credential is the token, so they are dropped (and never printed)
@@ -152,12 +159,26 @@ def _http_client(
             timeout=timeout,
             follow_redirects=False,
             transport=transport,
-            verify=verify,
-            trust_env=trust_env,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            trust_env=False,
         )
     except (ValueError, TypeError, httpx.InvalidURL) as exc:  # a malformed *_PROXY variable, a header
         raise ReconcilerError(f"cannot set up the HTTP client: {wire.reason(exc)}") from None
+
+
+_ENCODING_HEADERS = (b"content-encoding", b"content-length", b"transfer-encoding")
+
+
+def _answered(streamed: httpx.Response, body: bytes) -> httpx.Response:
+    """The answer with its whole (decoded) body in hand, as a plain Response: status, headers
+    without the encoding ones (the body is decoded already), request and reason phrase."""
+    headers = [(k, v) for k, v in streamed.headers.raw if k.lower() not in _ENCODING_HEADERS]
+    return httpx.Response(
+        streamed.status_code,
+        headers=headers,
+        content=body,
+        request=streamed.request,
+        extensions=streamed.extensions,
+    )
 
 
 @dataclass(frozen=True)
@@ -211,14 +232,8 @@ class SpaceClient:
             timeout=timeout,
             transport=transport,
             verify=verify,
-            # An HTTP(S)_PROXY would carry a loopback request (and its token) to another
-            # host, in clear for http://; a proxy cannot reach our loopback anyway.
-            trust_env=not loopback,
             max_connections=max_connections,
         )
-        self.deadline_enforced = wire.install_deadline(self._http._transport)
-        for mounted in self._http._mounts.values():
-            wire.install_deadline(mounted)
         self._count_lock = threading.Lock()
         self.requests = 0
         self.timeout = timeout
@@ -253,11 +268,11 @@ class SpaceClient:
             ) from None
         try:
             with wire.deadline(self.timeout):
-                response = self._http.send(request, stream=True)
+                streamed = self._http.send(request, stream=True)
                 try:
-                    self._read_body(method, path, response)
+                    response = _answered(streamed, self._read_body(method, path, streamed))
                 finally:
-                    response.close()
+                    streamed.close()
         except httpx.ConnectTimeout as exc:
             raise ServerUnreachable(f"cannot connect to {self.base_url}: timed out") from exc
         except httpx.ConnectError as exc:
@@ -274,7 +289,7 @@ class SpaceClient:
             raise UncertainWrite(f"{method} {path}: no complete answer within {self.timeout:g}s") from exc
         return response
 
-    def _read_body(self, method: str, path: str, response: httpx.Response) -> None:
+    def _read_body(self, method: str, path: str, response: httpx.Response) -> bytes:
         """The body, decoded, at most `max_body` bytes, before the deadline (a mock transport too)."""
         chunks: list[bytes] = []
         size = 0
@@ -288,7 +303,7 @@ class SpaceClient:
                 )
             chunks.append(chunk)
             wire.check_deadline()
-        response._content = b"".join(chunks)  # what Response.read() would have set
+        return b"".join(chunks)
 
     def _redirect(self, method: str, path: str, body: Any, response: httpx.Response) -> httpx.Response:
         try:

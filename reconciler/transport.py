@@ -2,9 +2,11 @@
 
 - A deadline per request (`timeout` bounds the whole exchange): the network backend checks it on
   every connect, read and write, and name resolution runs under it, so neither a slow resolver nor
-  a server trickling bytes can stretch a call. It wraps httpcore's network backend (a private
-  attribute of httpx's transport; httpx is pinned below 1.0 and the trickle tests fail if the
-  wrapper stops being installed).
+  a server trickling bytes can stretch a call. `DeadlineTransport` is an httpx transport over an
+  httpcore pool given that backend, built from both libraries' public API only (httpx's own
+  transport keeps its pool private); the trickle tests fail if the deadline stops being checked.
+- Proxies: from the environment (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY, as urllib reads them), never
+  for loopback; chosen once per client, which talks to one origin.
 - Answers are capped: MAX_BODY bytes (decoded), MAX_DEPTH levels of JSON; lone surrogates become
   U+FFFD.
 - URLs: only http(s) with a host; a password in one is registered with the scrubber; loopback is
@@ -20,7 +22,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpcore
@@ -143,14 +146,119 @@ def _resolve(host: str, port: int, timeout: float) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in result[0]))
 
 
-def install_deadline(transport: Any) -> bool:
-    """Wrap an httpx transport's network backend (httpcore pools keep it in `_network_backend`)."""
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if backend is None or isinstance(backend, _DeadlineBackend):
-        return False
-    pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
-    return True
+# -- the transport: httpx requests over an httpcore pool with the deadline backend ----------------
+
+# httpcore's errors as httpx's (the client catches httpx's), most specific first
+_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextlib.contextmanager
+def _as_httpx(request: httpx.Request) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for theirs, ours in _ERRORS:
+            if isinstance(exc, theirs):
+                raise ours(str(exc), request=request) from exc  # type: ignore[call-arg]
+        raise
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, stream: Iterable[bytes], request: httpx.Request) -> None:
+        self._stream = stream
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx(self._request):
+            yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _core_url(url: httpx.URL) -> httpcore.URL:
+    return httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path)
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """HTTP/1.1 over a pool whose every connect, read and write stops at the request's deadline."""
+
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext, proxy: httpx.Proxy | None = None, max_connections: int = 32
+    ) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            proxy=_core_proxy(proxy) if proxy else None,
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            network_backend=_DeadlineBackend(httpcore.SyncBackend()),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, Iterable)
+        core = httpcore.Request(
+            method=request.method,
+            url=_core_url(request.url),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _as_httpx(request):
+            answer = self._pool.handle_request(core)
+        assert isinstance(answer.stream, Iterable)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Body(answer.stream, request),
+            extensions=answer.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _core_proxy(proxy: httpx.Proxy) -> httpcore.Proxy:
+    if proxy.url.password:
+        redact.register(proxy.url.password, f"{proxy.url.username}:{proxy.url.password}")
+    return httpcore.Proxy(
+        url=_core_url(proxy.url),
+        auth=proxy.raw_auth,
+        headers=proxy.headers.raw,
+        ssl_context=proxy.ssl_context,
+    )
+
+
+def proxy_for(url: httpx.URL) -> httpx.Proxy | None:
+    """The proxy the environment names for `url` (none for loopback, or a host NO_PROXY lists)."""
+    if is_loopback(url.host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    chosen = proxies.get(url.scheme) or proxies.get("all")
+    if not chosen or urllib.request.proxy_bypass(url.host):
+        return None
+    try:
+        return httpx.Proxy(chosen if "://" in chosen else f"http://{chosen}")
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise ReconcilerError(
+            f"the {url.scheme} proxy named by the environment is not a usable URL: {reason(exc)}"
+        ) from None
 
 
 _LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")  # JSON pairs them up; a lone one stays

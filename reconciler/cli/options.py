@@ -260,9 +260,12 @@ def connect(
         )
     with contextlib.ExitStack() as stack:
         if settings.sandbox:
-            from reconciler.sandbox import SandboxConfig, SandboxServer
+            from reconciler.cli.embedded import sandbox_module
 
-            server = stack.enter_context(SandboxServer(SandboxConfig(token=token), db=SANDBOX_DB))
+            sandbox = sandbox_module()
+            server = stack.enter_context(
+                sandbox.SandboxServer(sandbox.SandboxConfig(token=token), db=SANDBOX_DB)
+            )
             url = server.url
             print(f"Using the local sandbox at {url} (state in {SANDBOX_DB})", file=sys.stderr)
         elif settings.server:

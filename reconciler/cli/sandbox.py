@@ -100,8 +100,9 @@ def sandbox_serve(
     seed: int | None,
 ) -> None:
     """Run the sandbox in the foreground until Ctrl-C."""
-    from reconciler.sandbox import SandboxConfig, serve
+    from reconciler.cli.embedded import sandbox_module
 
+    stack = sandbox_module()
     schemas = bundled_registry()
     chosen = tuple(t.strip() for t in types.split(",") if t.strip()) if types else None
     unknown = [t for t in chosen or () if t not in schemas.dtypes]
@@ -110,7 +111,7 @@ def sandbox_serve(
             f"unknown type(s) {', '.join(unknown)}; bundled: {', '.join(schemas.dtypes)}",
             param_hint="--types",
         )
-    config = SandboxConfig(
+    config = stack.SandboxConfig(
         token=token,
         multi_tenancy=multi_tenancy,
         types=chosen,
@@ -127,4 +128,4 @@ def sandbox_serve(
         seed=seed,
     )
     click.echo(f"Syft Space sandbox on http://{host}:{port} (db {db}); Ctrl-C stops it.", err=True)
-    serve(config, db=db, host=host, port=port)
+    stack.serve(config, db=db, host=host, port=port)

@@ -341,3 +341,31 @@ def test_watch_logs_and_healthz_hold_no_canary(root, space, tmp_path):
     clean(daemon.log, health.text)  # ...and never shown
     for line in daemon.lines:
         json.loads(line)
+
+
+def test_a_proxy_from_the_environment_carries_a_remote_request_and_never_shows_its_password(
+    cli, root, monkeypatch
+):
+    """Proxies are chosen by transport.proxy_for (httpx's own environment handling is off): a remote
+    server goes through HTTP_PROXY, with the proxy's credentials never printed; NO_PROXY is honoured."""
+    from .misbehaving import Misbehaving
+
+    args = ["--server", "http://space.example.test", "--token", TOKEN, "--insecure", "--retries", "0"]
+    with Misbehaving() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", f"http://u:{URLPW}@"))
+        monkeypatch.delenv("http_proxy", raising=False)
+        monkeypatch.setenv("NO_PROXY", "other.example.test")
+        via_proxy = cli("plan", root, *args, "--timeout", "3")
+        seen = len(proxy.requests)
+        monkeypatch.setenv("NO_PROXY", "space.example.test")
+        bypassed = cli("plan", root, *args, "--timeout", "3")
+    assert via_proxy.code != 0 and bypassed.code != 0  # the misbehaving proxy knows no absolute-form paths
+    [first, *_] = proxy.requests
+    _, target, headers, _ = first
+    assert target.startswith("http://space.example.test/api/v1/"), target
+    assert headers["Authorization"] == f"Bearer {TOKEN}" and headers["Proxy-Authorization"].startswith(
+        "Basic "
+    )
+    assert seen and all(r[1].startswith("http://space.example.test/") for r in proxy.requests)
+    assert len(proxy.requests) == seen  # the second run went around the proxy
+    clean(via_proxy.all, bypassed.all)
