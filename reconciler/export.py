@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from reconciler import redact
-from reconciler.model import KINDS, RemoteModel, plural
+from reconciler.model import KINDS, Pick, RemoteModel, plural
 from reconciler.redact import looks_secret_key as looks_secret
 from reconciler.schemas import SchemaRegistry
 from reconciler.selection import Selector
@@ -276,9 +276,11 @@ def export(
     *,
     selectors: Sequence[Selector] = (),
     kind: str = "Model",
+    selections: Mapping[str, Sequence[Pick]] | None = None,
 ) -> Export:
     """Manifests for the models (or, with `kind="Dataset"`, the datasets as RemoteModel values)
-    every selector matches, sorted by file name."""
+    every selector matches, sorted by file name; a dataset in `selections` gets its picks as
+    `selected_items` (`[]` when it has none: the exported repository manages them)."""
     matched = [m for m in models if all(s.matches(m.name, m.dtype, m.user_tags) for s in selectors)]
     exportable, skipped = _exportable(matched)
     prefixes = _prefixes([m.name for m in exportable])
@@ -290,7 +292,12 @@ def export(
     variables = Variables()
     for model in exportable:
         text, env, notes = _manifest_text(
-            model, registry, variables.for_file(), prefix=prefixes[model.name], kind=kind
+            model,
+            registry,
+            variables.for_file(),
+            prefix=prefixes[model.name],
+            kind=kind,
+            picks=(selections or {}).get(model.name),
         )
         warnings.extend(notes)
         stem = _unique_stem(model.name, kind, stems)
@@ -315,11 +322,22 @@ def _exportable(models: Sequence[RemoteModel]) -> tuple[list[RemoteModel], list[
 
 
 def _manifest_text(
-    model: RemoteModel, registry: SchemaRegistry, variables: Variables, *, prefix: str, kind: str
+    model: RemoteModel,
+    registry: SchemaRegistry,
+    variables: Variables,
+    *,
+    prefix: str,
+    kind: str,
+    picks: Sequence[Pick] | None = None,
 ) -> tuple[str, tuple[str, ...], list[str]]:
     """(the manifest's text, the variables it references, warnings) for one model."""
     fields, warnings = _secret_fields(model, registry, prefix, kind)
     document = _document(model, fields, variables, prefix=prefix, kind=kind)
+    if picks is not None:
+        document["selected_items"] = [
+            {"item_id": item_id} if description is None else {"item_id": item_id, "description": description}
+            for item_id, description in picks
+        ]
     for path in _file_like(document["configuration"], "configuration"):
         warnings.append(
             f"{kind.lower()} `{model.name}`: {path} is a mapping with only `file`, which a "

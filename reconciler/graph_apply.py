@@ -25,11 +25,22 @@ from reconciler.apply import Budget, Executor
 from reconciler.errors import ReconcilerError, ServerError
 from reconciler.kinds.graph import Step, build
 from reconciler.kinds.plan import Observed, normalise_policy
-from reconciler.kinds.values import EndpointManifest, PolicySpec, RemoteEndpoint, RemotePolicy
+from reconciler.kinds.values import EndpointManifest, PolicySpec, RemoteDataset, RemoteEndpoint, RemotePolicy
 from reconciler.kinds_client import KindsClient
-from reconciler.model import STOPPED, ApplyReport, Change, Manifest, Op, Outcome, Plan, Result
+from reconciler.model import (
+    STOPPED,
+    ApplyReport,
+    Change,
+    FieldDiff,
+    Manifest,
+    Op,
+    Outcome,
+    Pick,
+    Plan,
+    Result,
+)
 from reconciler.ownership import owner_tag, ownership
-from reconciler.plan import same
+from reconciler.plan import same, stray_tags
 from reconciler.signals import graceful
 
 T = TypeVar("T")
@@ -50,6 +61,8 @@ class GraphExecutor:
         }
         self._ids.update({("dataset", n): d.id for n, d in observed.datasets.items()})
         self._ids.update({("endpoint", s): e.id for s, e in observed.endpoints.items()})
+        self._carried: dict[str, tuple[Pick, ...]] = {}
+        """A replaced dataset's picks, read just before its delete, when no manifest manages them."""
 
     def run(self, plan: Plan, kinds: Plan) -> ApplyReport:
         steps = build(plan, kinds, names=self.options.replace, every=self.options.replace_all)
@@ -108,8 +121,18 @@ class GraphExecutor:
         if change.kind == "Endpoint":
             return self.executor.delete_seen(change, self.kinds.get_endpoint, self._delete_endpoint)
         return self.executor.delete_seen(
-            change, self.kinds.get_dataset, lambda _: self.kinds.delete_dataset(change.name)
+            change, self.kinds.get_dataset, lambda _: self._delete_dataset(change)
         )
+
+    def _delete_dataset(self, change: Change) -> bool:
+        """A dataset's delete; for a replace whose manifest does not manage `selected_items`, the
+        picks as they are now are kept first, for the create to send (its picks go with it)."""
+        manifest = change.desired
+        if change.op is Op.REPLACE and isinstance(manifest, Manifest) and manifest.selected_items is None:
+            picks = self.kinds.selection(change.name)
+            with self._lock:
+                self._carried[change.name] = tuple((p.item_id, p.description) for p in picks)
+        return self.kinds.delete_dataset(change.name)
 
     def _delete_endpoint(self, endpoint: RemoteEndpoint) -> bool:
         for policy in endpoint.policies or ():
@@ -126,11 +149,11 @@ class GraphExecutor:
     def _write_dataset(self, change: Change, budget: Budget) -> Outcome:
         manifest = change.desired
         assert isinstance(manifest, Manifest)
-        if change.op is Op.UPDATE:
-            tags = ",".join((*manifest.tags, owner_tag(self.options.owner)))
-            patch = {"summary": manifest.summary, "tags": tags}
-            if _patched(lambda: self.kinds.patch_dataset(manifest.name, patch)):
-                return Outcome(change.label, change.op, Result.UPDATED, "adopted" if change.adopt else "")
+        if change.op is Op.UPDATE and self._update_dataset(change, manifest):
+            return Outcome(change.label, change.op, Result.UPDATED, _update_detail(change))
+        if manifest.selected_items is None and manifest.name in self._carried:
+            # not managed here: the picks made on the server survive the recreate
+            manifest = dataclasses.replace(manifest, selected_items=self._carried[manifest.name])
         body = manifest.create_body(owner=self.options.owner)
         return self._create(
             change,
@@ -140,6 +163,44 @@ class GraphExecutor:
             equal=lambda d: d.dtype == manifest.dtype and ownership(d.tags, self.options.owner).mine,
             keep=lambda d: self._remember("dataset", d.name, d.id),
         )
+
+    def _update_dataset(self, change: Change, manifest: Manifest) -> bool:
+        """PATCH summary and tags when they (or the owner tag) change, then converge the selection
+        with at most one DELETE and one POST (each restarts the dataset's ingestion). False when
+        the dataset is gone (deleted since the list): create it instead, picks and all."""
+        picks = [d for d in change.diffs if d.pick]
+        observed = change.observed
+        stray = isinstance(observed, RemoteDataset) and stray_tags(observed.tags, self.options.owner)
+        if change.adopt or stray or len(picks) < len(change.diffs):
+            tags = ",".join((*manifest.tags, owner_tag(self.options.owner)))
+            patch = {"summary": manifest.summary, "tags": tags}
+            if not _patched(lambda: self.kinds.patch_dataset(manifest.name, patch)):
+                return False
+        if picks:
+            return self._converge_picks(manifest.name, picks)
+        return True
+
+    def _converge_picks(self, name: str, picks: list[FieldDiff]) -> bool:
+        """One DELETE (removed and re-described ids), one POST (added and re-described picks); the
+        POST's answer (the whole selection) must then hold every pick as the manifest says."""
+        drop = [d.path[1] for d in picks if d.pick != "add"]
+        add = [(d.path[1], d.new) for d in picks if d.pick != "remove"]
+        try:
+            if drop:
+                self.kinds.remove_picks(name, drop)
+            if add:
+                after = {p.item_id: p.description for p in self.kinds.add_picks(name, add)}
+                wrong = [item_id for item_id, description in add if after.get(item_id, ...) != description]
+                if wrong:
+                    raise ServerError(
+                        f"POST {KindsClient.dataset_path(name)}/selection: the server keeps another "
+                        f"description for {', '.join(repr(i) for i in wrong[:3])} (changed since the plan?)"
+                    )
+        except ServerError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
     def _write_endpoint(self, change: Change, budget: Budget) -> Outcome:
         endpoint = change.desired
@@ -363,6 +424,22 @@ def _patched(patch: Callable[[], object]) -> bool:
             return False
         raise
     return True
+
+
+def _update_detail(change: Change) -> str:
+    """What an update of a dataset did beyond its fields: adopted, and the picks it changed."""
+    counts = {word: sum(1 for d in change.diffs if d.pick == word) for word in ("add", "remove", "describe")}
+    picks = ", ".join(
+        f"{n} {word}"
+        for word, n in (
+            ("added", counts["add"]),
+            ("removed", counts["remove"]),
+            ("re-described", counts["describe"]),
+        )
+        if n
+    )
+    parts = (["adopted"] if change.adopt else []) + ([f"picks {picks}"] if picks else [])
+    return "; ".join(parts)
 
 
 def _endpoint_patch(change: Change) -> dict[str, Any]:

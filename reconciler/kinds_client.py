@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.client import API, SpaceClient, check_answer, parse_types, refuse_duplicates
 from reconciler.errors import ServerError
-from reconciler.kinds.values import RemoteDataset, RemoteEndpoint, RemotePolicy
-from reconciler.model import ModelType
+from reconciler.kinds.values import RemoteDataset, RemoteEndpoint, RemotePick, RemotePolicy
+from reconciler.model import ModelType, Pick, pick_bodies
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -101,6 +101,46 @@ class KindsClient:
 
     def delete_dataset(self, name: str) -> bool:
         return self.client.delete(self.dataset_path(name))
+
+    # -- a dataset's selection (../shared/syft-space-api-selections.md) ---------------------------
+
+    SELECTION_PAGE = 200  # the server's largest page
+    MAX_PICKS = 100_000  # a server paging without end stops here
+
+    def selection(self, name: str) -> tuple[RemotePick, ...]:
+        """Every pick of a dataset, oldest first: the paged GET /selection until `total`."""
+        path = f"{self.dataset_path(name)}/selection"
+        picks: list[RemotePick] = []
+        while True:
+            page = f"{path}?limit={self.SELECTION_PAGE}&offset={len(picks)}"
+            data = self._get(page)
+            items = data.get("items") if isinstance(data, dict) else None
+            total = data.get("total") if isinstance(data, dict) else None
+            if not isinstance(items, list) or not isinstance(total, int):
+                raise ServerError(f"GET {page}: expected {{items, total}}")
+            picks += [self._parse("GET", page, item, RemotePick) for item in items]
+            if not items or len(picks) >= total:
+                break
+            if len(picks) > self.MAX_PICKS:
+                raise ServerError(f"GET {path}: more than {self.MAX_PICKS:,} picks; stopped reading")
+        refuse_duplicates(path, [p.item_id for p in picks], what="selected item")
+        return tuple(picks)
+
+    def remove_picks(self, name: str, item_ids: list[str]) -> tuple[RemotePick, ...]:
+        """DELETE /selection (idempotent): the selection that remains."""
+        return self._picks("DELETE", name, {"item_ids": item_ids})
+
+    def add_picks(self, name: str, picks: list[Pick]) -> tuple[RemotePick, ...]:
+        """POST /selection (idempotent; a stored description wins): the whole selection after."""
+        return self._picks("POST", name, {"items": pick_bodies(picks)})
+
+    def _picks(self, method: str, name: str, body: dict[str, Any]) -> tuple[RemotePick, ...]:
+        path = f"{self.dataset_path(name)}/selection"
+        data = self.client.request_json(method, path, body, retry=True).data
+        items = data.get("selected_items") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ServerError(f"{method} {path}: expected {{selected_items: [...]}}")
+        return tuple(self._parse(method, path, item, RemotePick) for item in items)
 
     # -- endpoints (by slug, exact) -----------------------------------------------------------
 

@@ -4,7 +4,7 @@ between them. Immutable, boring types; behaviour lives in the modules that take 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
@@ -66,6 +66,15 @@ def normalise_tags(tags: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tag for item in items if (tag := item.strip())))
 
 
+Pick = tuple[str, str | None]
+"""One item of a dataset's selection: its id (an exact string) and its description."""
+
+
+def pick_bodies(picks: Sequence[Pick]) -> list[dict[str, Any]]:
+    """Picks as the server's create and add bodies take them."""
+    return [{"item_id": item_id, "description": description} for item_id, description in picks]
+
+
 @dataclass(frozen=True)
 class Manifest:
     """One validated desired model.
@@ -88,18 +97,24 @@ class Manifest:
     replace_policy: ReplacePolicy = "manual"
     kind: str = "Model"
     """`Model`, or `Dataset` (the same envelope; kinds/values.py)."""
+    selected_items: tuple[Pick, ...] | None = None
+    """A dataset's picks `(item_id, description)` in manifest order; None: not managed (the picks
+    on the server, made in the UI or by curl, are left alone). Never set on a model."""
 
     def create_body(self, *, owner: str | None = None) -> dict[str, Any]:
         """The POST /api/v1/models/ body, with `owner`'s tag. Only call on a resolved manifest."""
         assert self.resolved, "secret references must be resolved before a request is built"
         tags = (*self.tags, owner_tag(owner))
-        return {
+        body: dict[str, Any] = {
             "name": self.name,
             "dtype": self.dtype,
             "configuration": dict(self.configuration),
             "summary": self.summary,
             "tags": ",".join(tags),
         }
+        if self.selected_items:  # never null (a 422); none is the server's default
+            body["selected_items"] = pick_bodies(self.selected_items)
+        return body
 
 
 class RemoteModel(BaseModel):
@@ -170,6 +185,9 @@ class FieldDiff:
     old: Any
     new: Any
     sensitive: bool = False
+    pick: str = ""
+    """For a dataset's selection (path `("selected_items", item_id)`, old/new its description):
+    `add`, `remove`, or `describe` (a new description: remove + add on the server)."""
 
     @property
     def dotted(self) -> str:

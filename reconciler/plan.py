@@ -232,12 +232,12 @@ def decide(
         return foreign(owned, replace + update, common)
     if replace:
         return dataclasses.replace(common, op=Op.REPLACE, diffs=replace + update, adopt=takeover)
-    if update or takeover or _stray_tags(tags, scope.owner):
+    if update or takeover or stray_tags(tags, scope.owner):
         return dataclasses.replace(common, op=Op.UPDATE, diffs=update, adopt=takeover)
     return common
 
 
-def _stray_tags(tags: Sequence[str], owner: str | None) -> bool:
+def stray_tags(tags: Sequence[str], owner: str | None) -> bool:
     """Our object still carries the bare pre-owner tag beside our own: one PATCH tidies it."""
     return owner is not None and TAG_PREFIX in tags
 

@@ -33,7 +33,7 @@ from reconciler.plan import counted, counts_as_deletion
 from reconciler.redact import looks_secret_key, neutralise, redact_keys
 
 SENSITIVE = "(sensitive)"
-JSON_VERSION = 2
+JSON_VERSION = 3
 """The JSON shapes' version: 2 since one plan holds every kind (`changes[]` each with its `kind`)."""
 
 SYMBOL = {
@@ -102,7 +102,23 @@ def create_diffs(manifest: Manifest) -> tuple[FieldDiff, ...]:
         diffs.append(FieldDiff(("summary",), None, manifest.summary))
     if manifest.tags:
         diffs.append(FieldDiff(("tags",), None, list(manifest.tags)))
+    for item_id, description in manifest.selected_items or ():
+        diffs.append(FieldDiff(("selected_items", item_id), None, description, pick="add"))
     return tuple(diffs)
+
+
+PICK_SIGN = {"add": "+", "remove": "-", "describe": "~"}
+
+
+def pick_text(diff: FieldDiff) -> str:
+    """One pick of a dataset's selection: `+ selected_items "id": "description"`, `- … "id"`, or
+    `~ … "id": "old" -> "new"` (a new description: remove + add on the server)."""
+    head = f"{PICK_SIGN[diff.pick]} selected_items {_show(diff.path[1])}"
+    if diff.pick == "remove":
+        return head
+    if diff.pick == "add":
+        return f"{head}: {_show(diff.new)}"
+    return f"{head}: {_show(diff.old)} -> {_show(diff.new)}"
 
 
 def _endpoint_fields(desired: Any) -> list[tuple[tuple[str, ...], Any]]:
@@ -136,6 +152,11 @@ def _source(change: Change) -> str | None:
 def _diff_dicts(change: Change) -> list[dict[str, Any]]:
     out = []
     for d in shown_fields(change):
+        if d.pick:
+            out.append(
+                {"field": "selected_items", "item_id": d.path[1], "pick": d.pick, "old": d.old, "new": d.new}
+            )
+            continue
         hidden = _sensitive(change, d)
         row = {
             "field": d.dotted,
@@ -273,6 +294,9 @@ def _change_lines(change: Change, replace_allowed: frozenset[str] | bool) -> lis
     head = f"  {SYMBOL[change.op]} {WORD[change.op]} {neutralise(change.label, line=True)}{where}"
     lines = [head + _markers(change, replace_allowed)]
     for diff in shown_fields(change):
+        if diff.pick:
+            lines.append(neutralise(f"      {pick_text(diff)}"))
+            continue
         hidden = _sensitive(change, diff)
         old, new = _show(_value(diff.old, sensitive=hidden)), _show(_value(diff.new, sensitive=hidden))
         arrow = new if change.op is Op.CREATE else f"{old} -> {new}"
@@ -411,6 +435,9 @@ def _md_changes(change: Change, allowed: frozenset[str] | bool) -> str:
     if change.blocked:
         parts.append(f"**blocked:** {md_text(change.blocked)}")
     for diff in shown_fields(change):
+        if diff.pick:
+            parts.append(md_code(_clip(pick_text(diff))))
+            continue
         sensitive = _sensitive(change, diff)
         new = md_code(_clip(_show(_value(diff.new, sensitive=sensitive))))
         if change.op is Op.CREATE:

@@ -24,7 +24,7 @@ from reconciler.kinds.export import export_endpoints
 from reconciler.kinds.plan import Observed as SpaceObserved
 from reconciler.kinds.plan import mark_blocked, plan_kinds
 from reconciler.kinds.validate import check_policy_types, dataset_registry
-from reconciler.kinds.values import EndpointManifest
+from reconciler.kinds.values import EndpointManifest, RemoteDataset
 from reconciler.loading import Loaded, load, load_variables
 from reconciler.model import (
     ApplyReport,
@@ -32,6 +32,7 @@ from reconciler.model import (
     Manifest,
     Op,
     Outcome,
+    Pick,
     Plan,
     Problem,
     RemoteModel,
@@ -49,6 +50,7 @@ from reconciler.validate_online import check_online, check_types
 if TYPE_CHECKING:  # httpx costs ~100 ms to import; validate never needs it
     from reconciler.apply import Executor
     from reconciler.client import SpaceClient
+    from reconciler.kinds_client import KindsClient
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,17 @@ def observe_kinds(
             if detail is not None:
                 endpoints_seen[slug] = detail
     datasets_seen = {d.name: d for d in kinds.list_datasets()}
+    # a managed selection is compared whole: read it where the list's preview does not hold it all
+    unread = [
+        d.name
+        for d in datasets
+        if d.selected_items is not None
+        and d.name in datasets_seen
+        and datasets_seen[d.name].known_selection is None
+    ]
+    with ThreadPoolExecutor(max_workers=DETAIL_READS, thread_name_prefix="observe") as pool:
+        for name, picks in zip(unread, pool.map(kinds.selection, unread), strict=True):
+            datasets_seen[name] = datasets_seen[name].model_copy(update={"selection": picks})
     return SpaceObserved(datasets_seen, endpoints_seen, policies, models)
 
 
@@ -439,6 +452,15 @@ def _fingerprint(observed: Observed) -> str:
     return f"{models}:{hashlib.sha256(repr(parts).encode()).hexdigest()}"
 
 
+def _selections(kinds: KindsClient, datasets: Sequence[RemoteDataset]) -> dict[str, tuple[Pick, ...]]:
+    """Every dataset's picks: the list's preview when it holds them all, else read (in parallel)."""
+    known = {d.name: d.known_selection for d in datasets}
+    unread = [name for name, picks in known.items() if picks is None]
+    with ThreadPoolExecutor(max_workers=DETAIL_READS, thread_name_prefix="export") as pool:
+        known.update(zip(unread, pool.map(kinds.selection, unread), strict=True))
+    return {name: tuple((p.item_id, p.description) for p in picks or ()) for name, picks in known.items()}
+
+
 def export_space(client: SpaceClient, selectors: Sequence[Selector]) -> Export:
     """Datasets and endpoints (with their policies) as manifests; a server without these routes
     has none."""
@@ -456,7 +478,13 @@ def export_space(client: SpaceClient, selectors: Sequence[Selector]) -> Export:
         RemoteModel(name=d.name, dtype=d.dtype, configuration=d.configuration, summary=d.summary, tags=d.tags)
         for d in datasets
     ]
-    data = export(as_models, dataset_registry(), selectors=selectors, kind="Dataset")
+    data = export(
+        as_models,
+        dataset_registry(),
+        selectors=selectors,
+        kind="Dataset",
+        selections=_selections(kinds, datasets),
+    )
     slugs = [e.slug for e in listed]
     with ThreadPoolExecutor(max_workers=DETAIL_READS, thread_name_prefix="export") as pool:
         details = [d for d in pool.map(kinds.get_endpoint, slugs) if d is not None]

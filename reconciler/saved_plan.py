@@ -66,6 +66,8 @@ def manifests_digest(manifests: Sequence[Manifest]) -> str:
             m.summary,
             list(m.tags),
             m.replace_policy,  # lifecycle binds too: a reviewed held replace never turns into one
+            # a dataset's picks, when managed (a model's digest is as it was)
+            *([[list(p) for p in m.selected_items]] if m.selected_items is not None else []),
         ]
         for m in sorted(manifests, key=lambda m: (m.kind, m.name))
     )

@@ -26,8 +26,9 @@ from reconciler.schemas import DtypeSchema, SchemaRegistry
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME = 255  # the server takes longer names; URLs and UIs do not all cope
-ENVELOPE_FIELDS = ("kind", "name", "dtype", "configuration", "summary", "tags", "lifecycle")
+ENVELOPE_FIELDS = ("kind", "name", "dtype", "configuration", "summary", "tags", "lifecycle", "selected_items")
 LIFECYCLE_FIELDS = ("replace",)
+PICK_FIELDS = ("item_id", "description")
 
 
 class Lifecycle(BaseModel):
@@ -36,6 +37,15 @@ class Lifecycle(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     replace: Literal["manual", "allow", "never"] = "manual"
+
+
+class PickIn(BaseModel):
+    """One item of a dataset's `selected_items`, the create body's shape."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    item_id: str
+    description: str | None = None
 
 
 class Envelope(BaseModel):
@@ -50,6 +60,7 @@ class Envelope(BaseModel):
     summary: str = ""
     tags: list[str] | str = []
     lifecycle: Lifecycle = Lifecycle()
+    selected_items: list[PickIn] | None = None
 
 
 _TYPE_NAMES = {
@@ -88,7 +99,7 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
     kind = error["type"]
     field = str(loc[0]) if loc else ""
     if kind == "extra_forbidden":
-        return loc, _unknown_field_message(loc, field), True
+        return loc, _unknown_field_message(loc, field, doc.value.get("kind")), True
     if kind == "missing":
         hint = " — add `kind: Model`" if field == "kind" else ""
         return loc, f"required field is missing{hint}", False
@@ -107,17 +118,26 @@ def _envelope_message(error: Any, doc: Document) -> tuple[tuple[str | int, ...],
     return loc, f"must be {expected}, got {_type_name(value)}", False
 
 
-_ENVELOPE_TYPES = {"string_type": "a string", "dict_type": "a mapping of settings", "list_type": "a list"}
+_ENVELOPE_TYPES = {
+    "string_type": "a string",
+    "dict_type": "a mapping of settings",
+    "list_type": "a list",
+    "model_type": "a mapping (item_id, description)",
+}
 
 
-def _unknown_field_message(loc: tuple[str | int, ...], field: str) -> str:
+def _unknown_field_message(loc: tuple[str | int, ...], field: str, kind: Any) -> str:
     """A field the envelope (or its `lifecycle:`) does not have, with the closest one it has."""
     if field == "lifecycle" and len(loc) > 1:
         return (
             f"unknown setting{_suggest(str(loc[1]), LIFECYCLE_FIELDS)} (lifecycle has: "
             f"{', '.join(LIFECYCLE_FIELDS)})"
         )
-    return f"unknown field{_suggest(field, ENVELOPE_FIELDS)} (a manifest has: {', '.join(ENVELOPE_FIELDS)})"
+    if field == "selected_items" and len(loc) > 2:
+        return f"unknown field{_suggest(str(loc[2]), PICK_FIELDS)} (a pick has: {', '.join(PICK_FIELDS)})"
+    fields = ENVELOPE_FIELDS if kind == "Dataset" else ENVELOPE_FIELDS[:-1]  # picks: a dataset's only
+    what = "a dataset" if kind == "Dataset" else "a manifest"
+    return f"unknown field{_suggest(field, fields)} ({what} has: {', '.join(fields)})"
 
 
 def _kind_message(got: Any) -> str:
@@ -347,6 +367,35 @@ _OWNERSHIP_TAG = (
 )
 
 
+def _check_picks(doc: Document) -> list[Problem]:
+    """`selected_items`: a dataset's only; `[]` or a list of picks with non-empty, distinct ids
+    (the server keeps the first of two and drops the other's description without a word). Read
+    from the document, so these are said beside the envelope's own type errors, in one run."""
+    if not isinstance(doc.value, dict) or "selected_items" not in doc.value:
+        return []
+    picks = doc.value["selected_items"]
+    if picks is None:
+        message = "is null: write `[]` for no picks, or leave the field out to leave the server's picks alone"
+        return [_problem(doc, ("selected_items",), message)]
+    if doc.value.get("kind") == "Model":
+        return [_problem(doc, ("selected_items",), "only a Dataset has selected_items", key=True)]
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    for index, pick in enumerate(picks if isinstance(picks, list) else ()):
+        item_id = pick.get("item_id") if isinstance(pick, dict) else None
+        if not isinstance(item_id, str):
+            continue  # the envelope says what is wrong with it
+        if not item_id:
+            problems.append(_problem(doc, ("selected_items", index, "item_id"), "must be a non-empty string"))
+        elif item_id in first:
+            line = doc.where(("selected_items", first[item_id]))[0]
+            message = f"{item_id!r} is already picked at line {line}; an item is picked once"
+            problems.append(_problem(doc, ("selected_items", index, "item_id"), message))
+        else:
+            first[item_id] = index
+    return problems
+
+
 def _check_tags(doc: Document, tags: list[str] | str) -> list[Problem]:
     """Commas (the API joins tags with them), unsafe characters, and our own ownership tag."""
     if isinstance(tags, str):
@@ -432,7 +481,11 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         envelope = Envelope.model_validate(doc.value)
     except ValidationError as exc:
         errors = exc.errors()
-        return None, _envelope_problems(doc, errors) + _beside_a_bad_envelope(doc, registry, errors)
+        return None, [
+            *_envelope_problems(doc, errors),
+            *_beside_a_bad_envelope(doc, registry, errors),
+            *_check_picks(doc),
+        ]
 
     problems: list[Problem] = []
     name_check = check_name(envelope.name)
@@ -441,6 +494,7 @@ def _validate_one(doc: Document, registry: SchemaRegistry) -> tuple[Manifest | N
         problems.append(_problem(doc, ("name",), message, severity=severity))
 
     problems.extend(_check_tags(doc, envelope.tags))
+    problems.extend(_check_picks(doc))
 
     datasets = envelope.kind == "Dataset"
     if datasets:
@@ -476,6 +530,11 @@ def _manifest(
         resolved=not any(references.has_ref(v) for v in configuration.values()),
         replace_policy=envelope.lifecycle.replace,
         kind=envelope.kind,
+        selected_items=(
+            None
+            if envelope.selected_items is None
+            else tuple((p.item_id, p.description) for p in envelope.selected_items)
+        ),
         positions={
             ".".join(map(str, p)): doc.where(p)
             for p in [("name",), ("dtype",), *[("configuration", k) for k in configuration]]

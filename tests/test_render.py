@@ -64,7 +64,7 @@ def test_text_plan_redacts_and_shows_diffs():
 def test_json_plan_is_versioned_and_redacted():
     data = render.plan_json(sample_plan(), target="http://x", tenant=None)
     dumped = json.dumps(data)
-    assert data["version"] == 2 and data["error"] is None
+    assert data["version"] == 3 and data["error"] is None
     assert CANARY not in dumped and "sk-old-secret" not in dumped
     assert data["summary"]["create"] == 1 and data["changes"][0]["op"] == "replace"
     assert data["changes"][0]["kind"] == "Model" and data["summary_by_kind"]["Model"]["replace"] == 1

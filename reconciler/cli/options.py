@@ -93,7 +93,7 @@ def output_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[...,
             show_default=True,
             callback=_remember_output,
             is_eager=True,
-            help='Output format; json has a top-level "version": 2.',
+            help='Output format; json has a top-level "version": 3.',
         )(f)
 
     return decorate

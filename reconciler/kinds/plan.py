@@ -25,8 +25,15 @@ from typing import Any
 
 from reconciler.errors import InvalidManifests
 from reconciler.kinds.validate import dataset_registry, policy_registry
-from reconciler.kinds.values import EndpointManifest, PolicySpec, RemoteDataset, RemoteEndpoint, RemotePolicy
-from reconciler.model import KIND, Change, FieldDiff, Manifest, Op, Plan, Problem, RemoteModel
+from reconciler.kinds.values import (
+    EndpointManifest,
+    PolicySpec,
+    RemoteDataset,
+    RemoteEndpoint,
+    RemotePick,
+    RemotePolicy,
+)
+from reconciler.model import KIND, Change, FieldDiff, Manifest, Op, Pick, Plan, Problem, RemoteModel
 from reconciler.ownership import Ownership, may_take, ownership
 from reconciler.plan import (
     Scope,
@@ -239,6 +246,8 @@ def _plan_datasets(datasets: Sequence[Manifest], observed: Observed, scope: Scop
             continue
         replace, not_comparable = _dataset_replace_diffs(manifest, remote)
         update = envelope_updates(manifest, remote.summary, remote.user_tags)
+        if not replace and manifest.selected_items is not None:  # a recreate sends its picks
+            update += pick_diffs(manifest.selected_items, remote.known_selection or ())
         owned = ownership(remote.tags, scope.owner)
         base = Change(
             Op.NOOP,
@@ -257,6 +266,30 @@ def _plan_datasets(datasets: Sequence[Manifest], observed: Observed, scope: Scop
         owned = ownership(remote.tags, scope.owner)
         out.append(unnamed(Change(Op.UNMANAGED, name, observed=remote, kind="Dataset"), owned, scope))
     return out
+
+
+def pick_diffs(wanted: Sequence[Pick], have: Sequence[RemotePick]) -> tuple[FieldDiff, ...]:
+    """A managed selection against the server's, compared as a map item_id → description (exact
+    strings; order is the server's `added_at`, never compared): the picks to add (manifest order),
+    to re-describe (remove + add: the server keeps a stored description), then to remove."""
+    old = {p.item_id: p.description for p in have}
+    new = dict(wanted)
+    diffs = [
+        FieldDiff(
+            ("selected_items", item_id),
+            old.get(item_id),
+            description,
+            pick="describe" if item_id in old else "add",
+        )
+        for item_id, description in wanted
+        if item_id not in old or old[item_id] != description
+    ]
+    diffs += [
+        FieldDiff(("selected_items", p.item_id), p.description, None, pick="remove")
+        for p in have
+        if p.item_id not in new
+    ]
+    return tuple(diffs)
 
 
 def _dataset_replace_diffs(

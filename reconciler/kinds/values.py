@@ -92,6 +92,13 @@ class _Remote(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+class RemotePick(_Remote):
+    """One item of a dataset's selection as the server lists it (`added_at` is not compared)."""
+
+    item_id: str
+    description: str | None = None
+
+
 class RemoteDataset(_Remote):
     id: str
     name: str
@@ -99,8 +106,25 @@ class RemoteDataset(_Remote):
     configuration: dict[str, Any] = {}
     summary: str = ""
     tags: tuple[str, ...] = ()
+    selected_items_count: int | None = None
+    """In list items only (None: a detail, or a server without selections)."""
+    selected_items_preview: tuple[RemotePick, ...] = ()
+    """The first three picks, in list items."""
+    selection: tuple[RemotePick, ...] | None = None
+    """Every pick, oldest first, when read (round.observe_kinds reads it for the datasets whose
+    manifest manages `selected_items`; the preview is the whole selection up to three)."""
 
     _split = field_validator("tags", mode="before")(classmethod(lambda cls, v: _tags(v)))
+
+    @property
+    def known_selection(self) -> tuple[RemotePick, ...] | None:
+        """The whole selection, if this answer shows it: read, or wholly in the preview."""
+        if self.selection is not None:
+            return self.selection
+        count = self.selected_items_count
+        if count is not None and count <= len(self.selected_items_preview):
+            return self.selected_items_preview
+        return None
 
     @property
     def user_tags(self) -> tuple[str, ...]:

@@ -113,7 +113,7 @@ def test_lost_responses_do_not_duplicate(cli, manifest_dir, sandbox, api):
 def test_json_output_and_error_kinds(cli, manifest_dir, sandbox):
     root = manifest_dir({"a.yaml": model_yaml("a")})
     data = json.loads(cli("plan", root, "--server", sandbox.url, "-o", "json").out)
-    assert data["version"] == 2 and data["summary"]["create"] == 1
+    assert data["version"] == 3 and data["summary"]["create"] == 1
     assert data["changes"][0]["diffs"][1] == {
         "field": "configuration.api_key",
         "old": None,

@@ -196,7 +196,7 @@ def test_export_selectors(cli, sandbox, api, tmp_path):
     assert run.code == 0, run.all
     data = json.loads(run.out)
     assert [f["name"] for f in data["files"]] == ["gpt-4o"]
-    assert data["env"] == ["GPT_4O_API_KEY"] and data["version"] == 2 and data["error"] is None
+    assert data["env"] == ["GPT_4O_API_KEY"] and data["version"] == 3 and data["error"] is None
 
     run = cli("export", "--server", sandbox.url, "-d", tmp_path / "b", "-l", "name=nothing*")
     assert run.code == 0

@@ -134,7 +134,7 @@ def test_one_summary_over_every_kind_in_text_json_and_markdown(cli, manifest_dir
     assert "  1 model, 1 dataset, 1 endpoint, 2 policies to add." in lines
     assert sum(1 for line in lines if " to add" in line) == 2  # no second summary of its own
     data = json.loads(cli("plan", root, "--server", sandbox.url, "-o", "json").out)
-    assert data["version"] == 2
+    assert data["version"] == 3
     assert data["summary"]["create"] == 5
     assert data["summary_by_kind"]["Policy"]["create"] == 2
     assert sorted({c["kind"] for c in data["changes"]}) == ["Dataset", "Endpoint", "Model", "Policy"]

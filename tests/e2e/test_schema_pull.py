@@ -71,7 +71,7 @@ def test_pull_over_the_bundled_schemas_leaves_every_file_unchanged(cli, sandbox,
     run = cli("schema", "pull", "--schemas-dir", schemas_copy, "--server", sandbox.url, "-o", "json")
     assert run.code == 0, run.all
     data = json.loads(run.out)
-    assert data["version"] == 2 and data["editor_schema"] is None and data["error"] is None
+    assert data["version"] == 3 and data["editor_schema"] is None and data["error"] is None
     assert [d["dtype"] for d in data["dtypes"]] == ["anthropic", "ollama", "openai", "vllm"]
     assert list(data["kinds"]) == ["models", "datasets", "policies"]
     assert data["kinds"]["models"]["types"] == [

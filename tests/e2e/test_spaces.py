@@ -98,7 +98,7 @@ def test_apply_converges_each_tenant_to_its_own_folder(cli, tenants, tmp_path, e
     run = cli("apply", "--config", config, "--auto-approve", "-o", "json")
     assert run.code == 0, run.all
     data = json.loads(run.out)
-    assert data["version"] == 2 and data["exit_code"] == 0
+    assert data["version"] == 3 and data["exit_code"] == 0
     assert [s["name"] for s in data["spaces"]] == TENANTS
     for tenant in TENANTS:
         assert tenant_models(tenants, tenant) == [f"{tenant}-m0", f"{tenant}-m1"]
