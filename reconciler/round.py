@@ -403,6 +403,37 @@ def replay_request(
     )
 
 
+def plan_bound(
+    client: SpaceClient,
+    desired: Desired,
+    registry: SchemaRegistry,
+    options: PlanOptions,
+    owner: str | None,
+    saved: tuple[SavedPlan, Path] | None,
+    *,
+    any_server: bool = False,
+) -> Planned:
+    """The plan an apply carries out: made now; with a saved plan (and its file), bound to the saved
+    plan's server and tenant before the first request, then refused as stale unless it is exactly
+    the saved one. The one step of `apply` for one space and for each space of many."""
+    if saved is not None:
+        saved[0].check_target(
+            server=client.base_url, tenant=client.tenant, source=str(saved[1]), any_server=any_server
+        )
+    planned = plan_against(client, desired, registry, options, owner)
+    if saved is not None:
+        verify_saved(
+            saved[0],
+            desired,
+            planned,
+            options,
+            server=client.base_url,
+            tenant=client.tenant,
+            source=str(saved[1]),
+        )
+    return planned
+
+
 def verify_saved(
     saved: SavedPlan,
     desired: Desired,

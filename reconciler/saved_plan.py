@@ -22,7 +22,7 @@ from reconciler.errors import ReconcilerError, StalePlan, WrongTarget
 from reconciler.model import Manifest, RemoteModel
 
 KIND = "syft-reconciler-plan"
-VERSION = 2
+VERSION = 3  # the plan JSON it carries is render.JSON_VERSION (tests/test_render.py checks they agree)
 
 
 MAX_FILE = 64 * 1024 * 1024

@@ -140,7 +140,7 @@ def apply_task(
         with lock_of(spec, run.project, command="apply", shared=True):
             desired = round.desire(request, registry, run.env)
             with run.connect(spec) as client:
-                planned = _bound_plan(client, desired, registry, options_now, instance.owner, saved)
+                planned = round.plan_bound(client, desired, registry, options_now, instance.owner, saved)
                 if planned.refused:
                     raise Refused(planned.refused)
                 if planned.going and not may_delete:
@@ -195,29 +195,6 @@ def _apply_request(instance: Instance, spec: SpaceSpec, options: Any, saved: tup
         )
     var_files = tuple(Path(p) for p in plan_file.options.get("var_files", ()))
     return round.Request(instance, PlanOptions.from_json(plan_file.options), var_files)
-
-
-def _bound_plan(
-    client: Any, desired: Any, registry: Any, options: Any, owner: str | None, saved: tuple[Any, Path] | None
-) -> Any:
-    """The plan made now; with a saved plan, bound to its server and tenant and refused (stale)
-    unless it is exactly the saved one."""
-    from reconciler import round
-
-    if saved is not None:
-        saved[0].check_target(server=client.base_url, tenant=client.tenant, source=str(saved[1]))
-    planned = round.plan_against(client, desired, registry, options, owner)
-    if saved is not None:
-        round.verify_saved(
-            saved[0],
-            desired,
-            planned,
-            options,
-            server=client.base_url,
-            tenant=client.tenant,
-            source=str(saved[1]),
-        )
-    return planned
 
 
 def _applied_lines(

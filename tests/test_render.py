@@ -128,3 +128,9 @@ def test_a_value_below_a_secret_name_is_hidden_whatever_its_own_key_and_kind():
     for out in outputs:
         assert not re.search(r"(srv|new)-[ht]-1", out), out
         assert "(sensitive)" in out and "2" in out
+
+
+def test_a_saved_plan_carries_the_plan_json_of_its_version():
+    from reconciler import render, saved_plan
+
+    assert saved_plan.VERSION == render.JSON_VERSION

@@ -113,7 +113,11 @@ def apply(
     desired = round.desire(request, schemas, os.environ)
     warn(desired.notes, verbose=verbose)
     with connect(settings, parallelism=parallelism) as client:
-        planned = _planned(client, saved, desired, options, instance.owner, any_server=settings.sandbox)
+        planned = round.plan_bound(
+            client, desired, schemas, options, instance.owner, saved, any_server=settings.sandbox
+        )
+        if planned.refused:
+            raise Refused(planned.refused)
         whole = planned.whole
         compact = not verbose and render.listed_count(whole) > render.COMPACT_OVER
         if output == "text":
@@ -167,38 +171,6 @@ def _request(
     return round.replay_request(
         saved[0], owner=kw["owner"], config=kw["config"], placeholders=settings.sandbox
     )
-
-
-def _planned(
-    client: Any,
-    saved: tuple[Any, Path] | None,
-    desired: Any,
-    options: Any,
-    owner: str | None,
-    *,
-    any_server: bool,
-) -> Any:
-    """The plan to carry out: made now, bound to the saved one if any; refused before any write."""
-    from reconciler import round
-
-    if saved is not None:  # before the first request: the plan may be for another server
-        saved[0].check_target(
-            server=client.base_url, tenant=client.tenant, source=str(saved[1]), any_server=any_server
-        )
-    planned = round.plan_against(client, desired, bundled_registry(), options, owner)
-    if saved is not None:
-        round.verify_saved(
-            saved[0],
-            desired,
-            planned,
-            options,
-            server=client.base_url,
-            tenant=client.tenant,
-            source=str(saved[1]),
-        )
-    if planned.refused:
-        raise Refused(planned.refused)
-    return planned
 
 
 def _report(output: str, applied: Any, *, target: str, tenant: str | None, owner: str | None) -> None:
