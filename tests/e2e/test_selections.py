@@ -126,17 +126,21 @@ def test_a_replace_keeps_the_picks(cli, manifest_dir, sandbox, api, managed):
     assert picks_on(api) == {p["item_id"]: p.get("description") for p in PICKS}
 
 
-def test_export_writes_the_picks_and_export_then_plan_is_in_sync(cli, manifest_dir, sandbox, api, tmp_path):
+def test_export_writes_the_picks_and_export_then_plan_is_in_sync(
+    cli, manifest_dir, sandbox, api, tmp_path, monkeypatch
+):
     many = [{"item_id": f"/data/{i:03}.txt", "description": f"item {i}"} for i in range(260)]  # two pages
     root = manifest_dir({"data.yaml": dataset(many), "bare.yaml": dataset(name="bare")})
     assert apply(cli, root, sandbox).code == 0
     out = tmp_path / "exported"
-    run = cli("export", out, "--server", sandbox.url)
+    run = cli("export", "-d", out, "--server", sandbox.url)
     assert run.code == 0, run.all
     written = yaml.safe_load((out / "dataset-handbook.yaml").read_text())
     assert written["selected_items"] == many
     assert yaml.safe_load((out / "dataset-bare.yaml").read_text())["selected_items"] == []
-    plan = cli("plan", out, "--server", sandbox.url, "--adopt")
+    for name in ("BARE", "HANDBOOK"):
+        monkeypatch.setenv(f"DATASET_{name}_API_KEY", WEAVIATE)
+    plan = cli("plan", out, "--server", sandbox.url, "--owner", "team")
     assert plan.code == 0 and "in sync" in plan.out.lower(), plan.all
 
 
