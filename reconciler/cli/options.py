@@ -15,9 +15,10 @@ import click
 
 from reconciler import render
 from reconciler.errors import BadSetting
+from reconciler.lock import STATE_DIR
 
 DEFAULT_PATHS = (Path("manifests"),)
-SANDBOX_DB = Path(".syft-space") / "sandbox.db"
+SANDBOX_DB = Path(STATE_DIR) / "sandbox.db"
 
 
 @dataclass
@@ -49,6 +50,24 @@ def emit_json(data: Any) -> None:
 
 def paths_or_default(paths: Sequence[str]) -> list[Path]:
     return [Path(p) for p in paths] if paths else list(DEFAULT_PATHS)
+
+
+def sandbox_db(db: str | Path = SANDBOX_DB) -> str:
+    """The sandbox's database, its folder made first: the state folder `.syft-space/` (with its
+    `.gitignore`, lock.state_dir) when it is the default, any other folder as it is."""
+    from reconciler.lock import state_dir
+
+    path = Path(db)
+    if str(db) == ":memory:":
+        return str(db)
+    try:
+        if path.parent.name == STATE_DIR:
+            state_dir(path.parent.parent)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadSetting(f"cannot make the sandbox's folder {path.parent}: {exc.strerror or exc}") from None
+    return str(db)
 
 
 def bundled_registry() -> Any:
@@ -262,7 +281,7 @@ def connect(
         if settings.sandbox:
             from reconciler.sandbox import SandboxConfig, SandboxServer
 
-            server = stack.enter_context(SandboxServer(SandboxConfig(token=token), db=SANDBOX_DB))
+            server = stack.enter_context(SandboxServer(SandboxConfig(token=token), db=sandbox_db()))
             url = server.url
             print(f"Using the local sandbox at {url} (state in {SANDBOX_DB})", file=sys.stderr)
         elif settings.server:
