@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import click
 
 from reconciler import __version__, redact, render
+from reconciler.cli.completion import completion
 from reconciler.cli.options import RunState, current, emit_json
 from reconciler.errors import (
     EXIT_OK,
@@ -35,6 +36,9 @@ def cli(debug: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+cli.add_command(completion)
 
 
 # -- the one error handler ------------------------------------------------------------------

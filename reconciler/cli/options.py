@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from reconciler import render
+from reconciler.cli.completion import complete_targets
 from reconciler.errors import BadSetting
 from reconciler.lock import STATE_DIR
 
@@ -486,6 +487,7 @@ def plan_options(f: Any) -> Any:
                 "targets",
                 multiple=True,
                 metavar="NAME",
+                shell_complete=complete_targets,
                 help="Act only on the object of this name (a model, a dataset, an endpoint slug; repeatable); "
                 "nothing else is created, changed or deleted.",
             ),
