@@ -29,7 +29,8 @@ from reconciler.errors import (
 @click.version_option(__version__, prog_name="syft-reconciler")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 def cli(debug: bool) -> None:
-    """GitOps for Syft Space: keep a space's models in git and converge the server to them."""
+    """GitOps for Syft Space: keep a space's models, datasets, endpoints and policies in git and converge
+    the server to them."""
     current().debug = debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
