@@ -44,6 +44,7 @@ def fresh_clone(tmp_path: Path) -> Path:
 def run(clone: Path, command: str) -> subprocess.CompletedProcess[str]:
     """`syft-reconciler …` as `python -m reconciler …`, without any key or server in the environment."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("SYFT_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))  # this checkout
     words = command.split()
     assert words[0] == "syft-reconciler"
     argv = [sys.executable, "-m", "reconciler", *words[1:]]
