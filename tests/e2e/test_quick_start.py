@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -51,6 +53,7 @@ def run(clone: Path, command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=clone, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.timeout(90)  # three CLI processes, each starting the sandbox (about 1.2 s each when idle)
 def test_the_quick_start_applies_the_whole_example_space_and_leaves_git_clean(tmp_path):
     commands = quick_start_commands()
     assert commands == ["pip install -e '.[test]'", "syft-reconciler apply manifests/ --sandbox"]
