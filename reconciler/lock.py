@@ -1,11 +1,14 @@
 """The lock: a `watch` and an `apply` of the same instance on the same space never run at once.
 
-An advisory `fcntl.flock` on `<home>/.syft-reconciler-<key>.lock`. The home is the instance's
+An advisory `fcntl.flock` on `<home>/.syft-space/syft-reconciler-<key>.lock`. The home is the instance's
 folder however its paths are spelled (project.Instance.home: the project file's folder, else the
 git checkout's top, else the first path's folder), so `apply manifests/sub`, `apply ./manifests/`
 or reordered paths meet a `watch manifests`; the key is the target space (server and tenant,
-project.lock_key), so one repository can drive several spaces at once. The lock falls back to the
-temp dir, keyed by the file's real path, when the home is read-only or missing. `watch` holds it
+project.lock_key), so one repository can drive several spaces at once. `.syft-space/` is the
+tool's state folder (the sandbox's database lives there too): `state_dir` makes it with a
+`.gitignore` of `*`, as pytest does for `.pytest_cache`, so that `git add -A` never commits it. The
+lock falls back to the temp dir, keyed by the file's real path, when the home is read-only or
+missing. `watch` holds it
 exclusively for its whole life; `apply` holds it shared, so applies may still run side by side
 (creates are safe under races, apply.py) but never beside a watch. The
 kernel drops the lock when its holder exits, however it exits, so a crash never leaves a stale
@@ -26,10 +29,27 @@ from pathlib import Path
 
 from reconciler.errors import LockHeld
 
+STATE_DIR = ".syft-space"
+GITIGNORE = "# Made by syft-reconciler: its local state (lock files, the sandbox's database).\n*\n"
+
+
+def state_dir(home: Path) -> Path:
+    """`<home>/.syft-space`, made (with its `.gitignore`) if it is not there yet; OSError when the
+    home cannot hold it (read-only, missing)."""
+    folder = home / STATE_DIR
+    folder.mkdir(exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        # written whole under another name, then renamed: a reader never sees half a file
+        partial = folder / f".gitignore.{os.getpid()}.tmp"
+        partial.write_text(GITIGNORE)
+        partial.replace(ignore)
+    return folder
+
 
 def lock_file(home: Path, key: str) -> Path:
     """Where the lock of the instance at `home` on the space `key` lives."""
-    return home / f".syft-reconciler-{key}.lock"
+    return home / STATE_DIR / f"syft-reconciler-{key}.lock"
 
 
 def _fallback(path: Path) -> Path:
@@ -39,9 +59,17 @@ def _fallback(path: Path) -> Path:
 
 def _open(path: Path) -> tuple[int, Path]:
     try:
+        state_dir(path.parent.parent)
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o644), path
     except OSError as exc:
-        if exc.errno not in (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOENT):
+        if exc.errno not in (
+            errno.EACCES,
+            errno.EROFS,
+            errno.EPERM,
+            errno.ENOENT,
+            errno.ENOTDIR,
+            errno.EEXIST,
+        ):
             raise
         fallback = _fallback(path)
         return os.open(fallback, os.O_RDWR | os.O_CREAT, 0o644), fallback

@@ -6,6 +6,7 @@ project file found at or above the manifests, as `.pre-commit-config.yaml` is:
 
     owner: team-search          # overridden by --owner / SYFT_RECONCILER_OWNER
     paths: [manifests]          # the instance's roots, relative to this file
+    var_files: [envs/prod.yaml] # ${var:…} values, relative to this file; --var-file replaces them
     spaces:                     # optional: many spaces from one repository (spaces.py runs them)
       - {name: acme, server: https://space.example, tenant: acme, token: ${ACME_TOKEN}}
 
@@ -39,7 +40,7 @@ from reconciler.ownership import check_owner
 from reconciler.references import EnvRef, FileRef, scan
 
 FILE_NAME = "syft-reconciler.yaml"
-FIELDS = ("owner", "paths", "spaces")
+FIELDS = ("owner", "paths", "var_files", "spaces")
 SPACE_FIELDS = ("name", "server", "tenant", "token", "paths", "var_files", "owner")
 _SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 DEFAULT_PATHS = (Path("manifests"),)
@@ -55,6 +56,9 @@ class Project:
     """The declared roots, absolute (relative entries are taken from the file's folder)."""
     spaces: tuple[SpaceSpec, ...] = ()
     """The `spaces:` list: empty for a one-space project (the command line names the server)."""
+    var_files: tuple[Path, ...] = ()
+    """The `var_files:` (absolute, as `paths`): a one-space run's unless `--var-file` is given, and
+    every space's that does not name its own."""
 
     @property
     def folder(self) -> Path:
@@ -110,28 +114,33 @@ def load_project(file: Path) -> Project:
     why = _owner_problem(owner)
     if why:
         problems.append(Problem(label, *doc.where(("owner",)), "owner", why))
-    paths = _path_list(value.get("paths", []))
-    if paths is None:
-        problems.append(
-            Problem(
-                label,
-                *doc.where(("paths",)),
-                "paths",
-                "must be a list of folders or files, relative to this file",
-            )
-        )
-        paths = []
     folder = file.parent
-    spaces = _spaces(doc, value.get("spaces"), folder, problems) if "spaces" in value else ()
+    paths = _top_list(doc, "paths", "must be a list of folders or files, relative to this file", problems)
+    var_files = _top_list(doc, "var_files", "must be a list of YAML files, relative to this file", problems)
+    defaults = tuple(folder / p for p in var_files)
+    spaces = _spaces(doc, value.get("spaces"), folder, problems, defaults) if "spaces" in value else ()
     if not problems:
         problems += _shared_owners(doc, spaces, owner)
     if problems:
         raise InvalidManifests(sorted(problems, key=lambda p: (p.line, p.column)))
-    return Project(file, owner, tuple(folder / p for p in paths), spaces)
+    return Project(file, owner, tuple(folder / p for p in paths), spaces, defaults)
+
+
+def _top_list(doc: manifest_files.Document, field: str, message: str, problems: list[Problem]) -> list[str]:
+    """A top-level list of paths (`paths:`, `var_files:`); empty, and a problem, if it is not one."""
+    items = _path_list(doc.value.get(field, []))
+    if items is None:
+        problems.append(Problem(doc.path, *doc.where((field,)), field, message))
+        return []
+    return items
 
 
 def _spaces(
-    doc: manifest_files.Document, value: object, folder: Path, problems: list[Problem]
+    doc: manifest_files.Document,
+    value: object,
+    folder: Path,
+    problems: list[Problem],
+    var_files: tuple[Path, ...] = (),
 ) -> tuple[SpaceSpec, ...]:
     """The `spaces:` list, every problem collected (file:line:col: spaces[i].field: message)."""
     if not isinstance(value, list) or not value:
@@ -156,7 +165,7 @@ def _spaces(
             bad("name", f"space {name!r} is already declared (spaces[{seen[name]}])")
         elif isinstance(name, str):
             seen[name] = i
-        space = _space(entry, bad, folder)
+        space = _space(entry, bad, folder, var_files)
         if len(problems) == before and space is not None:
             line, column = doc.where(("spaces", i))
             found.append(dataclasses.replace(space, where=f"{doc.path}:{line}:{column}", index=i))
@@ -290,7 +299,10 @@ def _space_paths(
     return tuple(folder / p for p in items)
 
 
-def _space(entry: dict[Any, Any], bad: Callable[..., None], folder: Path) -> SpaceSpec | None:
+def _space(
+    entry: dict[Any, Any], bad: Callable[..., None], folder: Path, var_files: tuple[Path, ...] = ()
+) -> SpaceSpec | None:
+    """One entry; its `var_files:`, when it names none (not even `[]`), are the project's."""
     _check_space_fields(entry, bad)
     name, server, tenant, owner = (entry.get(k) for k in ("name", "server", "tenant", "owner"))
     if "name" in entry and not _is_space_name(name):
@@ -312,7 +324,7 @@ def _space(entry: dict[Any, Any], bad: Callable[..., None], folder: Path) -> Spa
         token=token,
         tenant=tenant or None,
         paths=lists["paths"],
-        var_files=lists["var_files"],
+        var_files=lists["var_files"] if "var_files" in entry else var_files,
         owner=owner,
     )
 
@@ -405,6 +417,13 @@ class Instance:
     declared: tuple[Path, ...] = ()
     """The project file's `paths:` (absolute), when it declares them."""
     project: Project | None = None
+
+    def var_files(self, given: Sequence[Path] = ()) -> tuple[Path, ...]:
+        """The variable files of a run: `--var-file`'s when given (they replace the project's, as
+        --owner replaces `owner:`), else the project file's `var_files:`."""
+        if given:
+            return tuple(given)
+        return self.project.var_files if self.project is not None else ()
 
     @property
     def home(self) -> Path:

@@ -532,7 +532,9 @@ def folder_lock(paths, *, command, shared=False, server="http://127.0.0.1:1"):
 def test_the_folder_lock_refuses_a_second_holder_until_released(tmp_path):
     (tmp_path / "sub").mkdir()
     with folder_lock([tmp_path], command="watch") as path:
-        assert path == tmp_path / f".syft-reconciler-{lock_key('http://127.0.0.1:1', None)}.lock"
+        assert (
+            path == tmp_path / ".syft-space" / f"syft-reconciler-{lock_key('http://127.0.0.1:1', None)}.lock"
+        )
         # however the set is spelled: a file in it, a subfolder, a trailing slash, a `..` detour
         for spelling in (
             [tmp_path / "a.yaml"],
@@ -560,7 +562,7 @@ def test_a_project_file_is_the_home_of_the_lock(tmp_path):
     (tmp_path / "syft-reconciler.yaml").write_text("owner: team-a\npaths: [manifests]\n")
     (tmp_path / "manifests" / "deep").mkdir(parents=True)
     with folder_lock([tmp_path / "manifests" / "deep"], command="watch") as path:
-        assert path.parent == tmp_path
+        assert path.parent == tmp_path / ".syft-space"
         with pytest.raises(LockHeld), folder_lock([tmp_path / "manifests"], command="apply", shared=True):
             pass
 
@@ -585,13 +587,13 @@ def test_a_read_only_folder_is_locked_in_the_temp_dir(tmp_path, monkeypatch):
     real_open = os.open
 
     def read_only(path, *args):
-        if Path(path).parent == tmp_path:
+        if Path(path).is_relative_to(tmp_path):
             raise OSError(errno.EROFS, "Read-only file system")
         return real_open(path, *args)
 
     monkeypatch.setattr(lock.os, "open", read_only)
     with folder_lock([tmp_path], command="watch") as path:
-        assert path.parent != tmp_path
+        assert not path.is_relative_to(tmp_path)
         with pytest.raises(LockHeld), folder_lock([tmp_path], command="apply"):
             pass
 

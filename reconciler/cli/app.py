@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import click
 
 from reconciler import __version__, redact, render
+from reconciler.cli.completion import completion
 from reconciler.cli.options import RunState, current, emit_json
 from reconciler.errors import (
     EXIT_OK,
@@ -28,13 +29,17 @@ from reconciler.errors import (
 @click.version_option(__version__, prog_name="syft-reconciler")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 def cli(debug: bool) -> None:
-    """GitOps for Syft Space: keep a space's models in git and converge the server to them."""
+    """GitOps for Syft Space: keep a space's models, datasets, endpoints and policies in git and converge
+    the server to them."""
     current().debug = debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+cli.add_command(completion)
 
 
 # -- the one error handler ------------------------------------------------------------------

@@ -162,7 +162,8 @@ def _request(
     from reconciler import round
 
     if saved is None:
-        return round.Request(instance_from(paths, kw), options, var_files, placeholders=settings.sandbox)
+        instance = instance_from(paths, kw)
+        return round.Request(instance, options, instance.var_files(var_files), placeholders=settings.sandbox)
     if options.any_set or var_files:
         raise click.UsageError(
             "a saved plan carries its own plan options (--adopt, --prune, --replace, --selector, "

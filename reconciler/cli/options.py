@@ -14,10 +14,12 @@ from typing import Any
 import click
 
 from reconciler import render
+from reconciler.cli.completion import complete_targets
 from reconciler.errors import BadSetting
+from reconciler.lock import STATE_DIR
 
 DEFAULT_PATHS = (Path("manifests"),)
-SANDBOX_DB = Path(".syft-space") / "sandbox.db"
+SANDBOX_DB = Path(STATE_DIR) / "sandbox.db"
 
 
 @dataclass
@@ -49,6 +51,24 @@ def emit_json(data: Any) -> None:
 
 def paths_or_default(paths: Sequence[str]) -> list[Path]:
     return [Path(p) for p in paths] if paths else list(DEFAULT_PATHS)
+
+
+def sandbox_db(db: str | Path = SANDBOX_DB) -> str:
+    """The sandbox's database, its folder made first: the state folder `.syft-space/` (with its
+    `.gitignore`, lock.state_dir) when it is the default, any other folder as it is."""
+    from reconciler.lock import state_dir
+
+    path = Path(db)
+    if str(db) == ":memory:":
+        return str(db)
+    try:
+        if path.parent.name == STATE_DIR:
+            state_dir(path.parent.parent)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadSetting(f"cannot make the sandbox's folder {path.parent}: {exc.strerror or exc}") from None
+    return str(db)
 
 
 def bundled_registry() -> Any:
@@ -264,7 +284,7 @@ def connect(
 
             sandbox = sandbox_module()
             server = stack.enter_context(
-                sandbox.SandboxServer(sandbox.SandboxConfig(token=token), db=SANDBOX_DB)
+                sandbox.SandboxServer(sandbox.SandboxConfig(token=token), db=sandbox_db())
             )
             url = server.url
             print(f"Using the local sandbox at {url} (state in {SANDBOX_DB})", file=sys.stderr)
@@ -470,6 +490,7 @@ def plan_options(f: Any) -> Any:
                 "targets",
                 multiple=True,
                 metavar="NAME",
+                shell_complete=complete_targets,
                 help="Act only on the object of this name (a model, a dataset, an endpoint slug; repeatable); "
                 "nothing else is created, changed or deleted.",
             ),

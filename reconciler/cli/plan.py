@@ -89,7 +89,7 @@ def plan(
     instance = instance_from(paths, kw)
     settings = settings_from(kw)
     schemas = bundled_registry()
-    request = round.Request(instance, options, var_files, placeholders=settings.sandbox)
+    request = round.Request(instance, options, instance.var_files(var_files), placeholders=settings.sandbox)
     desired = round.desire(request, schemas, os.environ)
     warn(desired.notes, verbose=verbose)
     with connect(settings) as client:

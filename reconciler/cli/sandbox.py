@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.app import cli
-from reconciler.cli.options import SANDBOX_DB, bundled_registry
+from reconciler.cli.options import SANDBOX_DB, bundled_registry, sandbox_db
 
 
 @cli.group()
@@ -128,4 +128,4 @@ def sandbox_serve(
         seed=seed,
     )
     click.echo(f"Syft Space sandbox on http://{host}:{port} (db {db}); Ctrl-C stops it.", err=True)
-    stack.serve(config, db=db, host=host, port=port)
+    stack.serve(config, db=sandbox_db(db), host=host, port=port)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
+from reconciler.cli.completion import complete_spaces
 from reconciler.cli.options import emit_json
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def spaces_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "space_globs",
             multiple=True,
             metavar="GLOB",
+            shell_complete=complete_spaces,
             help="With `spaces:` in the project file: only the spaces whose name matches (repeatable).",
         ),
         click.option(

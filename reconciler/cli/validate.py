@@ -67,7 +67,7 @@ def validate(
         return multi.finish("validate", output, task)
     instance = instance_from(paths, kw)
     schemas = bundled_registry()
-    loaded = load(instance.roots, schemas, variables=load_variables(var_files))
+    loaded = load(instance.roots, schemas, variables=load_variables(instance.var_files(var_files)))
     warnings = list(loaded.warnings)
     skew: list[str] = []
     if online:

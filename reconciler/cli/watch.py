@@ -194,7 +194,7 @@ def watch(
         # the first SIGTERM/SIGINT lets the current round finish; a second one interrupts it
         stack.enter_context(graceful(lambda signum: stop.set(), then="interrupt"))
         reconciler = Reconciler(
-            ManifestLoader(roots, schemas, source, var_files=var_files),
+            ManifestLoader(roots, schemas, source, var_files=instance.var_files(var_files)),
             client,
             schemas,
             options=apply_options,

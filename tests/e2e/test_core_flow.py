@@ -1,10 +1,6 @@
 """validate → plan → apply through the real CLI against the sandbox on 127.0.0.1."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -212,18 +208,3 @@ def test_server_errors_are_one_line(cli, manifest_dir, sandbox, tmp_path):
     run = cli("plan", root, "--server", "http://space.example.org", "--token", "t")
     assert run.code == 1 and "refusing to send the token over plain http" in run.err
     assert "Traceback" not in run.all
-
-
-def test_readme_main_command_as_a_subprocess(tmp_path):
-    """README command 2, word for word, through `python -m reconciler`, in a fresh folder."""
-    repo = Path(__file__).resolve().parents[2]
-    (tmp_path / "manifests").symlink_to(repo / "manifests")
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("SYFT_")}
-    command = [sys.executable, "-m", "reconciler", "apply", "manifests/", "--sandbox"]
-    first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert first.returncode == 0, first.stderr
-    assert first.stdout.splitlines()[-1] == "Apply complete: 6 created, 0 in sync."
-    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert second.returncode == 0 and second.stdout.splitlines()[-1] == "Apply complete: 6 in sync."
-    assert oct((tmp_path / ".syft-space" / "sandbox.db").stat().st_mode & 0o777) == "0o600"
-    assert "Traceback" not in first.stderr + second.stderr

@@ -134,7 +134,7 @@ def test_one_file_or_one_subfolder_never_prunes_the_rest(cli, sandbox, api, tmp_
     assert run.code == 1 and run.err.splitlines()[:2] == [
         f"{tmp_path}/syft-reconciler.yaml:1:8: owner: owner `no way` must be 1-63 ASCII letters, digits, "
         "`.`, `_` or `-`, starting with a letter or digit",
-        f"{tmp_path}/syft-reconciler.yaml:2:1: path: unknown field (a project file has: owner, paths, spaces)",
+        f"{tmp_path}/syft-reconciler.yaml:2:1: path: unknown field (a project file has: owner, paths, var_files, spaces)",
     ]
     (tmp_path / "syft-reconciler.yaml").write_text("owner: ops\npaths: [manifests]\n")
     run = cli("plan", root, "--server", sandbox.url, "--owner", "bad,owner")

@@ -50,7 +50,7 @@ def test_a_new_file_reaches_the_server_health_and_metrics_answer_the_lock_holds_
     assert run.code == 9 and run.out == ""
     assert run.err.splitlines() == [
         f"error: another syft-reconciler (watch, pid {daemon.proc.pid}) holds the lock on {root} "
-        f"({root}/.syft-reconciler-{lock_key(sandbox.url, None)}.lock); a watch and an apply of the "
+        f"({root}/.syft-space/syft-reconciler-{lock_key(sandbox.url, None)}.lock); a watch and an apply of the "
         "same manifests on the same space never run at once"
     ]
 
