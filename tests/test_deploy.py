@@ -25,11 +25,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import kubernetes_validate
 import pytest
 import yaml
+from kustomize_render import by_identity, kubectl_render, load_all, render
+
+from reconciler import __version__
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -38,10 +42,8 @@ OVERLAY = DEPLOY / "kubernetes" / "overlays" / "example"
 SPACES_OVERLAY = DEPLOY / "kubernetes" / "overlays" / "spaces"
 K8S_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
 DEADLINE_S = 20
-
-
-def load_all(path):
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+URL = "https://github.com/OpenMined/syft-space-reconciler"
+IMAGE = "ghcr.io/openmined/syft-space-reconciler"
 
 
 def kustomization(folder):
@@ -53,8 +55,8 @@ def base_resources():
     return [(name, doc) for name in kustomization(BASE)["resources"] for doc in load_all(BASE / name)]
 
 
-def by_kind(kind):
-    (doc,) = [doc for _, doc in base_resources() if doc["kind"] == kind]
+def by_kind(kind, docs=None):
+    (doc,) = [doc for doc in (docs or render(BASE)) if doc["kind"] == kind]
     return doc
 
 
@@ -69,27 +71,78 @@ def options(args):
     return named, [a for a in args if not a.startswith("-")]
 
 
-# -- the kustomization and the schemas ------------------------------------------------------
+def readme_block(heading, language, index=0):
+    """The `index`-th ```language block of README's section `heading`."""
+    text = (REPO / "README.md").read_text()
+    section = text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.S)[index]
+
+
+def remote_example(tmp_path):
+    """README's remote-base kustomization, with this checkout's folders standing in for the URLs
+    (kustomize fetches `…//PATH?ref=TAG` as PATH of the repository at TAG) and a digest for the
+    placeholder; beside it, the example overlay's patch, as README says."""
+    text = readme_block("## Running on Kubernetes", "yaml")
+    refs = set(re.findall(r"\?ref=(\S+)", text))
+    assert refs == {f"v{__version__}"}  # pinned to this release
+    local = os.path.relpath(REPO, tmp_path)
+    text = re.sub(rf"{re.escape(URL)}//(\S+)\?ref=\S+", rf"{local}/\1", text)
+    text = text.replace("sha256:…", "sha256:" + "0f" * 32)
+    (tmp_path / "kustomization.yaml").write_text(text)
+    shutil.copy(OVERLAY / "statefulset-patch.yaml", tmp_path)
+    return tmp_path
+
+
+def trees(tmp_path):
+    return {
+        "base": BASE,
+        "example": OVERLAY,
+        "spaces": SPACES_OVERLAY,
+        "remote": remote_example(tmp_path),
+    }
+
+
+TREES = ["base", "example", "spaces", "remote"]
+KUBECTL = shutil.which("kubectl")
+
+
+# -- the kustomize tree, rendered, and the schemas --------------------------------------------
 
 
 def test_the_base_lists_exactly_the_resource_files_beside_it():
     listed = kustomization(BASE)["resources"]
     present = sorted(p.name for p in BASE.glob("*.y*ml") if p.name != "kustomization.yaml")
     assert sorted(listed) == present and len(set(listed)) == len(listed)
-    assert set(kustomization(BASE)) == {"apiVersion", "kind", "resources"}  # no transformer to imitate
+    kinds = sorted(doc["kind"] for _, doc in base_resources())
+    assert kinds == ["Namespace", "NetworkPolicy", "Service", "ServiceAccount", "StatefulSet"]
+
+
+@pytest.mark.skipif(not KUBECTL, reason="kubectl is not installed: the imitation alone renders")
+@pytest.mark.parametrize("tree", TREES)
+def test_the_imitation_renders_what_kubectl_kustomize_renders(tree, tmp_path):
+    """`kubectl kustomize` (kustomize v5, offline) and tests/kustomize_render.py agree object for
+    object, so the tests below, which use the imitation, hold for the real tool."""
+    folder = trees(tmp_path)[tree]
+    assert by_identity(render(folder)) == by_identity(kubectl_render(folder))
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
-def test_every_base_resource_validates_strictly_against_the_kubernetes_schemas(version, monkeypatch):
+@pytest.mark.parametrize("tree", TREES)
+def test_every_rendered_object_validates_strictly_against_the_kubernetes_schemas(
+    tree, version, tmp_path, monkeypatch
+):
     def no_network(*args, **kwargs):
         raise AssertionError("the validator tried to reach the network")
 
+    docs = render(trees(tmp_path)[tree])
     monkeypatch.setattr(socket.socket, "connect", no_network)
     kinds = []
-    for name, doc in base_resources():
-        assert kubernetes_validate.validate(doc, version, strict=True), name
+    for doc in docs:
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # a CRD: kubernetes-validate has no schema for it (its shape is tested below)
+        assert kubernetes_validate.validate(doc, version, strict=True), doc["kind"]
         kinds.append(doc["kind"])
-    assert sorted(kinds) == ["Service", "ServiceAccount", "StatefulSet"]
+    assert sorted(kinds) == ["Namespace", "NetworkPolicy", "Service", "ServiceAccount", "StatefulSet"]
 
 
 @pytest.mark.parametrize(
@@ -115,58 +168,143 @@ def test_the_validator_catches_a_broken_statefulset(path, value, message):
         kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
 
 
-def merge(base, patch):
-    """Strategic merge as far as the overlay uses it: maps merge, lists of named maps merge by name."""
-    if isinstance(base, dict) and isinstance(patch, dict):
-        return {**base, **{k: merge(base[k], v) if k in base else v for k, v in patch.items()}}
-    if (
-        isinstance(base, list)
-        and isinstance(patch, list)
-        and all(isinstance(i, dict) and "name" in i for i in base + patch)
-    ):
-        out, names = [copy.deepcopy(i) for i in base], [i["name"] for i in base]
-        for item in patch:
-            if item["name"] in names:
-                out[names.index(item["name"])] = merge(out[names.index(item["name"])], item)
-            else:
-                out.append(item)
-        return out
-    return patch
-
-
-def render_overlay(folder=OVERLAY):
-    spec = kustomization(folder)
-    assert spec["resources"] == ["../../base"]
-    docs = [copy.deepcopy(doc) for _, doc in base_resources()]
-    for entry in spec["patches"]:
-        (patch,) = load_all(folder / entry["path"])
-        (target,) = [
-            d
-            for d in docs
-            if (d["kind"], d["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])
-        ]
-        docs[docs.index(target)] = merge(target, patch)
+@pytest.mark.parametrize("tree", TREES)
+def test_every_object_carries_the_release_in_its_labels_and_the_daemon_runs_the_releases_image(
+    tree, tmp_path
+):
+    """A version bump that forgets deploy/ fails here: labels and the image are reconciler.__version__
+    (or, in the remote example, the digest pin of that release's image)."""
+    docs = render(trees(tmp_path)[tree])
+    recommended = {
+        "app.kubernetes.io/version": __version__,
+        "app.kubernetes.io/part-of": "syft-space-reconciler",
+        "app.kubernetes.io/component": "watch",
+        "app.kubernetes.io/managed-by": "kustomize",
+    }
     for doc in docs:
-        doc["metadata"]["namespace"] = spec["namespace"]
-        for c in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-            for image in spec["images"]:
-                if c["image"].split(":")[0] == image["name"]:
-                    c["image"] = f"{image['newName']}:{image['newTag']}"
-    return docs
+        labels = doc["metadata"]["labels"]
+        assert labels.items() >= recommended.items(), doc["kind"]
+        if doc["kind"] != "Namespace":
+            assert labels["app.kubernetes.io/name"] == "syft-reconciler", doc["kind"]
+    sts = by_kind("StatefulSet", docs)
+    assert sts["spec"]["template"]["metadata"]["labels"].items() >= recommended.items()
+    # selectors stay the name alone: immutable, so an upgrade must never change them
+    assert sts["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "syft-reconciler"}
+    assert by_kind("Service", docs)["spec"]["selector"] == {"app.kubernetes.io/name": "syft-reconciler"}
+    image = container(sts["spec"]["template"]["spec"], "reconciler")["image"]
+    if tree == "remote":
+        assert image == f"{IMAGE}@sha256:" + "0f" * 32
+    else:
+        assert image == f"{IMAGE}:{__version__}"
 
 
-@pytest.mark.parametrize("version", K8S_VERSIONS)
-def test_the_example_overlay_renders_to_valid_resources_that_carry_its_settings(version):
-    docs = render_overlay()
-    for doc in docs:
-        kubernetes_validate.validate(doc, version, strict=True)
-    (sts,) = [d for d in docs if d["kind"] == "StatefulSet"]
+@pytest.mark.parametrize("tree", TREES)
+def test_everything_lives_in_the_namespace_the_tree_creates(tree, tmp_path):
+    docs = render(trees(tmp_path)[tree])
+    namespace = by_kind("Namespace", docs)
+    name = namespace["metadata"]["name"]
+    assert name == "syft-space" and kustomization(BASE)["namespace"] == name
+    assert all(d["metadata"]["namespace"] == name for d in docs if d["kind"] != "Namespace")
+    # README applies namespace.yaml alone first, then creates the Secrets in it
+    assert load_all(BASE / "namespace.yaml")[0]["metadata"]["name"] == name
+    # the pod meets the `restricted` Pod Security Standard that the namespace enforces
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_an_overlays_namespace_renames_the_namespace_object_too(tmp_path):
+    local = os.path.relpath(BASE, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(f"resources: [{local}]\nnamespace: reconcilers\n")
+    docs = render(tmp_path)
+    if KUBECTL:
+        assert by_identity(docs) == by_identity(kubectl_render(tmp_path))
+    assert by_kind("Namespace", docs)["metadata"]["name"] == "reconcilers"
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"reconcilers"}
+
+
+# -- the NetworkPolicy and the PodMonitor -----------------------------------------------------
+
+
+def test_the_network_policy_lets_out_dns_and_https_only_and_in_the_metrics_port_only():
+    docs = render(BASE)
+    policy = by_kind("NetworkPolicy", docs)["spec"]
+    sts = by_kind("StatefulSet", docs)
     pod = sts["spec"]["template"]["spec"]
+    assert policy["podSelector"] == sts["spec"]["selector"]  # exactly the daemon's pods
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]  # both: deny by default
+    # in: one rule, one port, the daemon's metrics (and probe) port, by its name
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": "metrics"}]
+    daemon = container(pod, "reconciler")
+    assert [p["name"] for p in daemon["ports"]] == ["metrics"]
+    assert daemon["ports"][0]["containerPort"] == int(options(daemon["args"])[0]["metrics-port"])
+    # out: every rule names its ports (a rule without ports would let everything out)
+    allowed = sorted((p["protocol"], p["port"]) for r in policy["egress"] for p in r["ports"])
+    assert allowed == [("TCP", 53), ("TCP", 443), ("UDP", 53)]
+    assert all(r["ports"] for r in policy["egress"])
+
+
+@pytest.mark.parametrize("tree", ["base", "example"])
+def test_the_servers_and_the_git_host_the_pod_calls_are_https_on_443(tree, tmp_path):
+    """The egress rule and the configuration agree: the server and the repository are https URLs on
+    the default port, the one the policy opens."""
+    pod = by_kind("StatefulSet", render(trees(tmp_path)[tree]))["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for c in ("git-sync", "reconciler") for e in container(pod, c)["env"]}
-    assert env["GITSYNC_REPO"] == "https://github.com/example-org/syft-space-models"
-    assert env["SYFT_SPACE_URL"] == "https://space.example-org.internal"
-    assert container(pod, "reconciler")["image"] == "ghcr.io/example/syft-space-reconciler:0.1.0"
-    assert len(pod["containers"]) == 1 and len(pod["initContainers"]) == 1  # merged, not appended
+    for url in (env["SYFT_SPACE_URL"], env["GITSYNC_REPO"]):
+        parsed = urlsplit(url)
+        assert parsed.scheme == "https" and parsed.port in (None, 443), url
+
+
+def test_the_pod_monitor_scrapes_the_daemons_metrics_port_and_is_left_out_by_default(tmp_path):
+    docs = render(remote_example(tmp_path))
+    monitor = by_kind("PodMonitor", docs)
+    sts = by_kind("StatefulSet", docs)
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == sts["metadata"]["namespace"]
+    assert monitor["spec"]["selector"] == sts["spec"]["selector"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    daemon = container(sts["spec"]["template"]["spec"], "reconciler")
+    assert endpoint["port"] in [p["name"] for p in daemon["ports"]] and endpoint["path"] == "/metrics"
+    # optional: neither the base nor the overlays carry it (it fails where its CRD is missing)
+    for folder in (BASE, OVERLAY, SPACES_OVERLAY):
+        assert "PodMonitor" not in [d["kind"] for d in render(folder)]
+    component = kustomization(DEPLOY / "kubernetes" / "components" / "podmonitor")
+    assert component["kind"] == "Component"
+
+
+# -- README's cluster steps -------------------------------------------------------------------
+
+
+def test_readmes_cluster_commands_name_the_folders_namespace_and_secrets_the_manifests_use():
+    lines = [
+        line.split("#")[0].strip()
+        for line in readme_block("## Running on Kubernetes", "sh").splitlines()
+        if line.strip()
+    ]
+    docs = render(OVERLAY)
+    namespace = by_kind("Namespace", docs)["metadata"]["name"]
+    pod = by_kind("StatefulSet", docs)["spec"]["template"]["spec"]
+    (first, *rest) = lines
+    assert first == "kubectl apply -f deploy/kubernetes/base/namespace.yaml"
+    assert all(f"-n {namespace} " in line for line in rest if line.startswith("kubectl -n"))
+    secrets = {}
+    for line in rest:
+        words = shlex.split(line)
+        if words[3:6] == ["create", "secret", "generic"]:
+            secrets[words[6]] = [w.split("=")[1] for w in words if w.startswith("--from")]
+        folder = words[-1]
+        if words[1:3] in (["apply", "-k"], ["kustomize", folder]):
+            assert (REPO / folder / "kustomization.yaml").is_file(), line
+            assert Path(folder) == OVERLAY.relative_to(REPO), line
+    (token_volume,) = [v for v in pod["volumes"] if v["name"] == "token"]
+    daemon = container(pod, "reconciler")
+    (keys,) = [e["secretRef"]["name"] for e in daemon["envFrom"]]
+    assert set(secrets) == {token_volume["secret"]["secretName"], keys}
+    token_file = options(daemon["args"])[0]["token-file"]
+    assert secrets[token_volume["secret"]["secretName"]] == [Path(token_file).name]
+    assert (
+        lines[-1]
+        == f"kubectl -n {namespace} rollout status statefulset/{by_kind('StatefulSet', docs)['metadata']['name']}"
+    )
 
 
 # -- the manifests agree with the daemon ----------------------------------------------------
@@ -194,7 +332,8 @@ def test_probes_port_annotations_and_service_match_the_daemons_arguments():
     assert service["spec"]["clusterIP"] == "None"
     assert sts["spec"]["serviceName"] == service["metadata"]["name"]
     labels = template["metadata"]["labels"]
-    assert service["spec"]["selector"] == labels == sts["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == sts["spec"]["selector"]["matchLabels"]
+    assert labels.items() >= service["spec"]["selector"].items()  # the selectors select the pods
     assert service["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics"}]
     assert pod["serviceAccountName"] == by_kind("ServiceAccount")["metadata"]["name"]
 
@@ -307,15 +446,16 @@ def image_venv(tmp_path_factory):
     assert workdir == "/src" and not (src / "tests").exists()
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    (install,) = [c for c in run_lines(runtime) if c.startswith("pip install")]
-    install_args = shlex.split(install.replace("/wheels", str(wheels)))[1:]
-    done = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", *install_args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    pips = [c for c in run_lines(runtime) if c.startswith("pip ")]
+    assert [c.split()[1] for c in pips] == ["install", "uninstall"]
+    for command in pips:  # in order: the install, then pip's own removal
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", *shlex.split(command.replace("/wheels", str(wheels)))],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
     return venv / "bin"
 
 
@@ -325,12 +465,41 @@ def test_the_dockerfile_is_multi_stage_and_installs_only_the_wheel():
     assert [s[1] for s in stages] == ["builder", ""]
     assert "pip wheel --wheel-dir /wheels ." in text
     runtime = text.split("\nFROM ")[-1]
-    assert "pip install --no-index --find-links /wheels syft-space-reconciler" in runtime
+    assert "pip install --no-index --find-links /wheels syft-space-reconciler \\\n" in runtime
+    assert "syft-space-reconciler[" not in text  # no extra: not the sandbox's server stack, no tools
+    assert "&& pip uninstall --yes pip" in runtime  # nothing installs anything at run time
     assert not re.search(r"^(COPY|ADD) ", runtime, re.M)  # nothing but the wheelhouse reaches it
     assert not re.search(r"^HEALTHCHECK", text, re.M)  # Kubernetes probes instead
     ignored = (REPO / ".dockerignore").read_text().splitlines()
     assert ignored[1] == "**"  # everything is left out but what the builder copies
     assert {"!reconciler/", "!schemas/", "!pyproject.toml", "!README.md"} <= set(ignored)
+
+
+SERVER_STACK_BLOCKER = """
+import importlib.abc
+import sys
+
+SERVER_STACK = {"fastapi", "starlette", "uvicorn", "httptools", "uvloop"}
+
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in SERVER_STACK:
+            raise ImportError(f"{name}: not in the image (the [sandbox] extra)")
+        return None
+
+
+sys.meta_path.insert(0, Refuse())
+"""
+
+
+def test_the_server_stack_blocker_blocks(tmp_path):
+    """The check in the daemon test below can fail: with the blocker, FastAPI cannot be imported."""
+    (tmp_path / "sitecustomize.py").write_text(SERVER_STACK_BLOCKER)
+    code = "import click, httpx; import fastapi"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "fastapi: not in the image" in done.stderr
 
 
 def free_port():
@@ -354,10 +523,15 @@ def mapped(args, paths, port):
 @pytest.mark.timeout(180)  # its fixture builds the wheels and a venv, as the image's Dockerfile does
 def test_the_image_has_the_package_from_its_wheel_only(image_venv):
     code = "import reconciler; print(reconciler.__file__)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the image's, not this checkout
     where = subprocess.run(
-        [str(image_venv / "python"), "-c", code], cwd="/", capture_output=True, text=True, check=True
+        [str(image_venv / "python"), "-c", code], cwd="/", capture_output=True, text=True, check=True, env=env
     ).stdout.strip()
     assert Path(where).is_relative_to(image_venv.parent) and "site-packages" in where
+    no_pip = subprocess.run(
+        [str(image_venv / "python"), "-c", "import pip"], capture_output=True, check=False, env=env
+    )
+    assert no_pip.returncode == 1 and b"No module named 'pip'" in no_pip.stderr
     schemas = Path(where).parent / "_schemas"
     bundled = sorted(p.name for p in (REPO / "schemas").glob("*.json"))
     assert bundled and sorted(p.name for p in schemas.glob("*.json")) == bundled
@@ -388,6 +562,12 @@ def test_the_images_command_line_runs_the_daemon_against_the_sandbox(
         args = daemon["args"]
         paths = {"/git": tmp_path / "git", "/var/run/secrets/syft-space": secrets}
         env |= {e["name"]: e["value"] for e in daemon["env"]} | {"SYFT_SPACE_URL": sandbox.url}
+    # the daemon needs no server stack: the sandbox's FastAPI and uvicorn (the `[sandbox]` extra,
+    # which the image does not install) cannot be imported by it
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(SERVER_STACK_BLOCKER)
+    env["PYTHONPATH"] = str(blocker)
     port = free_port()
     # the console script the wheel installed in the image's venv (what the image's PATH finds)
     command = [str(image_venv / entrypoint[0]), *entrypoint[1:], *mapped(args, paths, port)]
@@ -430,6 +610,7 @@ def test_the_image_ci_recipe_builds_this_dockerfile_and_renders_these_folders():
     workflow = yaml.safe_load(text)
     steps = workflow["jobs"]["image"]["steps"]
     (build,) = [s for s in steps if s.get("uses", "").startswith("docker/build-push-action@")]
+    assert build["uses"] == "docker/build-push-action@v7" and build["with"]["load"] is True
     assert build["with"]["file"] == "deploy/Dockerfile" and (REPO / build["with"]["file"]).is_file()
     rendered = re.findall(r"kubectl kustomize (\S+)", text)
     assert rendered == [
@@ -439,20 +620,19 @@ def test_the_image_ci_recipe_builds_this_dockerfile_and_renders_these_folders():
     ]
     assert all((REPO / path / "kustomization.yaml").is_file() for path in rendered)
     assert "NOT RUN on the project's own machines" in text
+    # the smoke test runs the image against a server outside it, and reports its size
+    smoke = "\n".join(s.get("run", "") for s in steps)
+    assert "--sandbox" not in smoke and "sandbox serve" in smoke and "{{.Size}}" in smoke
 
 
 # -- many spaces: replicas are shards ---------------------------------------------------------
 
 
 def spaces_statefulset():
-    (sts,) = [d for d in render_overlay(SPACES_OVERLAY) if d["kind"] == "StatefulSet"]
-    return sts
+    return by_kind("StatefulSet", render(SPACES_OVERLAY))
 
 
-@pytest.mark.parametrize("version", K8S_VERSIONS)
-def test_the_spaces_overlay_renders_to_valid_resources_with_replicas_as_shards(version):
-    for doc in render_overlay(SPACES_OVERLAY):
-        kubernetes_validate.validate(doc, version, strict=True)
+def test_the_spaces_overlay_runs_replicas_as_shards_and_drops_the_single_servers_url():
     sts = spaces_statefulset()
     pod = sts["spec"]["template"]["spec"]
     daemon = container(pod, "reconciler")
@@ -460,6 +640,8 @@ def test_the_spaces_overlay_renders_to_valid_resources_with_replicas_as_shards(v
     assert positional == [] and "token-file" not in named  # each space names its own
     env = {e["name"]: e["value"] for e in daemon["env"]}
     assert int(env["SYFT_RECONCILER_SHARDS"]) == sts["spec"]["replicas"] > 1
+    # each space of `spaces:` names its server: no placeholder of the base's single server is left
+    assert "SYFT_SPACE_URL" not in env and "SYFT_SPACE_URL" in str(by_kind("StatefulSet"))
     sync_named, _ = options(container(pod, "git-sync")["args"])
     assert named["config"] == f"{sync_named['root']}/{sync_named['link']}/syft-reconciler.yaml"
     assert int(named["spaces-parallelism"]) >= 1

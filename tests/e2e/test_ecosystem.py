@@ -466,9 +466,26 @@ def test_the_ci_recipe_runs_on_push_pull_request_and_merge():
     )
     downloaded = next(s for s in jobs["apply"]["steps"] if "download-artifact" in s.get("uses", ""))
     assert uploaded["with"]["name"] == downloaded["with"]["name"] and uploaded["with"]["path"] == "plan.json"
-    # a plan apply would refuse fails the pull request's check (plan exits 11), and is still posted
-    comment = next(s for s in jobs["plan"]["steps"] if "sticky-pull-request-comment" in s.get("uses", ""))
+    # ... from the run that uploaded it (GitHub's own actions and the runner's gh only)
+    (finder,) = [s for s in jobs["apply"]["steps"] if s.get("id") == "planned"]
+    assert (
+        finder["env"]["PLAN"] == uploaded["with"]["name"] and "actions/artifacts?name=$PLAN" in finder["run"]
+    )
+    assert downloaded["with"]["run-id"] == "${{ steps.planned.outputs.run-id }}"
+    # a plan apply would refuse fails the pull request's check (plan exits 11), and is still posted,
+    # as one comment edited on each push
+    (comment,) = [s for s in jobs["plan"]["steps"] if "gh pr comment" in s.get("run", "")]
     assert comment["if"] == "always()"
+    assert comment["run"].split() == [
+        "gh",
+        "pr",
+        "comment",
+        '"$PR"',
+        "--body-file",
+        "plan.md",
+        "--edit-last",
+        "--create-if-none",
+    ]
 
 
 def test_the_recipes_plan_step_fails_where_its_apply_would(
