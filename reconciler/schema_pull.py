@@ -120,7 +120,17 @@ def without_dangling_refs(schema: Mapping[str, Any]) -> tuple[dict[str, Any], tu
         if isinstance(ref, str) and not _resolves(schema, ref):
             dangling.append(ref)
             return rebuild({k: v for k, v in node.items() if k != "$ref"}, visit, path)
+        if isinstance(node, dict) and "anyOf" not in node and _dangles_in(node.get("oneOf")):
+            # Emptied, two `oneOf` branches both match anything, so `oneOf` would refuse every
+            # value (the real Weaviate `filters`): `anyOf` accepts what either branch could.
+            return rebuild({"anyOf" if k == "oneOf" else k: v for k, v in node.items()}, visit, path)
         return DESCEND
+
+    def _dangles_in(branches: Any) -> bool:
+        return isinstance(branches, list) and any(
+            isinstance(b, dict) and isinstance(b.get("$ref"), str) and not _resolves(schema, b["$ref"])
+            for b in branches
+        )
 
     cleaned = rebuild(dict(schema), visit)
     return cleaned, tuple(dict.fromkeys(dangling))
