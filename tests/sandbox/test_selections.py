@@ -1,10 +1,13 @@
 """A dataset's selection answers as ../shared/syft-space-api-selections.md records it: the four
 routes, the create field, ordering, identity, idempotency, paging, the lifecycle and tenancy."""
 
+import sqlite3
 from urllib.parse import quote
 
+import httpx
 import pytest
 
+from reconciler.sandbox import SandboxServer
 from tests.sandbox.kinds import DATASETS, ENDPOINTS, WEAVIATE, dataset, detail, endpoint
 
 TENANT_REQUIRED = "X-Tenant-Name header is required for this endpoint when multi-tenancy is enabled"
@@ -373,3 +376,25 @@ def test_selection_requests_are_counted_by_route_template(sandbox, http):
         "GET /api/v1/datasets/{name}/selection/ids 200": 1,
         "GET /api/v1/datasets/hb/selection/ 307": 1,
     }
+
+
+# -- a file database ------------------------------------------------------------------------------
+
+
+def test_picks_persist_in_a_file_db_and_an_older_file_gains_the_order_index(tmp_path):
+    db = tmp_path / "sandbox.db"
+    with SandboxServer(db=db) as server, httpx.Client(base_url=server.url) as client:
+        dataset(client, "hb", selected_items=[{"item_id": "b"}, {"item_id": "a"}])
+        add(client, "hb", "c")
+    conn = sqlite3.connect(db)
+    conn.execute("DROP INDEX dataset_items_order")  # a file written before the index existed
+    conn.commit()
+    conn.close()
+    with SandboxServer(db=db) as server, httpx.Client(base_url=server.url) as client:
+        assert ids(client, "hb") == ["b", "a", "c"]
+    conn = sqlite3.connect(db)
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        conn.close()
+    assert "dataset_items_order" in names
