@@ -74,10 +74,24 @@ def _string_or_reference(schema: dict[str, Any]) -> dict[str, Any]:
     return {**field, "anyOf": branches}
 
 
+def _inline_defs(node: Any, defs: Mapping[str, Any]) -> Any:
+    """`{"$ref": "#/$defs/X"}` replaced by X itself (its siblings kept), at any depth."""
+    if isinstance(node, list):
+        return [_inline_defs(v, defs) for v in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        return _inline_defs({**defs[ref[8:]], **rest}, defs)
+    return {k: _inline_defs(v, defs) for k, v in node.items()}
+
+
 def _configuration(dtype_schema: Mapping[str, Any]) -> dict[str, Any]:
     # `$id` inside a subschema would change the base of `#/definitions/…`; `$schema` is the file's.
-    content = {k: v for k, v in dtype_schema.items() if k not in ("$schema", "$id")}
-    return dict(allow_references(content))
+    # Inlined here, a `#/$defs/…` would point at the editor schema's root: its definitions go inline.
+    content = {k: v for k, v in dtype_schema.items() if k not in ("$schema", "$id", "$defs")}
+    return dict(allow_references(_inline_defs(content, dtype_schema.get("$defs") or {})))
 
 
 def _envelope(dtypes: list[str]) -> dict[str, Any]:

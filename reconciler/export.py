@@ -175,7 +175,10 @@ def _secret_fields(
 def _reference_hint(prop: Mapping[str, Any], name: str) -> str:
     """How a manifest writes a secret field as references: one, or one per entry of a map."""
     kinds = prop.get("type", "string")
-    if "object" in ([kinds] if isinstance(kinds, str) else kinds):
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    # the real server publishes an optional map as `anyOf: [{type: object, …}, {type: null}]`
+    kinds += [branch.get("type") for branch in prop.get("anyOf", ()) if isinstance(branch, dict)]
+    if "object" in kinds:
         return f"{{NAME: ${{{name}_NAME}}}}"
     return f"${{{name}}}"
 

@@ -29,7 +29,12 @@ MIN_SECRET = 4
 """Shorter values are not scrubbed from text: a 2-character secret would cut holes everywhere."""
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]*@")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=\-]{4,}")
+# Not the words that follow these in prose: "used for Basic Auth" (the real server's WordPress
+# `username` description), "a Bearer token".
+_BEARER = re.compile(
+    r"(?i)\b(bearer|basic)(\s+)(?!(?:auth|authentication|authorization|token|scheme|credentials?)\b)"
+    r"[A-Za-z0-9._~+/=\-]{4,}"
+)
 _QUOTED_PAIR = re.compile(
     r"""(?P<q>\\?['"])(?P<key>[^'"\\\n]{1,80})(?P=q)(?P<sep>[ \t]{0,3}:[ \t]{0,3})"""
     r"""(?P<v>\\?['"])(?P<value>(?:\\.|[^\\\n…])*?)(?P<end>(?P=v)|…|(?=\n)|\Z)"""

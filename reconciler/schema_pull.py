@@ -28,6 +28,7 @@ _DTYPE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
 # Keywords whose values are data, not subschemas: a `$ref` key inside them is no reference.
 _DATA_KEYWORDS = ("default", "examples", "const", "enum")
 _NAMED_SUBSCHEMAS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_KEPT_FROM_FILE = ("$defs", "allOf")
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,17 @@ def without_dangling_refs(schema: Mapping[str, Any]) -> tuple[dict[str, Any], tu
         if isinstance(ref, str) and not _resolves(schema, ref):
             dangling.append(ref)
             return rebuild({k: v for k, v in node.items() if k != "$ref"}, visit, path)
+        if isinstance(node, dict) and "anyOf" not in node and _dangles_in(node.get("oneOf")):
+            # Emptied, two `oneOf` branches both match anything, so `oneOf` would refuse every
+            # value (the real Weaviate `filters`): `anyOf` accepts what either branch could.
+            return rebuild({"anyOf" if k == "oneOf" else k: v for k, v in node.items()}, visit, path)
         return DESCEND
+
+    def _dangles_in(branches: Any) -> bool:
+        return isinstance(branches, list) and any(
+            isinstance(b, dict) and isinstance(b.get("$ref"), str) and not _resolves(schema, b["$ref"])
+            for b in branches
+        )
 
     cleaned = rebuild(dict(schema), visit)
     return cleaned, tuple(dict.fromkeys(dangling))
@@ -154,7 +165,10 @@ def pulled_schema(
         body[key] = value
     if "additionalProperties" not in body and isinstance(body.get("properties"), dict):
         body = _closed(body)
-    return {**head, **body}
+    # What the server checks or fills beyond what it publishes, and the definitions its published
+    # `$ref`s point to: ours, kept from the existing file (schemas/datasets/, schemas/policies/).
+    kept = {k: old[k] for k in _KEPT_FROM_FILE if k in old and k not in body}
+    return {**head, **body, **kept}
 
 
 def _head(
@@ -296,6 +310,14 @@ def _notes(server_type: ModelType, dangling: Sequence[str]) -> str:
     return "; ".join(notes)
 
 
+def _with_file_defs(config_schema: Mapping[str, Any], old: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The served schema, its `$ref`s resolved against the existing file's `$defs` when it has none
+    itself (the real server publishes refs to definitions it leaves out: Weaviate's `filters`)."""
+    if old is None or "$defs" in config_schema or not isinstance(old.get("$defs"), dict):
+        return dict(config_schema)
+    return {**config_schema, "$defs": old["$defs"]}
+
+
 def pull(
     types: Sequence[ModelType], existing: Mapping[str, str], kind: Kind = MODELS
 ) -> tuple[SchemaUpdate, ...]:
@@ -314,7 +336,7 @@ def pull(
             continue
         old_text = existing.get(server_type.name)
         old = None if old_text is None else _parse(old_text)
-        served, dangling = without_dangling_refs(server_type.config_schema)
+        served, dangling = without_dangling_refs(_with_file_defs(server_type.config_schema, old))
         new = pulled_schema(
             server_type.name, served, existing=old, description=server_type.description, kind=kind
         )

@@ -327,7 +327,8 @@ def test_a_secret_map_is_a_map_of_references_that_reads_back_to_the_servers_valu
 
 
 def test_a_list_under_a_secret_name_is_a_list_of_references_and_null_stays_null():
-    config = {**WEAVIATE, "headers": None, "filters": {"api_keys": ["k-1", "k-2"], "token": None}}
+    filters = {"type": "condition", "api_keys": ["k-1", "k-2"], "token": None}  # tagged, as the server wants
+    config = {**WEAVIATE, "headers": None, "filters": filters}
     (file,) = export([remote("wv", "remote_weaviate", config)], DATASETS, kind="Dataset").files
     assert "k-1" not in file.text and "k-2" not in file.text
     assert "headers: null" in file.text and "token: null" in file.text

@@ -228,3 +228,15 @@ def test_json_documents_and_plain_pairs_pass_the_shape_rules_unchanged(path):
     assert redact.Scrubber().scrub(text) == text
     plain = {"model": "gpt-4o", "max_tokens": "5", "token": "(sensitive)", "api_key": "(redacted)"}
     assert redact.Scrubber().scrub(repr(plain) + json.dumps(plain)) == repr(plain) + json.dumps(plain)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "WordPress user_login or display name (used for Basic Auth)",
+        "send a Bearer token",
+        "basic authentication",
+    ],
+)
+def test_prose_naming_the_schemes_is_left_alone(text):
+    assert redact.Scrubber().scrub(text) == text

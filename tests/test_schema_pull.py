@@ -272,3 +272,20 @@ def test_a_secret_fields_values_are_hidden_in_change_lines():
         "~ pw.enum: (none) → (hidden)",
         "~ pw.writeOnly: true → (none)",
     )
+
+
+def test_a_pulled_one_of_of_dangling_refs_still_accepts_what_either_branch_could():
+    # The real server's Weaviate `filters`: a discriminated `oneOf` of two `$ref`s to `$defs` it
+    # does not publish. Emptied, both branches match anything and `oneOf` would refuse every value.
+    refs = [{"$ref": "#/$defs/FilterCondition"}, {"$ref": "#/$defs/FilterGroup"}]
+    tagged = {"discriminator": {"propertyName": "type"}, "oneOf": refs}
+    filters = {"anyOf": [tagged, {"type": "null"}], "default": None}
+    (update,) = pull([ModelType("w", {"properties": {"filters": filters}})], {}, DATASETS)
+    schema = json.loads(update.text)
+    assert schema["properties"]["filters"]["anyOf"][0] == {
+        "discriminator": {"propertyName": "type"},
+        "anyOf": [{}, {}],
+    }
+    registry = SchemaRegistry({"w": schema})
+    assert not list(registry.get("w").errors({"filters": {"type": "condition"}}))
+    assert not list(registry.get("w").errors({"filters": None}))

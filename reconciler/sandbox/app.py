@@ -32,7 +32,7 @@ from reconciler.sandbox.config import DEFAULT_CONFIG, SandboxConfig
 from reconciler.sandbox.routing import Routes, send_json
 from reconciler.sandbox.state import SandboxState
 from reconciler.sandbox.store import NameTaken, Store, Tenant
-from reconciler.sandbox.tenancy import TenantMiddleware, current_tenant
+from reconciler.sandbox.tenancy import TenantMiddleware, current_tenant, refuse_stale
 from reconciler.sandbox.traffic import TrafficMiddleware, quiet_uvicorn_errors
 
 VERSION = "0.1.0"  # what the real server reports in /api/v1/health and /openapi.json
@@ -168,7 +168,8 @@ def _tenant_routes(app: FastAPI, state: SandboxState) -> None:
     router = Routes(app, "/api/v1/tenants", tags=["tenants"])
 
     @router.post("", response_model=TenantResponse, status_code=201)
-    async def create_tenant(request: CreateTenantRequest) -> Response:
+    async def create_tenant(request: CreateTenantRequest, http: Request) -> Response:
+        refuse_stale(http)
         if not state.config.multi_tenancy:
             raise HTTPException(
                 status_code=403,

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, create_model
+from pydantic_core import PydanticCustomError
 
 # Keywords of ours that a server never publishes (syft-space-api.md, "Model types").
 _OURS = ("$schema", "$id", "title", "description", "additionalProperties")
@@ -73,33 +74,81 @@ def dropped_on_output(schema: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(k for k, v in schema.get("properties", {}).items() if v.get("format") == "password")
 
 
-_SCALARS: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "object": dict}
+_SCALARS: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "object": dict,
+    "null": type(None),
+}
+
+
+def merged_properties(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each property with what the schema's `allOf` adds to it: the server's own checks and fills
+    that its published schema does not show (a `pattern`, a `default`)."""
+    props = {name: dict(prop) for name, prop in schema.get("properties", {}).items()}
+    for part in schema.get("allOf", []):
+        for name, extra in part.get("properties", {}).items():
+            if name in props:
+                props[name].update(extra)
+    return props
+
+
+def _tagged(discriminator: Mapping[str, Any]) -> Any:
+    """A pydantic discriminated union of models we do not know: an object whose tag is one of the
+    mapping's, with pydantic's own errors for a missing or unknown tag."""
+    key = discriminator["propertyName"]
+    tags = tuple(discriminator.get("mapping", {}))
+    context = {"discriminator": f"'{key}'", "expected_tags": ", ".join(f"'{t}'" for t in tags)}
+
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        if key not in value:
+            raise PydanticCustomError(
+                "union_tag_not_found", "Unable to extract tag using discriminator {discriminator}", context
+            )
+        if value[key] not in tags:
+            raise PydanticCustomError(
+                "union_tag_invalid",
+                "Input tag '{tag}' found using {discriminator} does not match any of the expected tags:"
+                " {expected_tags}",
+                {**context, "tag": str(value[key])},
+            )
+        return value
+
+    return Annotated[dict[str, Any], AfterValidator(check)]
 
 
 def _annotation(prop: Mapping[str, Any]) -> Any:
+    if "anyOf" in prop:
+        return Union[tuple(_annotation(branch) for branch in prop["anyOf"])]  # noqa: UP007
+    if "oneOf" in prop and "discriminator" in prop:
+        return _tagged(prop["discriminator"])
     if "enum" in prop:
         return Literal[tuple(prop["enum"])]
     kinds = prop.get("type", "string")
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
-    nullable = "null" in kinds
-    (kind,) = [k for k in kinds if k != "null"]
-    annotation: Any
-    if kind == "string" and prop.get("format") == "uri":
-        annotation = HttpUrl
-    elif kind == "array":
-        annotation = list[_annotation(prop.get("items", {"type": "string"}))]  # type: ignore[misc]
-    elif kind == "object" and isinstance(prop.get("additionalProperties"), dict):
-        annotation = dict[str, _annotation(prop["additionalProperties"])]  # type: ignore[misc]
-    elif kind == "object":
-        annotation = dict[str, Any]
-    else:
-        annotation = _SCALARS[kind]
+    nullable = "null" in kinds and len(kinds) > 1
+    (kind,) = [k for k in kinds if k != "null"] or ["null"]
+    annotation = _typed(kind, prop)
     return annotation | None if nullable else annotation
+
+
+def _typed(kind: str, prop: Mapping[str, Any]) -> Any:
+    if kind == "string" and prop.get("format") == "uri":
+        return HttpUrl
+    if kind == "array":
+        return list[_annotation(prop.get("items", {"type": "string"}))]  # type: ignore[misc]
+    if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+        return dict[str, _annotation(prop["additionalProperties"])]  # type: ignore[misc]
+    if kind == "object":
+        return dict[str, Any]
+    return _SCALARS[kind]
 
 
 def _field(prop: Mapping[str, Any], *, required: bool) -> Any:
     constraints: dict[str, Any] = {}
-    if "pattern" in prop:
+    if "pattern" in prop and prop.get("format") != "uri":  # HttpUrl checks URLs itself
         constraints["pattern"] = prop["pattern"]
     if "exclusiveMinimum" in prop:
         constraints["gt"] = prop["exclusiveMinimum"]
@@ -116,14 +165,15 @@ def _field(prop: Mapping[str, Any], *, required: bool) -> Any:
 
 
 def config_model(class_name: str, schema: Mapping[str, Any]) -> type[BaseModel]:
-    """A pydantic model checking a configuration as the server's does (unknown keys ignored).
+    """A pydantic model checking a configuration as the server's does (unknown keys ignored):
+    the published properties with the `allOf` additions.
 
     `class_name` is the server's, since it heads pydantic's error text.
     """
     required = set(schema.get("required", []))
     fields = {
         name: (_annotation(prop), _field(prop, required=name in required))
-        for name, prop in schema.get("properties", {}).items()
+        for name, prop in merged_properties(schema).items()
     }
     model: type[BaseModel] = create_model(  # type: ignore[call-overload]
         class_name, __config__=ConfigDict(extra="ignore"), **fields

@@ -1,8 +1,10 @@
 """The types a sandbox offers (models, datasets, policies): the bundled schemas, published as a
 real server would, with the checks the server runs on a configuration.
 
-For `openai` the published `config_schema` is the real server's byte for byte. Descriptions and
-icons are the real server's where syft-space recorded them; the others are ours, in the same style.
+For `openai` the published `config_schema` is the real server's byte for byte, and so are the
+dataset and policy type listings (../shared/syft-space-types/: `properties` and `required` from
+schemas/datasets/ and schemas/policies/, the rest below). Model type descriptions and icons are the
+real server's where syft-space recorded them; the others are ours, in the same style.
 """
 
 from __future__ import annotations
@@ -103,15 +105,51 @@ class ConfigurationInvalid(ValueError):
 
 
 # name: (description, icon, the server's class name of its configuration, info fields, the
-# prefix of its 400). Recorded: the three dataset types' names, `browsable: false` of
-# remote_weaviate and the 400 prefixes (syft-space-api-kinds.md); the policy types' texts and
-# icons are the real server's. The rest is ours, in the same style.
+# prefix of its 400). The descriptions, icons, browse schemas and `browsable` are the real server's
+# (../shared/syft-space-types/), as are the 400 prefixes (syft-space-api-kinds.md).
+_SITE_URL = "Base URL of the WordPress site (e.g. https://example.com)"
+_BROWSE_WORDPRESS: dict[str, Any] = {
+    "properties": {
+        "siteUrl": {"description": _SITE_URL, "title": "Siteurl", "type": "string"},
+        "username": {
+            "description": "WordPress user_login or display name — used for Basic Auth",
+            "title": "Username",
+            "type": "string",
+        },
+        "applicationPassword": {
+            "description": "WordPress Application Password (24 chars; generate under Users → Profile → "
+            "Application Passwords in wp-admin)",
+            "format": "password",
+            "title": "Applicationpassword",
+            "type": "string",
+        },
+        "userAgent": {
+            "default": "curl/8.7.1",
+            "description": "HTTP User-Agent header — override when a site WAF expects a specific "
+            "allowlisted value",
+            "title": "Useragent",
+            "type": "string",
+        },
+    },
+    "required": ["siteUrl", "username", "applicationPassword"],
+}
+_BROWSE_LOCAL_FILE: dict[str, Any] = {
+    "properties": {
+        "showHidden": {
+            "default": False,
+            "description": "Whether the picker includes dotfiles. Ingestion ignores hidden paths regardless.",
+            "title": "Showhidden",
+            "type": "boolean",
+        }
+    },
+    "required": [],
+}
 _DATASET_TYPES: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "local_file": (
-        "Local files dataset type: files on the server, ingested into a local ChromaDB.",
-        "📁",
+        "Local files indexed in an embedded ChromaDB instance.",
+        "🎨",
         "LocalFileConfiguration",
-        {"browse_schema": None, "browsable": True},
+        {"browse_schema": _BROWSE_LOCAL_FILE, "browsable": True},
     ),
     "remote_weaviate": (
         "Remote Weaviate dataset type that allows you to query your data from a remote "
@@ -119,13 +157,13 @@ _DATASET_TYPES: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         "remote server.",
         "🌐",
         "RemoteWeaviateConfiguration",
-        {"browse_schema": None, "browsable": False},
+        {"browse_schema": {"type": "object", "properties": {}}, "browsable": False},
     ),
     "wordpress": (
-        "WordPress dataset type: a WordPress site's content, polled into a local ChromaDB.",
-        "📝",
+        "WordPress posts and pages indexed in an embedded ChromaDB instance.",
+        "📰",
         "WordPressConfiguration",
-        {"browse_schema": None, "browsable": True},
+        {"browse_schema": _BROWSE_WORDPRESS, "browsable": True},
     ),
 }
 _DATASET_INVALID = "Invalid configuration: Invalid configuration: "

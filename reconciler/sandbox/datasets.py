@@ -9,12 +9,13 @@ WordPress's site is never contacted: every site counts as reachable.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import Response
 
+from reconciler.sandbox import selections
 from reconciler.sandbox.catalog import ConfigurationInvalid, KindType
 from reconciler.sandbox.kind_bodies import (
     CreateDatasetRequest,
@@ -22,8 +23,6 @@ from reconciler.sandbox.kind_bodies import (
     DatasetListItem,
     DatasetResponse,
     DatasetTypeInfoResponse,
-    SelectionIds,
-    SelectionPage,
     UpdateDatasetRequest,
 )
 from reconciler.sandbox.routing import Routes, crash, send_json
@@ -46,7 +45,6 @@ _PROVISIONER_STATE = {
     "data_path": f"/var/lib/syft-space/provisioners/{PROVISIONER}/data",
     "httpPort": PROVISIONER_PORT,
 }
-_PREVIEW = 3  # selected_items_preview: the first three picks
 _COLUMNS = "id, name, dtype, configuration, summary, tags, created_at, updated_at"
 
 
@@ -75,12 +73,6 @@ def connected_endpoints(conn: Any, column: str, row_id: str) -> list[dict[str, A
     """`[{id, name, slug}]` of the endpoints whose `column` is `row_id`, by slug."""
     return rows(
         conn.execute(f"SELECT id, name, slug FROM endpoints WHERE {column} = ? ORDER BY slug", (row_id,))
-    )
-
-
-def selected_count(conn: Any, dataset_id: str) -> int:
-    return int(
-        conn.execute("SELECT count(*) FROM dataset_items WHERE dataset_id = ?", (dataset_id,)).fetchone()[0]
     )
 
 
@@ -130,13 +122,6 @@ class Datasets:
 
     def list_item(self, row: Mapping[str, Any]) -> dict[str, Any]:
         provisioner = provisioner_state(self.state, row["dtype"])
-        preview = rows(
-            self.conn.execute(
-                "SELECT item_id, description, added_at FROM dataset_items WHERE dataset_id = ?"
-                " ORDER BY rowid LIMIT ?",
-                (row["id"], _PREVIEW),
-            )
-        )
         return {
             "id": row["id"],
             "name": row["name"],
@@ -151,8 +136,8 @@ class Datasets:
                 else {"status": provisioner["status"], "error": provisioner["error"]}
             ),
             "configuration": self.configuration(row),
-            "selected_items_count": selected_count(self.conn, row["id"]),
-            "selected_items_preview": preview,
+            "selected_items_count": selections.count(self.conn, row["id"]),
+            "selected_items_preview": selections.picks(self.conn, row["id"], limit=selections.PREVIEW),
         }
 
     def embedded(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,7 +148,7 @@ class Datasets:
             "summary": row["summary"],
             "dtype": row["dtype"],
             "configuration": self.configuration(row),
-            "selected_items_count": selected_count(self.conn, row["id"]),
+            "selected_items_count": selections.count(self.conn, row["id"]),
         }
 
     def in_tenant(self, tenant_id: str) -> list[dict[str, Any]]:
@@ -193,11 +178,8 @@ class Datasets:
                 stamp,
             ),
         )
-        for item in request.selected_items:  # duplicates collapse: the first pick stays
-            self.conn.execute(
-                "INSERT OR IGNORE INTO dataset_items VALUES (?, ?, ?, ?)",
-                (dataset_id, item.item_id, item.description, stamp),
-            )
+        # In request order, one stamp; duplicates collapse (the first occurrence stays).
+        selections.add(self.conn, dataset_id, request.selected_items, stamp)
         found = self.by_id(tenant_id, dataset_id)
         assert found is not None
         return found
@@ -292,7 +274,7 @@ def _delete(table: Datasets, row: Mapping[str, Any]) -> Response:
             detail=f"Cannot delete data source '{name}': it is used by {len(users)} API(s): {names}."
             " Remove it from those APIs first.",
         )
-    table.conn.execute("DELETE FROM dataset_items WHERE dataset_id = ?", (row["id"],))
+    selections.drop_all(table.conn, row["id"])
     table.conn.execute("DELETE FROM datasets WHERE id = ?", (row["id"],))
     return send_json({"message": f"Successfully deleted dataset '{name}'"})
 
@@ -348,27 +330,4 @@ def _item_routes(router: Routes, state: SandboxState, table: Datasets, found_or_
             }
         )
 
-    @router.get("/{name}/selection", response_model=SelectionPage)
-    async def get_selection(
-        name: str,
-        tenant: _TenantDep,
-        limit: Annotated[int, Query(ge=1)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> Response:
-        row = found_or_404(tenant, name)
-        items = rows(
-            table.conn.execute(
-                "SELECT item_id, description, added_at FROM dataset_items WHERE dataset_id = ?"
-                " ORDER BY rowid LIMIT ? OFFSET ?",
-                (row["id"], limit, offset),
-            )
-        )
-        return send_json({"items": items, "total": selected_count(table.conn, row["id"])})
-
-    @router.get("/{name}/selection/ids", response_model=SelectionIds)
-    async def get_selection_ids(name: str, tenant: _TenantDep) -> Response:
-        row = found_or_404(tenant, name)
-        ids: Sequence[tuple[str]] = table.conn.execute(
-            "SELECT item_id FROM dataset_items WHERE dataset_id = ? ORDER BY rowid", (row["id"],)
-        ).fetchall()
-        return send_json({"item_ids": [i[0] for i in ids]})
+    selections.register(router, lambda: table.conn, found_or_404)

@@ -116,6 +116,19 @@ class SelectionIds(BaseModel):
     item_ids: list[str]
 
 
+class AddSelectionRequest(BaseModel):
+    items: list[SelectedItemRequest] = Field(min_length=1)
+
+
+class RemoveSelectionRequest(BaseModel):
+    # At least one id; "" is accepted here although it cannot be added.
+    item_ids: list[str] = Field(min_length=1)
+
+
+class SelectionResponse(BaseModel):
+    selected_items: list[SelectedItemResponse]
+
+
 # -- endpoints ---------------------------------------------------------------------------------
 
 _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")

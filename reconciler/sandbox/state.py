@@ -12,7 +12,7 @@ import asyncio
 import random
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,6 +20,8 @@ from reconciler.sandbox import bundled
 from reconciler.sandbox.catalog import Catalog, KindType, dataset_types, policy_types
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.store import Store
+
+EPOCH_KEY = "sandbox.epoch"  # in the ASGI scope: the state's epoch when the request arrived
 
 
 class SandboxState:
@@ -31,6 +33,9 @@ class SandboxState:
         self.policy_types: dict[str, KindType] = policy_types()
         self.provisioner_started_at: str | None = None
         self.store = store
+        # Bumped by every reset: a request that arrived before it (stale) must not touch the
+        # fresh state nor be counted in it (see `TrafficMiddleware`, `stale`).
+        self.epoch = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._counts: Counter[str] = Counter()
         self._outcomes: Counter[str] = Counter()
@@ -48,11 +53,16 @@ class SandboxState:
         """Wipe every kind and the tenants (root stays), stop the imitated provisioner, zero the
         counts, reseed; maybe a new config."""
         self.configure(self.config if config is None else config)
+        self.epoch += 1
         self.store.reset()
         self.provisioner_started_at = None
         with self._counts_lock:
             self._counts.clear()
             self._outcomes.clear()
+
+    def stale(self, scope: Mapping[str, Any]) -> bool:
+        """Whether this request arrived before the last reset (it belongs to an earlier test)."""
+        return bool(scope.get(EPOCH_KEY, self.epoch) != self.epoch)
 
     def draw(self, rate: float) -> bool:
         """True with probability `rate`; rate 0 never touches the dice, so draws stay aligned."""

@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS dataset_items (
     added_at    TEXT NOT NULL,
     PRIMARY KEY (dataset_id, item_id)
 );
+-- Every view of a selection is oldest first (selections.py); an older file gains it on open.
+CREATE INDEX IF NOT EXISTS dataset_items_order ON dataset_items (dataset_id, added_at);
 CREATE TABLE IF NOT EXISTS endpoints (
     id            TEXT PRIMARY KEY,
     tenant_id     TEXT NOT NULL REFERENCES tenants(id),

@@ -52,12 +52,20 @@ class TenantMiddleware:
         await self.app(scope, receive, send)
 
 
+def refuse_stale(request: Request) -> None:
+    """503 for a request that arrived before the last reset: the last check before a handler
+    writes (its body may have come in after the reset; traffic.py checks after the latency)."""
+    if request.app.state.sandbox.stale(request.scope):
+        raise HTTPException(status_code=503, detail="Service Unavailable")
+
+
 async def current_tenant(request: Request) -> Tenant:
     """FastAPI dependency of the models routes: the tenant, demanding the header when needed.
 
     Async only so that FastAPI does not send it to a thread pool.
     """
     state: SandboxState = request.app.state.sandbox
+    refuse_stale(request)
     if state.config.multi_tenancy and not request.headers.get("x-tenant-name"):
         raise HTTPException(status_code=400, detail=HEADER_REQUIRED)
     tenant: Tenant = request.scope[TENANT_KEY]

@@ -1,6 +1,8 @@
 """What happens around the real work of a request: counting, latency and injected faults.
 
 The outermost middleware of the sandbox. It counts each request by method and route template,
+stamps it with the state's reset epoch (a request from before a reset answers 503 and changes
+nothing: tenancy.py's dependency checks again right before the handler),
 sleeps `latency_ms` without blocking the loop, answers 503/429 on the models, datasets,
 endpoints and policies routes before anything else, and loses the response of a committed
 write by closing the connection after the headers. Uvicorn logs that abort as an error; a filter
@@ -20,7 +22,7 @@ from typing import Any
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reconciler.sandbox.state import SandboxState
+from reconciler.sandbox.state import EPOCH_KEY, SandboxState
 
 # The routes faults hit: the four kinds a reconciler writes (not /health, not the tenants).
 FAULT_PREFIXES = (
@@ -128,9 +130,15 @@ class TrafficMiddleware:
         config = state.config
         method = scope["method"]
         key = f"{method} {route_template(self.templates, method, scope['path'])}"
+        scope[EPOCH_KEY] = state.epoch
         state.count_request(key)
         if config.latency_ms:
             await asyncio.sleep(config.latency_ms / 1000)
+            if state.stale(scope):
+                # Reset while it waited (a killed client's request, a test gone): it must not
+                # write into the next test's state, nor count there.
+                await _send_json(send, 503, {"detail": "Service Unavailable"}, [])
+                return
 
         faulty = scope["path"].startswith(FAULT_PREFIXES)
         if faulty and state.draw(config.fail_503_rate):
@@ -162,7 +170,8 @@ class TrafficMiddleware:
                     # sees the connection close mid-response, after the write committed.
                     await send(message)
                     raise ResponseDropped(key)
-                state.count_outcome(key, str(status))
+                if not state.stale(scope):
+                    state.count_outcome(key, str(status))
             await send(message)
 
         await self.app(scope, receive, watched_send)

@@ -56,7 +56,8 @@ def weaviate(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         config["headers"] = draw(header_maps())
     if draw(st.booleans()):
-        config["filters"] = draw(secret_trees())
+        # a condition or a group, as the server's discriminated union demands
+        config["filters"] = {**draw(secret_trees()), "type": draw(st.sampled_from(["condition", "group"]))}
     return config
 
 
