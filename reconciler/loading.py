@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from reconciler.errors import InvalidManifests
 from reconciler.kinds.values import EndpointManifest
 from reconciler.model import Manifest, Problem
 from reconciler.schemas import SchemaRegistry
-from reconciler.validate import Space, validate_space
+from reconciler.validate import Checked, Space, assemble, check_document, validate_space
 from reconciler.variables import substitute
 
 
@@ -120,11 +120,7 @@ def _load(
     else:
         space, more = _read_and_validate(files, registry, variables, read)
     problems.extend(more)
-    errors = [p for p in problems if p.severity == "error"]
-    warnings = tuple(p for p in problems if p.severity == "warning")
-    if errors:
-        raise InvalidManifests(sorted(problems, key=lambda p: (p.path, p.line, p.column)))
-    return Loaded(tuple(space.models), warnings, len(files), tuple(space.datasets), tuple(space.endpoints))
+    return _loaded(space, problems, len(files))
 
 
 def _read_and_validate(
@@ -134,27 +130,127 @@ def _read_and_validate(
     read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]],
 ) -> tuple[Space, list[Problem]]:
     problems: list[Problem] = []
-    documents = []
     prefix = _working_prefix()
-    for path in files:
-        docs, file_problems = read(path)
-        label = _shown(str(path), prefix)
-        if label != str(path):  # what every output shows; the file was read by its own path
-            docs = [dataclasses.replace(doc, path=label) for doc in docs]
-            file_problems = [_relabel(p, label) for p in file_problems]
-        problems.extend(file_problems)
-        for doc in docs:
-            if not doc.has_variables:  # most documents: nothing to substitute, skip the walk
-                documents.append(doc)
-                continue
-            value, var_problems = substitute(doc.value, variables)
-            for field_path, message in var_problems:
-                line, column = doc.where(field_path)
-                problems.append(Problem(doc.path, line, column, ".".join(map(str, field_path)), message))
-            if not var_problems:
-                documents.append(dataclasses.replace(doc, value=value))
+    documents = [doc for path in files for doc in _documents(path, variables, read, prefix, problems)]
     space, more = validate_space(documents, registry)
     return space, problems + more
+
+
+@dataclass(frozen=True)
+class FileChecked:
+    """One file read, its variables substituted and each document validated on its own."""
+
+    problems: tuple[Problem, ...]
+    """Reading and substitution problems."""
+    checked: tuple[Checked, ...]
+
+
+Reader = Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]]
+
+
+class FileChecks:
+    """The watch daemon's incremental load: path → (version, FileChecked), so that a round reads
+    and validates only the files whose version (stat, content hash or blob id: sources.py)
+    changed; the checks across files (unique names, endpoints) run over the whole set every time,
+    as cheap dictionary work. The whole cache is dropped when the variables or the working
+    directory change. A file's documents are kept as checked, whatever their fields say: the
+    cache never looks inside a manifest."""
+
+    def __init__(self, registry: SchemaRegistry) -> None:
+        self.registry = registry
+        self._files: dict[Path, tuple[Hashable, FileChecked]] = {}
+        self._context: tuple[str, str | None] | None = None
+        self.checked = 0
+        """Files read and validated so far (cache misses)."""
+
+    def load(
+        self,
+        files: Sequence[Path],
+        versions: Sequence[Hashable],
+        found: Sequence[Problem],
+        variables: tuple[Mapping[str, Any], str],
+        read: Reader,
+    ) -> Loaded:
+        """What load() returns for these files (raising as it does), reusing unchanged files."""
+        prefix = _working_prefix()
+        if self._context != (variables[1], prefix):
+            self._files.clear()
+            self._context = (variables[1], prefix)
+        enabled = gc.isenabled()
+        gc.disable()  # as load(): many small objects that hold no cycles
+        try:
+            results = self._check(files, versions, variables[0], read, prefix)
+        finally:
+            if enabled:
+                gc.enable()
+        problems = [_relabel(p, _shown(p.path, prefix)) for p in found]
+        problems.extend(p for r in results for p in r.problems)
+        space, more = assemble(c for r in results for c in r.checked)
+        problems.extend(more)
+        return _loaded(space, problems, len(files))
+
+    def _check(
+        self,
+        files: Sequence[Path],
+        versions: Sequence[Hashable],
+        variables: Mapping[str, Any],
+        read: Reader,
+        prefix: str | None,
+    ) -> list[FileChecked]:
+        kept: dict[Path, tuple[Hashable, FileChecked]] = {}
+        results = []
+        for path, version in zip(files, versions, strict=True):
+            entry = self._files.get(path)
+            if entry is None or version is None or entry[0] != version:
+                entry = (version, _check_file(path, self.registry, variables, read, prefix))
+                self.checked += 1
+            if version is not None:
+                kept[path] = entry
+            results.append(entry[1])
+        self._files = kept
+        return results
+
+
+def _check_file(
+    path: Path, registry: SchemaRegistry, variables: Mapping[str, Any], read: Reader, prefix: str | None
+) -> FileChecked:
+    problems: list[Problem] = []
+    documents = _documents(path, variables, read, prefix, problems)
+    return FileChecked(tuple(problems), tuple(check_document(doc, registry) for doc in documents))
+
+
+def _documents(
+    path: Path, variables: Mapping[str, Any], read: Reader, prefix: str | None, problems: list[Problem]
+) -> list[manifest_files.Document]:
+    """One file's documents as every output names them, with their variables substituted; the
+    problems of reading and substituting go to `problems`."""
+    docs, file_problems = read(path)
+    label = _shown(str(path), prefix)
+    if label != str(path):  # what every output shows; the file was read by its own path
+        docs = [dataclasses.replace(doc, path=label) for doc in docs]
+        file_problems = [_relabel(p, label) for p in file_problems]
+    problems.extend(file_problems)
+    documents = []
+    for doc in docs:
+        if not doc.has_variables:  # most documents: nothing to substitute, skip the walk
+            documents.append(doc)
+            continue
+        value, var_problems = substitute(doc.value, variables)
+        for field_path, message in var_problems:
+            line, column = doc.where(field_path)
+            problems.append(Problem(doc.path, line, column, ".".join(map(str, field_path)), message))
+        if not var_problems:
+            documents.append(dataclasses.replace(doc, value=value))
+    return documents
+
+
+def _loaded(space: Space, problems: list[Problem], files: int) -> Loaded:
+    """The valid set, or InvalidManifests with every problem, sorted."""
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = tuple(p for p in problems if p.severity == "warning")
+    if errors:
+        raise InvalidManifests(sorted(problems, key=lambda p: (p.path, p.line, p.column)))
+    return Loaded(tuple(space.models), warnings, files, tuple(space.datasets), tuple(space.endpoints))
 
 
 def _working_prefix() -> str | None:
