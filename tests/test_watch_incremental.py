@@ -1,0 +1,237 @@
+"""Incremental watch rounds come out exactly as full rounds: the same seeded random edits (new,
+changed, moved, deleted and duplicate files, broken YAML, a changed var file, an endpoint whose
+model changes or goes) go through one long-lived Reconciler (FILES rounds, each told the batch's
+paths as the daemon tells its WorkTree) and, on a second server, through a fresh Reconciler per
+step (a full round: everything read, listed and planned afresh); both servers must then hold the
+same objects, and both rounds end the same way. Seeds are fixed: a failure names its seed."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.apply import ApplyOptions
+from reconciler.backoff import Backoff
+from reconciler.client import SpaceClient
+from reconciler.plan import PlanOptions
+from reconciler.sandbox import SandboxConfig, SandboxServer
+from reconciler.schemas import SchemaRegistry
+from reconciler.sources import ManifestLoader, WorkTree
+from reconciler.watch import RoundStatus, Trigger, WatchSettings
+from reconciler.watch_round import Reconciler
+
+KEY = "sk-canary-incremental-5e3a"
+WEAVIATE = "wv-canary-incremental-2b7f"
+VOLATILE = {"id", "created_at", "updated_at"}
+SEEDS = range(8)
+STEPS = 30
+
+DATASET = """kind: Dataset
+name: handbook
+dtype: remote_weaviate
+configuration: {{http_url: "http://w:8080", grpc_url: "http://w:50051", api_key: "${{WEAVIATE_KEY}}", collection_name: Handbook}}
+summary: {summary}
+"""
+
+ENDPOINT = """kind: Endpoint
+slug: bot
+name: Bot
+model: {model}
+dataset: handbook
+summary: {summary}
+response_type: both
+tags: [support]
+policies:
+  - name: per-user
+    policy_type: rate_limit
+    configuration: {{limit: {limit}/m}}
+"""
+
+
+def model_text(rng: random.Random, name: str) -> str:
+    summary = rng.choice(["one", "two", "${var:TEAM} model"])
+    tags = rng.choice(["[]", "[a]", "[a, b]"])
+    return (
+        f"kind: Model\nname: {name}\ndtype: openai\nconfiguration:\n  api_key: ${{OPENAI_API_KEY}}\n"
+        f"  model: {rng.choice(['gpt-4o', 'gpt-4o-mini'])}\nsummary: {summary}\ntags: {tags}\n"
+    )
+
+
+def strip(value: Any) -> Any:
+    """A server object without what differs between two servers holding the same thing."""
+    if isinstance(value, dict):
+        return {k: strip(v) for k, v in sorted(value.items()) if k not in VOLATILE and not k.endswith("_id")}
+    if isinstance(value, list):
+        return sorted((strip(v) for v in value), key=repr)
+    return value
+
+
+def server_state(url: str) -> dict[str, Any]:
+    with httpx.Client(base_url=url + "/api/v1") as http:
+        state = {what: strip(http.get(f"/{what}/").json()) for what in ("models", "datasets", "policies")}
+        slugs = sorted(e["slug"] for e in http.get("/endpoints/").json())
+        state["endpoints"] = [strip(http.get(f"/endpoints/{slug}").json()) for slug in slugs]
+    return state
+
+
+class Edits:
+    """A manifest folder and one seeded random edit after another; `step()` returns the paths it
+    touched (what watchfiles would report)."""
+
+    def __init__(self, root: Path, var_file: Path, seed: int) -> None:
+        self.root, self.var_file, self.rng = root, var_file, random.Random(seed)
+        var_file.write_text("TEAM: red\n")
+        (root / "handbook.yaml").write_text(DATASET.format(summary="the handbook"))
+        for i in range(6):
+            self.write(root / f"m{i}.yaml", model_text(self.rng, f"m{i}"))
+
+    def write(self, path: Path, text: str) -> list[Path]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return [path]
+
+    def models(self) -> list[Path]:
+        return sorted(p for p in self.root.rglob("m*.y*ml"))
+
+    def step(self) -> list[Path]:
+        ops = [self.save, self.save, self.save, self.delete, self.move, self.var, self.endpoint]
+        ops += [self.endpoint, self.dataset, self.touch, self.rng.choice([self.broken, self.duplicate])]
+        touched: list[Path] = []
+        for bad in (self.root / "broken.yaml", self.root / "copy.yaml"):  # most rounds are valid
+            if bad.exists() and self.rng.random() < 0.8:
+                bad.unlink()
+                touched.append(bad)
+        for _ in range(self.rng.choice([1, 1, 2, 3])):
+            touched += self.rng.choice(ops)()
+        return touched
+
+    def save(self) -> list[Path]:
+        name = f"m{self.rng.randrange(9)}"
+        folder = self.rng.choice([self.root, self.root, self.root / "sub"])
+        existing = [p for p in self.models() if p.stem == name]
+        path = existing[0] if existing else folder / f"{name}.yaml"
+        return self.write(path, model_text(self.rng, name))
+
+    def delete(self) -> list[Path]:
+        files = self.models()
+        if not files:
+            return []
+        path = self.rng.choice(files)
+        path.unlink()
+        return [path]
+
+    def move(self) -> list[Path]:
+        files = self.models()
+        if not files:
+            return []
+        path = self.rng.choice(files)
+        target = self.rng.choice([self.root, self.root / "sub"]) / f"{path.stem}.yml"
+        if target.exists():
+            return []
+        target.parent.mkdir(exist_ok=True)
+        path.rename(target)
+        return [path, target]
+
+    def var(self) -> list[Path]:
+        self.var_file.write_text(f"TEAM: {self.rng.choice(['red', 'blue'])}\n")
+        return []  # not below the root: the round reads the var files anyway
+
+    def broken(self) -> list[Path]:
+        return self.write(self.root / "broken.yaml", "kind: Model\nname: [\n")
+
+    def duplicate(self) -> list[Path]:
+        files = self.models()
+        return self.write(self.root / "copy.yaml", self.rng.choice(files).read_text()) if files else []
+
+    def endpoint(self) -> list[Path]:
+        path = self.root / "bot.yaml"
+        if path.exists() and self.rng.random() < 0.3:
+            path.unlink()
+            return [path]
+        models = [p.stem for p in self.models()]  # its model's file may change, move or go later
+        model = self.rng.choice(models) if models and self.rng.random() < 0.8 else "m8"
+        text = ENDPOINT.format(
+            model=model, summary=self.rng.choice(["a", "b"]), limit=self.rng.choice([5, 10])
+        )
+        return self.write(path, text)
+
+    def dataset(self) -> list[Path]:
+        summary = self.rng.choice(["the handbook", "the new handbook"])
+        return self.write(self.root / "handbook.yaml", DATASET.format(summary=summary))
+
+    def touch(self) -> list[Path]:
+        files = self.models()
+        if not files:
+            return []
+        path = self.rng.choice(files)
+        return self.write(path, path.read_text())
+
+
+@pytest.fixture(scope="module")
+def second_server():
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def second_sandbox(second_server):
+    second_server.reset(SandboxConfig())
+    return second_server
+
+
+@pytest.fixture
+def registry():
+    return SchemaRegistry.load()
+
+
+@pytest.fixture
+def keys(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("WEAVIATE_KEY", WEAVIATE)
+
+
+def reconciler(root: Path, var_file: Path, client: SpaceClient, registry, source: WorkTree) -> Reconciler:
+    return Reconciler(
+        ManifestLoader([root], registry, source, var_files=[var_file]),
+        client,
+        registry,
+        options=ApplyOptions(facts=registry.facts, max_create_attempts=1, replace_all=True),
+        settings=WatchSettings(plan=PlanOptions(prune=True, replace_all=True)),
+    )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_incremental_rounds_leave_the_server_as_full_rounds_do(
+    seed, tmp_path, registry, sandbox, second_sandbox, keys
+):
+    root, var_file = tmp_path / "space", tmp_path / "vars.yaml"
+    root.mkdir()
+    edits = Edits(root, var_file, seed)
+    tree = WorkTree()
+    client = SpaceClient(sandbox.url, retry=Backoff(delays=()))
+    other = SpaceClient(second_sandbox.url, retry=Backoff(delays=()))
+    incremental = reconciler(root, var_file, client, registry, tree)
+    try:
+        assert incremental(Trigger.STARTUP).ok
+        assert reconciler(root, var_file, other, registry, WorkTree())(Trigger.STARTUP).ok
+        listed, statuses = incremental.listed, []
+        for step in range(STEPS):
+            touched = edits.step()
+            tree.note(str(p.absolute()) for p in touched)
+            mine = incremental(Trigger.FILES)
+            full = reconciler(root, var_file, other, registry, WorkTree())(Trigger.STARTUP)
+            where = f"seed {seed}, step {step}"
+            assert (mine.status, mine.models) == (full.status, full.models), where
+            assert server_state(sandbox.url) == server_state(second_sandbox.url), where
+            statuses.append(mine.status)
+    finally:
+        client.close()
+        other.close()
+    # most rounds wrote something valid, most planned against the kept view and stat'ed only
+    # their files
+    assert statuses.count(RoundStatus.OK) > STEPS // 3
+    assert incremental.listed - listed < STEPS // 2 and tree.walks < STEPS // 2
