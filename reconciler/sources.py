@@ -101,8 +101,9 @@ class WorkTree:
 
     def scan(self, roots: Sequence[Path]) -> Listing:
         """Every manifest below `roots`, with its version. After a noted batch of manifest files
-        in folders the last walk listed (no symlink, no dot-path, no new folder), only those files
-        are stat'ed again, and the listing is what a walk would find; anything else walks it all."""
+        that are there, in folders the last walk listed (no symlink, no dot-path, no new folder,
+        nothing gone), only those files are stat'ed again, and the listing is what a walk would
+        find; anything else walks it all."""
         noted, self._noted = self._noted, set()
         last = self._last
         if noted and last is not None and last[0] == tuple(roots):
@@ -200,8 +201,12 @@ class WorkTree:
 
 def _placed(path: str, roots: Sequence[Path], folders: set[str]) -> str | None:
     """A noted path as a walk of `roots` names it, when a scan may stat it alone: a manifest file
-    (or a file gone) in a folder the last walk listed, below a folder root, with no dot in its way
-    and no symlink; otherwise None (walk it all)."""
+    that is there, in a folder the last walk listed, below a folder root, with no dot in its way
+    and no symlink; otherwise None (walk it all).
+
+    A path that is gone walks it all: it may be a file moved into a folder made in the same
+    instant, whose own event the watcher can miss (it watches a new folder only once it exists),
+    and only a walk finds it there."""
     if not manifest_filter(path):
         return None
     absolute = os.path.abspath(path)
@@ -217,11 +222,9 @@ def _placed(path: str, roots: Sequence[Path], folders: set[str]) -> str | None:
             return None
         try:
             mode = os.lstat(label).st_mode
-        except FileNotFoundError:
-            return label
         except OSError:
             return None
-        return None if stat_mode.S_ISLNK(mode) or stat_mode.S_ISDIR(mode) else label
+        return label if stat_mode.S_ISREG(mode) else None
     return None
 
 

@@ -113,11 +113,13 @@ class Reconciler:
         """The server as the last round left it (watch_cache.py: when it may be trusted)."""
         self.listed = 0
         """Rounds that listed the server (the others planned against the kept view)."""
+        self._on_view = False
 
     def __call__(self, trigger: Trigger) -> RoundResult:
         start = time.monotonic()
         objects: dict[str, dict[str, int]] = {}
         commit: str | None = None
+        self._on_view = False
         try:
             status, message, objects, commit = self._round(trigger)
         except InvalidManifests as exc:
@@ -163,6 +165,7 @@ class Reconciler:
                 models=dict(models),
                 objects={kind: dict(states) for kind, states in objects.items()},
                 commit=commit,
+                kept_view=self._on_view,
             ),
         )
         return result
@@ -185,6 +188,7 @@ class Reconciler:
             planner=self.plans,
         )
         self.listed += kept is None
+        self._on_view = kept is not None
         whole = observed.whole
         write = desired.digest != self.applied or s.self_heal
         report = self._write(desired, observed, scope) if write else None

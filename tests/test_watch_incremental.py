@@ -17,6 +17,7 @@ import pytest
 from reconciler.apply import ApplyOptions
 from reconciler.backoff import Backoff
 from reconciler.client import SpaceClient
+from reconciler.errors import ServerUnreachable
 from reconciler.plan import PlanOptions
 from reconciler.sandbox import SandboxConfig, SandboxServer
 from reconciler.schemas import SchemaRegistry
@@ -27,8 +28,9 @@ from reconciler.watch_round import Reconciler
 KEY = "sk-canary-incremental-5e3a"
 WEAVIATE = "wv-canary-incremental-2b7f"
 VOLATILE = {"id", "created_at", "updated_at"}
-SEEDS = range(8)
-STEPS = 30
+SEEDS = range(6)
+STEPS = 25
+OWNER = "team-a"
 
 DATASET = """kind: Dataset
 name: handbook
@@ -199,8 +201,8 @@ def reconciler(root: Path, var_file: Path, client: SpaceClient, registry, source
         ManifestLoader([root], registry, source, var_files=[var_file]),
         client,
         registry,
-        options=ApplyOptions(facts=registry.facts, max_create_attempts=1, replace_all=True),
-        settings=WatchSettings(plan=PlanOptions(prune=True, replace_all=True)),
+        options=ApplyOptions(facts=registry.facts, max_create_attempts=1, replace_all=True, owner=OWNER),
+        settings=WatchSettings(plan=PlanOptions(prune=True, replace_all=True), owner=OWNER),
     )
 
 
@@ -231,7 +233,61 @@ def test_incremental_rounds_leave_the_server_as_full_rounds_do(
     finally:
         client.close()
         other.close()
-    # most rounds wrote something valid, most planned against the kept view and stat'ed only
-    # their files
+    # most rounds wrote something valid, most planned against the kept view, and some stat'ed
+    # only their files (a file gone walks the folder)
     assert statuses.count(RoundStatus.OK) > STEPS // 3
-    assert incremental.listed - listed < STEPS // 2 and tree.walks < STEPS // 2
+    assert incremental.listed - listed < STEPS // 2 and tree.walks < STEPS
+
+
+# -- the invariant: when the kept view is trusted ---------------------------------------------
+
+
+def test_only_files_rounds_plan_against_the_kept_view_and_a_resync_a_failure_or_new_variables_list_afresh(
+    tmp_path, registry, sandbox, keys, monkeypatch
+):
+    root, var_file = tmp_path / "space", tmp_path / "vars.yaml"
+    root.mkdir()
+    var_file.write_text("TEAM: red\n")
+    (root / "a.yaml").write_text(model_text(random.Random(1), "a"))
+    tree = WorkTree()
+    client = SpaceClient(sandbox.url, retry=Backoff(delays=()))
+    once = reconciler(root, var_file, client, registry, tree)
+
+    def save(name: str, trigger: Trigger = Trigger.FILES) -> Any:
+        path = root / f"{name}.yaml"
+        path.write_text(model_text(random.Random(2), name))
+        tree.note([str(path)])
+        return once(trigger)
+
+    try:
+        assert once(Trigger.STARTUP).ok and once.listed == 1
+        assert save("b").ok and once.listed == 1 and tree.walks == 1  # the kept view, one stat
+        assert once(Trigger.RESYNC).ok and once.listed == 2 and tree.walks == 2
+        var_file.write_text("TEAM: blue\n")
+        assert save("c").ok and once.listed == 3  # other variables: listed afresh
+        assert save("d").ok and once.listed == 3
+
+        real = client.create_model
+        monkeypatch.setattr(
+            client, "create_model", lambda body: (_ for _ in ()).throw(ServerUnreachable("down"))
+        )
+        assert save("e").status is RoundStatus.FAILED and once.listed == 3
+        monkeypatch.setattr(client, "create_model", real)
+        assert save("f").ok and once.listed == 4  # not trusted after a failed write
+        assert once.listed == 4 and save("g").ok and once.listed == 4
+
+        client.delete_model("a")  # someone else's change: a FILES round does not see it ...
+        assert save("h").ok and "a" not in server_names(sandbox.url)
+        assert once(Trigger.RESYNC).ok and once.listed == 5  # ... a resync does (drift, reported)
+        (root / "broken.yaml").write_text("kind: [\n")
+        tree.note([str(root / "broken.yaml")])
+        assert once(Trigger.FILES).status is RoundStatus.INVALID
+        (root / "broken.yaml").unlink()
+        assert once(Trigger.FILES).ok and once.listed == 5  # nothing was read: still trusted
+    finally:
+        client.close()
+
+
+def server_names(url: str) -> list[str]:
+    with httpx.Client(base_url=url + "/api/v1") as http:
+        return sorted(m["name"] for m in http.get("/models/").json())
