@@ -33,17 +33,17 @@ STEPS = 25
 OWNER = "team-a"
 
 DATASET = """kind: Dataset
-name: handbook
+name: {prefix}handbook
 dtype: remote_weaviate
 configuration: {{http_url: "http://w:8080", grpc_url: "http://w:50051", api_key: "${{WEAVIATE_KEY}}", collection_name: Handbook}}
 summary: {summary}
 """
 
 ENDPOINT = """kind: Endpoint
-slug: bot
+slug: {prefix}bot
 name: Bot
 model: {model}
-dataset: handbook
+dataset: {prefix}handbook
 summary: {summary}
 response_type: both
 tags: [support]
@@ -84,12 +84,12 @@ class Edits:
     """A manifest folder and one seeded random edit after another; `step()` returns the paths it
     touched (what watchfiles would report)."""
 
-    def __init__(self, root: Path, var_file: Path, seed: int) -> None:
-        self.root, self.var_file, self.rng = root, var_file, random.Random(seed)
+    def __init__(self, root: Path, var_file: Path, seed: int, prefix: str = "m") -> None:
+        self.root, self.var_file, self.rng, self.prefix = root, var_file, random.Random(seed), prefix
         var_file.write_text("TEAM: red\n")
-        (root / "handbook.yaml").write_text(DATASET.format(summary="the handbook"))
+        self.dataset()
         for i in range(6):
-            self.write(root / f"m{i}.yaml", model_text(self.rng, f"m{i}"))
+            self.write(root / f"{prefix}{i}.yaml", model_text(self.rng, f"{prefix}{i}"))
 
     def write(self, path: Path, text: str) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ class Edits:
         return [path]
 
     def models(self) -> list[Path]:
-        return sorted(p for p in self.root.rglob("m*.y*ml"))
+        return sorted(p for p in self.root.rglob(f"{self.prefix}[0-9].y*ml"))
 
     def step(self) -> list[Path]:
         ops = [self.save, self.save, self.save, self.delete, self.move, self.var, self.endpoint]
@@ -112,7 +112,7 @@ class Edits:
         return touched
 
     def save(self) -> list[Path]:
-        name = f"m{self.rng.randrange(9)}"
+        name = f"{self.prefix}{self.rng.randrange(9)}"
         folder = self.rng.choice([self.root, self.root, self.root / "sub"])
         existing = [p for p in self.models() if p.stem == name]
         path = existing[0] if existing else folder / f"{name}.yaml"
@@ -155,15 +155,18 @@ class Edits:
             path.unlink()
             return [path]
         models = [p.stem for p in self.models()]  # its model's file may change, move or go later
-        model = self.rng.choice(models) if models and self.rng.random() < 0.8 else "m8"
+        model = self.rng.choice(models) if models and self.rng.random() < 0.8 else f"{self.prefix}8"
         text = ENDPOINT.format(
-            model=model, summary=self.rng.choice(["a", "b"]), limit=self.rng.choice([5, 10])
+            prefix=self.prefix,
+            model=model,
+            summary=self.rng.choice(["a", "b"]),
+            limit=self.rng.choice([5, 10]),
         )
         return self.write(path, text)
 
     def dataset(self) -> list[Path]:
         summary = self.rng.choice(["the handbook", "the new handbook"])
-        return self.write(self.root / "handbook.yaml", DATASET.format(summary=summary))
+        return self.write(self.root / "handbook.yaml", DATASET.format(prefix=self.prefix, summary=summary))
 
     def touch(self) -> list[Path]:
         files = self.models()
@@ -196,13 +199,15 @@ def keys(monkeypatch):
     monkeypatch.setenv("WEAVIATE_KEY", WEAVIATE)
 
 
-def reconciler(root: Path, var_file: Path, client: SpaceClient, registry, source: WorkTree) -> Reconciler:
+def reconciler(
+    root: Path, var_file: Path, client: SpaceClient, registry, source: WorkTree, owner: str = OWNER
+) -> Reconciler:
     return Reconciler(
         ManifestLoader([root], registry, source, var_files=[var_file]),
         client,
         registry,
-        options=ApplyOptions(facts=registry.facts, max_create_attempts=1, replace_all=True, owner=OWNER),
-        settings=WatchSettings(plan=PlanOptions(prune=True, replace_all=True), owner=OWNER),
+        options=ApplyOptions(facts=registry.facts, max_create_attempts=1, replace_all=True, owner=owner),
+        settings=WatchSettings(plan=PlanOptions(prune=True, replace_all=True), owner=owner),
     )
 
 
@@ -237,6 +242,43 @@ def test_incremental_rounds_leave_the_server_as_full_rounds_do(
     # only their files (a file gone walks the folder)
     assert statuses.count(RoundStatus.OK) > STEPS // 3
     assert incremental.listed - listed < STEPS // 2 and tree.walks < STEPS
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_many_spaces_in_one_process_each_keep_their_own_view(
+    seed, tmp_path, registry, sandbox, second_sandbox, keys
+):
+    """Three spaces (owners) on one server, each its own Reconciler, WorkTree and kept view, as
+    a multi-space watch runs them: a step edits one space, and only that space gets a round."""
+    client = SpaceClient(sandbox.url, retry=Backoff(delays=()))
+    other = SpaceClient(second_sandbox.url, retry=Backoff(delays=()))
+    spaces = []
+    for prefix in ("x", "y", "z"):
+        root, var_file = tmp_path / prefix, tmp_path / f"{prefix}-vars.yaml"
+        root.mkdir()
+        edits, tree = Edits(root, var_file, seed, prefix=prefix), WorkTree()
+        space = (edits, tree, reconciler(root, var_file, client, registry, tree, owner=f"team-{prefix}"))
+        spaces.append(space)
+    rng = random.Random(seed)
+
+    def full() -> None:
+        for edits, _, _ in spaces:
+            once = reconciler(edits.root, edits.var_file, other, registry, WorkTree(), f"team-{edits.prefix}")
+            once(Trigger.STARTUP)
+
+    try:
+        assert all(once(Trigger.STARTUP).ok for _, _, once in spaces)
+        full()
+        for step in range(STEPS):
+            edits, tree, once = rng.choice(spaces)
+            tree.note(str(p.absolute()) for p in edits.step())
+            once(Trigger.FILES)
+            full()
+            assert server_state(sandbox.url) == server_state(second_sandbox.url), f"seed {seed}, step {step}"
+        assert all(once.listed < STEPS // 3 for _, _, once in spaces)
+    finally:
+        client.close()
+        other.close()
 
 
 # -- the invariant: when the kept view is trusted ---------------------------------------------
