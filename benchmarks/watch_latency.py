@@ -135,6 +135,12 @@ def latency(work: Path, saves: int, base: int) -> tuple[list[float], float]:
                 os.replace(tmp, root / f"{name}.yaml")
                 wait_until(lambda n=name: http.get(f"/models/{n}").status_code == 200, 30, name)
                 out.append(time.perf_counter() - start)
+        rounds = [r["duration_s"] for r in daemon.rounds(trigger="files")]
+        print(
+            f"  the daemon's own files rounds: median {statistics.median(rounds) * 1000:.0f} ms "
+            f"({sum(1 for r in daemon.rounds(trigger='files') if r.get('kept_view'))} of {len(rounds)} "
+            "planned against the kept view)"
+        )
         return out, rss_mb(daemon.proc.pid)
     finally:
         daemon.stop()

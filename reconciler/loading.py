@@ -22,6 +22,7 @@ from typing import Any
 from reconciler import forked
 from reconciler import manifests as manifest_files
 from reconciler.errors import InvalidManifests
+from reconciler.kinds.validate import check_set
 from reconciler.kinds.values import EndpointManifest
 from reconciler.model import Manifest, Problem
 from reconciler.schemas import SchemaRegistry
@@ -148,20 +149,95 @@ class FileChecked:
 Reader = Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]]
 
 
+PATCH_MAX = 64
+"""Files changed or gone since a clean load that a load patches in (more: loads the whole set)."""
+
+
+@dataclass
+class _Clean:
+    """The last load that found no problem at all, as dictionaries a few changed files can patch:
+    the files and their versions, which file names each (kind, name), and the manifests."""
+
+    files: tuple[Path, ...]
+    versions: tuple[Hashable, ...]
+    named: dict[tuple[str, str], Path]
+    models: dict[str, Manifest]
+    datasets: dict[str, Manifest]
+    endpoints: dict[Path, tuple[EndpointManifest, ...]]
+
+    def drop(self, path: Path, checked: FileChecked) -> None:
+        """Forget what `path` defined."""
+        for _, item, _ in checked.checked:
+            if isinstance(item, Manifest) and self.named.get((item.kind, item.name)) == path:
+                del self.named[(item.kind, item.name)]
+                del (self.datasets if item.kind == "Dataset" else self.models)[item.name]
+        self.endpoints.pop(path, None)
+
+    def add(self, path: Path, checked: FileChecked) -> bool:
+        """Take in what `path` defines; False when it has a problem or a name another file has."""
+        if checked.problems:
+            return False
+        for _, item, problems in checked.checked:
+            if problems or item is None:
+                return False
+            if isinstance(item, EndpointManifest):
+                self.endpoints[path] = (*self.endpoints.get(path, ()), item)
+                continue
+            if (item.kind, item.name) in self.named:
+                return False
+            self.named[(item.kind, item.name)] = path
+            (self.datasets if item.kind == "Dataset" else self.models)[item.name] = item
+        return True
+
+    def loaded(self) -> Loaded:
+        endpoints = tuple(e for defined in self.endpoints.values() for e in defined)
+        return Loaded(
+            tuple(self.models.values()), (), len(self.files), tuple(self.datasets.values()), endpoints
+        )
+
+
+def _clean_of(files: Sequence[Path], versions: Sequence[Hashable], results: Sequence[FileChecked]) -> _Clean:
+    clean = _Clean(tuple(files), tuple(versions), {}, {}, {}, {})
+    for path, result in zip(files, results, strict=True):
+        clean.add(path, result)
+    return clean
+
+
+def _delta(
+    clean: _Clean, files: Sequence[Path], versions: Sequence[Hashable]
+) -> tuple[list[tuple[Path, Hashable]], list[Path]] | None:
+    """(the files added or changed with their versions, the files gone) since `clean`; None when
+    more than PATCH_MAX."""
+    if tuple(files) == clean.files:
+        pairs = zip(files, versions, clean.versions, strict=True)
+        changed = [(p, v) for p, v, old in pairs if v is None or (v is not old and v != old)]
+        gone: list[Path] = []
+    else:
+        before = dict(zip(clean.files, clean.versions, strict=True))
+        changed = [(p, v) for p, v in zip(files, versions, strict=True) if v is None or before.get(p) != v]
+        gone = list(before.keys() - set(files))
+    return (changed, gone) if len(changed) + len(gone) <= PATCH_MAX else None
+
+
 class FileChecks:
     """The watch daemon's incremental load: path → (version, FileChecked), so that a round reads
     and validates only the files whose version (stat, content hash or blob id: sources.py)
-    changed; the checks across files (unique names, endpoints) run over the whole set every time,
-    as cheap dictionary work. The whole cache is dropped when the variables or the working
-    directory change. A file's documents are kept as checked, whatever their fields say: the
-    cache never looks inside a manifest."""
+    changed. After a load that found no problem, a few changed files are patched into its
+    result: their old manifests out, their new ones in, as long as none has a problem or a name
+    another file has, and the endpoints' checks across the set pass; otherwise the checks across
+    files (unique names, endpoints) run over the whole set. The whole cache is dropped when the
+    variables or the working directory change. A file's documents are kept as checked, whatever
+    their fields say: the cache never looks inside a manifest."""
 
     def __init__(self, registry: SchemaRegistry) -> None:
         self.registry = registry
         self._files: dict[Path, tuple[Hashable, FileChecked]] = {}
         self._context: tuple[str, str | None] | None = None
+        self._clean: _Clean | None = None
         self.checked = 0
         """Files read and validated so far (cache misses)."""
+        self.patched = 0
+        """Loads that patched the last clean one (the others checked across the whole set)."""
 
     def load(
         self,
@@ -175,7 +251,14 @@ class FileChecks:
         prefix = _working_prefix()
         if self._context != (variables[1], prefix):
             self._files.clear()
+            self._clean = None
             self._context = (variables[1], prefix)
+        if self._clean is not None and not found:
+            loaded = self._patch(files, versions, variables[0], read, prefix)
+            if loaded is not None:
+                self.patched += 1
+                return loaded
+        self._clean = None
         enabled = gc.isenabled()
         gc.disable()  # as load(): many small objects that hold no cycles
         try:
@@ -187,7 +270,50 @@ class FileChecks:
         problems.extend(p for r in results for p in r.problems)
         space, more = assemble(c for r in results for c in r.checked)
         problems.extend(more)
-        return _loaded(space, problems, len(files))
+        loaded = _loaded(space, problems, len(files))
+        if not problems:
+            self._clean = _clean_of(files, versions, results)
+        return loaded
+
+    def _patch(
+        self,
+        files: Sequence[Path],
+        versions: Sequence[Hashable],
+        variables: Mapping[str, Any],
+        read: Reader,
+        prefix: str | None,
+    ) -> Loaded | None:
+        """The last clean load with the changed files patched in; None when it cannot be."""
+        assert self._clean is not None
+        delta = _delta(self._clean, files, versions)
+        if delta is None:
+            return None
+        changed, gone = delta
+        old = self._clean
+        clean = _Clean(
+            tuple(files),
+            tuple(versions),
+            dict(old.named),
+            dict(old.models),
+            dict(old.datasets),
+            dict(old.endpoints),
+        )
+        for path in [*gone, *(p for p, _ in changed)]:
+            entry = self._files.pop(path, None)
+            if entry is not None:
+                clean.drop(path, entry[1])
+        fits = True
+        for path, version in changed:
+            result = _check_file(path, self.registry, variables, read, prefix)
+            self.checked += 1
+            if version is not None:
+                self._files[path] = (version, result)
+            fits = clean.add(path, result) and fits
+        endpoints = [e for defined in clean.endpoints.values() for e in defined]
+        if not fits or check_set([], endpoints, []):
+            return None
+        self._clean = clean
+        return clean.loaded()
 
     def _check(
         self,

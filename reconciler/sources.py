@@ -88,8 +88,9 @@ class WorkTree:
         self._seen: dict[Path, tuple[int, int, int, int] | None] = {}
         self._versions: dict[Path, Hashable] = {}
         self._noted: set[str] = set()
-        self._last: tuple[tuple[Path, ...], Listing, set[str]] | None = None
-        """(roots, the last listing, its folders) when a noted batch may update it in place."""
+        self._last: tuple[tuple[Path, ...], Listing, set[str], list[str]] | None = None
+        """(roots, the last listing, its folders, its files as text) when a noted batch may
+        update it in place."""
         self.parsed = 0
         """Files parsed so far (cache misses)."""
         self.walks = 0
@@ -109,7 +110,7 @@ class WorkTree:
         if noted and last is not None and last[0] == tuple(roots):
             placed = [_placed(path, roots, last[2]) for path in sorted(noted)]
             if all(label is not None for label in placed):
-                return self._rescan(last[1], [label for label in placed if label is not None])
+                return self._rescan(last, [label for label in placed if label is not None])
         return self._walk(roots)
 
     def _walk(self, roots: Sequence[Path]) -> Listing:
@@ -123,33 +124,36 @@ class WorkTree:
         labels = [str(path) for path in files]
         # a listing is updated in place only when it has no problem and is in the order a walk sorts
         trusted = not problems and labels == sorted(labels)
-        self._last = (tuple(roots), listing, {os.path.dirname(x) for x in labels}) if trusted else None
+        folders = {os.path.dirname(x) for x in labels}
+        self._last = (tuple(roots), listing, folders, labels) if trusted else None
         return listing
 
-    def _rescan(self, listing: Listing, labels: list[str]) -> Listing:
-        """`listing` with the noted files stat'ed again: added, changed or gone."""
-        files = list(listing.files)
-        names = [str(path) for path in files]
+    def _rescan(
+        self, last: tuple[tuple[Path, ...], Listing, set[str], list[str]], labels: list[str]
+    ) -> Listing:
+        """The last listing with the noted files stat'ed again: added, changed or gone."""
+        files, names, versions = list(last[1].files), list(last[3]), list(last[1].versions)
         for label in labels:
-            path = Path(label)
             at = bisect.bisect_left(names, label)
             present = at < len(names) and names[at] == label
+            path = files[at] if present else Path(label)
             if os.path.lexists(label):
                 key = self._stat_key(path)
                 self._seen[path] = key
-                self._versions[path] = self._version(path, key)
-                if not present:
+                self._versions[path] = version = self._version(path, key)
+                if present:
+                    versions[at] = version
+                else:
                     names.insert(at, label)
                     files.insert(at, path)
+                    versions.insert(at, version)
             elif present:
-                del names[at], files[at]
+                del names[at], files[at], versions[at]
                 self._seen.pop(path, None)
                 self._versions.pop(path, None)
                 self._entries.pop(path, None)
-        versions = tuple(self._versions[path] for path in files)
-        fresh = Listing(tuple(files), (), versions)
-        assert self._last is not None
-        self._last = (self._last[0], fresh, self._last[2])
+        fresh = Listing(tuple(files), (), tuple(versions))
+        self._last = (last[0], fresh, last[2], names)
         return fresh
 
     def _stat_key(self, path: Path) -> tuple[int, int, int, int] | None:

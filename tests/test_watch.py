@@ -238,7 +238,12 @@ def test_unchanged_files_are_not_parsed_again_and_an_unchanged_folder_is_not_val
     (tmp_path / "b.yaml").write_text(model("b", summary="new and longer"))
     loaded = loader()[0]
     assert tree.parsed == 4 and loader.checks.checked == 4  # only b is read and validated again
-    assert [m.summary for m in loaded.manifests] == ["", "new and longer", ""]
+    assert loader.checks.patched == 1  # into the last load: no check across the whole set
+    assert sorted((m.name, m.summary) for m in loaded.manifests) == [
+        ("a", ""),
+        ("b", "new and longer"),
+        ("c", ""),
+    ]
     (tmp_path / "c.yaml").unlink()
     assert [m.name for m in loader()[0].manifests] == ["a", "b"] and tree.parsed == 4
     assert loader.checks.checked == 4
