@@ -339,6 +339,8 @@ def selected_count(
     endpoints: Sequence[EndpointManifest],
 ) -> int:
     """How many manifests of every kind the run's selection takes (0: the empty-set guard)."""
+    if scope.selection.everything:
+        return len(models) + len(datasets) + len(endpoints)
     chosen = sum(1 for m in (*models, *datasets) if scope.selection.selects(m.name, m.dtype, m.tags))
     return chosen + sum(1 for e in endpoints if scope.selection.selects(e.slug, "endpoint", e.tags))
 

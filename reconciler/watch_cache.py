@@ -49,11 +49,10 @@ def body_digest(manifest: Manifest) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def set_digest(manifests: Sequence[Manifest], digests: Mapping[int, str]) -> str:
-    """The digest of a whole desired set from each manifest's own (`digests`: id → body_digest),
-    in (kind, name) order: a change of any manifest, or of the set, changes it."""
-    parts = sorted((m.kind, m.name, digests[id(m)]) for m in manifests)
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+def set_digest(digests: Mapping[int, str]) -> str:
+    """The digest of a whole desired set from each manifest's own (id → body_digest, which covers
+    its kind and name): a change of any manifest, or of the set, changes it."""
+    return hashlib.sha256("".join(sorted(digests.values())).encode()).hexdigest()
 
 
 def _reads_files(manifest: Manifest) -> bool:

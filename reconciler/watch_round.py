@@ -255,10 +255,9 @@ class Reconciler:
         models, datasets = self._resolved
         manifests, notes, digests = models(loaded.manifests, os.environ, placeholders=placeholders)
         resolved, more, more_digests = datasets(loaded.datasets, os.environ, placeholders=placeholders)
-        digest = set_digest(manifests, digests)
-        if resolved or loaded.endpoints:  # every kind counts; a models-only digest is unchanged
-            digests.update(more_digests)
-            digest = set_digest([*manifests, *resolved], digests) + repr(sorted(map(repr, loaded.endpoints)))
+        digest = set_digest({**digests, **more_digests})
+        if loaded.endpoints:  # every kind counts
+            digest += repr(sorted(map(repr, loaded.endpoints)))
         if digest != self._announced:
             self._announced = digest
             for p in loaded.warnings:
