@@ -14,6 +14,7 @@ import httpx
 import pytest
 import watchfiles
 
+from reconciler import watch
 from reconciler.apply import ApplyOptions
 from reconciler.backoff import Backoff
 from reconciler.cli.watch import JsonFormatter
@@ -704,3 +705,15 @@ def test_every_kind_is_named_by_kind_and_name_and_drift_says_what_would_undo_it(
     # an outcome names its object as the plan does
     assert Outcome("bot/x", Op.DELETE, Result.DELETED, kind="Policy").label == "policy bot/x"
     assert Outcome("m", Op.CREATE, Result.CREATED).label == "model m"
+
+
+def test_after_each_round_the_daemon_puts_what_survived_out_of_the_collectors_sight():
+    import gc
+
+    seen = []
+    on_round = watch.settled(seen.append)
+    try:
+        on_round(RoundResult(FILES, OK, 0.0))
+        assert seen == [RoundResult(FILES, OK, 0.0)] and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
