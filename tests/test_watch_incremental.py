@@ -14,15 +14,18 @@ from typing import Any
 import httpx
 import pytest
 
+from reconciler import loading, watch_round
 from reconciler.apply import ApplyOptions
 from reconciler.backoff import Backoff
 from reconciler.client import SpaceClient
 from reconciler.errors import ServerUnreachable
 from reconciler.plan import PlanOptions
+from reconciler.references import PLACEHOLDER
 from reconciler.sandbox import SandboxConfig, SandboxServer
 from reconciler.schemas import SchemaRegistry
 from reconciler.sources import ManifestLoader, WorkTree
 from reconciler.watch import RoundStatus, Trigger, WatchSettings
+from reconciler.watch_cache import Resolved
 from reconciler.watch_round import Reconciler
 
 KEY = "sk-canary-incremental-5e3a"
@@ -333,3 +336,65 @@ def test_only_files_rounds_plan_against_the_kept_view_and_a_resync_a_failure_or_
 def server_names(url: str) -> list[str]:
     with httpx.Client(base_url=url + "/api/v1") as http:
         return sorted(m["name"] for m in http.get("/models/").json())
+
+
+def plain(name: str) -> str:
+    return (
+        f"kind: Model\nname: {name}\ndtype: openai\nconfiguration:\n  api_key: ${{OPENAI_API_KEY}}\n"
+        "  model: gpt-4o\n"
+    )
+
+
+def test_many_files_changed_at_once_are_checked_across_the_whole_set(tmp_path, registry, monkeypatch):
+    monkeypatch.setattr(loading, "PATCH_MAX", 1)
+    for name in "abc":
+        (tmp_path / f"{name}.yaml").write_text(plain(name))
+    loader = ManifestLoader([tmp_path], registry, WorkTree())
+    loader()
+    (tmp_path / "a.yaml").write_text(plain("a2"))
+    assert sorted(m.name for m in loader()[0].manifests) == ["a2", "b", "c"]
+    assert loader.checks.patched == 1
+    (tmp_path / "b.yaml").unlink()
+    (tmp_path / "c.yaml").write_text(plain("c2"))
+    assert sorted(m.name for m in loader()[0].manifests) == ["a2", "c2"]
+    assert loader.checks.patched == 1 and loader.checks.checked == 5
+
+
+def test_a_round_that_wrote_more_models_than_it_reads_back_drops_the_view(
+    tmp_path, registry, sandbox, keys, monkeypatch
+):
+    monkeypatch.setattr(watch_round, "REFRESH_MAX", 1)
+    root, var_file = tmp_path / "space", tmp_path / "vars.yaml"
+    root.mkdir()
+    var_file.write_text("TEAM: red\n")
+    tree = WorkTree()
+    client = SpaceClient(sandbox.url, retry=Backoff(delays=()))
+    once = reconciler(root, var_file, client, registry, tree)
+    try:
+        assert once(Trigger.STARTUP).ok and once.listed == 1
+        for name in ("a", "b"):
+            (root / f"{name}.yaml").write_text(plain(name))
+        tree.note([str(root / "a.yaml"), str(root / "b.yaml")])
+        assert once(Trigger.FILES).ok and once.listed == 1  # two writes: not read back
+        (root / "c.yaml").write_text(plain("c"))
+        tree.note([str(root / "c.yaml")])
+        assert once(Trigger.FILES).ok and once.listed == 2
+        assert server_names(sandbox.url) == ["a", "b", "c"]
+    finally:
+        client.close()
+
+
+def test_with_placeholders_every_round_resolves_everything_and_names_what_is_missing(tmp_path, registry):
+    (tmp_path / "a.yaml").write_text(plain("a"))
+    loaded, _ = ManifestLoader([tmp_path], registry, WorkTree())()
+    resolve = Resolved()
+    for _ in range(2):
+        resolved, notes, digests = resolve(loaded.manifests, {}, placeholders=True)
+        assert resolved[0].configuration["api_key"] == PLACEHOLDER and set(digests) == {id(resolved[0])}
+        assert notes and "OPENAI_API_KEY" in notes[0]
+    assert resolve.resolved == 2
+    resolve(loaded.manifests, {"OPENAI_API_KEY": KEY}, placeholders=False)
+    resolve(loaded.manifests, {"OPENAI_API_KEY": KEY}, placeholders=False)
+    assert resolve.resolved == 3  # the same manifest under the same environment: once
+    resolve(loaded.manifests, {"OPENAI_API_KEY": "sk-other-canary"}, placeholders=False)
+    assert resolve.resolved == 4  # another environment: again
