@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ from typing import Any
 from reconciler import forked
 from reconciler import manifests as manifest_files
 from reconciler.errors import InvalidManifests
+from reconciler.kinds.validate import check_set
 from reconciler.kinds.values import EndpointManifest
 from reconciler.model import Manifest, Problem
 from reconciler.schemas import SchemaRegistry
-from reconciler.validate import Space, validate_space
+from reconciler.validate import Checked, Space, assemble, check_document, validate_space
 from reconciler.variables import substitute
 
 
@@ -120,11 +121,7 @@ def _load(
     else:
         space, more = _read_and_validate(files, registry, variables, read)
     problems.extend(more)
-    errors = [p for p in problems if p.severity == "error"]
-    warnings = tuple(p for p in problems if p.severity == "warning")
-    if errors:
-        raise InvalidManifests(sorted(problems, key=lambda p: (p.path, p.line, p.column)))
-    return Loaded(tuple(space.models), warnings, len(files), tuple(space.datasets), tuple(space.endpoints))
+    return _loaded(space, problems, len(files))
 
 
 def _read_and_validate(
@@ -134,27 +131,252 @@ def _read_and_validate(
     read: Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]],
 ) -> tuple[Space, list[Problem]]:
     problems: list[Problem] = []
-    documents = []
     prefix = _working_prefix()
-    for path in files:
-        docs, file_problems = read(path)
-        label = _shown(str(path), prefix)
-        if label != str(path):  # what every output shows; the file was read by its own path
-            docs = [dataclasses.replace(doc, path=label) for doc in docs]
-            file_problems = [_relabel(p, label) for p in file_problems]
-        problems.extend(file_problems)
-        for doc in docs:
-            if not doc.has_variables:  # most documents: nothing to substitute, skip the walk
-                documents.append(doc)
-                continue
-            value, var_problems = substitute(doc.value, variables)
-            for field_path, message in var_problems:
-                line, column = doc.where(field_path)
-                problems.append(Problem(doc.path, line, column, ".".join(map(str, field_path)), message))
-            if not var_problems:
-                documents.append(dataclasses.replace(doc, value=value))
+    documents = [doc for path in files for doc in _documents(path, variables, read, prefix, problems)]
     space, more = validate_space(documents, registry)
     return space, problems + more
+
+
+@dataclass(frozen=True)
+class FileChecked:
+    """One file read, its variables substituted and each document validated on its own."""
+
+    problems: tuple[Problem, ...]
+    """Reading and substitution problems."""
+    checked: tuple[Checked, ...]
+
+
+Reader = Callable[[Path], tuple[list[manifest_files.Document], list[Problem]]]
+
+
+PATCH_MAX = 64
+"""Files changed or gone since a clean load that a load patches in (more: loads the whole set)."""
+
+
+@dataclass
+class _Clean:
+    """The last load that found no problem at all, as dictionaries a few changed files can patch:
+    the files and their versions, which file names each (kind, name), and the manifests."""
+
+    files: tuple[Path, ...]
+    versions: tuple[Hashable, ...]
+    named: dict[tuple[str, str], Path]
+    models: dict[str, Manifest]
+    datasets: dict[str, Manifest]
+    endpoints: dict[Path, tuple[EndpointManifest, ...]]
+
+    def drop(self, path: Path, checked: FileChecked) -> None:
+        """Forget what `path` defined."""
+        for _, item, _ in checked.checked:
+            if isinstance(item, Manifest) and self.named.get((item.kind, item.name)) == path:
+                del self.named[(item.kind, item.name)]
+                del (self.datasets if item.kind == "Dataset" else self.models)[item.name]
+        self.endpoints.pop(path, None)
+
+    def add(self, path: Path, checked: FileChecked) -> bool:
+        """Take in what `path` defines; False when it has a problem or a name another file has."""
+        if checked.problems:
+            return False
+        for _, item, problems in checked.checked:
+            if problems or item is None:
+                return False
+            if isinstance(item, EndpointManifest):
+                self.endpoints[path] = (*self.endpoints.get(path, ()), item)
+                continue
+            if (item.kind, item.name) in self.named:
+                return False
+            self.named[(item.kind, item.name)] = path
+            (self.datasets if item.kind == "Dataset" else self.models)[item.name] = item
+        return True
+
+    def loaded(self) -> Loaded:
+        endpoints = tuple(e for defined in self.endpoints.values() for e in defined)
+        return Loaded(
+            tuple(self.models.values()), (), len(self.files), tuple(self.datasets.values()), endpoints
+        )
+
+
+def _clean_of(files: Sequence[Path], versions: Sequence[Hashable], results: Sequence[FileChecked]) -> _Clean:
+    clean = _Clean(tuple(files), tuple(versions), {}, {}, {}, {})
+    for path, result in zip(files, results, strict=True):
+        clean.add(path, result)
+    return clean
+
+
+def _delta(
+    clean: _Clean, files: Sequence[Path], versions: Sequence[Hashable]
+) -> tuple[list[tuple[Path, Hashable]], list[Path]] | None:
+    """(the files added or changed with their versions, the files gone) since `clean`; None when
+    more than PATCH_MAX."""
+    if tuple(files) == clean.files:
+        pairs = zip(files, versions, clean.versions, strict=True)
+        changed = [(p, v) for p, v, old in pairs if v is None or (v is not old and v != old)]
+        gone: list[Path] = []
+    else:
+        before = dict(zip(clean.files, clean.versions, strict=True))
+        changed = [(p, v) for p, v in zip(files, versions, strict=True) if v is None or before.get(p) != v]
+        gone = list(before.keys() - set(files))
+    return (changed, gone) if len(changed) + len(gone) <= PATCH_MAX else None
+
+
+class FileChecks:
+    """The watch daemon's incremental load: path → (version, FileChecked), so that a round reads
+    and validates only the files whose version (stat, content hash or blob id: sources.py)
+    changed. After a load that found no problem, a few changed files are patched into its
+    result: their old manifests out, their new ones in, as long as none has a problem or a name
+    another file has, and the endpoints' checks across the set pass; otherwise the checks across
+    files (unique names, endpoints) run over the whole set. The whole cache is dropped when the
+    variables or the working directory change. A file's documents are kept as checked, whatever
+    their fields say: the cache never looks inside a manifest."""
+
+    def __init__(self, registry: SchemaRegistry) -> None:
+        self.registry = registry
+        self._files: dict[Path, tuple[Hashable, FileChecked]] = {}
+        self._context: tuple[str, str | None] | None = None
+        self._clean: _Clean | None = None
+        self.checked = 0
+        """Files read and validated so far (cache misses)."""
+        self.patched = 0
+        """Loads that patched the last clean one (the others checked across the whole set)."""
+
+    def load(
+        self,
+        files: Sequence[Path],
+        versions: Sequence[Hashable],
+        found: Sequence[Problem],
+        variables: tuple[Mapping[str, Any], str],
+        read: Reader,
+    ) -> Loaded:
+        """What load() returns for these files (raising as it does), reusing unchanged files."""
+        prefix = _working_prefix()
+        if self._context != (variables[1], prefix):
+            self._files.clear()
+            self._clean = None
+            self._context = (variables[1], prefix)
+        if self._clean is not None and not found:
+            loaded = self._patch(files, versions, variables[0], read, prefix)
+            if loaded is not None:
+                self.patched += 1
+                return loaded
+        self._clean = None
+        enabled = gc.isenabled()
+        gc.disable()  # as load(): many small objects that hold no cycles
+        try:
+            results = self._check(files, versions, variables[0], read, prefix)
+        finally:
+            if enabled:
+                gc.enable()
+        problems = [_relabel(p, _shown(p.path, prefix)) for p in found]
+        problems.extend(p for r in results for p in r.problems)
+        space, more = assemble(c for r in results for c in r.checked)
+        problems.extend(more)
+        loaded = _loaded(space, problems, len(files))
+        if not problems:
+            self._clean = _clean_of(files, versions, results)
+        return loaded
+
+    def _patch(
+        self,
+        files: Sequence[Path],
+        versions: Sequence[Hashable],
+        variables: Mapping[str, Any],
+        read: Reader,
+        prefix: str | None,
+    ) -> Loaded | None:
+        """The last clean load with the changed files patched in; None when it cannot be."""
+        assert self._clean is not None
+        delta = _delta(self._clean, files, versions)
+        if delta is None:
+            return None
+        changed, gone = delta
+        old = self._clean
+        clean = _Clean(
+            tuple(files),
+            tuple(versions),
+            dict(old.named),
+            dict(old.models),
+            dict(old.datasets),
+            dict(old.endpoints),
+        )
+        for path in [*gone, *(p for p, _ in changed)]:
+            entry = self._files.pop(path, None)
+            if entry is not None:
+                clean.drop(path, entry[1])
+        fits = True
+        for path, version in changed:
+            result = _check_file(path, self.registry, variables, read, prefix)
+            self.checked += 1
+            if version is not None:
+                self._files[path] = (version, result)
+            fits = clean.add(path, result) and fits
+        endpoints = [e for defined in clean.endpoints.values() for e in defined]
+        if not fits or check_set([], endpoints, []):
+            return None
+        self._clean = clean
+        return clean.loaded()
+
+    def _check(
+        self,
+        files: Sequence[Path],
+        versions: Sequence[Hashable],
+        variables: Mapping[str, Any],
+        read: Reader,
+        prefix: str | None,
+    ) -> list[FileChecked]:
+        kept: dict[Path, tuple[Hashable, FileChecked]] = {}
+        results = []
+        for path, version in zip(files, versions, strict=True):
+            entry = self._files.get(path)
+            if entry is None or version is None or entry[0] != version:
+                entry = (version, _check_file(path, self.registry, variables, read, prefix))
+                self.checked += 1
+            if version is not None:
+                kept[path] = entry
+            results.append(entry[1])
+        self._files = kept
+        return results
+
+
+def _check_file(
+    path: Path, registry: SchemaRegistry, variables: Mapping[str, Any], read: Reader, prefix: str | None
+) -> FileChecked:
+    problems: list[Problem] = []
+    documents = _documents(path, variables, read, prefix, problems)
+    return FileChecked(tuple(problems), tuple(check_document(doc, registry) for doc in documents))
+
+
+def _documents(
+    path: Path, variables: Mapping[str, Any], read: Reader, prefix: str | None, problems: list[Problem]
+) -> list[manifest_files.Document]:
+    """One file's documents as every output names them, with their variables substituted; the
+    problems of reading and substituting go to `problems`."""
+    docs, file_problems = read(path)
+    label = _shown(str(path), prefix)
+    if label != str(path):  # what every output shows; the file was read by its own path
+        docs = [dataclasses.replace(doc, path=label) for doc in docs]
+        file_problems = [_relabel(p, label) for p in file_problems]
+    problems.extend(file_problems)
+    documents = []
+    for doc in docs:
+        if not doc.has_variables:  # most documents: nothing to substitute, skip the walk
+            documents.append(doc)
+            continue
+        value, var_problems = substitute(doc.value, variables)
+        for field_path, message in var_problems:
+            line, column = doc.where(field_path)
+            problems.append(Problem(doc.path, line, column, ".".join(map(str, field_path)), message))
+        if not var_problems:
+            documents.append(dataclasses.replace(doc, value=value))
+    return documents
+
+
+def _loaded(space: Space, problems: list[Problem], files: int) -> Loaded:
+    """The valid set, or InvalidManifests with every problem, sorted."""
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = tuple(p for p in problems if p.severity == "warning")
+    if errors:
+        raise InvalidManifests(sorted(problems, key=lambda p: (p.path, p.line, p.column)))
+    return Loaded(tuple(space.models), warnings, files, tuple(space.datasets), tuple(space.endpoints))
 
 
 def _working_prefix() -> str | None:

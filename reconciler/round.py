@@ -60,6 +60,8 @@ class Observed:
     kinds: Plan = field(default_factory=Plan)
     """Datasets, endpoints and policies (empty when neither the manifests nor the plan need them)."""
     space: SpaceObserved | None = None
+    offered: tuple[str, ...] | None = None
+    """The model types the server offers, when read (the dtype check)."""
 
     @property
     def whole(self) -> Plan:
@@ -119,28 +121,30 @@ def observe_and_plan(
     endpoints: Sequence[EndpointManifest] = (),
     replace_names: frozenset[str] = frozenset(),
     replace_all: bool = False,
+    kept: tuple[Mapping[str, RemoteModel], tuple[str, ...] | None] | None = None,
+    planner: Callable[..., Plan] = make_plan,
 ) -> Observed:
-    """Verify the tenant and dtypes, read the server's state in one list call, and plan."""
-    client.check_tenant()
-    if check_server_types and manifests:
-        offered = [t.name for t in client.list_types()]
-        check_types(manifests, offered, client.base_url)
-    observed = {m.name: m for m in client.list_models()}
+    """Verify the tenant and dtypes, read the server's state in one list call, and plan.
+
+    `kept` (the watch daemon's FILES rounds only, watch_cache.py): the models and types a
+    previous round read, planned against instead of reading them again; the other kinds are
+    read as ever. `planner`: plan.plan, or what plans as it does (watch_cache.ModelPlans)."""
+    observed, offered = _read_models(client, manifests, check_server_types=check_server_types, kept=kept)
     scope = scope or Scope(adopt=adopt, prune=prune)
     check_selected(client, scope, [*manifests, *datasets], endpoints, observed)
-    the_plan = make_plan(manifests, observed, facts=registry.facts, scope=scope)
+    the_plan = planner(manifests, observed, facts=registry.facts, scope=scope)
     # datasets, endpoints and policies are read when manifests name some, when a model delete or
     # replace must be guarded, and with --prune: the last dataset or endpoint manifest removed is a
     # prune of what this owner has on the server, not nothing to do
     if not datasets and not endpoints and not _guarded(the_plan) and not scope.prune:
-        return Observed(the_plan, observed)
+        return Observed(the_plan, observed, offered=offered)
     try:
         space = observe_kinds(client, datasets, endpoints, observed)
     except ServerError as exc:
         # read only to guard or prune: a server without these routes has no datasets or endpoints
         if datasets or endpoints or exc.status not in (404, 405):
             raise
-        return Observed(the_plan, observed)
+        return Observed(the_plan, observed, offered=offered)
     kinds = plan_kinds(
         datasets,
         endpoints,
@@ -151,7 +155,27 @@ def observe_and_plan(
         replace_all=replace_all,
     )
     the_plan, kinds = mark_blocked(the_plan, kinds, space, names=replace_names, every=replace_all)
-    return Observed(the_plan, observed, kinds, space)
+    return Observed(the_plan, observed, kinds, space, offered)
+
+
+def _read_models(
+    client: SpaceClient,
+    manifests: Sequence[Manifest],
+    *,
+    check_server_types: bool,
+    kept: tuple[Mapping[str, RemoteModel], tuple[str, ...] | None] | None,
+) -> tuple[Mapping[str, RemoteModel], tuple[str, ...] | None]:
+    """(the models by name, the types offered when read): the tenant checked and the dtypes
+    checked, then the models listed; what was kept is not read again."""
+    if kept is None:
+        client.check_tenant()
+    offered = kept[1] if kept is not None else None
+    if check_server_types and manifests:
+        if offered is None:
+            offered = tuple(t.name for t in client.list_types())
+        check_types(manifests, list(offered), client.base_url)
+    observed = kept[0] if kept is not None else {m.name: m for m in client.list_models()}
+    return observed, offered
 
 
 def _guarded(plan: Plan) -> bool:
@@ -328,6 +352,8 @@ def selected_count(
     endpoints: Sequence[EndpointManifest],
 ) -> int:
     """How many manifests of every kind the run's selection takes (0: the empty-set guard)."""
+    if scope.selection.everything:
+        return len(models) + len(datasets) + len(endpoints)
     chosen = sum(1 for m in (*models, *datasets) if scope.selection.selects(m.name, m.dtype, m.tags))
     return chosen + sum(1 for e in endpoints if scope.selection.selects(e.slug, "endpoint", e.tags))
 

@@ -2,25 +2,29 @@
 
 `WorkTree` is the folder, with a parse cache keyed by path + stat (+ content hash when the stat
 cannot be trusted); `GitHead` is the files committed at HEAD (`--git`), cached by blob id.
-`ManifestLoader` runs `loading.load()` over either, and reuses the whole result while nothing
-changed, so a resync over 10,000 unchanged manifests costs a directory walk and a stat per file.
+`ManifestLoader` loads over either as `loading.load()` would, reading and validating again only
+the files that changed (loading.FileChecks), and reuses the whole result while nothing changed, so
+a resync over 10,000 unchanged manifests costs a directory walk and a stat per file, and a round
+after one saved file also validates that one file.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
+import stat as stat_mode
 import subprocess
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from reconciler import manifests as manifest_files
 from reconciler.errors import InvalidManifests, ReconcilerError
-from reconciler.loading import Loaded, load, load_variables
+from reconciler.loading import FileChecks, Loaded, load_variables
 from reconciler.manifests import Document
 from reconciler.model import Problem
 from reconciler.schemas import SchemaRegistry
@@ -46,6 +50,14 @@ class Source(Protocol):
     def read(self, path: Path) -> Parsed: ...
     def watch_paths(self, roots: Sequence[Path]) -> list[Path]: ...
     def keep(self, path: str) -> bool: ...
+    def note(self, paths: Iterable[str]) -> None: ...
+
+
+def noted(source: Source, batches: Iterable[set[str]]) -> Iterator[set[str]]:
+    """The change batches, each told to `source` first (WorkTree.note) as the round's scan needs it."""
+    for batch in batches:
+        source.note(batch)
+        yield batch
 
 
 RACY_NS = 2_000_000_000  # within this of a file's mtime/ctime we do not trust stat alone (coarse clocks)
@@ -74,16 +86,75 @@ class WorkTree:
         self._clock = clock
         self._entries: dict[Path, _Entry] = {}
         self._seen: dict[Path, tuple[int, int, int, int] | None] = {}
+        self._versions: dict[Path, Hashable] = {}
+        self._noted: set[str] = set()
+        self._last: tuple[tuple[Path, ...], Listing, set[str], list[str]] | None = None
+        """(roots, the last listing, its folders, its files as text) when a noted batch may
+        update it in place."""
         self.parsed = 0
         """Files parsed so far (cache misses)."""
+        self.walks = 0
+        """Full scans (a walk of every folder and a stat of every file) so far."""
+
+    def note(self, paths: Iterable[str]) -> None:
+        """Changed paths (a watch batch): the next scan re-stats only them when it can."""
+        self._noted.update(paths)
 
     def scan(self, roots: Sequence[Path]) -> Listing:
+        """Every manifest below `roots`, with its version. After a noted batch of manifest files
+        that are there, in folders the last walk listed (no symlink, no dot-path, no new folder,
+        nothing gone), only those files are stat'ed again, and the listing is what a walk would
+        find; anything else walks it all."""
+        noted, self._noted = self._noted, set()
+        last = self._last
+        if noted and last is not None and last[0] == tuple(roots):
+            placed = [_placed(path, roots, last[2]) for path in sorted(noted)]
+            if all(label is not None for label in placed):
+                return self._rescan(last, [label for label in placed if label is not None])
+        return self._walk(roots)
+
+    def _walk(self, roots: Sequence[Path]) -> Listing:
+        self.walks += 1
         files, problems = manifest_files.find_files(roots)
         self._seen = {path: self._stat_key(path) for path in files}
         for gone in self._entries.keys() - self._seen.keys():
             del self._entries[gone]
-        versions = tuple(self._version(path, key) for path, key in self._seen.items())
-        return Listing(tuple(files), tuple(problems), versions)
+        self._versions = {path: self._version(path, key) for path, key in self._seen.items()}
+        listing = Listing(tuple(files), tuple(problems), tuple(self._versions.values()))
+        labels = [str(path) for path in files]
+        # a listing is updated in place only when it has no problem and is in the order a walk sorts
+        trusted = not problems and labels == sorted(labels)
+        folders = {os.path.dirname(x) for x in labels}
+        self._last = (tuple(roots), listing, folders, labels) if trusted else None
+        return listing
+
+    def _rescan(
+        self, last: tuple[tuple[Path, ...], Listing, set[str], list[str]], labels: list[str]
+    ) -> Listing:
+        """The last listing with the noted files stat'ed again: added, changed or gone."""
+        files, names, versions = list(last[1].files), list(last[3]), list(last[1].versions)
+        for label in labels:
+            at = bisect.bisect_left(names, label)
+            present = at < len(names) and names[at] == label
+            path = files[at] if present else Path(label)
+            if os.path.lexists(label):
+                key = self._stat_key(path)
+                self._seen[path] = key
+                self._versions[path] = version = self._version(path, key)
+                if present:
+                    versions[at] = version
+                else:
+                    names.insert(at, label)
+                    files.insert(at, path)
+                    versions.insert(at, version)
+            elif present:
+                del names[at], files[at], versions[at]
+                self._seen.pop(path, None)
+                self._versions.pop(path, None)
+                self._entries.pop(path, None)
+        fresh = Listing(tuple(files), (), tuple(versions))
+        self._last = (last[0], fresh, last[2], names)
+        return fresh
 
     def _stat_key(self, path: Path) -> tuple[int, int, int, int] | None:
         try:
@@ -130,6 +201,35 @@ class WorkTree:
 
     def keep(self, path: str) -> bool:
         return manifest_filter(path)
+
+
+def _placed(path: str, roots: Sequence[Path], folders: set[str]) -> str | None:
+    """A noted path as a walk of `roots` names it, when a scan may stat it alone: a manifest file
+    that is there, in a folder the last walk listed, below a folder root, with no dot in its way
+    and no symlink; otherwise None (walk it all).
+
+    A path that is gone walks it all: it may be a file moved into a folder made in the same
+    instant, whose own event the watcher can miss (it watches a new folder only once it exists),
+    and only a walk finds it there."""
+    if not manifest_filter(path):
+        return None
+    absolute = os.path.abspath(path)
+    for root in roots:
+        base = os.path.abspath(root)
+        if not absolute.startswith(base + os.sep):
+            continue
+        rel = absolute[len(base) + 1 :]
+        if any(part.startswith(".") for part in rel.split(os.sep)):
+            return None
+        label = str(root / rel)
+        if os.path.dirname(label) not in folders:
+            return None
+        try:
+            mode = os.lstat(label).st_mode
+        except OSError:
+            return None
+        return label if stat_mode.S_ISREG(mode) else None
+    return None
 
 
 class GitHead:
@@ -211,6 +311,9 @@ class GitHead:
     def read(self, path: Path) -> Parsed:
         return self._parsed[(path, self._seen[path])]
 
+    def note(self, paths: Iterable[str]) -> None:
+        """A commit is read whole (its blobs are cached by id): nothing to note."""
+
     def watch_paths(self, roots: Sequence[Path]) -> list[Path]:
         return list(self.git_dirs)
 
@@ -261,9 +364,12 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 class ManifestLoader:
-    """`loading.load()` over a Source; while no file changed, the last result is reused whole.
+    """`loading.load()` over a Source, file by file (loading.FileChecks): a file is read and
+    validated again only when its version changed; while no file changed, the last result is
+    reused whole.
 
-    The --var-files are read again every round (they are small), so editing one is a change too.
+    The --var-files are read again every round (they are small), so editing one is a change too
+    (and drops every file's checks: `variables_key` tells the round it changed).
     """
 
     def __init__(
@@ -278,22 +384,21 @@ class ManifestLoader:
         self.registry = registry
         self.source = source
         self.var_files = list(var_files)
+        self.checks = FileChecks(registry)
+        self.variables_key: str | None = None
+        """The variables of the last call (JSON): a round's kept server view names them."""
         self._last: tuple[Hashable, Loaded | InvalidManifests] | None = None
 
     def __call__(self) -> tuple[Loaded, str | None]:
         variables = load_variables(self.var_files)
         listing = self.source.scan(self.roots)
         var_key = json.dumps(variables, sort_keys=True, default=str)
+        self.variables_key = var_key
         key = (listing.files, listing.versions, listing.problems, var_key)
         if self._last is None or self._last[0] != key:
             try:
-                result: Loaded | InvalidManifests = load(
-                    self.roots,
-                    self.registry,
-                    variables=variables,
-                    read=self.source.read,
-                    find=lambda roots: (list(listing.files), list(listing.problems)),
-                    parallel=False,
+                result: Loaded | InvalidManifests = self.checks.load(
+                    listing.files, listing.versions, listing.problems, (variables, var_key), self.source.read
                 )
             except InvalidManifests as exc:
                 result = exc

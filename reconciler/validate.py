@@ -253,24 +253,39 @@ class Space:
     endpoints: list[EndpointManifest] = field(default_factory=list)
 
 
+Checked = tuple[Document, "Manifest | EndpointManifest | None", tuple[Problem, ...]]
+"""One document validated on its own: the document, what it is (None when invalid), its problems."""
+
+
+def check_document(doc: Document, registry: SchemaRegistry) -> Checked:
+    """One document of any kind, on its own: the part of validate_space a cache may keep per file."""
+    if isinstance(doc.value, dict) and doc.value.get("kind") == "Endpoint":
+        endpoint, endpoint_problems = validate_endpoint(doc)
+        return doc, endpoint, tuple(endpoint_problems)
+    manifest, doc_problems = _validate_one(doc, registry)
+    return doc, manifest, tuple(doc_problems)
+
+
 def validate_space(documents: Sequence[Document], registry: SchemaRegistry) -> tuple[Space, list[Problem]]:
     """Every document of every kind, and every problem found (names unique per kind)."""
+    return assemble(check_document(doc, registry) for doc in documents)
+
+
+def assemble(checked: Iterable[Checked]) -> tuple[Space, list[Problem]]:
+    """Documents checked one by one (check_document) as one space: names unique per kind, and
+    the endpoints' checks across the set."""
     space = Space()
     problems: list[Problem] = []
     first_seen: dict[tuple[str, str], Manifest] = {}
-    for doc in documents:
-        if isinstance(doc.value, dict) and doc.value.get("kind") == "Endpoint":
-            endpoint, endpoint_problems = validate_endpoint(doc)
-            problems.extend(endpoint_problems)
-            if endpoint is not None:
-                space.endpoints.append(endpoint)
-            continue
-        manifest, doc_problems = _validate_one(doc, registry)
+    for doc, item, doc_problems in checked:
         problems.extend(doc_problems)
-        if manifest is None:
+        if item is None:
             continue
-        if (manifest.kind, manifest.name) in first_seen:
-            other = first_seen[(manifest.kind, manifest.name)]
+        if isinstance(item, EndpointManifest):
+            space.endpoints.append(item)
+            continue
+        if (item.kind, item.name) in first_seen:
+            other = first_seen[(item.kind, item.name)]
             line, column = doc.where(("name",))
             problems.append(
                 Problem(
@@ -278,12 +293,12 @@ def validate_space(documents: Sequence[Document], registry: SchemaRegistry) -> t
                     line,
                     column,
                     "name",
-                    f"`{manifest.name}` is also defined at {other.source}; names must be unique",
+                    f"`{item.name}` is also defined at {other.source}; names must be unique",
                 )
             )
             continue
-        first_seen[(manifest.kind, manifest.name)] = manifest
-        (space.datasets if manifest.kind == "Dataset" else space.models).append(manifest)
+        first_seen[(item.kind, item.name)] = item
+        (space.datasets if item.kind == "Dataset" else space.models).append(item)
     problems.extend(check_set([], space.endpoints, []))
     return space, problems
 

@@ -9,6 +9,7 @@ The only `import watchfiles`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -170,6 +171,21 @@ def run(
     finally:
         beat.stopped()
     return rounds
+
+
+def settled(on_round: Callable[[RoundResult], None]) -> Callable[[RoundResult], None]:
+    """`on_round`, after the daemon's heap is settled: what survives a round lives long (the kept
+    manifests, checks and server view, watch_cache.py), so it is put out of the cyclic GC's sight
+    (`gc.freeze`), or each full collection walks 10,000 manifests' objects again (a resync took
+    2 s instead of 0.7 s with them in sight). Young garbage is collected first; the objects hold
+    no cycles (loading.py pauses the GC for the same reason). Only for the daemon's process."""
+
+    def call(result: RoundResult) -> None:
+        gc.collect(1)
+        gc.freeze()
+        on_round(result)
+
+    return call
 
 
 def start(

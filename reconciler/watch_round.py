@@ -1,18 +1,22 @@
 """One watch round: `Reconciler` loads (through sources.py: a parse cache, or the files at git
 HEAD) → validates → resolves → observes → plans → applies, or only reports drift, and logs it all.
 
+Rounds are incremental (watch_cache.py): only changed files are read and validated again, only
+their manifests resolved again, and a FILES round plans against the server view the round before
+kept (updated by this daemon's own writes) instead of listing the server; every other round lists
+it afresh. The invariant, named there: the kept view is never trusted across a resync, a failed
+write, an error, a restart or a change of server, tenant, owner or variables.
+
 The loop that calls it, and the values it returns (RoundResult, RoundStatus, Trigger), are in
 watch.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,25 +36,15 @@ from reconciler.kinds.plan import plan_kinds
 from reconciler.loading import Loaded
 from reconciler.model import ApplyReport, Change, Manifest, Op, Outcome, Plan, Result
 from reconciler.plan import PlanOptions, Scope
-from reconciler.references import resolve_secrets
 from reconciler.round import Observed, observe_and_plan, observe_kinds, selected_count
 from reconciler.schemas import SchemaRegistry
 from reconciler.states import STATES, object_states
 from reconciler.watch import RoundResult, RoundStatus, Trigger, WatchSettings, event
+from reconciler.watch_cache import REFRESH_MAX, Context, KeptView, ModelPlans, Resolved, set_digest
 
 # The daemon's one logger, as before this module was split from watch.py (cli/watch.py logs under
 # it too): whoever configures or filters the daemon's logs by name keeps seeing every round line.
 log = logging.getLogger("reconciler.watch")
-
-
-def desired_digest(manifests: Sequence[Manifest]) -> str:
-    """What would be sent to the server, and each manifest's lifecycle (a change of it may allow a
-    held replace); compared, never shown (it covers resolved secrets)."""
-    bodies = sorted(
-        ({**m.create_body(), "kind": m.kind, "lifecycle": m.replace_policy} for m in manifests),
-        key=lambda b: (str(b["kind"]), str(b["name"])),
-    )
-    return hashlib.sha256(json.dumps(bodies, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -113,13 +107,21 @@ class Reconciler:
         """Digest of the desired state the server was last known to match (None: unknown)."""
         self.applied_commit: str | None = None
         self._announced: str | None = None
+        self._resolved = (Resolved(), Resolved())  # models, datasets
+        self._view: KeptView | None = None
+        self.plans = ModelPlans()
+        """The server as the last round left it (watch_cache.py: when it may be trusted)."""
+        self.listed = 0
+        """Rounds that listed the server (the others planned against the kept view)."""
+        self._on_view = False
 
     def __call__(self, trigger: Trigger) -> RoundResult:
         start = time.monotonic()
         objects: dict[str, dict[str, int]] = {}
         commit: str | None = None
+        self._on_view = False
         try:
-            status, message, objects, commit = self._round()
+            status, message, objects, commit = self._round(trigger)
         except InvalidManifests as exc:
             for p in exc.problems:
                 level = logging.WARNING if p.severity == "warning" else logging.ERROR
@@ -163,14 +165,16 @@ class Reconciler:
                 models=dict(models),
                 objects={kind: dict(states) for kind, states in objects.items()},
                 commit=commit,
+                kept_view=self._on_view,
             ),
         )
         return result
 
-    def _round(self) -> tuple[RoundStatus, str, dict[str, dict[str, int]], str | None]:
+    def _round(self, trigger: Trigger) -> tuple[RoundStatus, str, dict[str, dict[str, int]], str | None]:
         desired = self._desired()
         s = self.settings
         scope = s.plan.scope(s.owner)
+        kept = self._trusted(trigger)
         observed = observe_and_plan(
             self.client,
             desired.manifests,
@@ -180,7 +184,11 @@ class Reconciler:
             endpoints=desired.loaded.endpoints,
             replace_names=frozenset(s.plan.replace),
             replace_all=s.plan.replace_all,
+            kept=None if kept is None else (kept.models, kept.offered),
+            planner=self.plans,
         )
+        self.listed += kept is None
+        self._on_view = kept is not None
         whole = observed.whole
         write = desired.digest != self.applied or s.self_heal
         report = self._write(desired, observed, scope) if write else None
@@ -190,7 +198,41 @@ class Reconciler:
         summary = _summary(objects, report, drift_left=not write and any(c.writes for c in whole.changes))
         if failed:
             return RoundStatus.FAILED, f"{failed} write(s) failed: {summary}", objects, desired.commit
+        self._view = self._kept(observed, report)
         return RoundStatus.OK, summary, objects, desired.commit
+
+    def _context(self) -> Context:
+        variables = getattr(self.loader, "variables_key", None)
+        return (self.client.base_url, self.client.tenant, self.settings.owner, variables)
+
+    def _trusted(self, trigger: Trigger) -> KeptView | None:
+        """The kept view, when this round may plan against it (THE INVARIANT, watch_cache.py):
+        only a FILES round, under the same server, tenant, owner and variables. It is taken
+        either way: only a round that ends well keeps a view again."""
+        view, self._view = self._view, None
+        if trigger is not Trigger.FILES or view is None or view.context != self._context():
+            return None
+        return view
+
+    def _kept(self, observed: Observed, report: ApplyReport | None) -> KeptView | None:
+        """The view the next FILES round may plan against: what this round saw, with each model it
+        wrote read back by name; None when the apply was interrupted or wrote too many to read."""
+        models = dict(observed.models)
+        if report is not None:
+            if report.interrupted:
+                return None
+            written = {
+                o.name for o in report.outcomes if o.kind == "Model" and o.result is not Result.SKIPPED
+            }
+            if len(written) > REFRESH_MAX:
+                return None
+            for name in sorted(written):
+                remote = self.client.get_model(name)
+                if remote is None:
+                    models.pop(name, None)
+                else:
+                    models[name] = remote
+        return KeptView(self._context(), models, observed.offered)
 
     def _settle(self, desired: Desired, report: ApplyReport | None) -> int:
         """After a writing round: the server matches `desired` unless a write failed or the apply
@@ -210,18 +252,19 @@ class Reconciler:
         desired state's warnings and notes are logged once, not every round."""
         loaded, commit = self.loader()
         placeholders = self.settings.placeholders
-        manifests, notes = resolve_secrets(loaded.manifests, os.environ, placeholders=placeholders)
-        datasets, more = resolve_secrets(loaded.datasets, os.environ, placeholders=placeholders)
-        digest = desired_digest(manifests)
-        if datasets or loaded.endpoints:  # every kind counts; a models-only digest is unchanged
-            digest = desired_digest([*manifests, *datasets]) + repr(sorted(map(repr, loaded.endpoints)))
+        models, datasets = self._resolved
+        manifests, notes, digests = models(loaded.manifests, os.environ, placeholders=placeholders)
+        resolved, more, more_digests = datasets(loaded.datasets, os.environ, placeholders=placeholders)
+        digest = set_digest({**digests, **more_digests})
+        if loaded.endpoints:  # every kind counts
+            digest += repr(sorted(map(repr, loaded.endpoints)))
         if digest != self._announced:
             self._announced = digest
             for p in loaded.warnings:
                 log.warning("%s", p, extra=event("problem", **p.as_dict()))
             for note in (*notes, *more):
                 log.warning("%s", note, extra=event("note"))
-        return Desired(loaded, manifests, datasets, digest, commit)
+        return Desired(loaded, manifests, resolved, digest, commit)
 
     def _write(self, desired: Desired, observed: Observed, scope: Scope) -> ApplyReport | None:
         """Apply every kind's plan, within the deletion limits; None when nothing needs a write."""

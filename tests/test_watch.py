@@ -14,12 +14,12 @@ import httpx
 import pytest
 import watchfiles
 
-from reconciler import sources
+from reconciler import watch
 from reconciler.apply import ApplyOptions
 from reconciler.backoff import Backoff
 from reconciler.cli.watch import JsonFormatter
 from reconciler.client import SpaceClient
-from reconciler.errors import LockHeld, ServerError
+from reconciler.errors import InvalidManifests, LockHeld, ServerError
 from reconciler.lock import space_lock
 from reconciler.metrics import DaemonMetrics, MetricsServer
 from reconciler.model import Change, FieldDiff, Op, Outcome, Plan, Result
@@ -225,26 +225,33 @@ def registry():
 
 
 def test_unchanged_files_are_not_parsed_again_and_an_unchanged_folder_is_not_validated_again(
-    tmp_path, registry, monkeypatch
+    tmp_path, registry
 ):
     for name in "abc":
         (tmp_path / f"{name}.yaml").write_text(model(name))
-    loads = []
-    real_load = sources.load
-    monkeypatch.setattr(sources, "load", lambda *a, **k: loads.append(1) or real_load(*a, **k))
     tree = WorkTree()
     loader = ManifestLoader([tmp_path], registry, tree)
     loaded, commit = loader()
     assert [m.name for m in loaded.manifests] == ["a", "b", "c"] and commit is None
-    assert tree.parsed == 3 and len(loads) == 1
-    assert loader()[0] is loaded and tree.parsed == 3 and len(loads) == 1
+    assert tree.parsed == 3 and loader.checks.checked == 3
+    assert loader()[0] is loaded and tree.parsed == 3 and loader.checks.checked == 3
 
     (tmp_path / "b.yaml").write_text(model("b", summary="new and longer"))
     loaded = loader()[0]
-    assert tree.parsed == 4 and len(loads) == 2
-    assert [m.summary for m in loaded.manifests] == ["", "new and longer", ""]
+    assert tree.parsed == 4 and loader.checks.checked == 4  # only b is read and validated again
+    assert loader.checks.patched == 1  # into the last load: no check across the whole set
+    assert sorted((m.name, m.summary) for m in loaded.manifests) == [
+        ("a", ""),
+        ("b", "new and longer"),
+        ("c", ""),
+    ]
     (tmp_path / "c.yaml").unlink()
     assert [m.name for m in loader()[0].manifests] == ["a", "b"] and tree.parsed == 4
+    assert loader.checks.checked == 4
+    (tmp_path / "d.yaml").write_text(model("a"))  # a clash across files is found with one file read
+    with pytest.raises(InvalidManifests) as raised:
+        loader()
+    assert "names must be unique" in str(raised.value.problems[0]) and loader.checks.checked == 5
 
 
 def fake_stat(size):
@@ -700,3 +707,15 @@ def test_every_kind_is_named_by_kind_and_name_and_drift_says_what_would_undo_it(
     # an outcome names its object as the plan does
     assert Outcome("bot/x", Op.DELETE, Result.DELETED, kind="Policy").label == "policy bot/x"
     assert Outcome("m", Op.CREATE, Result.CREATED).label == "model m"
+
+
+def test_after_each_round_the_daemon_puts_what_survived_out_of_the_collectors_sight():
+    import gc
+
+    seen = []
+    on_round = watch.settled(seen.append)
+    try:
+        on_round(RoundResult(FILES, OK, 0.0))
+        assert seen == [RoundResult(FILES, OK, 0.0)] and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -134,7 +134,7 @@ def watch(
     from reconciler.apply import ApplyOptions
     from reconciler.liveness import Heartbeat
     from reconciler.project import check_prune_scope
-    from reconciler.sources import GitHead, ManifestLoader, WorkTree
+    from reconciler.sources import GitHead, ManifestLoader, WorkTree, noted
     from reconciler.watch_round import Reconciler, log_wait
 
     options = plan_options_from(kw)
@@ -209,6 +209,7 @@ def watch(
             step_ms=step_ms,
             on_tick=lambda: heartbeat.beat("waiting", idle_silence),
         )
+        batches = noted(source, batches)  # a round after a batch stats only its files
         watched = ", ".join(str(p) for p in roots) + (" (at git HEAD)" if use_git else "")
         log.info(
             "watching %s for %s",
@@ -230,7 +231,7 @@ def watch(
             reconciler,
             stop,
             backoff=backoff,
-            on_round=on_round,
+            on_round=daemon.settled(on_round),
             heartbeat=heartbeat,
             round_silence=daemon.request_budget(timeout=settings.timeout, retries=settings.retries),
             idle_silence=idle_silence,
@@ -364,6 +365,7 @@ class _SpaceLoop:
     def __call__(self, batches: Iterator[set[str]]) -> None:
         from reconciler import spaces
         from reconciler import watch as daemon
+        from reconciler.sources import noted
 
         shared, name = self.shared, self.spec.name
         opened = daemon.start(
@@ -399,11 +401,11 @@ class _SpaceLoop:
                 settings=dataclasses.replace(shared.settings, owner=instance.owner),
             )
             daemon.run(
-                batches,
+                noted(source, batches),  # its own Source: a round after a batch stats only its files
                 reconcile_once=spaces.bounded(shared.semaphore, reconciler),
                 stop=shared.stop,
                 backoff=shared.backoff,
-                on_round=shared.metrics.observer(name),
+                on_round=daemon.settled(shared.metrics.observer(name)),
                 heartbeat=self.heartbeat,
                 round_silence=shared.round_silence,
                 idle_silence=shared.idle_silence,
