@@ -165,9 +165,12 @@ def resolve(
     base_dir: Path | str,
     read: ReadFile = read_secret_file,
     path: FieldPath = (),
+    secrets: list[str] | None = None,
 ) -> tuple[Any, list[tuple[FieldPath, str]]]:
-    """Replace references by their values; problems name the variable or file, never a value."""
+    """Replace references by their values; problems name the variable or file, never a value.
+    `secrets` (when given) collects what the references gave: each variable's and file's value."""
     problems: list[tuple[FieldPath, str]] = []
+    given: list[str] = [] if secrets is None else secrets
 
     def visit(node: Any, where: FieldPath) -> Any:
         if isinstance(node, EnvRef):
@@ -180,6 +183,7 @@ def resolve(
                         problems.append((where, f"environment variable {text} is not valid UTF-8 text"))
                         continue
                     out.append(env[text])
+                    given.append(env[text])
                 else:
                     problems.append(
                         (where, f"environment variable {text} is not set; export it before plan/apply")
@@ -190,7 +194,9 @@ def resolve(
             if not target.is_absolute():
                 target = Path(os.path.normpath(Path(base_dir) / target))
             try:
-                return read(target).removesuffix("\n")
+                content = read(target).removesuffix("\n")
+                given.append(content)
+                return content
             except (OSError, UnicodeDecodeError) as exc:
                 reason = getattr(exc, "strerror", None) or type(exc).__name__
                 problems.append((where, f"cannot read secret file {target}: {reason}"))
@@ -214,9 +220,16 @@ def resolve_manifests(
             out.append(manifest)
             continue
         base = os.path.dirname(manifest.source.path)  # a Path only if a file reference needs it
+        given: list[str] = []
         configuration, errors = resolve(
-            dict(manifest.configuration), env=env, base_dir=base, read=read, path=("configuration",)
+            dict(manifest.configuration),
+            env=env,
+            base_dir=base,
+            read=read,
+            path=("configuration",),
+            secrets=given,
         )
+        redact.SCRUBBER.register(*given)
         for path, message in errors:
             field = ".".join(str(p) for p in path)
             top = ".".join(str(p) for p in path[:2])
@@ -230,7 +243,9 @@ def resolve_manifests(
                     f"{message} ({manifest.kind.lower()} `{manifest.name}`)",
                 )
             )
-        out.append(dataclasses.replace(manifest, configuration=configuration, resolved=True))
+        resolved = dataclasses.replace(manifest, configuration=configuration, resolved=True)
+        register_secrets([resolved], referenced=[k for k, v in manifest.configuration.items() if has_ref(v)])
+        out.append(resolved)
     return out, problems
 
 
@@ -265,7 +280,6 @@ def resolve_secrets(
         resolved, problems = resolve_manifests(manifests, env=base)
         if problems:
             raise InvalidManifests(problems)
-        register_secrets(resolved)
         return tuple(resolved), ()
     fake = _Placeholders(base)
 
@@ -279,7 +293,6 @@ def resolve_secrets(
     resolved, problems = resolve_manifests(manifests, env=fake, read=read)
     if problems:
         raise InvalidManifests(problems)
-    register_secrets(resolved)
     notes = tuple(
         f"warning: {what} is not available: the local sandbox gets a placeholder "
         "(a real server would refuse to plan)"
@@ -288,15 +301,18 @@ def resolve_secrets(
     return tuple(resolved), notes
 
 
-def register_secrets(manifests: Sequence[Manifest]) -> None:
-    """Every resolved secret value goes to the scrubber before anything is printed or sent:
-    fields filled from a reference, writeOnly fields, and keys named like secrets at any depth."""
+def register_secrets(manifests: Sequence[Manifest], *, referenced: Sequence[str] = ()) -> None:
+    """Every resolved secret value goes to the scrubber before anything is printed or sent: what
+    references gave (resolve_manifests registers it as it resolves), writeOnly fields whole, and
+    keys named like secrets at any depth. A field that is sensitive only because a reference sits
+    somewhere inside it (`referenced`) is still never printed, but its literal siblings (a
+    filter's `type: condition`) are not secrets, so they are not registered: else every
+    `condition` in every output would read `(redacted)`."""
     for manifest in manifests:
         for path, node in nodes(dict(manifest.configuration)):
             if not path:
                 continue
             key = path[-1]
-            if (len(path) == 1 and key in manifest.sensitive) or (
-                isinstance(key, str) and redact.looks_secret_key(key)
-            ):
+            whole = len(path) == 1 and key in manifest.sensitive and key not in referenced
+            if whole or (isinstance(key, str) and redact.looks_secret_key(key)):
                 redact.SCRUBBER.register_tree(node)

@@ -422,7 +422,15 @@ MD_VALUE_CHARS = 80
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= MD_VALUE_CHARS else text[: MD_VALUE_CHARS - 1] + "…"
+    """About MD_VALUE_CHARS, never cutting a `(sensitive)` mark: it is kept whole with its closing
+    quote (half a mark, or none, after a secret-looking key reads as a value to the scrubber)."""
+    if len(text) <= MD_VALUE_CHARS:
+        return text
+    end = MD_VALUE_CHARS - 1
+    mark = text.find(SENSITIVE, max(0, end - len(SENSITIVE)))
+    if mark != -1 and mark <= end + 3:  # cut in it, or between a key's `: "` and it
+        end = mark + len(SENSITIVE) + 1
+    return text[:end] + "…"
 
 
 def _md_changes(change: Change, allowed: frozenset[str] | bool) -> str:

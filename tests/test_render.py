@@ -1,6 +1,8 @@
 import json
 import re
 
+import pytest
+
 from reconciler import render
 from reconciler.model import OWNER_TAG, Manifest, RemoteModel, SourceLocation
 from reconciler.plan import plan
@@ -134,3 +136,16 @@ def test_a_saved_plan_carries_the_plan_json_of_its_version():
     from reconciler import render, saved_plan
 
     assert saved_plan.VERSION == render.JSON_VERSION
+
+
+@pytest.mark.parametrize("at", range(60, 90))
+def test_a_clipped_markdown_value_never_cuts_the_sensitive_mark(at):
+    from reconciler.redact import scrub
+    from reconciler.render import MD_VALUE_CHARS, SENSITIVE, _clip
+
+    text = "x" * at + f'"api_key": "{SENSITIVE}", ' + "y" * 40
+    clipped = _clip(text)
+    assert len(clipped) <= MD_VALUE_CHARS + len(SENSITIVE) + 5
+    body = clipped.removesuffix("…")
+    assert not any(body.endswith(SENSITIVE[:k]) for k in range(1, len(SENSITIVE)))
+    assert not body.endswith('"api_key": "') and scrub(clipped) == clipped

@@ -36,6 +36,20 @@ def kind_definitions(
             **envelope,
             "kind": {"const": "Dataset"},
             "dtype": {"description": "The dataset type.", "enum": list(datasets.dtypes)},
+            "selected_items": {
+                "description": "The items of the source this dataset serves (exact ids). Leave it out "
+                "to leave the picks on the server alone; [] means none.",
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "item_id": {"type": "string", "minLength": 1},
+                        "description": {"type": ["string", "null"]},
+                    },
+                    "required": ["item_id"],
+                    "additionalProperties": False,
+                },
+            },
         },
         "required": ["kind", "name", "dtype", "configuration"],
         "additionalProperties": False,
