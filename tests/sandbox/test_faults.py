@@ -182,7 +182,8 @@ def test_without_redaction_secrets_are_echoed(http):
 
 def test_a_reset_closes_the_connection_before_anything_is_processed(sandbox_factory, http):
     server = sandbox_factory(reset_rate=1.0)
-    with pytest.raises(httpx.RemoteProtocolError):
+    # closed without an answer: seen as a protocol error, or (the RST first, under load) a read error
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         http.post(MODELS, json=body("never"))
     assert server.model_count() == 0
     assert server.stats(by_status=True)["POST /api/v1/models/ reset"] == 1
