@@ -212,3 +212,28 @@ def test_a_published_flip_is_a_replace_with_the_policies_deleted_first(cli, mani
     ]
     assert api.get("/policies/").status_code == 200  # no orphan: the old policies went first
     assert "replaced endpoint support-bot" in run.out and run.out.count("deleted  policy support-bot/") == 2
+
+
+def test_the_watch_daemon_converges_declared_picks_and_never_wipes_ui_picks(
+    cli, manifest_dir, sandbox, api, daemons, tmp_path
+):
+    from .conftest import poll
+    from .test_watch_kinds import round_events
+
+    root = manifest_dir({"data.yaml": dataset(PICKS[:2]), "bare.yaml": dataset(name="bare")})
+    daemon = daemons(
+        root, "--server", sandbox.url, "--owner", "team", "--resync-interval", "0.5",
+        cwd=tmp_path, env={"WEAVIATE_KEY": WEAVIATE},
+    )  # fmt: skip
+    round_events(daemon, "startup")
+    ui = [{"item_id": "/ui/1", "description": "made in the UI"}]
+    assert api.post("/datasets/bare/selection", json={"items": ui}).status_code == 200
+    (root / "data.yaml").write_text(dataset(PICKS[1:4]))
+    poll(lambda: set(picks_on(api)) == {"/data/b.txt", "/data/c.txt", "/data/d.txt"}, "the saved picks")
+    round_events(daemon, "resync", since=daemon.mark())  # a whole round after the UI's pick
+    assert picks_on(api, "bare") == {"/ui/1": "made in the UI"}
+    assert selection_writes(sandbox) == {
+        "POST /api/v1/datasets/{name}/selection": 2,  # the UI's, then the daemon's one add
+        "DELETE /api/v1/datasets/{name}/selection": 1,
+    }
+    assert daemon.terminate() == 0 and "Traceback" not in daemon.log
