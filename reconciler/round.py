@@ -93,19 +93,24 @@ def observe_kinds(
         for slug, detail in zip(wanted, pool.map(kinds.get_endpoint, wanted), strict=True):
             if detail is not None:
                 endpoints_seen[slug] = detail
-    datasets_seen = {d.name: d for d in kinds.list_datasets()}
-    # a managed selection is compared whole: read it where the list's preview does not hold it all
-    unread = [
-        d.name
-        for d in datasets
-        if d.selected_items is not None
-        and d.name in datasets_seen
-        and datasets_seen[d.name].known_selection is None
-    ]
-    with ThreadPoolExecutor(max_workers=DETAIL_READS, thread_name_prefix="observe") as pool:
-        for name, picks in zip(unread, pool.map(kinds.selection, unread), strict=True):
-            datasets_seen[name] = datasets_seen[name].model_copy(update={"selection": picks})
+    listed_datasets = {d.name: d for d in kinds.list_datasets()}
+    # a managed selection is compared whole
+    managed = [d.name for d in datasets if d.selected_items is not None]
+    datasets_seen = with_selections(kinds, listed_datasets, managed)
     return SpaceObserved(datasets_seen, endpoints_seen, policies, models)
+
+
+def with_selections(
+    kinds: KindsClient, datasets: Mapping[str, RemoteDataset], names: Sequence[str]
+) -> dict[str, RemoteDataset]:
+    """`datasets` with the whole selection of each one `names` names that the list's three-pick
+    preview does not hold whole, read in parallel (observe and export alike)."""
+    out = dict(datasets)
+    unread = [name for name in names if name in out and out[name].known_selection is None]
+    with ThreadPoolExecutor(max_workers=DETAIL_READS, thread_name_prefix="selections") as pool:
+        for name, picks in zip(unread, pool.map(kinds.selection, unread), strict=True):
+            out[name] = out[name].model_copy(update={"selection": picks})
+    return out
 
 
 def observe_and_plan(
@@ -510,12 +515,11 @@ def _fingerprint(observed: Observed) -> str:
 
 
 def _selections(kinds: KindsClient, datasets: Sequence[RemoteDataset]) -> dict[str, tuple[Pick, ...]]:
-    """Every dataset's picks: the list's preview when it holds them all, else read (in parallel)."""
-    known = {d.name: d.known_selection for d in datasets}
-    unread = [name for name, picks in known.items() if picks is None]
-    with ThreadPoolExecutor(max_workers=DETAIL_READS, thread_name_prefix="export") as pool:
-        known.update(zip(unread, pool.map(kinds.selection, unread), strict=True))
-    return {name: tuple((p.item_id, p.description) for p in picks or ()) for name, picks in known.items()}
+    """Every dataset's picks (with_selections reads what the list's preview does not hold)."""
+    read = with_selections(kinds, {d.name: d for d in datasets}, [d.name for d in datasets])
+    return {
+        name: tuple((p.item_id, p.description) for p in d.known_selection or ()) for name, d in read.items()
+    }
 
 
 def export_space(client: SpaceClient, selectors: Sequence[Selector]) -> Export:
